@@ -1,0 +1,30 @@
+# Two entry points for a fresh machine: `make demo` runs a full release on the
+# local sandbox; `make test` runs every test tier. Both install what is missing.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install lint test test-fast demo
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(STAMP): $(BIN)/python requirements.txt requirements-dev.txt constraints.txt
+	$(BIN)/pip install --quiet -r requirements-dev.txt -c constraints.txt
+	touch $(STAMP)
+
+install: $(STAMP)
+
+lint: install
+	$(BIN)/ruff check .
+
+# Fast tiers first (unit, DAG policy, sandbox contracts), then the tiers that run
+# the DAG against a started sandbox and on real Airflow components.
+test: lint
+	$(BIN)/python -m pytest tests/unit tests/dags tests/sandbox
+	$(BIN)/python -m pytest tests/integration tests/e2e
+
+test-fast: lint
+	$(BIN)/python -m pytest tests/unit tests/dags tests/sandbox

@@ -1,0 +1,1 @@
+"""The local sandbox: every external system of a release on one machine."""

@@ -1,0 +1,66 @@
+"""Injected faults, shared by every emulator of the sandbox.
+
+A fault is a kind plus matchers and settings, for example
+``{"kind": "error_rate", "version": "v1.1.0", "percent": 30}``. It applies to a
+request when every matcher the fault names (``version``, ``colour``, ``check``,
+``service``, ``branch``, ``stack``) equals the request's own value; a fault that
+names no matcher applies to every request of its kind.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from typing import Any
+
+KINDS = frozenset(
+    {
+        "smoke_failure",  # matchers: version|colour, check
+        "error_rate",  # matchers: version|colour; settings: percent
+        "latency",  # matchers: version|colour; settings: ms
+        "amplify_job_failure",  # matchers: branch|version; settings: reason
+        "stack_update_failure",  # matchers: stack|version; settings: reason
+        "outage",  # matchers: service (github, slack, statuspage, smtp)
+    }
+)
+MATCHERS = frozenset({"version", "colour", "check", "service", "branch", "stack"})
+
+
+class Faults:
+    """A thread-safe registry of active faults."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._ids = itertools.count(1)
+        self._active: dict[int, dict[str, Any]] = {}
+
+    def add(self, kind: str, **fields: Any) -> int:
+        if kind not in KINDS:
+            raise ValueError(f"unknown fault kind {kind!r}; known: {sorted(KINDS)}")
+        with self._lock:
+            fault_id = next(self._ids)
+            self._active[fault_id] = {"id": fault_id, "kind": kind, **fields}
+            return fault_id
+
+    def remove(self, fault_id: int) -> bool:
+        with self._lock:
+            return self._active.pop(fault_id, None) is not None
+
+    def clear(self) -> None:
+        with self._lock:
+            self._active.clear()
+
+    def list(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [dict(f) for f in self._active.values()]
+
+    def find(self, kind: str, **context: Any) -> dict[str, Any] | None:
+        """The first active fault of ``kind`` whose matchers all equal ``context``."""
+        with self._lock:
+            for fault in self._active.values():
+                if fault["kind"] != kind:
+                    continue
+                matchers = {k: v for k, v in fault.items() if k in MATCHERS}
+                if all(context.get(k) == v for k, v in matchers.items()):
+                    return dict(fault)
+        return None

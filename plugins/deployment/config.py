@@ -1,0 +1,303 @@
+"""The per-environment release configuration: one YAML file, one typed model.
+
+Files live in ``include/config/<name>.yaml``. A file may name another with
+``extends:``; its keys are then merged over that file's (mappings merge
+key by key, everything else replaces). ``DEPLOYMENT_CONFIG`` selects the file
+by name or path; the default is ``production``.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+CONFIG_DIR = PROJECT_ROOT / "include" / "config"
+CONFIG_ENV_VAR = "DEPLOYMENT_CONFIG"
+DEFAULT_CONFIG = "production"
+
+Colour = Literal["blue", "green"]
+
+
+class ConfigError(ValueError):
+    """A configuration file that cannot be used, with the file and key at fault."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Connections(_Model):
+    aws: str
+    github: str
+    slack_team: str
+    slack_company: str
+    smtp: str
+    statuspage: str
+    app_blue: str
+    app_green: str
+
+    def app(self, colour: Colour) -> str:
+        return self.app_blue if colour == "blue" else self.app_green
+
+
+class GitHub(_Model):
+    repository: str = Field(pattern=r"^[\w.-]+/[\w.-]+$")
+    staging_workflow: str
+    rc_tag_prefix: str = "rc-"
+
+
+class Artifacts(_Model):
+    bucket: str = Field(min_length=3)
+    prefix: str = "deployments"
+
+
+class Stack(_Model):
+    name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9-]*$")
+    template: str
+    transform_locally: bool = False
+    parameters: dict[str, str] = {}
+    version_parameter: str
+    capabilities: list[str] = []
+    stateful_resource_types: list[str] = []
+
+    @property
+    def template_path(self) -> Path:
+        path = Path(self.template)
+        return path if path.is_absolute() else PROJECT_ROOT / path
+
+
+class DynamoDB(_Model):
+    tables: list[str] = Field(min_length=1)
+
+
+class Amplify(_Model):
+    app_id: str
+    branches: dict[Colour, str]
+    version_variable: str = "APP_VERSION"
+    environment_variables: dict[str, str] = {}
+
+    @model_validator(mode="after")
+    def _both_colours(self) -> Amplify:
+        if set(self.branches) != {"blue", "green"}:
+            raise ValueError("branches must name exactly a blue and a green branch")
+        if self.branches["blue"] == self.branches["green"]:
+            raise ValueError("the blue and green branches must differ")
+        return self
+
+
+class TrafficStep(_Model):
+    weight: int = Field(gt=0, le=100)
+    hold_seconds: int = Field(ge=0)
+
+
+class Traffic(_Model):
+    hosted_zone: str
+    record_name: str
+    record_type: Literal["A", "AAAA", "CNAME"] = "CNAME"
+    ttl: int = Field(default=60, gt=0)
+    steps: list[TrafficStep] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _steps_rise_to_100(self) -> Traffic:
+        weights = [step.weight for step in self.steps]
+        if weights != sorted(set(weights)):
+            raise ValueError(f"step weights must strictly increase, got {weights}")
+        if weights[-1] != 100:
+            raise ValueError(f"the last step must send 100 % of traffic, got {weights[-1]}")
+        return self
+
+
+class Metrics(_Model):
+    namespace: str
+    dimensions: dict[str, str]
+    staging_dimensions: dict[str, str]
+    requests_metric: str
+    errors_metric: str
+    latency_metric: str
+    period_seconds: int = Field(gt=0)
+    deployment_namespace: str
+
+
+class Alarms(_Model):
+    prefix: str
+
+
+class Thresholds(_Model):
+    error_rate_percent: float = Field(gt=0, le=100)
+    latency_ms: float = Field(gt=0)
+    traffic_band: tuple[float, float]
+    min_requests_per_poll: int = Field(ge=0)
+    insufficient_data: Literal["extend", "fail"]
+    max_insufficient_polls: int = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _band_ordered(self) -> Thresholds:
+        low, high = self.traffic_band
+        if not 0 <= low < 1 < high:
+            raise ValueError(f"traffic_band must be [low < 1, high > 1], got {list(self.traffic_band)}")
+        return self
+
+
+class Timings(_Model):
+    approval_timeout_seconds: int = Field(gt=0)
+    wait_timer_seconds: int = Field(ge=0)
+    poll_interval_seconds: int = Field(gt=0)
+    monitoring_seconds: int = Field(ge=0)
+    staging_window_seconds: int = Field(gt=0)
+    baseline_window_seconds: int = Field(gt=0)
+    stack_timeout_seconds: int = Field(gt=0)
+    amplify_timeout_seconds: int = Field(gt=0)
+
+    @property
+    def approval_timeout(self) -> timedelta:
+        return timedelta(seconds=self.approval_timeout_seconds)
+
+
+class Approver(_Model):
+    id: str = Field(min_length=1)
+    name: str
+
+
+class Approvals(_Model):
+    required: int = Field(ge=1)
+    approvers: list[Approver]
+
+    @model_validator(mode="after")
+    def _enough_people(self) -> Approvals:
+        ids = [a.id for a in self.approvers]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"approver ids must be unique, got {ids}")
+        # The author cannot approve, so one more person than required must exist.
+        if len(ids) < self.required + 1:
+            raise ValueError(
+                f"{self.required} approvals need at least {self.required + 1} approvers "
+                f"(the release author cannot approve), got {len(ids)}"
+            )
+        return self
+
+    def ids(self) -> list[str]:
+        return [a.id for a in self.approvers]
+
+
+class Notifications(_Model):
+    slack_team_channel: str
+    slack_company_channel: str
+    oncall_users: list[str] = []
+    stakeholder_emails: list[str] = Field(min_length=1)
+    email_from: str
+    incident_emails: list[str] = Field(min_length=1)
+    statuspage_page_id: str
+    statuspage_component_id: str
+    ui_base_url: str
+
+
+class SmokeCheck(_Model):
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    method: Literal["GET", "POST", "PUT"] = "GET"
+    path: str = Field(pattern=r"^/")
+    json_body: dict[str, Any] | None = Field(default=None, alias="json")
+    expect_status: int = 200
+    expect_json_key: str | None = None
+
+
+class SmokeTests(_Model):
+    timeout_seconds: float = Field(gt=0)
+    checks: list[SmokeCheck] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> SmokeTests:
+        names = [c.name for c in self.checks]
+        if len(set(names)) != len(names):
+            raise ValueError(f"smoke check names must be unique, got {names}")
+        return self
+
+
+class DeploymentConfig(_Model):
+    environment: str
+    application: str
+    region: str
+    connections: Connections
+    github: GitHub
+    artifacts: Artifacts
+    stack: Stack
+    dynamodb: DynamoDB
+    amplify: Amplify
+    traffic: Traffic
+    metrics: Metrics
+    alarms: Alarms
+    thresholds: Thresholds
+    timings: Timings
+    approvals: Approvals
+    notifications: Notifications
+    smoke_tests: SmokeTests
+
+
+def _merge(base: dict, override: dict) -> dict:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _read(path: Path, seen: tuple[Path, ...] = ()) -> dict:
+    if path in seen:
+        raise ConfigError(f"{path}: `extends` forms a cycle through {[str(p) for p in seen]}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such configuration file") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of keys, got {type(data).__name__}")
+    parent = data.pop("extends", None)
+    if parent is None:
+        return data
+    return _merge(_read(path.parent / parent, (*seen, path)), data)
+
+
+def _describe(path: Path, error: ValidationError) -> str:
+    lines = [f"{path}: {error.error_count()} invalid setting(s)"]
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        lines.append(f"  {key}: {item['msg']}")
+    return "\n".join(lines)
+
+
+def resolve_path(name: str | None = None) -> Path:
+    name = name or os.environ.get(CONFIG_ENV_VAR) or DEFAULT_CONFIG
+    if name.endswith((".yaml", ".yml")) or "/" in name:
+        return Path(name).resolve()
+    return CONFIG_DIR / f"{name}.yaml"
+
+
+def load_file(path: Path) -> DeploymentConfig:
+    try:
+        return DeploymentConfig.model_validate(_read(path))
+    except ValidationError as err:
+        raise ConfigError(_describe(path, err)) from None
+
+
+@functools.cache
+def _load_cached(path: Path, mtime: float) -> DeploymentConfig:
+    return load_file(path)
+
+
+def load_config(name: str | None = None) -> DeploymentConfig:
+    """Load the configuration selected by ``name`` or ``$DEPLOYMENT_CONFIG``."""
+    path = resolve_path(name)
+    try:
+        mtime = path.stat().st_mtime
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such configuration file") from None
+    return _load_cached(path, mtime)

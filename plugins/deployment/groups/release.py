@@ -1,0 +1,40 @@
+"""The run's opening task: check the conf against config and open the deployment record."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.sdk import get_current_context, task
+
+
+def release_info(params: dict[str, Any], run_id: str) -> dict[str, Any]:
+    from deployment.run_contract import emergency_flags
+
+    return {
+        "version": params["version"],
+        "commit_sha": params["commit_sha"],
+        "author": params["author"],
+        "emergency": emergency_flags(params),
+        "run_id": run_id,
+    }
+
+
+def record_release():
+    """Write the ``conf`` section of the deployment record: who releases what, and any emergency flags."""
+
+    @task(task_id="record_release", doc_md=record_release.__doc__)
+    def _record_release() -> dict[str, Any]:
+        from deployment.config import load_config
+        from deployment.ledger import Ledger, now_iso
+
+        context = get_current_context()
+        cfg = load_config()
+        info = release_info(context["params"], context["run_id"])
+        ledger = Ledger(cfg, info["version"], info["run_id"])
+        existing = ledger.read("conf")
+        info["started_at"] = existing["started_at"] if existing else now_iso()
+        info["environment"] = cfg.environment
+        ledger.write("conf", info)
+        return info
+
+    return _record_release()

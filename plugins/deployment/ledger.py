@@ -1,0 +1,103 @@
+"""The deployment record: what a release run did, kept in S3 beside the artifacts.
+
+One record per (version, run); each section (``conf``, ``plan``, ``approvals``,
+``backup``, ``infrastructure``, ...) is its own JSON object under the record's
+prefix, written by exactly one task. Sections never race, a rerun of a task
+overwrites its own section, and the record outlives Airflow's database.
+
+Layout: ``s3://<bucket>/<prefix>/<version>/<run key>/<section>.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+if TYPE_CHECKING:
+    from deployment.config import DeploymentConfig
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._=-]+")
+
+
+def run_key(run_id: str) -> str:
+    """``run_id`` made safe for an S3 key (``manual__2026-...+00:00`` has ``:`` and ``+``)."""
+    return _UNSAFE.sub("_", run_id)
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+class Ledger:
+    """Read and write the sections of one release's record."""
+
+    def __init__(self, config: DeploymentConfig, version: str, run_id: str) -> None:
+        self.config = config
+        self.version = version
+        self.run_id = run_id
+        self.prefix = f"{config.artifacts.prefix.strip('/')}/{version}/{run_key(run_id)}"
+        self._hook: S3Hook | None = None
+
+    @property
+    def hook(self) -> S3Hook:
+        if self._hook is None:
+            self._hook = S3Hook(aws_conn_id=self.config.connections.aws, region_name=self.config.region)
+        return self._hook
+
+    @property
+    def bucket(self) -> str:
+        return self.config.artifacts.bucket
+
+    def key(self, section: str, suffix: str = "json") -> str:
+        return f"{self.prefix}/{section}.{suffix}"
+
+    def uri(self, section: str, suffix: str = "json") -> str:
+        return f"s3://{self.bucket}/{self.key(section, suffix)}"
+
+    def write(self, section: str, value: Any) -> str:
+        """Store ``value`` as the section ``section`` (replacing it); returns its S3 URI."""
+        body = json.dumps(value, indent=2, sort_keys=True, default=str)
+        self.hook.load_string(body, key=self.key(section), bucket_name=self.bucket, replace=True)
+        return self.uri(section)
+
+    def write_text(self, name: str, text: str, suffix: str) -> str:
+        """Store a non-JSON artifact (a Markdown plan, a template) beside the record."""
+        self.hook.load_string(text, key=self.key(name, suffix), bucket_name=self.bucket, replace=True)
+        return self.uri(name, suffix)
+
+    def read(self, section: str, default: Any = None) -> Any:
+        key = self.key(section)
+        if not self.hook.check_for_key(key, bucket_name=self.bucket):
+            return default
+        return json.loads(self.hook.read_key(key, bucket_name=self.bucket))
+
+    def read_text(self, name: str, suffix: str) -> str:
+        return self.hook.read_key(self.key(name, suffix), bucket_name=self.bucket)
+
+    def record(self) -> dict[str, Any]:
+        """Every JSON section of this run's record, by section name."""
+        keys = self.hook.list_keys(bucket_name=self.bucket, prefix=f"{self.prefix}/") or []
+        return {
+            key.rsplit("/", 1)[1].removesuffix(".json"): json.loads(self.hook.read_key(key, self.bucket))
+            for key in sorted(keys)
+            if key.endswith(".json")
+        }
+
+
+def find_releases(config: DeploymentConfig, outcome: str | None = None) -> list[dict[str, Any]]:
+    """The ``outcome`` sections of every recorded run, newest first, optionally filtered."""
+    hook = S3Hook(aws_conn_id=config.connections.aws, region_name=config.region)
+    prefix = f"{config.artifacts.prefix.strip('/')}/"
+    keys = hook.list_keys(bucket_name=config.artifacts.bucket, prefix=prefix) or []
+    outcomes = [
+        json.loads(hook.read_key(key, bucket_name=config.artifacts.bucket))
+        for key in keys
+        if key.endswith("/outcome.json")
+    ]
+    if outcome is not None:
+        outcomes = [o for o in outcomes if o.get("status") == outcome]
+    return sorted(outcomes, key=lambda o: o.get("finished_at", ""), reverse=True)

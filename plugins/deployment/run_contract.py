@@ -1,0 +1,94 @@
+"""The run contract of ``deploy_production``: the conf CI sends, as typed Params.
+
+Airflow validates each Param against its own JSON schema when the run is
+created, so a malformed conf is refused with HTTP 400 naming the param. The
+rule that spans fields (an emergency flag needs a reason) lives inside the one
+object param ``emergency`` so that a single schema can hold it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.sdk import Param
+
+VERSION_PATTERN = r"^v\d+\.\d+\.\d+$"
+SHA_PATTERN = r"^[0-9a-f]{40}$"
+MIN_REASON_LENGTH = 10
+
+_REASON_REQUIRED = {"required": ["reason"], "properties": {"reason": {"minLength": MIN_REASON_LENGTH}}}
+
+EMERGENCY_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "force_deploy": {"type": "boolean", "description": "Skip pre-deployment validation."},
+        "skip_monitoring": {"type": "boolean", "description": "Skip the post-deployment monitoring."},
+        "ignore_alarms": {
+            "type": "array",
+            "items": {"type": "string", "minLength": 1},
+            "uniqueItems": True,
+            "description": "Alarms already in ALARM that may stay so during the infrastructure deploy.",
+        },
+        "reason": {"type": "string"},
+    },
+    "allOf": [
+        {
+            "if": {"properties": {flag: {"const": True}}, "required": [flag]},
+            "then": _REASON_REQUIRED,
+        }
+        for flag in ("force_deploy", "skip_monitoring")
+    ]
+    + [
+        {
+            "if": {"properties": {"ignore_alarms": {"minItems": 1}}, "required": ["ignore_alarms"]},
+            "then": _REASON_REQUIRED,
+        }
+    ],
+}
+
+NO_EMERGENCY: dict[str, Any] = {
+    "force_deploy": False,
+    "skip_monitoring": False,
+    "ignore_alarms": [],
+    "reason": "",
+}
+
+
+def release_params() -> dict[str, Param]:
+    return {
+        "version": Param(
+            type="string",
+            pattern=VERSION_PATTERN,
+            title="Version",
+            description="The release tag, vMAJOR.MINOR.PATCH; rc-MAJOR.MINOR.PATCH must exist.",
+        ),
+        "commit_sha": Param(
+            type="string",
+            pattern=SHA_PATTERN,
+            title="Commit",
+            description="The full 40-character lowercase commit SHA the tag points at.",
+        ),
+        "author": Param(
+            type="string",
+            minLength=1,
+            title="Author",
+            description="Who cut the release (Airflow user id); they cannot approve it.",
+        ),
+        "emergency": Param(
+            dict(NO_EMERGENCY),
+            title="Emergency flags",
+            description=(
+                "force_deploy skips pre-deployment validation; skip_monitoring skips the "
+                f"post-deployment monitoring; ignore_alarms lists alarms allowed to be firing. "
+                f"Any of them needs a reason of at least {MIN_REASON_LENGTH} characters; all are "
+                "announced to the team channel and written to the deployment record."
+            ),
+            **EMERGENCY_SCHEMA,
+        ),
+    }
+
+
+def emergency_flags(params: dict[str, Any]) -> dict[str, Any]:
+    """The run's emergency settings with defaults filled in."""
+    return {**NO_EMERGENCY, **(params.get("emergency") or {})}

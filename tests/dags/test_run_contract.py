@@ -1,0 +1,60 @@
+"""The conf CI sends is validated by the DAG's Params, exactly as run creation does."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+from airflow.exceptions import ParamValidationError
+from airflow.sdk.definitions.param import ParamsDict
+
+from deployment.run_contract import release_params
+
+GOOD = {"version": "v1.2.3", "commit_sha": "a" * 40, "author": "dave"}
+
+
+def validate(conf: dict) -> dict:
+    params = ParamsDict(release_params())
+    for key, value in conf.items():
+        params[key] = value
+    return params.validate()
+
+
+def test_good_conf_gets_default_emergency_flags():
+    resolved = validate(GOOD)
+    assert resolved["emergency"] == {"force_deploy": False, "skip_monitoring": False,
+                                     "ignore_alarms": [], "reason": ""}
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"version": "1.2.3"}, "version"),
+        ({"version": "v1.2"}, "version"),
+        ({"commit_sha": "abc123"}, "commit_sha"),
+        ({"commit_sha": "A" * 40}, "commit_sha"),
+        ({"author": ""}, "author"),
+        ({"emergency": {"force_deploy": True}}, "emergency"),
+        ({"emergency": {"skip_monitoring": True, "reason": "short"}}, "emergency"),
+        ({"emergency": {"ignore_alarms": ["x"]}}, "emergency"),
+        ({"emergency": {"force_deploy": "yes", "reason": "a long enough reason"}}, "emergency"),
+        ({"emergency": {"unknown_flag": True}}, "emergency"),
+    ],
+)
+def test_bad_conf_is_refused_naming_the_param(change, field):
+    conf = {**copy.deepcopy(GOOD), **change}
+    with pytest.raises(ParamValidationError, match=f"Invalid input for param {field}:"):
+        validate(conf)
+
+
+@pytest.mark.parametrize("missing", ["version", "commit_sha", "author"])
+def test_required_fields(missing):
+    conf = {k: v for k, v in GOOD.items() if k != missing}
+    with pytest.raises(ParamValidationError, match=f"param {missing}"):
+        validate(conf)
+
+
+def test_emergency_with_reason_is_accepted():
+    conf = {**GOOD, "emergency": {"force_deploy": True, "skip_monitoring": True,
+                                  "reason": "CVE-2026-1234 hotfix, outage in progress"}}
+    assert validate(conf)["emergency"]["force_deploy"] is True
