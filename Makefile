@@ -22,7 +22,7 @@ lint: install
 
 # Fast tiers first (unit, DAG policy, sandbox contracts), then the tiers that run
 # the DAG against a started sandbox and on real Airflow components.
-FAST_TIERS := tests/unit tests/dags
+FAST_TIERS := tests/unit tests/dags tests/sandbox
 SLOW_TIERS :=
 
 test: lint

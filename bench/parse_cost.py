@@ -1,0 +1,85 @@
+"""Parse cost: each DAG file parsed in a fresh process, against a trivial one-task DAG.
+
+Prints, for every file in dags/, the median wall time of parsing it in a new
+interpreter that has imported Airflow already, as a dag-processor has (so every
+import our file adds is paid, the Airflow core is not), and its ratio to
+the trivial DAG parsed the same way in the same run. A ratio is what we compare:
+a noisy machine slows both sides.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TRIVIAL_DAG = textwrap.dedent(
+    """
+    from airflow.sdk import dag, task
+
+    @dag(dag_id="trivial", schedule=None)
+    def trivial():
+        @task
+        def noop():
+            return None
+        noop()
+
+    trivial()
+    """
+)
+PROBE = textwrap.dedent(
+    """
+    import sys, time
+    from airflow.dag_processing.dagbag import DagBag
+    start = time.perf_counter()
+    bag = DagBag(dag_folder=sys.argv[1])
+    elapsed = time.perf_counter() - start
+    assert not bag.import_errors, bag.import_errors
+    print("PARSED", elapsed, len(bag.dags))
+    """
+)
+
+
+def parse_once(path: Path, env: dict[str, str]) -> float:
+    stdout = subprocess.run(
+        [sys.executable, "-c", PROBE, str(path)], env=env, check=True, capture_output=True, text=True
+    ).stdout
+    line = next(line for line in stdout.splitlines() if line.startswith("PARSED "))
+    return float(line.split()[1])
+
+
+def main() -> dict:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeat", type=int, default=7)
+    args = parser.parse_args()
+    home = tempfile.mkdtemp(prefix="bench-airflow-")
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": home,
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "plugins"), str(ROOT / "include")]),
+        "DEPLOYMENT_CONFIG": os.environ.get("DEPLOYMENT_CONFIG", "production"),
+    }
+    trivial = Path(home) / "trivial_dag.py"
+    trivial.write_text(TRIVIAL_DAG)
+    files = [trivial, *sorted((ROOT / "dags").glob("*.py"))]
+    medians = {}
+    for path in files:
+        parse_once(path, env)  # warm the OS file cache
+        medians[path.name] = statistics.median(parse_once(path, env) for _ in range(args.repeat))
+    base = medians[trivial.name]
+    print(f"{'file':<28} {'median s':>9} {'x trivial':>10}")
+    for name, seconds in medians.items():
+        print(f"{name:<28} {seconds:9.3f} {seconds / base:10.2f}")
+    return {"repeat": args.repeat, "median_seconds": medians, "ratio": {k: v / base for k, v in medians.items()}}
+
+
+if __name__ == "__main__":
+    print(json.dumps(main(), indent=2))

@@ -1,0 +1,282 @@
+"""The application under release: one WSGI app per colour, plus the simulated behaviour of a request.
+
+Entry point (one instance per colour, each served on its own port)::
+
+    ColourApp(colour: str, version_of: Callable[[str], str | None],
+              *, faults: Faults | None = None, recorder: Recorder | None = None,
+              content_store: ContentStore | None = None,
+              check_names: Mapping[str, str] | None = None,
+              users: Mapping[str, str] | None = None, seed: int | None = None)
+
+``version_of(colour)`` names the version the colour serves (the Amplify emulator
+knows it), read on every request; ``None`` means nothing is deployed and every
+request answers 503. ``content_store`` keeps created content: ``MemoryContentStore()``
+(the default) or ``DynamoContentStore(table, endpoint_url=..., region=...)`` which
+really writes to DynamoDB (the sandbox AWS endpoint), so content creation
+fails with 500 when the table is missing. ``check_names`` maps an endpoint path
+to the smoke check that calls it (``{c.path: c.name for c in cfg.smoke_tests.checks}``;
+default: ``DEFAULT_CHECKS``, the names of ``production.yaml``). ``users`` maps
+username to password of the accounts that may sign in (the smoke check sends
+the ``app_<colour>`` connection's login/password); ``None`` accepts any
+non-empty pair.
+
+Endpoints: ``GET /health`` → 200 ``{status, colour, version}``; ``POST
+/api/auth/session`` {username, password} → 200 ``{token}`` (401 for unknown
+credentials); ``POST /api/content``
+{title, body} → 201 ``{id}``; ``POST /api/ai/generate`` {prompt} → 200
+``{completion}``; ``POST /api/payments/intent`` {amount > 0, currency} → 200
+``{client_secret}``. Bad input → 400 ``{"error": ...}``, unknown path 404.
+
+Faults (matchers ``version`` and/or ``colour``): ``latency`` adds ``ms`` (a real
+sleep) to every request; ``error_rate`` answers 500 to ``percent`` % of ``/api``
+requests (``/health`` is spared so the pipeline can still read the version);
+``smoke_failure`` (optional matcher ``check``) answers 500 on that check's
+endpoint, or on every check endpoint when it names no check. Every request is
+recorded (colour, version, method, path, json with any password masked, status).
+
+``simulate_request(faults, colour, version, rng)`` is the same behaviour without
+HTTP, for the traffic simulator: baseline ``BASELINE_ERROR_PERCENT`` errors and
+about ``BASELINE_LATENCY_MS`` latency, plus the ``error_rate`` and ``latency``
+faults (``smoke_failure`` only breaks the checked endpoints, not user traffic).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import secrets
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from werkzeug.wrappers import Request, Response
+
+from sandbox.faults import Faults
+from sandbox.recorder import Recorder
+
+BASELINE_ERROR_PERCENT = 0.1
+BASELINE_LATENCY_MS = 120.0
+LATENCY_JITTER_MS = 20.0
+DEFAULT_CHECKS: dict[str, str] = {
+    "/api/auth/session": "authentication_flow",
+    "/api/content": "content_creation",
+    "/api/ai/generate": "ai_service_integration",
+    "/api/payments/intent": "payment_processing",
+}
+
+
+def simulate_request(
+    faults: Faults | None, colour: str, version: str | None, rng: random.Random
+) -> tuple[int, float]:
+    """The (HTTP status, latency in ms) of one simulated user request to ``colour``."""
+    latency = max(rng.gauss(BASELINE_LATENCY_MS, LATENCY_JITTER_MS), 5.0)
+    if version is None:
+        return 503, latency
+    if faults is not None:
+        slow = faults.find("latency", colour=colour, version=version)
+        if slow:
+            latency += float(slow.get("ms", 0))
+        failing = faults.find("error_rate", colour=colour, version=version)
+        if failing and rng.random() * 100 < float(failing.get("percent", 100)):
+            return 500, latency
+    if rng.random() * 100 < BASELINE_ERROR_PERCENT:
+        return 500, latency
+    return 200, latency
+
+
+class ContentStore(Protocol):
+    def put(self, item: dict[str, str]) -> None: ...
+
+
+class MemoryContentStore:
+    """Content kept in process memory."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._items: dict[str, dict[str, str]] = {}
+
+    def put(self, item: dict[str, str]) -> None:
+        with self._lock:
+            self._items[item["id"]] = dict(item)
+
+    def items(self) -> list[dict[str, str]]:
+        with self._lock:
+            return [dict(i) for i in self._items.values()]
+
+
+class DynamoContentStore:
+    """Content written to a DynamoDB table; the key attributes are read from the table itself.
+
+    The hash key gets the item id; a range key, if any, the creation time (ISO text
+    for type S, epoch milliseconds for N). Other fields are string attributes.
+    """
+
+    def __init__(self, table: str, *, endpoint_url: str, region: str, client: Any = None) -> None:
+        self.table = table
+        self._client = client
+        self._endpoint_url = endpoint_url
+        self._region = region
+        self._keys: list[tuple[str, str, str]] | None = None  # (name, KeyType, AttributeType)
+        self._lock = threading.Lock()
+
+    def _connect(self) -> tuple[Any, list[tuple[str, str, str]]]:
+        with self._lock:
+            if self._client is None:
+                import boto3
+
+                self._client = boto3.client(
+                    "dynamodb",
+                    endpoint_url=self._endpoint_url,
+                    region_name=self._region,
+                    aws_access_key_id="sandbox",
+                    aws_secret_access_key="sandbox",
+                )
+            if self._keys is None:
+                table = self._client.describe_table(TableName=self.table)["Table"]
+                types = {a["AttributeName"]: a["AttributeType"] for a in table["AttributeDefinitions"]}
+                self._keys = [
+                    (k["AttributeName"], k["KeyType"], types[k["AttributeName"]]) for k in table["KeySchema"]
+                ]
+            return self._client, self._keys
+
+    def put(self, item: dict[str, str]) -> None:
+        client, keys = self._connect()
+        record: dict[str, dict[str, str]] = {k: {"S": str(v)} for k, v in item.items()}
+        for name, key_type, attr_type in keys:
+            if key_type == "HASH":
+                value = item["id"]
+            else:
+                created = datetime.fromisoformat(item["created_at"])
+                value = str(int(created.timestamp() * 1000)) if attr_type == "N" else item["created_at"]
+            record[name] = {attr_type: value}
+        client.put_item(TableName=self.table, Item=record)
+
+
+class ColourApp:
+    """The WSGI app serving one colour (blue or green)."""
+
+    def __init__(
+        self,
+        colour: str,
+        version_of: Callable[[str], str | None],
+        *,
+        faults: Faults | None = None,
+        recorder: Recorder | None = None,
+        content_store: ContentStore | None = None,
+        check_names: Mapping[str, str] | None = None,
+        users: Mapping[str, str] | None = None,
+        seed: int | None = None,
+    ) -> None:
+        self.colour = colour
+        self.version_of = version_of
+        self.faults = faults or Faults()
+        self.recorder = recorder or Recorder()
+        self.content_store = content_store or MemoryContentStore()
+        self.check_names = dict(DEFAULT_CHECKS if check_names is None else check_names)
+        self.users = None if users is None else dict(users)
+        self._rng = random.Random(seed)
+        self._rng_lock = threading.Lock()
+        self._routes: dict[tuple[str, str], Callable[[dict[str, Any]], tuple[int, dict[str, Any]]]] = {
+            ("POST", "/api/auth/session"): self._session,
+            ("POST", "/api/content"): self._content,
+            ("POST", "/api/ai/generate"): self._generate,
+            ("POST", "/api/payments/intent"): self._payment,
+        }
+
+    def __call__(self, environ: dict, start_response: Any) -> Any:
+        request = Request(environ)
+        version = self.version_of(self.colour)
+        status, body = self._handle(request, version)
+        raw = request.get_data(as_text=True)
+        try:
+            payload: Any = json.loads(raw) if raw else None
+        except ValueError:
+            payload = raw
+        if isinstance(payload, dict) and "password" in payload:
+            payload["password"] = "***"  # the smoke-test account's secret stays out of the record
+        self.recorder.record(
+            colour=self.colour,
+            version=version,
+            method=request.method,
+            path=request.path,
+            json=payload,
+            status=status,
+        )
+        response = Response(json.dumps(body), status=status, content_type="application/json")
+        return response(environ, start_response)
+
+    def _handle(self, request: Request, version: str | None) -> tuple[int, dict[str, Any]]:
+        if version is None:
+            return 503, {"error": f"no version is deployed on the {self.colour} branch"}
+        context = {"colour": self.colour, "version": version}
+        slow = self.faults.find("latency", **context)
+        if slow:
+            time.sleep(float(slow.get("ms", 0)) / 1000)
+        if request.path == "/health" and request.method == "GET":
+            return 200, {"status": "ok", **context}
+        route = self._routes.get((request.method, request.path))
+        if route is None:
+            known = {path for _, path in self._routes} | {"/health"}
+            if request.path in known:
+                return 405, {"error": f"method {request.method} not allowed on {request.path}"}
+            return 404, {"error": f"no such endpoint {request.path}"}
+        failing = self.faults.find("error_rate", **context)
+        if failing:
+            with self._rng_lock:
+                roll = self._rng.random() * 100
+            if roll < float(failing.get("percent", 100)):
+                return 500, {"error": "internal server error", **context}
+        check = self.check_names.get(request.path)
+        if check is not None and self.faults.find("smoke_failure", check=check, **context):
+            return 500, {"error": f"{check} is broken in {version} (injected smoke_failure)", **context}
+        try:
+            data = json.loads(request.get_data(as_text=True) or "null")
+        except ValueError:
+            return 400, {"error": "the request body is not valid JSON"}
+        if not isinstance(data, dict):
+            return 400, {"error": "the request body must be a JSON object"}
+        return route(data)
+
+    def _session(self, data: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        missing = [k for k in ("username", "password") if not isinstance(data.get(k), str) or not data[k]]
+        if missing:
+            return 400, {"error": f"missing {', '.join(missing)}"}
+        if self.users is not None and self.users.get(data["username"]) != data["password"]:
+            return 401, {"error": "invalid username or password"}
+        return 200, {"token": secrets.token_urlsafe(24), "username": data["username"]}
+
+    def _content(self, data: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        missing = [k for k in ("title", "body") if not isinstance(data.get(k), str) or not data[k]]
+        if missing:
+            return 400, {"error": f"missing {', '.join(missing)}"}
+        item = {
+            "id": str(uuid.uuid4()),
+            "title": data["title"],
+            "body": data["body"],
+            "version": self.version_of(self.colour) or "",
+            "colour": self.colour,
+            "created_at": datetime.now(UTC).isoformat(),
+        }
+        try:
+            self.content_store.put(item)
+        except Exception as err:  # the store is a dependency: its failure is this endpoint's 500
+            return 500, {"error": f"content store unavailable: {err}"}
+        return 201, {"id": item["id"]}
+
+    def _generate(self, data: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        prompt = data.get("prompt")
+        if not isinstance(prompt, str) or not prompt:
+            return 400, {"error": "missing prompt"}
+        return 200, {"completion": f"sandbox completion for: {prompt[:200]}"}
+
+    def _payment(self, data: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        amount, currency = data.get("amount"), data.get("currency")
+        if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
+            return 400, {"error": "amount must be a positive integer (minor units)"}
+        if not isinstance(currency, str) or len(currency) != 3:
+            return 400, {"error": "currency must be a three-letter code"}
+        intent = f"pi_{secrets.token_hex(12)}"
+        return 200, {"id": intent, "client_secret": f"{intent}_secret_{secrets.token_hex(12)}"}

@@ -1,0 +1,124 @@
+"""Contract tests: the status page API (Statuspage v1 shapes) driven by requests over HTTP."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+
+from sandbox.faults import Faults
+from sandbox.statuspage import StatusPage
+from tests.sandbox._servers import serving
+
+KEY = "sandbox-statuspage-key"
+PAGE = "bayon"
+
+
+@pytest.fixture
+def faults() -> Faults:
+    return Faults()
+
+
+@pytest.fixture
+def page(faults: Faults) -> StatusPage:
+    return StatusPage(KEY, {PAGE: {"web-app": "Web application", "api": "API"}}, faults=faults)
+
+
+@pytest.fixture
+def api(page: StatusPage):
+    with serving(page) as base:
+        session = requests.Session()
+        session.headers["Authorization"] = f"OAuth {KEY}"
+        session.base = f"{base}/v1/pages/{PAGE}"  # type: ignore[attr-defined]
+        yield session
+
+
+def test_component_status_round_trip(api, page: StatusPage) -> None:
+    assert api.get(f"{api.base}/components/web-app").json()["status"] == "operational"
+    response = api.patch(
+        f"{api.base}/components/web-app", json={"component": {"status": "under_maintenance"}}
+    )
+    assert response.status_code == 200
+    assert (response.json()["id"], response.json()["status"]) == ("web-app", "under_maintenance")
+    assert page.components(PAGE)["web-app"]["status"] == "under_maintenance"
+    listed = api.get(f"{api.base}/components").json()
+    assert {c["id"]: c["status"] for c in listed} == {"web-app": "under_maintenance", "api": "operational"}
+    patch = page.recorder.list(method="PATCH")[0]
+    assert patch["json"] == {"component": {"status": "under_maintenance"}}
+    assert patch["path"] == f"/v1/pages/{PAGE}/components/web-app" and patch["status"] == 200
+
+
+def test_incident_lifecycle(api, page: StatusPage) -> None:
+    created = api.post(
+        f"{api.base}/incidents",
+        json={
+            "incident": {
+                "name": "Release v1.1.0 rolled back",
+                "status": "investigating",
+                "body": "Elevated errors after the release.",
+                "impact_override": "minor",
+                "component_ids": ["web-app"],
+                "components": {"web-app": "partial_outage"},
+            }
+        },
+    )
+    assert created.status_code == 201
+    incident = created.json()
+    assert (incident["status"], incident["impact"]) == ("investigating", "minor")
+    assert [c["id"] for c in incident["components"]] == ["web-app"]
+    assert incident["incident_updates"][0]["body"] == "Elevated errors after the release."
+    assert page.components(PAGE)["web-app"]["status"] == "partial_outage"
+    assert [i["id"] for i in api.get(f"{api.base}/incidents/unresolved").json()] == [incident["id"]]
+
+    resolved = api.patch(
+        f"{api.base}/incidents/{incident['id']}",
+        json={
+            "incident": {
+                "status": "resolved",
+                "body": "Rolled back.",
+                "components": {"web-app": "operational"},
+            }
+        },
+    ).json()
+    assert resolved["status"] == "resolved" and resolved["resolved_at"]
+    assert [u["status"] for u in resolved["incident_updates"]] == ["resolved", "investigating"]
+    assert page.components(PAGE)["web-app"]["status"] == "operational"
+    assert api.get(f"{api.base}/incidents/unresolved").json() == []
+    assert api.get(f"{api.base}/incidents/{incident['id']}").json()["status"] == "resolved"
+    assert [i["name"] for i in api.get(f"{api.base}/incidents").json()] == ["Release v1.1.0 rolled back"]
+    assert [e["method"] for e in page.recorder.list()].count("POST") == 1
+
+
+def test_authentication_required(api, page: StatusPage) -> None:
+    url = f"{api.base}/components/web-app"
+    for headers in ({}, {"Authorization": "OAuth wrong"}, {"Authorization": f"Bearer {KEY}"}):
+        response = requests.get(url, headers=headers, timeout=5)
+        assert response.status_code == 401
+        assert response.json() == {"error": "Could not authenticate"}
+    assert [e["status"] for e in page.recorder.list()] == [401, 401, 401]
+
+
+def test_errors_have_the_error_shape(api) -> None:
+    cases = [
+        (api.get(f"{api.base}/components/nope"), 404),
+        (api.get(f"{api.base.replace(PAGE, 'other')}/components"), 404),
+        (api.get(f"{api.base}/incidents/inc999"), 404),
+        (api.patch(f"{api.base}/components/web-app", json={"component": {"status": "on_fire"}}), 422),
+        (api.patch(f"{api.base}/components/web-app", json={"status": "operational"}), 400),
+        (api.patch(f"{api.base}/components/web-app", data="{bad"), 400),
+        (api.post(f"{api.base}/incidents", json={"incident": {"status": "investigating"}}), 422),
+        (api.post(f"{api.base}/incidents", json={"incident": {"name": "x", "status": "panicking"}}), 422),
+        (api.post(f"{api.base}/incidents", json={"incident": {"name": "x", "component_ids": ["nope"]}}), 404),
+    ]
+    for response, status in cases:
+        assert response.status_code == status, response.text
+        assert isinstance(response.json()["error"], str)
+
+
+def test_outage_answers_503(api, page: StatusPage, faults: Faults) -> None:
+    faults.add("outage", service="statuspage")
+    response = api.patch(f"{api.base}/components/web-app", json={"component": {"status": "major_outage"}})
+    assert response.status_code == 503
+    assert page.components(PAGE)["web-app"]["status"] == "operational"
+    faults.clear()
+    faults.add("outage", service="smtp")
+    assert api.get(f"{api.base}/components/web-app").status_code == 200
