@@ -78,7 +78,8 @@ def main() -> dict:
     print(f"{'file':<28} {'median s':>9} {'x trivial':>10}")
     for name, seconds in medians.items():
         print(f"{name:<28} {seconds:9.3f} {seconds / base:10.2f}")
-    return {"repeat": args.repeat, "median_seconds": medians, "ratio": {k: v / base for k, v in medians.items()}}
+    ratios = {name: seconds / base for name, seconds in medians.items()}
+    return {"repeat": args.repeat, "median_seconds": medians, "ratio": ratios}
 
 
 if __name__ == "__main__":

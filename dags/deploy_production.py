@@ -1,17 +1,32 @@
 """deploy_production: one production release, from staging evidence to announcement.
 
-Thin wiring only: the phases are task groups built in ``deployment.groups``.
+Thin wiring only: each phase is a task group built in ``deployment.groups``.
+Every task of the phases that change production (backup to monitoring) feeds
+the ``rollback`` group, whose first task fires on the first failure and undoes
+only what the deployment record says was changed. ``record_outcome`` is the
+only leaf, so the run's state is the release's: a failed notification shows
+red on its own task but neither fails a healthy release nor rolls it back.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-from airflow.sdk import dag
+from airflow.sdk import chain, dag
 
 from deployment.config import load_config
 from deployment.docs import dag_doc
+from deployment.groups.approval import approval_gate_group
+from deployment.groups.backup import backup_group
+from deployment.groups.frontend import deploy_frontend_group
+from deployment.groups.infra_validation import validate_infrastructure_group
+from deployment.groups.infrastructure import deploy_infrastructure_group
+from deployment.groups.monitoring import monitoring_group
+from deployment.groups.notify import announce_emergency, notify_group
 from deployment.groups.release import record_release
+from deployment.groups.rollback import finalize_task, no_concurrent_run, rollback_group
+from deployment.groups.smoke import smoke_tests_group
+from deployment.groups.validation import pre_deployment_validation_group
 from deployment.run_contract import release_params
 
 CONFIG = load_config()
@@ -26,10 +41,37 @@ CONFIG = load_config()
     tags=["deployment", "production", CONFIG.application],
     doc_md=dag_doc("deploy_production"),
     default_args={"owner": "platform", "retries": 0, "retry_delay": timedelta(seconds=5)},
-    render_template_as_native_obj=False,
 )
 def deploy_production():
-    record_release()
+    release = record_release()
+    no_concurrent_run("rollback_production") >> release
+    emergency = announce_emergency()
+    release >> emergency
+
+    changing_phases = [
+        backup_group(CONFIG),
+        validate_infrastructure_group(CONFIG),
+        deploy_infrastructure_group(CONFIG),
+        deploy_frontend_group(CONFIG),
+        smoke_tests_group(CONFIG),
+        monitoring_group(CONFIG),
+    ]
+    notify = notify_group(CONFIG)
+    chain(
+        release,
+        pre_deployment_validation_group(CONFIG),
+        approval_gate_group(CONFIG),
+        *changing_phases,
+        notify,
+    )
+
+    rollback = rollback_group(CONFIG)
+    rollback_first = rollback.children["rollback.plan"]
+    for phase in changing_phases:
+        for phase_task in phase.iter_tasks():
+            phase_task >> rollback_first
+
+    [notify, rollback, emergency] >> finalize_task(CONFIG)
 
 
 deploy_production()

@@ -173,7 +173,7 @@ class ColourApp:
         self.colour = colour
         self.version_of = version_of
         self.faults = faults or Faults()
-        self.recorder = recorder or Recorder()
+        self.recorder = recorder if recorder is not None else Recorder()
         self.content_store = content_store or MemoryContentStore()
         self.check_names = dict(DEFAULT_CHECKS if check_names is None else check_names)
         self.users = None if users is None else dict(users)

@@ -93,7 +93,7 @@ class GitHubEmulator:
         self.repository = repository
         self.token = token
         self.faults = faults or Faults()
-        self.recorder = recorder or Recorder()
+        self.recorder = recorder if recorder is not None else Recorder()
         self._lock = threading.RLock()
         self._ids = itertools.count(1001)
         self._commits: list[dict[str, Any]] = []  # linear history of main, oldest first

@@ -45,7 +45,7 @@ class SlackWebhooks:
         recorder: Recorder | None = None,
     ) -> None:
         self.faults = faults or Faults()
-        self.recorder = recorder or Recorder()
+        self.recorder = recorder if recorder is not None else Recorder()
         self._lock = threading.Lock()
         self._webhooks: dict[str, str] = {}
         for path, channel in (webhooks or {}).items():

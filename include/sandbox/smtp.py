@@ -81,7 +81,7 @@ class SmtpSink:
         self.host = host
         self.port = port
         self.faults = faults or Faults()
-        self.recorder = recorder or Recorder()
+        self.recorder = recorder if recorder is not None else Recorder()
         self._controller = Controller(_Handler(self.faults, self.recorder), hostname=host, port=port)
 
     def start(self) -> None:

@@ -75,7 +75,7 @@ class StatusPage:
             raise ValueError("api_key must not be empty")
         self.api_key = api_key
         self.faults = faults or Faults()
-        self.recorder = recorder or Recorder()
+        self.recorder = recorder if recorder is not None else Recorder()
         self._lock = threading.RLock()
         self._ids = itertools.count(1)
         self._components: dict[str, dict[str, dict[str, Any]]] = {}

@@ -82,7 +82,7 @@ class TrafficSimulator:
         self.tick_seconds = tick_seconds
         self.requests_per_tick = requests_per_tick
         self.evaluate_alarms = evaluate_alarms
-        self.recorder = recorder or Recorder()
+        self.recorder = recorder if recorder is not None else Recorder()
         self.alarm_name = f"{config.alarms.prefix}{ERROR_ALARM_SUFFIX}"
         self._rng = random.Random(seed)
         self._window: deque[tuple[int, int]] = deque(maxlen=alarm_ticks)

@@ -13,6 +13,7 @@ from typing import Any
 
 import boto3
 import yaml
+from samtranslator.metrics.metrics import DummyMetricsPublisher, Metrics
 from samtranslator.model.exceptions import InvalidDocumentException
 from samtranslator.parser.parser import Parser
 from samtranslator.translator.translator import Translator
@@ -65,10 +66,12 @@ def transform_template(template_body: str, parameters: dict[str, str], region: s
     SAM transform is returned unchanged in meaning (as JSON).
     """
     template = parse_template(template_body)
+    metrics = Metrics("ServerlessTransform", DummyMetricsPublisher())
+    translator = Translator(
+        None, Parser(), boto_session=boto3.session.Session(region_name=region), metrics=metrics
+    )
     try:
-        transformed = Translator(
-            None, Parser(), boto_session=boto3.session.Session(region_name=region)
-        ).translate(
+        transformed = translator.translate(
             template,
             parameter_values=dict(parameters),
             get_managed_policy_map=lambda: MANAGED_POLICIES,
@@ -76,4 +79,6 @@ def transform_template(template_body: str, parameters: dict[str, str], region: s
     except InvalidDocumentException as err:
         reasons = "; ".join(cause.message for cause in err.causes)
         raise SamTransformError(f"the SAM transform rejected the template: {reasons}") from None
+    finally:
+        metrics.publish()  # to the dummy publisher; unpublished metrics log a warning
     return json.dumps(transformed, indent=2, sort_keys=True)

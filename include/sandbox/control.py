@@ -1,0 +1,162 @@
+"""The sandbox's control API (port B+7): inject faults, force alarms, read what was recorded.
+
+``GET /health``; ``GET /faults``; ``POST /faults {"kind", matchers..., settings...}`` → 201
+``{"id"}``; ``DELETE /faults/{id}``; ``POST /reset`` (faults and recordings cleared, state
+kept); ``POST /reseed`` (back to the freshly seeded state); ``POST /alarms/{name}
+{"state", "reason"?}``; ``GET /requests?since=<epoch>&service=<signing name>`` (the
+AWS request log); ``GET /recorded/{service}`` (github, slack, statuspage, smtp, app,
+traffic). Errors are ``{"error": "..."}`` with 400 or 404. See README.md.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+from werkzeug.exceptions import HTTPException, NotFound
+from werkzeug.routing import Map, Rule
+from werkzeug.wrappers import Request, Response
+
+from sandbox.faults import KINDS, MATCHERS
+
+if TYPE_CHECKING:
+    from sandbox.launcher import Sandbox
+
+SETTINGS = {"percent": float, "ms": float, "reason": str, "rollback_fails": bool, "resource": str}
+ALARM_STATES = ("OK", "ALARM", "INSUFFICIENT_DATA")
+
+
+class ControlError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+def parse_fault(body: Any) -> dict[str, Any]:
+    """Check a fault request; return ``{"kind", ...}`` or raise ControlError(400)."""
+    if not isinstance(body, dict):
+        raise ControlError(400, "the body must be a JSON object")
+    kind = body.get("kind")
+    if kind not in KINDS:
+        raise ControlError(400, f"kind must be one of {sorted(KINDS)}, got {kind!r}")
+    fault = {"kind": kind}
+    for key, value in body.items():
+        if key == "kind":
+            continue
+        if key in MATCHERS:
+            if not isinstance(value, str) or not value:
+                raise ControlError(400, f"matcher {key} must be a non-empty string")
+        elif key in SETTINGS:
+            wanted = SETTINGS[key]
+            if not _is(value, wanted):
+                raise ControlError(
+                    400, f"setting {key} must be a {'number' if wanted is float else wanted.__name__}"
+                )
+        else:
+            raise ControlError(
+                400, f"unknown field {key!r}; matchers: {sorted(MATCHERS)}, settings: {sorted(SETTINGS)}"
+            )
+        fault[key] = value
+    if "percent" in fault and not 0 <= fault["percent"] <= 100:
+        raise ControlError(400, "percent must be between 0 and 100")
+    if "ms" in fault and fault["ms"] < 0:
+        raise ControlError(400, "ms must not be negative")
+    return fault
+
+
+class ControlApi:
+    """The WSGI app; ``sandbox`` is the running :class:`~sandbox.launcher.Sandbox`."""
+
+    def __init__(self, sandbox: Sandbox) -> None:
+        self.sandbox = sandbox
+        self.urls = Map(
+            [
+                Rule("/health", methods=["GET"], endpoint="health"),
+                Rule("/faults", methods=["GET"], endpoint="list_faults"),
+                Rule("/faults", methods=["POST"], endpoint="add_fault"),
+                Rule("/faults/<int:fault_id>", methods=["DELETE"], endpoint="remove_fault"),
+                Rule("/reset", methods=["POST"], endpoint="reset"),
+                Rule("/reseed", methods=["POST"], endpoint="reseed"),
+                Rule("/alarms/<name>", methods=["POST"], endpoint="set_alarm"),
+                Rule("/requests", methods=["GET"], endpoint="requests"),
+                Rule("/recorded/<service>", methods=["GET"], endpoint="recorded"),
+            ]
+        )
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        request = Request(environ)
+        try:
+            endpoint, args = self.urls.bind_to_environ(environ).match()
+            status, payload = getattr(self, endpoint)(request, **args)
+        except ControlError as err:
+            status, payload = err.status, {"error": err.message}
+        except HTTPException as err:
+            status, payload = err.code or 500, {"error": f"{request.method} {request.path}: {err.name}"}
+        response = Response(json.dumps(payload), status=status, mimetype="application/json")
+        return response(environ, start_response)
+
+    # ------------------------------------------------------------------ endpoints
+    def health(self, request: Request) -> tuple[int, Any]:
+        return 200, {"status": "ok", "endpoints": self.sandbox.endpoints}
+
+    def list_faults(self, request: Request) -> tuple[int, Any]:
+        return 200, self.sandbox.faults.list()
+
+    def add_fault(self, request: Request) -> tuple[int, Any]:
+        fault = parse_fault(_json(request))
+        return 201, {"id": self.sandbox.faults.add(**fault)}
+
+    def remove_fault(self, request: Request, fault_id: int) -> tuple[int, Any]:
+        if not self.sandbox.faults.remove(fault_id):
+            raise NotFound()
+        return 200, {"removed": fault_id}
+
+    def reset(self, request: Request) -> tuple[int, Any]:
+        self.sandbox.reset()
+        return 200, {"reset": True}
+
+    def reseed(self, request: Request) -> tuple[int, Any]:
+        self.sandbox.reseed()
+        return 200, {"reseeded": True}
+
+    def set_alarm(self, request: Request, name: str) -> tuple[int, Any]:
+        body = _json(request)
+        state = body.get("state") if isinstance(body, dict) else None
+        if state not in ALARM_STATES:
+            raise ControlError(400, f"state must be one of {list(ALARM_STATES)}, got {state!r}")
+        reason = body.get("reason") or f"Set to {state} through the sandbox control API"
+        try:
+            self.sandbox.set_alarm_state(name, state, str(reason))
+        except ClientError as err:
+            code = err.response["Error"]["Code"]
+            raise ControlError(404 if code == "ResourceNotFound" else 400, f"alarm {name}: {code}") from None
+        return 200, {"alarm": name, "state": state}
+
+    def requests(self, request: Request) -> tuple[int, Any]:
+        try:
+            since = float(request.args["since"]) if "since" in request.args else None
+        except ValueError:
+            raise ControlError(400, "since must be a Unix time in seconds") from None
+        return 200, self.sandbox.aws.requests.list(since=since, service=request.args.get("service"))
+
+    def recorded(self, request: Request, service: str) -> tuple[int, Any]:
+        recorder = self.sandbox.recorders.get(service)
+        if recorder is None:
+            raise ControlError(404, f"no recorder {service!r}; known: {sorted(self.sandbox.recorders)}")
+        return 200, recorder.list()
+
+
+def _is(value: Any, wanted: type) -> bool:
+    if wanted is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    return isinstance(value, wanted)
+
+
+def _json(request: Request) -> Any:
+    if not request.get_data():
+        return {}
+    try:
+        return json.loads(request.get_data())
+    except ValueError:
+        raise ControlError(400, "the body is not valid JSON") from None

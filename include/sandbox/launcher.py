@@ -1,0 +1,317 @@
+"""Run the whole sandbox in one process: every emulator on its loopback port, seeded.
+
+Ports from the base port B: B+0 AWS (moto + Amplify + CloudFormation layer),
+B+1 GitHub, B+2 Slack webhooks, B+3 status page, B+4 SMTP, B+5 app blue,
+B+6 app green, B+7 control API. Each HTTP service is a werkzeug server in a
+thread; SMTP is aiosmtpd's controller thread; the traffic simulator has its
+own. :class:`Sandbox` is what ``python -m sandbox run`` and the tests'
+:func:`sandbox.testing.running_sandbox` start.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+import boto3
+from moto.moto_api._internal.models import moto_api_backend
+from moto.moto_server.werkzeug_app import MotoRequestHandler
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+
+from deployment.config import DeploymentConfig
+from sandbox.amplify import AmplifyEmulator
+from sandbox.app import ColourApp, DynamoContentStore
+from sandbox.aws import AwsFront
+from sandbox.control import ControlApi
+from sandbox.faults import Faults
+from sandbox.github import GitHubEmulator
+from sandbox.recorder import Recorder
+from sandbox.seed import CREDENTIALS, seed_aws, seed_github
+from sandbox.slack import SlackWebhooks
+from sandbox.smtp import SmtpSink
+from sandbox.statuspage import StatusPage
+from sandbox.traffic import TrafficSimulator
+
+log = logging.getLogger(__name__)
+
+HOST = "127.0.0.1"
+PORT_OFFSETS = {
+    "aws": 0,
+    "github": 1,
+    "slack": 2,
+    "statuspage": 3,
+    "smtp": 4,
+    "app_blue": 5,
+    "app_green": 6,
+    "control": 7,
+}
+GITHUB_TOKEN = "sandbox-github-token"
+STATUSPAGE_KEY = "sandbox-statuspage-key"
+_one_per_process = threading.Lock()  # moto's state is global to the process
+SLACK_PATHS = {"team": "T0SANDBOX/B0TEAM/sandbox-team", "company": "T0SANDBOX/B0COMPANY/sandbox-company"}
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """No access log line per request (the AWS request log and the recorders keep what matters)."""
+
+    def log_request(self, *args: Any) -> None:
+        pass
+
+
+class _QuietMotoHandler(MotoRequestHandler):
+    def log_request(self, *args: Any) -> None:
+        pass
+
+
+class _Swappable:
+    """A WSGI app whose target can be replaced (reseeding rebuilds stateful emulators)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        return self.app(environ, start_response)
+
+
+class Sandbox:
+    """Every emulator, seeded as production at the previous version; ``start()``/``stop()``."""
+
+    def __init__(
+        self,
+        cfg: DeploymentConfig,
+        *,
+        base_port: int = 5100,
+        job_seconds: float = 2.0,
+        update_seconds: float = 2.0,
+        traffic: bool = True,
+    ) -> None:
+        self.cfg = cfg
+        self.base_port = base_port
+        self.ports = {name: base_port + offset for name, offset in PORT_OFFSETS.items()}
+        self.endpoints = {
+            name: f"smtp://{HOST}:{port}" if name == "smtp" else f"http://{HOST}:{port}"
+            for name, port in self.ports.items()
+        }
+        self.faults = Faults()
+        self.amplify = AmplifyEmulator(
+            self.faults,
+            region=cfg.region,
+            job_seconds=job_seconds,
+            version_variable=cfg.amplify.version_variable,
+        )
+        self.aws = AwsFront(
+            self.amplify,
+            self.faults,
+            version_parameter=cfg.stack.version_parameter,
+            update_seconds=update_seconds,
+        )
+        self._traffic_enabled = traffic
+        self.traffic: TrafficSimulator | None = None
+        self.github: GitHubEmulator | None = None
+        self.statuspage: StatusPage | None = None
+        self.slack: SlackWebhooks | None = None
+        self.apps: dict[str, ColourApp] = {}
+        self._github_app = _Swappable(None)
+        self._statuspage_app = _Swappable(None)
+        self._servers: list[tuple[BaseWSGIServer, threading.Thread]] = []
+        self._smtp: SmtpSink | None = None
+        self._lock = threading.Lock()
+        self._started = False
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        """Serve everything, seed it, start the traffic; the control API answers last."""
+        if not _one_per_process.acquire(blocking=False):
+            raise RuntimeError("a sandbox already runs in this process (moto's state is global): reuse it")
+        self._started = True
+        moto_api_backend.reset()
+        try:
+            self._serve("aws", self.aws, _QuietMotoHandler)
+            self._build_stateful()
+            self._serve("github", self._github_app)
+            self.slack = self._slack_app()
+            self._serve("slack", self.slack)
+            self._serve("statuspage", self._statuspage_app)
+            for colour in ("blue", "green"):
+                self.apps[colour] = self._colour_app(colour)
+                self._serve(f"app_{colour}", self.apps[colour])
+            self._smtp = SmtpSink(self.ports["smtp"], HOST, faults=self.faults)
+            self._smtp.start()
+            self._seed()
+            self._serve("control", ControlApi(self))
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        """Stop every thread this sandbox started; safe to call twice."""
+        if not self._started:
+            return
+        if self.traffic is not None:
+            self.traffic.stop()
+            self.traffic = None
+        for server, thread in reversed(self._servers):
+            server.shutdown()
+            server.server_close()
+            thread.join(timeout=10)  # serve_forever polls for shutdown every 0.1 s
+        self._servers.clear()
+        if self._smtp is not None:
+            self._smtp.stop()
+            self._smtp = None
+        self.aws.cloudformation.shutdown()
+        self._started = False
+        _one_per_process.release()
+
+    def __enter__(self) -> Sandbox:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ---------------------------------------------------------------- control API
+    @property
+    def recorders(self) -> dict[str, Recorder]:
+        """What each emulator recorded, by service name (those running)."""
+        emulators = {
+            "github": self.github,
+            "slack": self.slack,
+            "statuspage": self.statuspage,
+            "smtp": self._smtp,
+            "app_blue": self.apps.get("blue"),
+            "app_green": self.apps.get("green"),
+            "traffic": self.traffic,
+        }
+        return {name: emulator.recorder for name, emulator in emulators.items() if emulator is not None}
+
+    def reset(self) -> None:
+        """Clear faults and everything recorded; the seeded (and since changed) state stays."""
+        self.faults.clear()
+        for recorder in self.recorders.values():
+            recorder.clear()
+        self.aws.requests.clear()
+
+    def reseed(self) -> None:
+        """Back to the freshly seeded state: AWS, Amplify, GitHub and the status page rebuilt."""
+        with self._lock:
+            if self.traffic is not None:
+                self.traffic.stop()
+                self.traffic = None
+            self.aws.cloudformation.shutdown()
+            moto_api_backend.reset()
+            self.amplify.reset()
+            self._build_stateful()
+            self.reset()
+            self._seed()
+
+    def set_alarm_state(self, name: str, state: str, reason: str) -> None:
+        self.aws_client("cloudwatch").set_alarm_state(AlarmName=name, StateValue=state, StateReason=reason)
+
+    def aws_client(self, service: str) -> Any:
+        return boto3.client(
+            service, endpoint_url=self.endpoints["aws"], region_name=self.cfg.region, **CREDENTIALS
+        )
+
+    def version_of(self, colour: str) -> str | None:
+        """The version the ``colour`` branch serves (its last SUCCEED Amplify job)."""
+        return self.amplify.served_version(self.cfg.amplify.app_id, self.cfg.amplify.branches[colour])
+
+    # ---------------------------------------------------------------- connections
+    def connections(self) -> dict[str, dict[str, Any]]:
+        """Every Airflow connection of the configuration, pointed at this sandbox."""
+        ids, notes = self.cfg.connections, self.cfg.notifications
+        slack = self.endpoints["slack"] + "/services/"
+        http = {"conn_type": "http"}
+        return {
+            ids.aws: {
+                "conn_type": "aws",
+                "login": CREDENTIALS["aws_access_key_id"],
+                "password": CREDENTIALS["aws_secret_access_key"],
+                "extra": {"endpoint_url": self.endpoints["aws"], "region_name": self.cfg.region},
+            },
+            ids.github: {"conn_type": "github", "host": self.endpoints["github"], "password": GITHUB_TOKEN},
+            ids.slack_team: {"conn_type": "slackwebhook", "password": slack + SLACK_PATHS["team"]},
+            ids.slack_company: {"conn_type": "slackwebhook", "password": slack + SLACK_PATHS["company"]},
+            ids.smtp: {
+                "conn_type": "smtp",
+                "host": HOST,
+                "port": self.ports["smtp"],
+                "extra": {"disable_ssl": True, "disable_tls": True, "from_email": notes.email_from},
+            },
+            ids.statuspage: {**http, "host": self.endpoints["statuspage"], "password": STATUSPAGE_KEY},
+            ids.app_blue: {**http, "host": self.endpoints["app_blue"]},
+            ids.app_green: {**http, "host": self.endpoints["app_green"]},
+        }
+
+    def connections_env(self) -> dict[str, str]:
+        """``{"AIRFLOW_CONN_<ID>": "<json>"}`` for every connection."""
+        return {f"AIRFLOW_CONN_{cid.upper()}": json.dumps(conn) for cid, conn in self.connections().items()}
+
+    def write_state(self, state_dir: Path) -> None:
+        """Write ``connections.env`` (sourceable) and ``endpoints.json`` into ``state_dir``."""
+        state_dir.mkdir(parents=True, exist_ok=True)
+        lines = [f"export {name}='{value}'" for name, value in self.connections_env().items()]
+        (state_dir / "connections.env").write_text("\n".join(lines) + "\n")
+        (state_dir / "endpoints.json").write_text(json.dumps(self.endpoints, indent=2) + "\n")
+
+    # ------------------------------------------------------------------ internals
+    def _serve(self, name: str, app: Any, handler: type[WSGIRequestHandler] = _QuietHandler) -> None:
+        port = self.ports[name]
+        try:
+            server = make_server(HOST, port, app, threaded=True, request_handler=handler)
+        except (OSError, SystemExit) as err:  # werkzeug exits when the port is taken
+            reason = err.strerror if isinstance(err, OSError) else "the port is in use"
+            raise OSError(f"cannot serve the sandbox's {name} on {HOST}:{port}: {reason}") from None
+        thread = threading.Thread(
+            target=server.serve_forever, args=(0.1,), name=f"sandbox-{name}", daemon=True
+        )
+        thread.start()
+        self._servers.append((server, thread))
+
+    def _build_stateful(self) -> None:
+        notes = self.cfg.notifications
+        self.github = GitHubEmulator(self.cfg.github.repository, GITHUB_TOKEN, faults=self.faults)
+        self.statuspage = StatusPage(
+            STATUSPAGE_KEY,
+            {notes.statuspage_page_id: {notes.statuspage_component_id: self.cfg.application}},
+            faults=self.faults,
+        )
+        self._github_app.app = self.github
+        self._statuspage_app.app = self.statuspage
+
+    def _slack_app(self) -> SlackWebhooks:
+        notes = self.cfg.notifications
+        return SlackWebhooks(
+            {
+                SLACK_PATHS["team"]: notes.slack_team_channel,
+                SLACK_PATHS["company"]: notes.slack_company_channel,
+            },
+            faults=self.faults,
+        )
+
+    def _colour_app(self, colour: str) -> ColourApp:
+        store = DynamoContentStore(
+            self.cfg.dynamodb.tables[0], endpoint_url=self.endpoints["aws"], region=self.cfg.region
+        )
+        return ColourApp(
+            colour,
+            self.version_of,
+            faults=self.faults,
+            content_store=store,
+            check_names={c.path: c.name for c in self.cfg.smoke_tests.checks},
+        )
+
+    def _seed(self) -> None:
+        seed_aws(self.cfg, self.endpoints["aws"], self.amplify)
+        seed_github(self.cfg, self.github)
+        if self._traffic_enabled:
+            self.traffic = TrafficSimulator(
+                self.cfg,
+                endpoint_url=self.endpoints["aws"],
+                version_of=self.version_of,
+                faults=self.faults,
+            )
+            self.traffic.start()

@@ -1,0 +1,253 @@
+"""Seed a fresh sandbox as a live production at the previous version.
+
+AWS goes through boto3 against the running endpoint, as the pipeline sees it:
+the artifacts bucket; the stack created from the SAM template (transformed
+locally by :func:`deployment.sam.transform_template`, since moto cannot run the
+transform) at ``PREVIOUS_VERSION``; a few items in each of its DynamoDB tables;
+the hosted zone with the two weighted records (blue 100, green 0) pointing at
+the branches' Amplify domains; alarms named ``<alarms.prefix>...`` in OK;
+healthy production and staging metrics over the last staging window. The
+Amplify app and branches are added through the emulator (Amplify ids cannot be
+chosen through its API), then blue gets a RELEASE job at ``PREVIOUS_VERSION``
+through boto3 and green stays idle. GitHub is seeded through its emulator:
+releases ``rc-1.0.0`` and ``v1.0.0`` on one commit and ``rc-1.1.0`` on a later
+one, each rc commit with a successful staging workflow run.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+
+from deployment.config import DeploymentConfig
+from deployment.sam import transform_template
+from sandbox.amplify import AmplifyEmulator
+
+PREVIOUS_VERSION = "v1.0.0"
+NEXT_VERSION = "v1.1.0"
+REQUESTS_PER_SECOND = 200
+CREDENTIALS = {"aws_access_key_id": "sandbox", "aws_secret_access_key": "sandbox"}
+
+
+def aws_client(service: str, endpoint_url: str, region: str) -> Any:
+    """A boto3 client for the sandbox AWS endpoint."""
+    return boto3.client(service, endpoint_url=endpoint_url, region_name=region, **CREDENTIALS)
+
+
+def seed_aws(cfg: DeploymentConfig, endpoint_url: str, amplify: AmplifyEmulator) -> None:
+    """Seed every AWS system (and the Amplify emulator) of a fresh sandbox."""
+
+    def client(service: str) -> Any:
+        return aws_client(service, endpoint_url, cfg.region)
+
+    amplify_client = client("amplify")
+    blue_job = _seed_amplify(cfg, amplify, amplify_client)
+    s3 = client("s3")
+    s3.create_bucket(
+        Bucket=cfg.artifacts.bucket, CreateBucketConfiguration={"LocationConstraint": cfg.region}
+    )
+    _seed_stack(cfg, client("cloudformation"))
+    _seed_tables(cfg, client("dynamodb"))
+    _seed_records(cfg, client("route53"), amplify)
+    _seed_alarms(cfg, client("cloudwatch"))
+    _seed_metrics(cfg, client("cloudwatch"))
+    _wait_for_job(amplify_client, cfg, blue_job, timeout=amplify.job_seconds + 10)
+
+
+def stack_parameters(cfg: DeploymentConfig, version: str) -> dict[str, str]:
+    return {**cfg.stack.parameters, cfg.stack.version_parameter: version}
+
+
+def _seed_stack(cfg: DeploymentConfig, cloudformation: Any) -> None:
+    parameters = stack_parameters(cfg, PREVIOUS_VERSION)
+    body = transform_template(cfg.stack.template_path.read_text(), parameters, cfg.region)
+    cloudformation.create_stack(
+        StackName=cfg.stack.name,
+        TemplateBody=body,
+        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
+        Capabilities=cfg.stack.capabilities,
+        Tags=[{"Key": "application", "Value": cfg.application}],
+    )
+    status = cloudformation.describe_stacks(StackName=cfg.stack.name)["Stacks"][0]["StackStatus"]
+    if status != "CREATE_COMPLETE":
+        raise RuntimeError(f"seeding stack {cfg.stack.name} ended {status}")
+
+
+def _seed_tables(cfg: DeploymentConfig, dynamodb: Any) -> None:
+    """A few items per table, keyed by whatever key schema the template gave it."""
+    for table in cfg.dynamodb.tables:
+        try:
+            schema = dynamodb.describe_table(TableName=table)["Table"]["KeySchema"]
+        except dynamodb.exceptions.ResourceNotFoundException:
+            raise RuntimeError(
+                f"dynamodb.tables names {table}, which the stack template does not create"
+            ) from None
+        keys = {k["KeyType"]: k["AttributeName"] for k in schema}
+        for n in range(1, 4):
+            item = {keys["HASH"]: {"S": f"seed-{n}"}, "note": {"S": f"seeded at {PREVIOUS_VERSION}"}}
+            if "RANGE" in keys:
+                item[keys["RANGE"]] = {"S": f"{n:04d}"}
+            dynamodb.put_item(TableName=table, Item=item)
+
+
+def _seed_amplify(cfg: DeploymentConfig, amplify: AmplifyEmulator, client: Any) -> str:
+    """Add the app and both branches; start blue's RELEASE job and return its id."""
+    app_id, branches = cfg.amplify.app_id, cfg.amplify.branches
+    amplify.add_app(app_id, cfg.application, repository=f"https://github.com/{cfg.github.repository}")
+    for colour in ("blue", "green"):
+        amplify.add_branch(app_id, branches[colour], environment=cfg.amplify.environment_variables)
+    client.update_branch(
+        appId=app_id,
+        branchName=branches["blue"],
+        environmentVariables={
+            **cfg.amplify.environment_variables,
+            cfg.amplify.version_variable: PREVIOUS_VERSION,
+        },
+    )
+    job = client.start_job(appId=app_id, branchName=branches["blue"], jobType="RELEASE", jobReason="seed")
+    return job["jobSummary"]["jobId"]
+
+
+def _wait_for_job(client: Any, cfg: DeploymentConfig, job_id: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    branch = cfg.amplify.branches["blue"]
+    while True:
+        status = client.get_job(appId=cfg.amplify.app_id, branchName=branch, jobId=job_id)["job"]["summary"][
+            "status"
+        ]
+        if status == "SUCCEED":
+            return
+        if status in ("FAILED", "CANCELLED") or time.monotonic() > deadline:
+            raise RuntimeError(f"seeding: the {branch} RELEASE job {job_id} ended {status}")
+        time.sleep(0.1)
+
+
+def _seed_records(cfg: DeploymentConfig, route53: Any, amplify: AmplifyEmulator) -> None:
+    traffic = cfg.traffic
+    if traffic.record_type != "CNAME":
+        raise RuntimeError(f"the sandbox serves CNAME records to Amplify domains, not {traffic.record_type}")
+    zone = route53.create_hosted_zone(Name=traffic.hosted_zone, CallerReference=f"sandbox-{time.time_ns()}")
+    changes = [
+        {
+            "Action": "UPSERT",
+            "ResourceRecordSet": {
+                "Name": traffic.record_name,
+                "Type": "CNAME",
+                "SetIdentifier": colour,
+                "Weight": weight,
+                "TTL": traffic.ttl,
+                "ResourceRecords": [
+                    {"Value": amplify.branch_domain(cfg.amplify.app_id, cfg.amplify.branches[colour])}
+                ],
+            },
+        }
+        for colour, weight in (("blue", 100), ("green", 0))
+    ]
+    route53.change_resource_record_sets(
+        HostedZoneId=zone["HostedZone"]["Id"], ChangeBatch={"Comment": "sandbox seed", "Changes": changes}
+    )
+
+
+def alarm_definitions(cfg: DeploymentConfig) -> list[dict[str, Any]]:
+    """The production alarms: 5xx errors and latency of the app, throttles of the first table."""
+    metrics, thresholds = cfg.metrics, cfg.thresholds
+    app_dims = [{"Name": k, "Value": v} for k, v in metrics.dimensions.items()]
+    common = {"EvaluationPeriods": 3, "TreatMissingData": "notBreaching", "ActionsEnabled": False}
+    return [
+        {
+            "AlarmName": f"{cfg.alarms.prefix}5xx-errors",
+            "Namespace": metrics.namespace,
+            "MetricName": metrics.errors_metric,
+            "Dimensions": app_dims,
+            "Statistic": "Sum",
+            "Period": metrics.period_seconds,
+            "Threshold": 10.0,
+            "ComparisonOperator": "GreaterThanThreshold",
+            **common,
+        },
+        {
+            "AlarmName": f"{cfg.alarms.prefix}latency",
+            "Namespace": metrics.namespace,
+            "MetricName": metrics.latency_metric,
+            "Dimensions": app_dims,
+            "Statistic": "Average",
+            "Period": metrics.period_seconds,
+            "Threshold": float(thresholds.latency_ms),
+            "ComparisonOperator": "GreaterThanThreshold",
+            **common,
+        },
+        {
+            "AlarmName": f"{cfg.alarms.prefix}throttles",
+            "Namespace": "AWS/DynamoDB",
+            "MetricName": "ThrottledRequests",
+            "Dimensions": [{"Name": "TableName", "Value": cfg.dynamodb.tables[0]}],
+            "Statistic": "Sum",
+            "Period": max(metrics.period_seconds, 60),
+            "Threshold": 0.0,
+            "ComparisonOperator": "GreaterThanThreshold",
+            **common,
+        },
+    ]
+
+
+def _seed_alarms(cfg: DeploymentConfig, cloudwatch: Any) -> None:
+    for alarm in alarm_definitions(cfg):
+        cloudwatch.put_metric_alarm(**alarm)
+        cloudwatch.set_alarm_state(
+            AlarmName=alarm["AlarmName"], StateValue="OK", StateReason="Seeded healthy"
+        )
+
+
+def _seed_metrics(cfg: DeploymentConfig, cloudwatch: Any) -> None:
+    """Healthy history (0.2 % errors, ~120 ms) for production and staging over the last window.
+
+    The traffic simulator publishes from now on; this covers the windows the
+    pipeline looks back over when a release starts right after the sandbox.
+    """
+    metrics = cfg.metrics
+    period = metrics.period_seconds
+    window = max(cfg.timings.staging_window_seconds, cfg.timings.baseline_window_seconds)
+    now = datetime.now(UTC).replace(microsecond=0)
+    requests = REQUESTS_PER_SECOND * period
+    data: list[dict[str, Any]] = []
+    for n in range(1, window // period + 1):
+        stamp = now - timedelta(seconds=n * period)
+        for dimensions in (metrics.dimensions, metrics.staging_dimensions):
+            common = {
+                "Dimensions": [{"Name": k, "Value": v} for k, v in dimensions.items()],
+                "Timestamp": stamp,
+                "StorageResolution": 1 if period < 60 else 60,
+            }
+            latency = {"SampleCount": requests, "Sum": 120.0 * requests, "Minimum": 40.0, "Maximum": 400.0}
+            data += [
+                {"MetricName": metrics.requests_metric, "Value": requests, "Unit": "Count", **common},
+                {"MetricName": metrics.errors_metric, "Value": requests // 500, "Unit": "Count", **common},
+                {
+                    "MetricName": metrics.latency_metric,
+                    "StatisticValues": latency,
+                    "Unit": "Milliseconds",
+                    **common,
+                },
+            ]
+    for start in range(0, len(data), 900):
+        cloudwatch.put_metric_data(Namespace=metrics.namespace, MetricData=data[start : start + 900])
+
+
+def seed_github(cfg: DeploymentConfig, github: Any) -> None:
+    """Releases rc-1.0.0 and v1.0.0 (production) and rc-1.1.0, each rc with a green staging run."""
+    prefix, workflow = cfg.github.rc_tag_prefix, cfg.github.staging_workflow
+    previous, following = PREVIOUS_VERSION.lstrip("v"), NEXT_VERSION.lstrip("v")
+    github.add_commits(["Initial import", "Content editor", f"Release {previous}"], tag=PREVIOUS_VERSION)
+    commit = github.head()
+    github.add_tag(f"{prefix}{previous}", commit)
+    github.add_release(f"{prefix}{previous}", prerelease=True, body=f"Release candidate {previous}")
+    github.add_release(PREVIOUS_VERSION, body=f"Production release {previous}")
+    github.add_workflow_run(workflow, commit)
+    github.add_commits(["AI assistant prompts", "Payments: retry intents", f"Release candidate {following}"])
+    commit = github.head()
+    github.add_tag(f"{prefix}{following}", commit)
+    github.add_release(f"{prefix}{following}", prerelease=True, body=f"Release candidate {following}")
+    github.add_workflow_run(workflow, commit)

@@ -1,0 +1,115 @@
+"""The frontend release on the idle Amplify branch: environment variables, then a RELEASE job.
+
+Idempotent: the variables are only written when they differ, and the job is
+marked with the version and run (its ``commitMessage``), so a rerun finds the
+job it started instead of starting another. A failed or cancelled job is not
+reused: rerunning the task is how an operator retries the build.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from deployment.hooks.aws import AmplifyHook, hook_for
+
+if TYPE_CHECKING:
+    from deployment.config import Colour, DeploymentConfig
+
+IN_FLIGHT = frozenset({"CREATED", "PENDING", "PROVISIONING", "RUNNING"})
+FAILED = frozenset({"FAILED", "CANCELLING", "CANCELLED"})
+SUCCEEDED = "SUCCEED"
+
+
+def client(cfg: DeploymentConfig) -> Any:
+    return hook_for(cfg, AmplifyHook).conn
+
+
+def release_marker(version: str, run_key: str) -> str:
+    """The ``commitMessage`` that ties a RELEASE job to this version and run."""
+    return f"deployment {version} run {run_key}"
+
+
+def release_environment(cfg: DeploymentConfig, current: dict[str, str], version: str) -> dict[str, str]:
+    """The branch's variables with the release's own set over them (others are kept)."""
+    return {**current, **cfg.amplify.environment_variables, cfg.amplify.version_variable: version}
+
+
+def prepare_branch(cfg: DeploymentConfig, colour: Colour, version: str, amplify: Any | None = None) -> dict:
+    """Set the release's environment variables on ``colour``'s branch; a no-op when already set."""
+    amplify = amplify or client(cfg)
+    branch = cfg.amplify.branches[colour]
+    current = amplify.get_branch(appId=cfg.amplify.app_id, branchName=branch)["branch"]
+    env = dict(current.get("environmentVariables") or {})
+    wanted = release_environment(cfg, env, version)
+    changed = wanted != env
+    if changed:
+        amplify.update_branch(appId=cfg.amplify.app_id, branchName=branch, environmentVariables=wanted)
+    return {
+        "colour": colour,
+        "branch": branch,
+        "version_variable": cfg.amplify.version_variable,
+        "variables_set": sorted({*cfg.amplify.environment_variables, cfg.amplify.version_variable}),
+        "changed": changed,
+    }
+
+
+def find_release_job(cfg: DeploymentConfig, branch: str, marker: str, amplify: Any) -> dict | None:
+    """The newest job on ``branch`` carrying ``marker`` that is running or succeeded."""
+    token = None
+    while True:
+        kwargs = {"appId": cfg.amplify.app_id, "branchName": branch, "maxResults": 50}
+        response = amplify.list_jobs(**kwargs, **({"nextToken": token} if token else {}))
+        for job in response.get("jobSummaries", []):  # newest first
+            if (
+                job.get("commitMessage") == marker
+                and job["jobType"] == "RELEASE"
+                and job["status"] not in FAILED
+            ):
+                return job
+        token = response.get("nextToken")
+        if not token:
+            return None
+
+
+def start_release(
+    cfg: DeploymentConfig, colour: Colour, version: str, run_key: str, amplify: Any | None = None
+) -> dict:
+    """Start (or find, when this run already started it) the RELEASE job of ``version`` on ``colour``."""
+    amplify = amplify or client(cfg)
+    branch = cfg.amplify.branches[colour]
+    marker = release_marker(version, run_key)
+    existing = find_release_job(cfg, branch, marker, amplify)
+    if existing:
+        return {
+            "job_id": existing["jobId"],
+            "job_arn": existing.get("jobArn"),
+            "branch": branch,
+            "status": existing["status"],
+            "started": False,
+        }
+    summary = amplify.start_job(
+        appId=cfg.amplify.app_id,
+        branchName=branch,
+        jobType="RELEASE",
+        jobReason=f"release {version}"[:255],
+        commitMessage=marker,
+    )["jobSummary"]
+    return {
+        "job_id": summary["jobId"],
+        "job_arn": summary.get("jobArn"),
+        "branch": branch,
+        "status": summary["status"],
+        "started": True,
+    }
+
+
+def job_state(amplify: Any, app_id: str, branch: str, job_id: str) -> tuple[str, str]:
+    """A job's status and, when it failed, the reasons its steps give."""
+    job = amplify.get_job(appId=app_id, branchName=branch, jobId=job_id)["job"]
+    status = job["summary"]["status"]
+    reasons = [
+        f"{step['stepName']}: {step.get('statusReason') or step['status']}"
+        for step in job.get("steps", [])
+        if step.get("status") in FAILED
+    ]
+    return status, "; ".join(reasons) or f"job {job_id} ended {status}"

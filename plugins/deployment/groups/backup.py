@@ -1,0 +1,68 @@
+"""Phase 3, backup: the recovery point, taken once per run (a rerun reuses it).
+
+``backup_stack``, ``backup_tables`` and ``tag_amplify`` run side by side;
+``write_manifest`` puts their results into the ``backup`` section.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import TaskGroup, get_current_context, task
+
+if TYPE_CHECKING:
+    from deployment.config import DeploymentConfig
+
+GROUP_ID = "backup"
+
+
+def _release() -> tuple[Any, Any, dict[str, Any]]:
+    from deployment.config import load_config
+    from deployment.ledger import Ledger
+
+    context = get_current_context()
+    cfg = load_config()
+    return cfg, Ledger(cfg, context["params"]["version"], context["run_id"]), context
+
+
+def backup_group(config: DeploymentConfig) -> TaskGroup:
+    with TaskGroup(
+        group_id=GROUP_ID,
+        tooltip=f"Stack {config.stack.name} state to S3, DynamoDB backups of "
+        f"{len(config.dynamodb.tables)} table(s), the live Amplify branch tagged",
+    ) as group:
+
+        @task(task_id="backup_stack")
+        def backup_stack() -> dict[str, Any]:
+            """The live stack's template, parameters and outputs into the record (once per run)."""
+            from deployment.backup import backup_stack as take
+
+            cfg, ledger, _ = _release()
+            return take(cfg, ledger)
+
+        @task(task_id="backup_tables")
+        def backup_tables() -> list[dict[str, Any]]:
+            """An on-demand backup per configured table, named by the run, waited to AVAILABLE."""
+            from deployment.backup import backup_tables as take
+
+            cfg, ledger, _ = _release()
+            return take(cfg, ledger.version, ledger.run_id)
+
+        @task(task_id="tag_amplify")
+        def tag_amplify() -> dict[str, Any]:
+            """Tag the live colour's Amplify branch with the release, the backup id and its last good job."""
+            from deployment.backup import tag_live_amplify
+
+            cfg, ledger, _ = _release()
+            return tag_live_amplify(cfg, ledger.version, ledger.run_id)
+
+        @task(task_id="write_manifest")
+        def write_manifest(stack: dict[str, Any], tables: list[dict[str, Any]], amplify: dict[str, Any]):
+            """The ``backup`` section: where every part of the recovery point is."""
+            from deployment.backup import write_manifest as write
+
+            cfg, ledger, _ = _release()
+            return write(cfg, ledger, stack=stack, tables=tables, amplify=amplify)
+
+        write_manifest(backup_stack(), backup_tables(), tag_amplify())
+    return group

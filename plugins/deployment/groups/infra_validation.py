@@ -1,0 +1,70 @@
+"""Phase 4, validate infrastructure: the template is sound and the change is the approved one.
+
+``lint_template`` (SAM transform + cfn-lint; errors fail) → ``verify_change_set``
+(the deploy change set, compared in effect with the plan's; any difference stops
+the run before anything changes). Both write their key of ``validation``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import TaskGroup, get_current_context, task
+
+if TYPE_CHECKING:
+    from deployment.config import DeploymentConfig
+
+GROUP_ID = "validate_infrastructure"
+
+
+def _release() -> tuple[Any, Any, dict[str, Any]]:
+    from deployment.config import load_config
+    from deployment.ledger import Ledger
+
+    context = get_current_context()
+    cfg = load_config()
+    return cfg, Ledger(cfg, context["params"]["version"], context["run_id"]), context
+
+
+def validate_infrastructure_group(config: DeploymentConfig) -> TaskGroup:
+    with TaskGroup(
+        group_id=GROUP_ID,
+        tooltip="SAM transform, cfn-lint, and the change set checked against the approved plan",
+    ) as group:
+
+        @task(task_id="lint_template")
+        def lint_template() -> dict[str, Any]:
+            """SAM transform and cfn-lint; every finding logged and recorded, errors fail."""
+            from airflow.sdk.exceptions import AirflowFailException
+
+            from deployment.infra_validation import record, report_problems, template_report
+
+            cfg, ledger, context = _release()
+            report = template_report(cfg, ledger.version)
+            for finding in report["cfn_lint"]["findings"]:
+                context["ti"].log.info("cfn-lint %(level)s %(rule)s line %(line)s: %(message)s", finding)
+            record(ledger, "template", report)
+            if problems := report_problems(report):
+                raise AirflowFailException("the template is not valid: " + "; ".join(problems))
+            return {"ok": True, **{k: report["cfn_lint"][k] for k in ("error", "warning", "informational")}}
+
+        @task(task_id="verify_change_set")
+        def verify_change_set() -> dict[str, Any]:
+            """The deploy change set must equal, in effect, the one in the approved plan."""
+            from airflow.sdk.exceptions import AirflowFailException
+
+            from deployment.infra_validation import record
+            from deployment.infra_validation import verify_change_set as verify
+
+            cfg, ledger, _ = _release()
+            result = verify(cfg, ledger)
+            record(ledger, "change_set", result)
+            if not result["identical"]:
+                raise AirflowFailException(
+                    "the change set differs from the approved plan, nothing was changed: "
+                    + "; ".join(result["differences"])
+                )
+            return {"name": result["change_set"]["name"], "id": result["change_set"]["id"]}
+
+        lint_template() >> verify_change_set()
+    return group

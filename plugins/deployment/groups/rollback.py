@@ -1,0 +1,431 @@
+"""Phase 10, ``rollback``: undo what a failed release changed, verify, page; then the run's outcome.
+
+Wiring (in the DAG): every task of phases 3-8 is upstream of :func:`rollback_group`'s
+first task ``rollback.plan`` (trigger rule ``one_failed``, so it starts on the first
+failure; a failure in phase 1 or 2 reaches it as ``upstream_failed`` and the plan then
+finds nothing changed). When nothing was changed, ``plan`` skips and so does the whole
+group: nothing is touched and nobody is paged. :func:`finalize_task` is the run's only
+leaf (trigger rule ``all_done``): it writes ``outcome`` and fails the run whenever the
+release failed, even when the rollback itself succeeded.
+
+The same step tasks serve the manual ``rollback_production`` DAG, whose first task
+writes the ``rollback.plan`` section from the chosen backup instead of this run's record.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import TaskGroup, TriggerRule, get_current_context, task
+
+if TYPE_CHECKING:
+    from deployment.config import DeploymentConfig
+    from deployment.ledger import Ledger
+
+GROUP_ID = "rollback"
+FINALIZE_TASK_ID = "record_outcome"
+MANUAL_RECORD_FOLDER = "manual-rollbacks"
+# Tasks whose failure does not make the release a failure.
+NOT_RELEASE_TASKS = ("notify.", f"{GROUP_ID}.", FINALIZE_TASK_ID, "announce_emergency")
+FAILED_STATES = {"failed", "upstream_failed"}
+STEPS = ("traffic", "stack", "frontend")
+
+
+# ------------------------------------------------------------------- run context
+def run_ledger(cfg: DeploymentConfig, context: Any) -> Ledger:
+    """The record of this run: by version for a release, in the manual-rollbacks folder otherwise."""
+    from deployment.ledger import Ledger
+
+    version = context["params"].get("version") or MANUAL_RECORD_FOLDER
+    return Ledger(cfg, version, context["run_id"])
+
+
+def task_states(context: Any) -> dict[str, str]:
+    """``{task_id: state}`` of this run's task instances, through the Task SDK."""
+    ti = context["ti"]
+    states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[context["run_id"]])
+    return {task_id: str(state) for task_id, state in (states.get(context["run_id"]) or {}).items()}
+
+
+def failed_release_tasks(states: dict[str, str]) -> list[str]:
+    """Tasks of the release itself (not notifications, rollback or outcome) that failed."""
+    return sorted(
+        task_id for task_id, state in states.items()
+        if state in FAILED_STATES and not task_id.startswith(NOT_RELEASE_TASKS)
+    )
+
+
+# ---------------------------------------------------------------------- helpers
+def _step(section: str, action):
+    """Run ``action(cfg, ledger, plan, context)`` and record its result as ``rollback.<section>``."""
+    from deployment.config import load_config
+    from deployment.ledger import now_iso
+
+    context = get_current_context()
+    cfg = load_config()
+    ledger = run_ledger(cfg, context)
+    plan = ledger.read("rollback.plan")
+    if plan is None:
+        raise RuntimeError(f"{ledger.uri('rollback.plan')} is missing: the plan task did not record one")
+    started = now_iso()
+    try:
+        result = action(cfg, ledger, plan, context)
+    except Exception as err:
+        failure = {"status": "failed", "started_at": started, "failed_at": now_iso(),
+                   "error": str(err)[:2000]}
+        ledger.write(f"rollback.{section}", failure)
+        raise
+    ledger.write(f"rollback.{section}", {"started_at": started, "finished_at": now_iso(), **result})
+    return result
+
+
+def summary(ledger: Ledger) -> dict[str, Any]:
+    """The ``rollback`` section as it stands: plan, steps and verification so far."""
+    from deployment.rollback import summarize
+
+    plan = ledger.read("rollback.plan") or {}
+    steps = {name: ledger.read(f"rollback.{name}") for name in (*STEPS, "verify")}
+    return summarize(plan, {k: v for k, v in steps.items() if v}, plan.get("failed_tasks", []))
+
+
+def _version(ledger: Ledger, plan: dict[str, Any]) -> str:
+    return plan.get("rolled_back_version") or ledger.version
+
+
+# ------------------------------------------------------------------------ tasks
+@task(task_id="plan", trigger_rule=TriggerRule.ONE_FAILED)
+def plan_rollback() -> dict[str, Any]:
+    """Decide from the record what to undo; skip the whole group when nothing was changed."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from deployment.config import load_config
+    from deployment.ledger import now_iso
+    from deployment.rollback import plan_from_record
+
+    context = get_current_context()
+    cfg = load_config()
+    ledger = run_ledger(cfg, context)
+    existing = ledger.read("rollback.plan")
+    if existing and existing.get("needed") is not None:
+        plan = existing  # a rerun keeps the first decision: the record has moved on since
+    else:
+        plan = plan_from_record(cfg, ledger.record())
+        plan["failed_tasks"] = failed_release_tasks(task_states(context))
+        plan["started_at"] = now_iso()
+        plan["rolled_back_version"] = ledger.version
+        ledger.write("rollback.plan", plan)
+    if not plan["needed"]:
+        ledger.write("rollback", {"needed": False, "status": "not_needed", "reasons": plan["reasons"],
+                                  "failed_tasks": plan["failed_tasks"], "decided_at": now_iso()})
+        raise AirflowSkipException("; ".join(plan["reasons"]))
+    return {"undo": plan["undo"], "stable_colour": plan["stable_colour"]}
+
+
+def _not_needed(what: str) -> dict[str, Any]:
+    return {"status": "not_needed", "detail": f"the record shows no change to {what}"}
+
+
+@task(task_id="restore_traffic")
+def restore_traffic_task() -> dict[str, Any]:
+    """All traffic back to the stable colour: the first, fastest step."""
+
+    def action(cfg, ledger, plan, context):
+        from deployment.rollback import restore_traffic
+
+        if not plan["undo"]["traffic"]:
+            return _not_needed("traffic (Route 53 untouched)")
+        return {"status": "done", **restore_traffic(cfg, plan["stable_colour"])}
+
+    return _step("traffic", action)
+
+
+@task(task_id="restore_stack", trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS)
+def restore_stack_task() -> dict[str, Any]:
+    """The stack back to the backed-up template and parameters (cancel / continue / change set)."""
+
+    def action(cfg, ledger, plan, context):
+        from deployment.rollback import restore_stack
+
+        if not plan["undo"]["stack"]:
+            return _not_needed("the stack")
+        return {"status": "done", **restore_stack(cfg, plan["backup"], context["run_id"])}
+
+    return _step("stack", action)
+
+
+@task(task_id="restore_frontend", trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS)
+def restore_frontend_task() -> dict[str, Any]:
+    """The idle Amplify branch's variables back, a build still running on it stopped."""
+
+    def action(cfg, ledger, plan, context):
+        from deployment.rollback import restore_frontend
+
+        if not plan["undo"]["frontend"]:
+            return _not_needed("the frontend")
+        return {"status": "done", **restore_frontend(cfg, plan["backup"], plan["idle_colour"],
+                                                     plan.get("stable_colour"))}
+
+    return _step("frontend", action)
+
+
+@task(task_id="verify", trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS)
+def verify_task() -> dict[str, Any]:
+    """Stack equals the backup, smoke tests pass on the stable colour, metrics healthy."""
+
+    def action(cfg, ledger, plan, context):
+        from datetime import datetime
+
+        from deployment.rollback import verify
+
+        traffic = ledger.read("rollback.traffic") or {}
+        since = datetime.fromisoformat(traffic["restored_at"]) if traffic.get("restored_at") else None
+        return {"status": "done", **verify(cfg, plan["backup"], plan.get("stable_colour"),
+                                           check_stack=plan["undo"]["stack"], since=since)}
+
+    result = _step("verify", action)
+    if not result["verified"]:
+        raise RuntimeError(f"rollback not verified: {', '.join(result['failed_checks'])} failed")
+    return result
+
+
+@task(task_id="record_rollback", trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS)
+def record_rollback_task() -> dict[str, Any]:
+    """Write the ``rollback`` section: what failed, when, what was undone, verification."""
+    from deployment.config import load_config
+    from deployment.ledger import now_iso
+
+    context = get_current_context()
+    cfg = load_config()
+    ledger = run_ledger(cfg, context)
+    section = {**summary(ledger), "finished_at": now_iso(),
+               "started_at": (ledger.read("rollback.plan") or {}).get("started_at")}
+    ledger.write("rollback", section)
+    return {"status": section["status"], "verified": section["verified"]}
+
+
+def _urgent(task_id: str, send):
+    @task(task_id=task_id, trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS, retries=3,
+          retry_delay=timedelta(seconds=5))
+    def _notice() -> dict[str, Any]:
+        from deployment.config import load_config
+        from deployment.notifications import send_once
+
+        context = get_current_context()
+        cfg = load_config()
+        ledger = run_ledger(cfg, context)
+        current = summary(ledger)
+        plan = ledger.read("rollback.plan") or {}
+        values = {"cfg": cfg, "summary": current, "version": _version(ledger, plan),
+                  "run_id": context["run_id"], "reason": plan.get("reason"),
+                  "url": _run_url(cfg, context)}
+        # Keyed by verification state, so a rerun after a fix sends the news once more.
+        key = f"rollback.notice.{task_id}.{'verified' if current['verified'] else 'unverified'}"
+        return send_once(ledger, key, lambda: send(cfg, values))
+
+    _notice.__doc__ = send.__doc__
+    return _notice()
+
+
+def _run_url(cfg: DeploymentConfig, context: Any) -> str:
+    from deployment.notifications import run_url
+
+    return run_url(cfg, context["ti"].dag_id, context["run_id"])
+
+
+def _slack(cfg, values):
+    """Slack, team channel, with the on-call mentions."""
+    from deployment.notifications import oncall_mentions, render, send_slack
+
+    text = render("slack_rollback.md.j2", mentions=oncall_mentions(cfg), **values)
+    return send_slack(cfg.connections.slack_team, text)
+
+
+def _email(cfg, values):
+    """Incident email to ``notifications.incident_emails``."""
+    from deployment.notifications import render, send_email
+
+    state = "rolled back" if values["summary"]["verified"] else "ROLLBACK NOT VERIFIED"
+    subject = f"[INCIDENT] {cfg.application} {values['version']} {state} ({cfg.environment})"
+    return send_email(cfg, list(cfg.notifications.incident_emails), subject,
+                      render("email_incident.html.j2", **values), values["run_id"])
+
+
+def _statuspage(cfg, values):
+    """Status-page incident on the app's component."""
+    from deployment.notifications import StatusPage, render
+
+    verified = values["summary"]["verified"]
+    return StatusPage(cfg).open_or_update_incident(
+        name=f"{cfg.application}: release {values['version']} rolled back",
+        status="monitoring" if verified else "identified",
+        body=render("statuspage_incident.md.j2", **values).strip(),
+        component_status="operational" if verified else "degraded_performance",
+    )
+
+
+def rollback_steps(plan_task) -> list:
+    """Wire the restore, verify, record and notice tasks after ``plan_task``; returns the leaves."""
+    traffic = restore_traffic_task()
+    stack = restore_stack_task()
+    frontend = restore_frontend_task()
+    check = verify_task()
+    record = record_rollback_task()
+    notices = [_urgent("page_oncall_slack", _slack), _urgent("incident_email", _email),
+               _urgent("statuspage_incident", _statuspage)]
+    plan_task >> traffic
+    [plan_task, traffic] >> stack
+    [plan_task, traffic] >> frontend
+    [plan_task, stack, frontend] >> check
+    [plan_task, check] >> record
+    for notice in notices:
+        [plan_task, record] >> notice
+    return notices
+
+
+def rollback_group(config: DeploymentConfig) -> TaskGroup:
+    """The ``rollback`` group; wire ``[every task of phases 3-8] >> group.children["rollback.plan"]``."""
+    with TaskGroup(group_id=GROUP_ID, tooltip="Undo what a failed release changed, verify, page") as tg:
+        rollback_steps(plan_rollback())
+    return tg
+
+
+# ---------------------------------------------------------------------- outcome
+def outcome_of(failed: list[str], rollback: dict[str, Any] | None) -> str:
+    """``succeeded`` if no release task failed; ``rolled_back`` when undone and verified; else ``failed``."""
+    if not failed:
+        return "succeeded"
+    if rollback and rollback.get("status") == "rolled_back":
+        return "rolled_back"
+    return "failed"
+
+
+def finalize_task(config: DeploymentConfig):
+    """The run's last task (``all_done``): writes ``outcome``, fails the run unless the release succeeded."""
+
+    @task(task_id=FINALIZE_TASK_ID, trigger_rule=TriggerRule.ALL_DONE)
+    def record_outcome() -> dict[str, Any]:
+        """Write the ``outcome`` section; fail the run when the release failed or was rolled back."""
+        import logging
+
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from deployment.config import load_config
+        from deployment.deployment_metrics import record_metrics
+        from deployment.ledger import now_iso
+        from deployment.rollback import backup_version
+
+        context = get_current_context()
+        cfg = load_config()
+        ledger = run_ledger(cfg, context)
+        states = task_states(context)
+        failed = failed_release_tasks(states)
+        rollback = ledger.read("rollback")
+        status = outcome_of(failed, rollback)
+        backup = ledger.read("backup") or {}
+        notification_failures = sorted(
+            t for t, s in states.items() if t.startswith("notify.") and s == "failed"
+        )
+        outcome = {
+            "version": ledger.version,
+            "run_id": context["run_id"],
+            "dag_id": context["ti"].dag_id,
+            "status": status,
+            "finished_at": now_iso(),
+            "previous_version": backup_version(cfg, backup) if backup else None,
+            "failed_tasks": failed,
+            "rollback_status": (rollback or {}).get("status"),
+            "notification_failures": notification_failures,
+        }
+        ledger.write("outcome", outcome)
+        if status != "succeeded":
+            try:
+                record_metrics(cfg, ledger, outcome=status)
+            except Exception:  # the durations are a report; the outcome above is what matters
+                logging.getLogger(__name__).exception("could not record the deployment metrics")
+            raise AirflowFailException(
+                f"release {ledger.version} {status.replace('_', ' ')}: failed tasks {', '.join(failed)}; "
+                f"rollback {outcome['rollback_status'] or 'not run'}"
+            )
+        return outcome
+
+    return record_outcome()
+
+
+def no_concurrent_run(other_dag_id: str):
+    """A guard task: fail at once while a run of ``other_dag_id`` is running.
+
+    Put first in both ``deploy_production`` (other = ``rollback_production``) and
+    ``rollback_production`` (other = ``deploy_production``). Each run is already
+    ``running`` in the database when its guard asks, so of two runs started together
+    the later guard always sees the earlier run: at most one proceeds.
+    """
+
+    @task(task_id=f"no_running_{other_dag_id}", retries=0)
+    def guard() -> int:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        context = get_current_context()
+        running = context["ti"].get_dr_count(dag_id=other_dag_id, states=["running"])
+        if running:
+            raise AirflowFailException(
+                f"{running} run(s) of {other_dag_id} are running; a release and a rollback never run "
+                "together. Wait for it to finish (or fail) and trigger again."
+            )
+        return running
+
+    guard.__doc__ = no_concurrent_run.__doc__
+    return guard()
+
+
+# -------------------------------------------------------------- manual rollback
+@task(task_id="plan")
+def manual_plan_task() -> dict[str, Any]:
+    """Choose the target version and its backup; record the plan of the manual rollback."""
+    from deployment.config import load_config
+    from deployment.rollback import manual_plan
+
+    context = get_current_context()
+    cfg = load_config()
+    ledger = run_ledger(cfg, context)
+    plan = ledger.read("rollback.plan")
+    if plan is None:
+        params = context["params"]
+        plan = manual_plan(cfg, params.get("target_version"), params["reason"], params.get("requested_by"))
+        ledger.write("rollback.plan", plan)
+    return {"target": plan["previous_version"], "from": plan["rolled_back_version"],
+            "stable_colour": plan["stable_colour"]}
+
+
+@task(task_id=FINALIZE_TASK_ID, trigger_rule=TriggerRule.ALL_DONE)
+def manual_outcome_task() -> dict[str, Any]:
+    """Write ``outcome`` of the manual rollback; fail the run unless production is back and verified."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from deployment.config import load_config
+    from deployment.ledger import now_iso
+
+    context = get_current_context()
+    cfg = load_config()
+    ledger = run_ledger(cfg, context)
+    plan = ledger.read("rollback.plan") or {}
+    rollback = ledger.read("rollback") or {}
+    status = "rolled_back" if rollback.get("status") == "rolled_back" else "failed"
+    outcome = {
+        "version": plan.get("rolled_back_version"),
+        "previous_version": plan.get("previous_version"),
+        "run_id": context["run_id"],
+        "dag_id": context["ti"].dag_id,
+        "status": status,
+        "finished_at": now_iso(),
+        "reason": context["params"].get("reason"),
+        "requested_by": context["params"].get("requested_by"),
+        "rollback_status": rollback.get("status"),
+    }
+    ledger.write("outcome", outcome)
+    if status != "rolled_back":
+        raise AirflowFailException(
+            f"manual rollback to {plan.get('previous_version') or 'the target'} did not complete: "
+            f"{rollback.get('status') or 'no rollback section'}; not undone: {rollback.get('not_undone')}"
+        )
+    return outcome

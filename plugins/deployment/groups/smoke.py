@@ -1,0 +1,128 @@
+"""Phase 7, smoke tests: each configured check against production (the colour traffic now goes to).
+
+One task per check (``check_<name>``), so each shows, fails and retries on its own in
+the UI; each writes its own record section ``smoke_tests.<name>`` (no two tasks write
+one section). ``record_results`` runs whatever happened to them, gathers every
+result into the ``smoke_tests`` section, and fails unless all passed.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import TaskGroup, TriggerRule, get_current_context, task
+
+if TYPE_CHECKING:
+    from deployment.config import DeploymentConfig
+    from deployment.ledger import Ledger
+
+GROUP_ID = "smoke_tests"
+SECTION = "smoke_tests"
+
+
+class SmokeTestsFailed(RuntimeError):
+    """A smoke check failed, or did not report."""
+
+
+def check_section(name: str) -> str:
+    return f"{SECTION}.{name}"
+
+
+def release_colour(cfg: DeploymentConfig, ledger: Ledger) -> str:
+    """The colour the release was deployed to, provided production traffic goes there.
+
+    After a rollback in this run the live colour is the old one again; testing it would
+    pass the old version off as the release, so that is an error with the way out.
+    """
+    from deployment.route53 import live_colour
+
+    target = (ledger.read("frontend") or {}).get("target_colour")
+    live = live_colour(cfg)
+    if target is None:
+        raise SmokeTestsFailed(f"no target colour in {ledger.uri('frontend')}: deploy_frontend has not run")
+    if live != target:
+        raise SmokeTestsFailed(
+            f"production traffic goes to {live}, not to {target} where {ledger.version} was deployed "
+            "(rolled back, or the traffic shift did not finish): clear validate_infrastructure with its "
+            "downstream tasks to deploy the release again"
+        )
+    return live
+
+
+def run_one(cfg: DeploymentConfig, ledger: Ledger, name: str) -> dict[str, Any]:
+    """Run the check ``name`` against the release's colour, record it, and fail when it failed."""
+    from deployment.ledger import now_iso
+    from deployment.smoke import run_smoke_checks
+
+    # Overwrites any earlier attempt's result first, so a crash below never leaves a stale pass.
+    ledger.write(
+        check_section(name), {"name": name, "ok": False, "error": "did not finish", "started_at": now_iso()}
+    )
+    colour = release_colour(cfg, ledger)
+    (result,) = run_smoke_checks(cfg, colour, [name])
+    ledger.write(check_section(name), result)
+    if not result["ok"]:
+        raise SmokeTestsFailed(
+            f"smoke check {name} failed on {colour} ({result['method']} {result['path']}): {result['error']}"
+            + (f"; response: {result['response_excerpt'][:200]}" if result.get("response_excerpt") else "")
+        )
+    return {k: result[k] for k in ("name", "colour", "status", "latency_ms", "ok")}
+
+
+def gather(cfg: DeploymentConfig, ledger: Ledger) -> dict[str, Any]:
+    """Every configured check's result in one ``smoke_tests`` section; raises unless all passed."""
+    from deployment.ledger import now_iso
+
+    results = {c.name: ledger.read(check_section(c.name)) for c in cfg.smoke_tests.checks}
+    missing = sorted(name for name, result in results.items() if result is None)
+    failed = sorted(name for name, result in results.items() if result is not None and not result["ok"])
+    summary = {
+        "passed": not missing and not failed,
+        "checks": results,
+        "failed": failed,
+        "missing": missing,
+        "recorded_at": now_iso(),
+    }
+    ledger.write(SECTION, summary)
+    if missing or failed:
+        raise SmokeTestsFailed(f"smoke tests did not all pass: failed {failed}, did not report {missing}")
+    return {"passed": True, "checks": sorted(results)}
+
+
+def _release() -> tuple[Any, Any]:
+    from deployment.operators._common import release
+
+    rel = release(get_current_context())
+    return rel.cfg, rel.ledger
+
+
+def smoke_tests_group(config: DeploymentConfig) -> TaskGroup:
+    with TaskGroup(
+        group_id=GROUP_ID,
+        tooltip="Production smoke checks: " + ", ".join(c.name for c in config.smoke_tests.checks),
+        doc_md=__doc__,
+    ) as group:
+
+        @task(trigger_rule=TriggerRule.ALL_DONE)
+        def record_results() -> dict[str, Any]:
+            """Gather every check's result into ``smoke_tests``; fail unless all passed."""
+            cfg, ledger = _release()
+            return gather(cfg, ledger)
+
+        checks = []
+        for check in config.smoke_tests.checks:
+
+            @task(
+                task_id=f"check_{check.name}",
+                doc_md=f"Smoke check `{check.name}`: {check.method} {check.path}, "
+                f"expects HTTP {check.expect_status}"
+                + (f" and JSON key `{check.expect_json_key}`" if check.expect_json_key else "")
+                + ".",
+            )
+            def run_check(name: str = check.name) -> dict[str, Any]:
+                cfg, ledger = _release()
+                return run_one(cfg, ledger, name)
+
+            checks.append(run_check())
+        checks >> record_results()
+    return group

@@ -1,0 +1,178 @@
+"""Phase 1, pre-deployment validation: staging evidence, then the deployment plan.
+
+``choose_checks`` branches on ``emergency.force_deploy``: either the three checks
+run (each fails on its own with the value at fault; ``record_checks`` keeps all
+three results in ``staging_checks`` and fails if any did), or ``skip_checks``
+records and announces the skip. ``generate_plan`` runs on either path.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import TaskGroup, TriggerRule, get_current_context, task
+
+if TYPE_CHECKING:
+    from deployment.config import DeploymentConfig
+
+GROUP_ID = "pre_deployment_validation"
+CHECKS = ("check_rc_release", "check_staging_workflow", "check_staging_metrics")
+RESULT_KEY = "result"
+
+
+def _release() -> tuple[Any, Any, dict[str, Any], dict[str, Any]]:
+    from deployment.config import load_config
+    from deployment.ledger import Ledger
+
+    context = get_current_context()
+    cfg = load_config()
+    params = context["params"]
+    return cfg, Ledger(cfg, params["version"], context["run_id"]), params, context
+
+
+def _report(context: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
+    """Keep the result for ``record_checks`` (also when failing), then fail on a failed check."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    context["ti"].xcom_push(key=RESULT_KEY, value=result)
+    if not result["ok"]:
+        raise AirflowFailException(f"{result['check']} failed: {result['detail']}")
+    return result
+
+
+def pre_deployment_validation_group(config: DeploymentConfig) -> TaskGroup:
+    with TaskGroup(
+        group_id=GROUP_ID,
+        tooltip="Staging evidence (GitHub, CloudWatch) and the deployment plan with its change-set preview",
+    ) as group:
+        check_ids = [group.child_id(name) for name in CHECKS]
+
+        @task.branch(task_id="choose_checks")
+        def choose_checks() -> str | list[str]:
+            """Skip the checks when ``force_deploy`` is set (the skip is recorded and announced)."""
+            from deployment.run_contract import emergency_flags
+
+            if emergency_flags(get_current_context()["params"])["force_deploy"]:
+                return group.child_id("skip_checks")
+            return check_ids
+
+        @task(task_id="skip_checks", retries=2)
+        def skip_checks() -> dict[str, Any]:
+            """force_deploy: write the skip into ``staging_checks`` and tell the team channel."""
+            from deployment.announce import announce_team
+            from deployment.ledger import now_iso
+            from deployment.run_contract import emergency_flags
+
+            cfg, ledger, params, context = _release()
+            reason = emergency_flags(params)["reason"]
+            record = {
+                "skipped": True,
+                "reason": reason,
+                "requested_by": params["author"],
+                "at": now_iso(),
+                "announced_at": None,
+            }
+            ledger.write("staging_checks", record)
+            announce_team(
+                cfg,
+                f":rotating_light: EMERGENCY release {params['version']} ({cfg.environment}): pre-deployment "
+                f"validation SKIPPED (force_deploy) by {params['author']}. Reason: {reason}. "
+                f"Run {context['run_id']}. {cfg.approvals.required} approvals are still required.",
+            )
+            record["announced_at"] = now_iso()
+            ledger.write("staging_checks", record)
+            return record
+
+        @task(task_id="check_rc_release")
+        def check_rc_release() -> dict[str, Any]:
+            """The GitHub release rc-X.Y.Z exists."""
+            from deployment.github_checks import check_rc_release as check
+
+            cfg, _, params, context = _release()
+            return _report(context, check(cfg, params["version"]))
+
+        @task(task_id="check_staging_workflow")
+        def check_staging_workflow() -> dict[str, Any]:
+            """The latest staging workflow run for the release commit concluded success."""
+            from deployment.github_checks import check_staging_workflow as check
+
+            cfg, _, params, context = _release()
+            return _report(context, check(cfg, params["commit_sha"]))
+
+        @task(task_id="check_staging_metrics")
+        def check_staging_metrics() -> dict[str, Any]:
+            """Staging error rate and latency over the configured window are under the thresholds."""
+            from deployment.metrics import staging_health
+
+            cfg, _, _, context = _release()
+            try:
+                health = staging_health(cfg)
+            except Exception as err:  # the check could not be made: a failed check, said so
+                health = {"ok": False, "detail": f"could not read staging metrics: {err}"}
+            return _report(context, {"check": "staging_metrics", **health})
+
+        @task(task_id="record_checks", trigger_rule=TriggerRule.ALL_DONE)
+        def record_checks() -> dict[str, Any]:
+            """All three results into ``staging_checks``; fails naming every failed check."""
+            from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+            from deployment.ledger import now_iso
+            from deployment.run_contract import emergency_flags
+
+            cfg, ledger, params, context = _release()
+            if emergency_flags(params)["force_deploy"]:
+                raise AirflowSkipException("force_deploy: the checks were skipped")
+            results = {}
+            for name, task_id in zip(CHECKS, check_ids, strict=True):
+                result = context["ti"].xcom_pull(task_ids=task_id, key=RESULT_KEY)
+                results[name.removeprefix("check_")] = result or {
+                    "check": name.removeprefix("check_"),
+                    "ok": False,
+                    "detail": f"{task_id} ended without reporting a result (see its log)",
+                }
+            passed = all(r["ok"] for r in results.values())
+            ledger.write(
+                "staging_checks", {"skipped": False, "passed": passed, "checks": results, "at": now_iso()}
+            )
+            if not passed:
+                failures = "; ".join(f"{n}: {r['detail']}" for n, r in results.items() if not r["ok"])
+                raise AirflowFailException(f"pre-deployment validation failed: {failures}")
+            return {"passed": True}
+
+        @task(task_id="generate_plan", trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
+        def generate_plan() -> str:
+            """Change-set preview + plan (JSON and Markdown) into the record; returns the Markdown."""
+            from deployment.cloudformation import deployed_version, ensure_change_set
+            from deployment.ledger import now_iso
+            from deployment.plan import build_plan, render_markdown
+            from deployment.route53 import live_colour
+
+            cfg, ledger, params, context = _release()
+            checks = ledger.read("staging_checks")
+            if checks is None:
+                raise RuntimeError(f"no staging_checks section at {ledger.uri('staging_checks')}")
+            change_set = ensure_change_set(cfg, params["version"], context["run_id"], "plan", ledger=ledger)
+            plan = build_plan(
+                cfg,
+                release=params,
+                checks=checks,
+                change_set=change_set,
+                previous_version=deployed_version(cfg),
+                live_colour=live_colour(cfg),
+                generated_at=now_iso(),
+            )
+            markdown = render_markdown(plan)
+            ledger.write("plan", plan)
+            ledger.write_text("plan", markdown, "md")
+            # The Task SDK (3.3) offers no call to set the run's note from a task; the plan is
+            # the approval request's body and plan.md in the record instead.
+            return markdown
+
+        branch = choose_checks()
+        checks = [check_rc_release(), check_staging_workflow(), check_staging_metrics()]
+        recorded = record_checks()
+        skipped = skip_checks()
+        branch >> checks >> recorded
+        branch >> skipped
+        [recorded, skipped] >> generate_plan()
+    return group

@@ -1,0 +1,175 @@
+"""Fetch what the analysis judges: one GetMetricData per poll, plus the alarms firing.
+
+A poll's window is summed over ``metrics.period_seconds`` buckets: request count
+(Sum), error count (Sum) and latency (Sum and SampleCount, so the average is
+exact across buckets). The alarms are those whose name starts with
+``alarms.prefix`` and whose state is ALARM (DescribeAlarms, a second call).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from deployment.analysis import HEALTHY, Sample, evaluate, request_rate
+
+if TYPE_CHECKING:
+    from deployment.config import DeploymentConfig
+
+_QUERIES = (
+    ("requests", "requests_metric", "Sum"),
+    ("errors", "errors_metric", "Sum"),
+    ("latency_sum", "latency_metric", "Sum"),
+    ("latency_count", "latency_metric", "SampleCount"),
+)
+
+
+@dataclass(frozen=True)
+class MetricQuery:
+    """What to fetch, in JSON-safe fields so that a trigger can carry it."""
+
+    namespace: str
+    dimensions: dict[str, str]
+    requests_metric: str
+    errors_metric: str
+    latency_metric: str
+    period_seconds: int
+    alarm_prefix: str | None = None
+
+    @classmethod
+    def from_config(cls, cfg: DeploymentConfig, *, staging: bool = False) -> MetricQuery:
+        m = cfg.metrics
+        return cls(
+            namespace=m.namespace,
+            dimensions=dict(m.staging_dimensions if staging else m.dimensions),
+            requests_metric=m.requests_metric,
+            errors_metric=m.errors_metric,
+            latency_metric=m.latency_metric,
+            period_seconds=m.period_seconds,
+            # The alarm prefix names production's alarms; staging is judged on its metrics alone.
+            alarm_prefix=None if staging else cfg.alarms.prefix,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def cloudwatch_client(aws_conn_id: str, region_name: str) -> Any:
+    from deployment.hooks.aws import CloudWatchHook
+
+    return CloudWatchHook(aws_conn_id=aws_conn_id, region_name=region_name).conn
+
+
+def _metric_data_queries(query: MetricQuery, window_seconds: float) -> list[dict[str, Any]]:
+    dimensions = [{"Name": k, "Value": v} for k, v in sorted(query.dimensions.items())]
+    period = max(1, min(query.period_seconds, int(window_seconds)))
+    return [
+        {
+            "Id": query_id,
+            "MetricStat": {
+                "Metric": {
+                    "Namespace": query.namespace,
+                    "MetricName": getattr(query, metric_field),
+                    "Dimensions": dimensions,
+                },
+                "Period": period,
+                "Stat": stat,
+            },
+            "ReturnData": True,
+        }
+        for query_id, metric_field, stat in _QUERIES
+    ]
+
+
+def _sums(cloudwatch: Any, query: MetricQuery, start: datetime, end: datetime) -> dict[str, float | None]:
+    queries = _metric_data_queries(query, (end - start).total_seconds())
+    sums: dict[str, float | None] = {query_id: None for query_id, _, _ in _QUERIES}
+    kwargs: dict[str, Any] = {"MetricDataQueries": queries, "StartTime": start, "EndTime": end}
+    while True:  # one call unless CloudWatch pages (far more datapoints than a poll window holds)
+        response = cloudwatch.get_metric_data(**kwargs)
+        for result in response["MetricDataResults"]:
+            if result["Values"]:
+                sums[result["Id"]] = (sums[result["Id"]] or 0.0) + float(sum(result["Values"]))
+        if not response.get("NextToken"):
+            return sums
+        kwargs["NextToken"] = response["NextToken"]
+
+
+def firing_alarms(cloudwatch: Any, prefix: str) -> list[dict[str, Any]]:
+    """Alarms whose name starts with ``prefix`` and whose state is ALARM, sorted by name."""
+    firing = []
+    for page in cloudwatch.get_paginator("describe_alarms").paginate(AlarmNamePrefix=prefix):
+        for alarm in page.get("MetricAlarms", []) + page.get("CompositeAlarms", []):
+            if alarm["AlarmName"].startswith(prefix) and alarm.get("StateValue") == "ALARM":
+                firing.append(
+                    {
+                        "name": alarm["AlarmName"],
+                        "reason": alarm.get("StateReason", ""),
+                        "since": str(alarm.get("StateUpdatedTimestamp", "")),
+                    }
+                )
+    return sorted(firing, key=lambda a: a["name"])
+
+
+def fetch_sample(
+    cloudwatch: Any, query: MetricQuery, window_seconds: float, end: datetime | None = None
+) -> Sample:
+    """One poll: the metrics over the ``window_seconds`` before ``end`` (now), and the alarms firing."""
+    end = (end or datetime.now(UTC)).replace(microsecond=0)
+    start = end - timedelta(seconds=window_seconds)
+    sums = _sums(cloudwatch, query, start, end)
+    latency = None
+    if sums["latency_count"]:
+        latency = round((sums["latency_sum"] or 0.0) / sums["latency_count"], 3)
+    alarms = firing_alarms(cloudwatch, query.alarm_prefix) if query.alarm_prefix else []
+    return Sample(
+        end=end.isoformat(),
+        window_seconds=float(window_seconds),
+        requests=sums["requests"],
+        errors=sums["errors"],
+        latency_ms=latency,
+        alarms_firing=tuple(a["name"] for a in alarms),
+    )
+
+
+def baseline(cfg: DeploymentConfig, end: datetime | None = None) -> dict[str, Any]:
+    """The production request rate over ``timings.baseline_window_seconds`` before ``end`` (now).
+
+    ``requests_per_second`` is None when the window saw too few requests to set a band;
+    the analysis then says the band was not checked.
+    """
+    cloudwatch = cloudwatch_client(cfg.connections.aws, cfg.region)
+    query = MetricQuery.from_config(cfg)
+    window = cfg.timings.baseline_window_seconds
+    end = (end or datetime.now(UTC)).replace(microsecond=0)
+    start = end - timedelta(seconds=window)
+    requests = _sums(cloudwatch, query, start, end)["requests"]
+    sample = Sample(
+        end=end.isoformat(), window_seconds=float(window), requests=requests, errors=None, latency_ms=None
+    )
+    rps = request_rate(sample, cfg.thresholds)
+    low, high = cfg.thresholds.traffic_band
+    return {
+        "start": start.isoformat(),
+        "end": end.isoformat(),
+        "window_seconds": window,
+        "requests": requests,
+        "requests_per_second": None if rps is None else round(rps, 6),
+        "band_requests_per_second": None if rps is None else [round(rps * low, 6), round(rps * high, 6)],
+    }
+
+
+def staging_health(cfg: DeploymentConfig) -> dict[str, Any]:
+    """Staging's error rate and latency over ``timings.staging_window_seconds``, judged by the thresholds."""
+    cloudwatch = cloudwatch_client(cfg.connections.aws, cfg.region)
+    query = MetricQuery.from_config(cfg, staging=True)
+    sample = fetch_sample(cloudwatch, query, cfg.timings.staging_window_seconds)
+    verdict = evaluate(sample, cfg.thresholds, check_band=False)
+    return {
+        "ok": verdict.outcome == HEALTHY,
+        "error_rate_percent": verdict.error_rate_percent,
+        "latency_ms": sample.latency_ms,
+        "verdict": verdict.outcome,
+        "detail": verdict.detail,
+    }

@@ -1,0 +1,312 @@
+"""Announcements of a release and of its rollback: GitHub release, Slack, email, status page.
+
+Each channel is a plain function of ``(cfg, ...)`` over a provider hook, so that it
+can be tested against the sandbox emulators without an Airflow context. Message
+texts are Jinja templates in ``include/templates/messages/``.
+
+Idempotence: :func:`send_once` keeps what was sent in the deployment record
+(one section per channel and purpose, e.g. ``notifications.slack_team``) and skips a
+channel that already has a ``sent`` entry, so a retried or cleared task does not
+post twice. The GitHub release is looked up by tag before it is created, and an
+incident is looked up among the unresolved ones before one is opened.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import re
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from deployment.config import PROJECT_ROOT
+
+if TYPE_CHECKING:
+    import jinja2
+
+    from deployment.config import DeploymentConfig
+    from deployment.ledger import Ledger
+
+log = logging.getLogger(__name__)
+
+TEMPLATES_DIR = PROJECT_ROOT / "include" / "templates" / "messages"
+VERSION_TAG = re.compile(r"^v\d+\.\d+\.\d+$")
+SLACK_SECTION_LIMIT = 3000
+
+
+class NotificationError(RuntimeError):
+    """A channel refused or failed a message; the message names the channel."""
+
+
+# ------------------------------------------------------------------ rendering
+def _slack_escape(text: Any) -> str:
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+@functools.cache
+def _environment() -> jinja2.Environment:
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
+        undefined=jinja2.StrictUndefined,
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",), default_for_string=False),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["slack"] = _slack_escape
+    return env
+
+
+def render(template: str, **values: Any) -> str:
+    """Render ``include/templates/messages/<template>`` with ``values``."""
+    return _environment().get_template(template).render(**values).strip() + "\n"
+
+
+def run_url(cfg: DeploymentConfig, dag_id: str, run_id: str) -> str:
+    from urllib.parse import quote
+
+    return f"{cfg.notifications.ui_base_url.rstrip('/')}/dags/{dag_id}/runs/{quote(run_id, safe='')}"
+
+
+# ---------------------------------------------------------------- idempotence
+def send_once(ledger: Ledger, section: str, send: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """Call ``send`` unless the record shows this message as sent; record what it returns."""
+    from deployment.ledger import now_iso
+
+    previous = ledger.read(section)
+    if previous and previous.get("status") == "sent":
+        log.info("%s was already sent at %s; not sending it again", section, previous.get("sent_at"))
+        return {**previous, "skipped": True}
+    try:
+        detail = send()
+    except Exception as err:
+        ledger.write(section, {"status": "failed", "failed_at": now_iso(), "error": str(err)[:500]})
+        raise
+    entry = {"status": "sent", "sent_at": now_iso(), **detail}
+    ledger.write(section, entry)
+    return entry
+
+
+# --------------------------------------------------------------------- GitHub
+def _repo(cfg: DeploymentConfig):
+    from airflow.providers.github.hooks.github import GithubHook
+
+    return GithubHook(github_conn_id=cfg.connections.github).client.get_repo(cfg.github.repository)
+
+
+def previous_production_tag(cfg: DeploymentConfig, version: str, backup: dict | None = None) -> str | None:
+    """The version production ran before ``version``.
+
+    In order: the version the backup of this run saw live (what production really
+    ran), the last successful release in the ledger, the latest published non-rc
+    GitHub release. ``None`` for a first release.
+    """
+    from deployment.ledger import find_releases
+
+    live = (backup or {}).get("previous_version")
+    if isinstance(live, str) and VERSION_TAG.match(live) and live != version:
+        return live
+    for release in find_releases(cfg, "succeeded"):
+        if release.get("version") != version and VERSION_TAG.match(str(release.get("version", ""))):
+            return release["version"]
+    for release in _repo(cfg).get_releases():
+        tag = release.tag_name
+        if not release.draft and not release.prerelease and tag != version and VERSION_TAG.match(tag):
+            return tag
+    return None
+
+
+def _ref_exists(repo, tag: str) -> bool:
+    from github import UnknownObjectException
+
+    try:
+        repo.get_git_ref(f"tags/{tag}")
+    except UnknownObjectException:
+        return False
+    return True
+
+
+def release_notes(cfg: DeploymentConfig, conf: dict[str, Any], previous: str | None,
+                  approvals: Any = None) -> dict[str, Any]:
+    """Markdown release notes from GitHub's compare of ``previous``...this release."""
+    repo = _repo(cfg)
+    version = conf["version"]
+    head = version if _ref_exists(repo, version) else conf["commit_sha"]
+    commits: list[dict[str, str]] = []
+    compare_url = None
+    if previous:
+        comparison = repo.compare(previous, head)
+        compare_url = comparison.html_url
+        for commit in comparison.commits:
+            login = commit.author.login if commit.author else commit.commit.author.name
+            commits.append(
+                {"sha": commit.sha[:7], "title": commit.commit.message.splitlines()[0], "author": login}
+            )
+    markdown = render(
+        "release_notes.md.j2",
+        version=version,
+        previous=previous,
+        conf=conf,
+        commits=commits,
+        compare_url=compare_url,
+        approvers=_approvers(approvals),
+        emergency=active_flags(conf.get("emergency") or {}),
+    )
+    return {"previous_version": previous, "head": head, "commits": len(commits),
+            "compare_url": compare_url, "markdown": markdown}
+
+
+def publish_github_release(
+    cfg: DeploymentConfig, version: str, commit_sha: str, notes: str
+) -> dict[str, Any]:
+    """Create, or update in place, the published GitHub release ``version`` with ``notes``."""
+    from github import UnknownObjectException
+
+    repo = _repo(cfg)
+    try:
+        release = repo.get_release(version)
+    except UnknownObjectException:
+        release = repo.create_git_release(
+            version, name=version, message=notes, draft=False, prerelease=False,
+            target_commitish=commit_sha,
+        )
+        action = "created"
+    else:
+        release = release.update_release(name=version, message=notes, draft=False, prerelease=False)
+        action = "updated"
+    return {"action": action, "release_id": release.id, "tag": release.tag_name, "url": release.html_url}
+
+
+# ---------------------------------------------------------------------- Slack
+def send_slack(conn_id: str, text: str) -> dict[str, Any]:
+    """Post ``text`` (Slack mrkdwn) through the incoming webhook of connection ``conn_id``."""
+    from airflow.providers.slack.hooks.slack_webhook import SlackWebhookHook
+
+    hook = SlackWebhookHook(slack_webhook_conn_id=conn_id)
+    blocks = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": text[i : i + SLACK_SECTION_LIMIT]}}
+        for i in range(0, len(text), SLACK_SECTION_LIMIT)
+    ]
+    try:
+        hook.send(text=text, blocks=blocks)
+    except Exception as err:
+        raise NotificationError(f"Slack webhook {conn_id!r} refused the message: {err}") from err
+    return {"connection": conn_id, "chars": len(text)}
+
+
+def oncall_mentions(cfg: DeploymentConfig) -> str:
+    return " ".join(f"<@{user}>" for user in cfg.notifications.oncall_users)
+
+
+# ---------------------------------------------------------------------- email
+def send_email(cfg: DeploymentConfig, to: list[str], subject: str, html: str, run_id: str) -> dict[str, Any]:
+    """Send an HTML email through the SMTP connection."""
+    from airflow.providers.smtp.hooks.smtp import SmtpHook
+
+    try:
+        with SmtpHook(smtp_conn_id=cfg.connections.smtp) as hook:
+            hook.send_email_smtp(
+                to=to,
+                subject=subject,
+                html_content=html,
+                from_email=cfg.notifications.email_from,
+                custom_headers={"X-Deployment-Run": run_id, "X-Deployment-Application": cfg.application},
+            )
+    except Exception as err:
+        raise NotificationError(
+            f"SMTP connection {cfg.connections.smtp!r} did not send {subject!r}: {err}"
+        ) from err
+    return {"to": list(to), "subject": subject}
+
+
+# ---------------------------------------------------------------- status page
+class StatusPage:
+    """The Statuspage v1 API on the ``statuspage`` connection (API key = password)."""
+
+    def __init__(self, cfg: DeploymentConfig) -> None:
+        self.conn_id = cfg.connections.statuspage
+        self.page = cfg.notifications.statuspage_page_id
+        self.component = cfg.notifications.statuspage_component_id
+
+    def _call(self, method: str, endpoint: str, body: dict[str, Any] | None = None) -> Any:
+        from airflow.providers.http.hooks.http import HttpHook
+
+        hook = HttpHook(method=method, http_conn_id=self.conn_id)
+        key = hook.get_connection(self.conn_id).password
+        if not key:
+            raise NotificationError(f"connection {self.conn_id!r} has no API key (password)")
+        headers = {"Authorization": f"OAuth {key}", "Content-Type": "application/json"}
+        try:
+            response = hook.run(f"/v1/pages/{self.page}/{endpoint}", json=body, headers=headers,
+                                extra_options={"check_response": False})
+        except Exception as err:
+            raise NotificationError(f"status page {self.conn_id!r} unreachable: {err}") from err
+        if response.status_code >= 300:
+            raise NotificationError(
+                f"status page {self.conn_id!r} answered {method} {endpoint} with "
+                f"{response.status_code}: {response.text[:300]}"
+            )
+        return response.json()
+
+    def set_component(self, status: str) -> dict[str, Any]:
+        component = self._call("PATCH", f"components/{self.component}", {"component": {"status": status}})
+        return {"component": self.component, "status": component["status"]}
+
+    def open_or_update_incident(self, name: str, status: str, body: str, component_status: str,
+                                incident_id: str | None = None) -> dict[str, Any]:
+        """Open the incident ``name``, or update it when it (or ``incident_id``) is already open."""
+        if incident_id is None:
+            for incident in self._call("GET", "incidents/unresolved"):
+                if incident["name"] == name:
+                    incident_id = incident["id"]
+                    break
+        spec = {"name": name, "status": status, "body": body, "component_ids": [self.component],
+                "components": {self.component: component_status}}
+        if incident_id is None:
+            incident = self._call("POST", "incidents", {"incident": spec})
+            action = "opened"
+        else:
+            incident = self._call("PATCH", f"incidents/{incident_id}", {"incident": spec})
+            action = "updated"
+        return {"action": action, "incident_id": incident["id"], "status": incident["status"],
+                "component_status": component_status}
+
+
+# -------------------------------------------------------------- message values
+def active_flags(emergency: dict[str, Any]) -> dict[str, Any]:
+    """``{"flags": ["force_deploy", "ignore_alarms: a, b"], "reason": ...}``, or {} when none is set."""
+    flags = []
+    for name, value in sorted(emergency.items()):
+        if name == "reason" or not value:
+            continue
+        flags.append(name if value is True else f"{name}: {', '.join(map(str, value))}")
+    return {"flags": flags, "reason": emergency.get("reason", "")} if flags else {}
+
+
+def _approvers(approvals: Any) -> list[str]:
+    """Approver ids from the ``approvals`` section, whatever list shape it uses."""
+    if not approvals:
+        return []
+    items = approvals
+    if isinstance(approvals, dict):
+        items = approvals.get("approvals", approvals.get("approvers", []))
+    names = []
+    for item in items or []:
+        if isinstance(item, str):
+            names.append(item)
+        elif isinstance(item, dict):
+            who = item.get("user") or item.get("approver") or item.get("responded_by") or item.get("id")
+            if who:
+                names.append(str(who))
+    return names
+
+
+def emergency_text(cfg: DeploymentConfig, conf: dict[str, Any], dag_id: str) -> str | None:
+    """The team-channel announcement of a run's emergency flags, or None when none is set."""
+    active = active_flags(conf.get("emergency") or {})
+    if not active:
+        return None
+    return render("slack_emergency.md.j2", conf=conf, emergency=active, cfg=cfg,
+                  url=run_url(cfg, dag_id, conf["run_id"]))

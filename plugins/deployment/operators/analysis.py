@@ -1,0 +1,222 @@
+"""Operators that hold a watch on the release's metrics: each traffic step, and the monitoring."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from airflow.sdk import BaseOperator
+
+from deployment.analysis import HEALTHY
+
+
+class MetricsUnhealthy(RuntimeError):
+    """The metric analysis found a breach, or not enough data to judge."""
+
+
+def baseline_rps(ledger: Any) -> float | None:
+    """The pre-release request rate recorded by ``check_alarms_baseline`` (None if none was seen)."""
+    baseline = (ledger.read("infrastructure") or {}).get("traffic_baseline") or {}
+    return baseline.get("requests_per_second")
+
+
+class _MetricWatchOperator(BaseOperator):
+    """Defers to a ``MetricWatchTrigger``; subclasses say what to do before and what to record after."""
+
+    template_fields: tuple[str, ...] = ("poll_interval",)
+
+    def __init__(self, *, poll_interval: float | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.poll_interval = poll_interval
+
+    def _defer_watch(self, rel: Any, duration: float, baseline: float | None) -> None:
+        from deployment.metrics import MetricQuery
+        from deployment.triggers.analysis import MetricWatchTrigger
+
+        cfg = rel.cfg
+        poll = float(self.poll_interval or cfg.timings.poll_interval_seconds)
+        # Room for the polls the extend policy may add, and for each poll's own calls.
+        longest = duration + poll * (cfg.thresholds.max_insufficient_polls + 2) + 60
+        self.defer(
+            trigger=MetricWatchTrigger(
+                aws_conn_id=cfg.connections.aws,
+                region_name=cfg.region,
+                query=MetricQuery.from_config(cfg).to_dict(),
+                thresholds=cfg.thresholds.model_dump(mode="json"),
+                baseline_rps=baseline,
+                duration=float(duration),
+                poll_interval=poll,
+                label=self.task_id,
+            ),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=longest),
+        )
+
+    @staticmethod
+    def _result(event: dict[str, Any]) -> dict[str, Any]:
+        from deployment.ledger import now_iso
+
+        watch = event.get("watch") or {}
+        return {
+            "outcome": event["status"],
+            "reason": event.get("message") or watch.get("reason", ""),
+            "finished_at": now_iso(),
+            "baseline_rps": event.get("baseline_rps"),
+            "watch": watch,
+        }
+
+
+class TrafficShiftOperator(_MetricWatchOperator):
+    """Send ``weight`` % of traffic to the new colour, then watch the metrics for ``hold_seconds``.
+
+    ``hold_seconds`` defaults to the run-time config's step of that weight (``traffic.steps``).
+
+    A breach ends the step at once (the trigger yields on the first bad poll). A step
+    already recorded healthy is not re-applied; a step whose watch failed is retried
+    with its earlier attempt kept under ``previous_attempts``.
+    """
+
+    template_fields = ("weight", "hold_seconds", "poll_interval")
+    ui_color = "#43aa8b"
+
+    def __init__(self, *, weight: int, hold_seconds: int | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.weight = weight
+        self.hold_seconds = hold_seconds
+
+    def execute(self, context: Any) -> dict[str, Any] | None:
+        from deployment.ledger import now_iso
+        from deployment.operators._common import release, update_section
+        from deployment.route53 import other, set_weights
+
+        rel = release(context)
+        weight = int(self.weight)
+        hold = self._hold_seconds(rel.cfg)
+        frontend = rel.ledger.read("frontend") or {}
+        target = frontend.get("target_colour")
+        if (
+            target not in ("blue", "green")
+            or not (frontend.get("amplify_job") or {}).get("status") == "SUCCEED"
+        ):
+            raise MetricsUnhealthy(
+                f"{rel.ledger.uri('frontend')} has no successful build on a target colour: "
+                "prepare_idle_branch and start_amplify_job must succeed first"
+            )
+        steps = dict(frontend.get("steps") or {})
+        earlier = steps.get(str(weight))
+        if earlier and earlier.get("outcome") == HEALTHY:
+            self.log.info("Step %s %% was applied and held healthy already: nothing to do", weight)
+            return {"weight": weight, "outcome": HEALTHY, "already_done": True}
+
+        if not frontend.get("traffic_moved"):
+            # Recorded before the first weight change: from here on, a failure must restore traffic.
+            update_section(rel.ledger, "frontend", traffic_moved=True, traffic_moved_at=now_iso())
+        wanted = {target: weight, other(target): 100 - weight}
+        change_id = set_weights(rel.cfg, wanted)
+        self.log.info("Weights %s (%s)", wanted, f"change {change_id}" if change_id else "already set")
+        attempts = list((earlier or {}).get("previous_attempts", []))
+        if earlier:
+            attempts.append({k: v for k, v in earlier.items() if k != "previous_attempts"})
+        steps[str(weight)] = {
+            "weight": weight,
+            "weights": wanted,
+            "hold_seconds": hold,
+            "applied_at": now_iso(),
+            "change_id": change_id,
+            "outcome": "watching",
+            "previous_attempts": attempts,
+        }
+        update_section(rel.ledger, "frontend", steps=steps)
+        self._defer_watch(rel, hold, baseline_rps(rel.ledger))
+
+    def _hold_seconds(self, cfg: Any) -> int:
+        if self.hold_seconds is not None:
+            return int(self.hold_seconds)
+        for step in cfg.traffic.steps:
+            if step.weight == int(self.weight):
+                return step.hold_seconds
+        weights = [s.weight for s in cfg.traffic.steps]
+        raise ValueError(f"traffic.steps has no step of weight {self.weight} (steps: {weights})")
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
+        from deployment.operators._common import release, update_section
+
+        rel = release(context)
+        weight = int(self.weight)
+        frontend = rel.ledger.read("frontend") or {}
+        steps = dict(frontend.get("steps") or {})
+        result = self._result(event)
+        steps[str(weight)] = {**steps.get(str(weight), {"weight": weight}), **result}
+        extra: dict[str, Any] = {}
+        if weight == 100 and result["outcome"] == HEALTHY:
+            extra = {"completed": True, "live_colour_after": frontend.get("target_colour")}
+        update_section(rel.ledger, "frontend", steps=steps, **extra)
+        if result["outcome"] != HEALTHY:
+            raise MetricsUnhealthy(f"traffic step {weight} %: {result['outcome']}: {result['reason']}")
+        return {"weight": weight, "outcome": HEALTHY}
+
+
+class MonitorReleaseOperator(_MetricWatchOperator):
+    """Watch production for ``timings.monitoring_seconds`` after the release; ``skip_monitoring`` skips it.
+
+    A skip is written to the ``monitoring`` section with its reason and announced to the
+    team channel (once per run).
+    """
+
+    ui_color = "#577590"
+
+    def execute(self, context: Any) -> dict[str, Any] | None:
+        from deployment.ledger import now_iso
+        from deployment.operators._common import release
+
+        rel = release(context)
+        cfg = rel.cfg
+        existing = rel.ledger.read("monitoring") or {}
+        flags = rel.emergency
+        if flags["skip_monitoring"]:
+            if not existing.get("announced"):
+                from deployment.announce import announce_team
+
+                announce_team(
+                    cfg,
+                    f":warning: {cfg.application} {rel.version}: post-deployment monitoring SKIPPED "
+                    f"(emergency, run {rel.run_id}). Reason: {flags['reason']}",
+                )
+            rel.ledger.write(
+                "monitoring",
+                {
+                    "skipped": True,
+                    "reason": flags["reason"],
+                    "announced": True,
+                    "skipped_at": existing.get("skipped_at") or now_iso(),
+                },
+            )
+            self.log.warning("Monitoring skipped by emergency flag: %s", flags["reason"])
+            return {"skipped": True}
+        if existing.get("outcome") == HEALTHY:
+            self.log.info("Monitoring already completed healthy for this run: nothing to do")
+            return {"outcome": HEALTHY, "already_done": True}
+        previous = list(existing.get("previous_attempts", []))
+        if existing:
+            previous.append({k: v for k, v in existing.items() if k != "previous_attempts"})
+        rel.ledger.write(
+            "monitoring",
+            {
+                "skipped": False,
+                "started_at": now_iso(),
+                "duration_seconds": cfg.timings.monitoring_seconds,
+                "outcome": "watching",
+                "previous_attempts": previous,
+            },
+        )
+        self._defer_watch(rel, cfg.timings.monitoring_seconds, baseline_rps(rel.ledger))
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
+        from deployment.operators._common import release, update_section
+
+        rel = release(context)
+        result = self._result(event)
+        update_section(rel.ledger, "monitoring", **result)
+        if result["outcome"] != HEALTHY:
+            raise MetricsUnhealthy(f"post-deployment monitoring: {result['outcome']}: {result['reason']}")
+        return {"outcome": HEALTHY}

@@ -1,0 +1,205 @@
+"""Execute the validated change set, then wait for the stack in the triggerer."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from datetime import timedelta
+from typing import Any
+
+from airflow.sdk import BaseOperator
+
+from deployment.operators.links import CloudFormationChangeSetLink, CloudFormationStackLink, quoted
+
+SECTION = "infrastructure"
+# States a stack can be updated from.
+STABLE = frozenset(
+    {
+        "CREATE_COMPLETE",
+        "UPDATE_COMPLETE",
+        "UPDATE_ROLLBACK_COMPLETE",
+        "IMPORT_COMPLETE",
+        "IMPORT_ROLLBACK_COMPLETE",
+    }
+)
+
+
+class ChangeSetError(RuntimeError):
+    """The change set to execute is missing, unapproved, or not in an executable state."""
+
+
+def change_set_to_execute(validation: dict[str, Any] | None, uri: str) -> dict[str, Any]:
+    """The change set phase 4 validated, from the ``validation`` section; raises unless it was approved."""
+    if not validation or not validation.get("change_set"):
+        raise ChangeSetError(f"no validated change set in {uri}: validate_infrastructure has not run")
+    change_set = validation["change_set"].get("change_set", validation["change_set"])
+    if "identical" in validation["change_set"] and not validation["change_set"]["identical"]:
+        raise ChangeSetError(
+            f"the change set differs from the approved plan: {validation['change_set'].get('differences')}"
+        )
+    if not change_set.get("name"):
+        raise ChangeSetError(f"the validated change set in {uri} has no name")
+    return change_set
+
+
+def request_token(change_set_id: str) -> str:
+    """An ExecuteChangeSet ClientRequestToken per change set: a retried call is the same request."""
+    return "deploy-" + hashlib.sha256(change_set_id.encode()).hexdigest()[:40]
+
+
+class ExecuteChangeSetOperator(BaseOperator):
+    """Execute the change set validated in phase 4 and wait, deferred, for ``UPDATE_COMPLETE``.
+
+    Writes ``infrastructure.changed: true`` before executing, so a failure mid-update
+    is rolled back. Does nothing when the change set already ran or the stack is
+    already at the release's version; waits without executing again when an update
+    is already in progress.
+    """
+
+    template_fields = ("stack_name", "aws_conn_id", "region_name", "poll_interval")
+    operator_extra_links = (CloudFormationStackLink(), CloudFormationChangeSetLink())
+    ui_color = "#f9c74f"
+
+    def __init__(
+        self,
+        *,
+        stack_name: str | None = None,
+        aws_conn_id: str | None = None,
+        region_name: str | None = None,
+        poll_interval: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.stack_name = stack_name
+        self.aws_conn_id = aws_conn_id
+        self.region_name = region_name
+        self.poll_interval = poll_interval
+
+    def _settings(self, cfg: Any) -> tuple[str, str, str, float]:
+        return (
+            self.stack_name or cfg.stack.name,
+            self.aws_conn_id or cfg.connections.aws,
+            self.region_name or cfg.region,
+            float(self.poll_interval or cfg.timings.poll_interval_seconds),
+        )
+
+    def execute(self, context: Any) -> dict[str, Any] | None:
+        from airflow.providers.amazon.aws.hooks.cloud_formation import CloudFormationHook
+
+        from deployment.ledger import now_iso
+        from deployment.operators._common import release, update_section
+        from deployment.triggers.cloudformation import StackUpdateTrigger
+
+        rel = release(context)
+        cfg = rel.cfg
+        stack_name, conn_id, region, poll = self._settings(cfg)
+        change_set = change_set_to_execute(rel.ledger.read("validation"), rel.ledger.uri("validation"))
+        hook = CloudFormationHook(aws_conn_id=conn_id, region_name=region)
+        cfn = hook.conn
+        stack = cfn.describe_stacks(StackName=stack_name)["Stacks"][0]
+        CloudFormationStackLink.persist(
+            context, self, region, hook.conn_partition, stack_id=quoted(stack["StackId"])
+        )
+        recorded = {"stack_name": stack_name, "change_set_name": change_set["name"]}
+
+        if change_set.get("no_changes"):
+            self.log.info("Change set %s has no changes: nothing to execute", change_set["name"])
+            update_section(rel.ledger, SECTION, **recorded, status="no_changes", changed=False)
+            return {"status": "no_changes"}
+
+        described = cfn.describe_change_set(StackName=stack_name, ChangeSetName=change_set["name"])
+        CloudFormationChangeSetLink.persist(
+            context,
+            self,
+            region,
+            hook.conn_partition,
+            stack_id=quoted(stack["StackId"]),
+            change_set_id=quoted(described["ChangeSetId"]),
+        )
+        recorded["change_set_id"] = described["ChangeSetId"]
+        execution = described.get("ExecutionStatus")
+        params = {p["ParameterKey"]: p.get("ParameterValue") for p in stack.get("Parameters", [])}
+        at_version = params.get(cfg.stack.version_parameter) == rel.version
+
+        if at_version and stack["StackStatus"] in STABLE:
+            why = f"the stack already runs {rel.version}"
+            self.log.info("Not executing %s: %s", change_set["name"], why)
+            previous = rel.ledger.read(SECTION) or {}
+            update_section(
+                rel.ledger,
+                SECTION,
+                **recorded,
+                status=stack["StackStatus"],
+                skipped=why,
+                changed=bool(previous.get("changed")),
+            )
+            return {"status": stack["StackStatus"], "skipped": why}
+
+        if execution == "EXECUTE_IN_PROGRESS":
+            self.log.info("Change set %s is executing already: waiting for it", change_set["name"])
+            since = (rel.ledger.read(SECTION) or {}).get("executed_at") or now_iso()
+        elif execution == "AVAILABLE":
+            if stack["StackStatus"] not in STABLE:
+                raise ChangeSetError(
+                    f"stack {stack_name} is {stack['StackStatus']}: it cannot be updated now"
+                )
+            since = now_iso()
+            # Recorded before executing: from here on, a failure means the stack must be rolled back.
+            update_section(
+                rel.ledger,
+                SECTION,
+                **recorded,
+                changed=True,
+                executed_at=since,
+                stack_status_before=stack["StackStatus"],
+                status="EXECUTING",
+            )
+            cfn.execute_change_set(
+                StackName=stack_name,
+                ChangeSetName=change_set["name"],
+                ClientRequestToken=request_token(described["ChangeSetId"]),
+            )
+            self.log.info("Executed change set %s on %s", change_set["name"], stack_name)
+        elif execution == "EXECUTE_COMPLETE":
+            raise ChangeSetError(
+                f"change set {change_set['name']} was executed, yet stack {stack_name} does not run "
+                f"{rel.version} (it was rolled back): clear validate_infrastructure with its downstream "
+                "tasks to validate a new change set and deploy again"
+            )
+        else:
+            raise ChangeSetError(
+                f"change set {change_set['name']} cannot be executed: status {described.get('Status')}, "
+                f"execution status {execution}: {described.get('StatusReason') or 'no reason given'}"
+            )
+
+        timeout = cfg.timings.stack_timeout_seconds
+        self.defer(
+            trigger=StackUpdateTrigger(
+                stack_name=stack_name,
+                aws_conn_id=conn_id,
+                region_name=region,
+                poll_interval=poll,
+                deadline=time.time() + timeout,
+                since=since,
+            ),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=timeout + 5 * poll),
+        )
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
+        from deployment.ledger import now_iso
+        from deployment.operators._common import release, update_section
+
+        rel = release(context)
+        update_section(
+            rel.ledger,
+            SECTION,
+            status=event.get("stack_status"),
+            completed_at=now_iso(),
+            events=event.get("events", []),
+            error=event.get("message") if event["status"] != "success" else None,
+        )
+        if event["status"] != "success":
+            raise ChangeSetError(f"the infrastructure update failed: {event.get('message')}")
+        self.log.info("Stack update complete: %s", event.get("stack_status"))
+        return {"status": event.get("stack_status")}

@@ -1,0 +1,208 @@
+"""The deployment plan: what the approvers approve, as JSON (machines) and Markdown (people).
+
+Pure functions: the caller gathers the release info, the check results, the
+change set summary and the live state; nothing here talks to a service.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from deployment.config import DeploymentConfig
+
+RISK_ORDER = ("low", "medium", "high")
+REPLACING = {"True", "Conditional"}
+
+
+def _raise(level: str, to: str) -> str:
+    return max(level, to, key=RISK_ORDER.index)
+
+
+def assess_risk(cfg: DeploymentConfig, change_set: dict[str, Any], checks: dict[str, Any]) -> dict[str, Any]:
+    """low / medium / high with the reasons, from the change set and how the checks went.
+
+    High: a stateful resource (``stack.stateful_resource_types``) removed or replaced
+    (``Replacement`` True or Conditional). Medium: any other removal or replacement, a
+    stateful resource modified in place, or the pre-deployment checks skipped.
+    """
+    stateful = set(cfg.stack.stateful_resource_types)
+    level, reasons = "low", []
+    for change in change_set.get("changes", []):
+        label = f"{change['logical_id']} ({change['resource_type']})"
+        is_stateful = change["resource_type"] in stateful
+        replaced = change.get("replacement") in REPLACING
+        if change["action"] == "Remove":
+            level = _raise(level, "high" if is_stateful else "medium")
+            reasons.append(f"{label} is removed" + (": stateful, its data goes too" if is_stateful else ""))
+        elif replaced:
+            level = _raise(level, "high" if is_stateful else "medium")
+            how = "may be replaced" if change["replacement"] == "Conditional" else "is replaced"
+            reasons.append(f"{label} {how}" + (": stateful, a new empty resource" if is_stateful else ""))
+        elif change["action"] == "Modify" and is_stateful:
+            level = _raise(level, "medium")
+            reasons.append(f"{label} is modified in place: stateful")
+    if checks.get("skipped"):
+        level = _raise(level, "medium")
+        reasons.append(f"pre-deployment checks skipped (force_deploy): {checks.get('reason', '')}")
+    if not reasons:
+        reasons.append(
+            "no infrastructure changes"
+            if not change_set.get("changes")
+            else "only additions and in-place changes of stateless resources"
+        )
+    return {"level": level, "reasons": reasons}
+
+
+def deployment_steps(cfg: DeploymentConfig, target_colour: str) -> list[dict[str, str]]:
+    shifts = " → ".join(f"{s.weight} % (hold {s.hold_seconds} s)" for s in cfg.traffic.steps)
+    smoke = ", ".join(c.name for c in cfg.smoke_tests.checks)
+    return [
+        {
+            "phase": "approval_gate",
+            "detail": f"{cfg.approvals.required} distinct approvers (not the author), "
+            f"then a {cfg.timings.wait_timer_seconds} s cancellation window",
+        },
+        {
+            "phase": "backup",
+            "detail": f"stack {cfg.stack.name} template/parameters/outputs to S3, on-demand "
+            f"backups of {', '.join(cfg.dynamodb.tables)}, the live Amplify branch tagged",
+        },
+        {
+            "phase": "validate_infrastructure",
+            "detail": "SAM transform and cfn-lint; the change set is made again and must match this plan's",
+        },
+        {
+            "phase": "deploy_infrastructure",
+            "detail": f"execute the change set on {cfg.stack.name}; no new "
+            f"alarms ({cfg.alarms.prefix}*) before or after",
+        },
+        {
+            "phase": "deploy_frontend",
+            "detail": f"release on the idle {target_colour} branch "
+            f"{cfg.amplify.branches[target_colour]}, then traffic {shifts}",
+        },
+        {"phase": "smoke_tests", "detail": smoke},
+        {
+            "phase": "monitoring",
+            "detail": f"{cfg.timings.monitoring_seconds} s: error rate < "
+            f"{cfg.thresholds.error_rate_percent} %, latency < {cfg.thresholds.latency_ms:g} ms, no alarms",
+        },
+        {"phase": "notify", "detail": "release notes, GitHub release, Slack, email, status page"},
+    ]
+
+
+def rollback_plan(cfg: DeploymentConfig, previous_version: str | None, live_colour: str) -> list[str]:
+    return [
+        f"Traffic back to 100 % on {live_colour} ({cfg.amplify.branches[live_colour]}), the colour live now.",
+        f"Stack {cfg.stack.name} back to the backed-up template and parameters "
+        f"({cfg.stack.version_parameter}={previous_version or 'unknown'}).",
+        "Amplify back: the idle branch's environment restored; the live branch was never changed.",
+        "Verify: stack status, smoke tests and metrics on the restored colour.",
+        "DynamoDB tables are not restored over live data; the on-demand backups are the recovery point.",
+        "Urgent notices: on-call mentions in Slack, incident email, status page incident.",
+    ]
+
+
+def build_plan(
+    cfg: DeploymentConfig,
+    *,
+    release: dict[str, Any],
+    checks: dict[str, Any],
+    change_set: dict[str, Any],
+    previous_version: str | None,
+    live_colour: str,
+    generated_at: str,
+) -> dict[str, Any]:
+    target = "green" if live_colour == "blue" else "blue"
+    return {
+        "generated_at": generated_at,
+        "environment": cfg.environment,
+        "release": {
+            "version": release["version"],
+            "commit_sha": release["commit_sha"],
+            "author": release["author"],
+            "previous_version": previous_version,
+            "stack": cfg.stack.name,
+            "live_colour": live_colour,
+            "target_colour": target,
+        },
+        "checks": checks,
+        "steps": deployment_steps(cfg, target),
+        "rollback_plan": rollback_plan(cfg, previous_version, live_colour),
+        "change_set": change_set,
+        "risk": assess_risk(cfg, change_set, checks),
+    }
+
+
+def _cell(value: Any) -> str:
+    text = "" if value is None else str(value)
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _checks_md(checks: dict[str, Any]) -> list[str]:
+    if checks.get("skipped"):
+        return [
+            "**Skipped (force_deploy).** "
+            f"Requested by `{checks.get('requested_by')}` at {checks.get('at')}: {checks.get('reason')}",
+        ]
+    lines = ["| Check | Result | Detail |", "|---|---|---|"]
+    for name, result in sorted(checks.get("checks", {}).items()):
+        verdict = "✅ pass" if result.get("ok") else "❌ fail"
+        lines.append(f"| {name} | {verdict} | {_cell(result.get('detail'))} |")
+    return lines
+
+
+def _changes_md(change_set: dict[str, Any]) -> list[str]:
+    header = f"Change set `{change_set['name']}`, template sha256 `{change_set['template_sha256'][:12]}`."
+    if not change_set.get("changes"):
+        return [header, "", "No resource changes."]
+    lines = [
+        header,
+        "",
+        "| Action | Logical id | Type | Replacement | Scope / details |",
+        "|---|---|---|---|---|",
+    ]
+    for c in change_set["changes"]:
+        details = ", ".join(f"{d['attribute']}:{d['name']}" for d in c["details"] if d.get("name")) or ""
+        scope = ", ".join(c["scope"])
+        lines.append(
+            f"| {c['action']} | {_cell(c['logical_id'])} | {_cell(c['resource_type'])} | "
+            f"{_cell(c.get('replacement') or '-')} | {_cell(' '.join(x for x in (scope, details) if x))} |"
+        )
+    return lines
+
+
+def render_markdown(plan: dict[str, Any]) -> str:
+    release, risk = plan["release"], plan["risk"]
+    parameters = ", ".join(f"{k}={v}" for k, v in plan["change_set"]["parameters"].items())
+    lines = [
+        f"# Deployment plan: {release['version']} to {plan['environment']}",
+        "",
+        "## Release",
+        f"- Version: **{release['version']}** (now live: {release['previous_version'] or 'unknown'})",
+        f"- Commit: `{release['commit_sha']}`",
+        f"- Author: `{release['author']}` (cannot approve)",
+        f"- Stack: `{release['stack']}`; frontend: {release['live_colour']} live → "
+        f"release on {release['target_colour']}",
+        "",
+        f"## Risk: {risk['level'].upper()}",
+        *[f"- {reason}" for reason in risk["reasons"]],
+        "",
+        "## Pre-deployment checks",
+        *_checks_md(plan["checks"]),
+        "",
+        "## Infrastructure changes",
+        f"Parameters: {parameters}",
+        "",
+        *_changes_md(plan["change_set"]),
+        "",
+        "## Steps",
+        *[f"{n}. **{step['phase']}**: {step['detail']}" for n, step in enumerate(plan["steps"], 1)],
+        "",
+        "## Rollback plan",
+        *[f"- {line}" for line in plan["rollback_plan"]],
+        "",
+        f"_Generated {plan['generated_at']}._",
+    ]
+    return "\n".join(lines) + "\n"

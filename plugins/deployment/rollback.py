@@ -1,0 +1,589 @@
+"""Undo a release: traffic first, then the stack, then the idle Amplify branch; verify.
+
+Only what the record says was changed is undone (:func:`plan_from_record`):
+
+- traffic, when ``frontend.traffic_moved``: both weighted records back to 100 % on the
+  stable colour in one Route 53 batch (seconds, before anything slow);
+- the stack, when ``infrastructure.changed`` (or the infrastructure phase started and the
+  live stack no longer equals the backup): cancel an update in progress, finish an
+  ``UPDATE_ROLLBACK_FAILED`` with ``continue_update_rollback``, and when the stack still
+  differs from the backed-up template and parameters, redeploy them through a change set
+  of this run;
+- the idle branch, when the frontend phase started: its environment variables back to the
+  backed-up ones and any build still running on it stopped. The stable branch is not
+  rebuilt: it still serves the previous version.
+
+Data is never restored: no DynamoDB table is touched, and a rollback change set that
+would remove or replace a stateful resource (``stack.stateful_resource_types``) is not
+executed. The backup ids stay in the record for a person to restore from.
+
+Every step is idempotent: it compares the world with the wanted state first and does
+nothing, saying so, when they already agree.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from deployment.config import Colour, DeploymentConfig
+    from deployment.ledger import Ledger
+
+log = logging.getLogger(__name__)
+
+COLOURS = ("blue", "green")
+STACK_SETTLED_OK = {"UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE", "CREATE_COMPLETE", "IMPORT_COMPLETE",
+                    "IMPORT_ROLLBACK_COMPLETE"}
+AMPLIFY_IN_FLIGHT = {"CREATED", "PENDING", "PROVISIONING", "RUNNING"}
+MASKED = "****"
+
+
+class RollbackError(RuntimeError):
+    """A step that could not bring production back, with what it found."""
+
+
+# ------------------------------------------------------------------- the backup
+# The ``backup`` section (deployment.backup.write_manifest): ``previous_version``,
+# ``stack.{template_uri, parameters}``, ``dynamodb[].backup_arn``,
+# ``amplify.{colour, branches.<colour>.environment_variables}``.
+def backup_live_colour(backup: dict[str, Any]) -> Colour | None:
+    colour = (backup.get("amplify") or {}).get("colour")
+    return colour if colour in COLOURS else None
+
+
+def backup_version(cfg: DeploymentConfig, backup: dict[str, Any]) -> str | None:
+    """The version production ran when the backup was taken."""
+    parameters = (backup.get("stack") or {}).get("parameters") or {}
+    return backup.get("previous_version") or parameters.get(cfg.stack.version_parameter)
+
+
+def backup_branch_environment(backup: dict[str, Any], colour: Colour) -> dict[str, str] | None:
+    """The environment variables the backup holds for ``colour``'s branch, if it holds them."""
+    entry = ((backup.get("amplify") or {}).get("branches") or {}).get(colour)
+    env = entry.get("environment_variables") if isinstance(entry, dict) else None
+    return dict(env) if isinstance(env, dict) else None
+
+
+def dynamodb_backups(backup: dict[str, Any]) -> list[dict[str, Any]]:
+    return list(backup.get("dynamodb") or [])
+
+
+def _s3_read(cfg: DeploymentConfig, uri: str) -> str:
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    if not uri.startswith("s3://"):
+        raise RollbackError(f"backup location {uri!r} is not an s3:// URI")
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    return S3Hook(aws_conn_id=cfg.connections.aws, region_name=cfg.region).read_key(key, bucket_name=bucket)
+
+
+def _parameters(value: Any) -> dict[str, str]:
+    """Stack parameters as ``{key: value}`` from a dict or a describe_stacks-style list."""
+    if isinstance(value, dict):
+        return {str(k): str(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return {p["ParameterKey"]: str(p.get("ParameterValue", "")) for p in value}
+    raise RollbackError(f"backed-up parameters have an unknown shape: {type(value).__name__}")
+
+
+def load_backed_up_stack(cfg: DeploymentConfig, backup: dict[str, Any]) -> dict[str, Any]:
+    """The backed-up template body (read from S3) and parameters."""
+    stack = backup.get("stack") or {}
+    if not stack.get("template_uri") or stack.get("parameters") is None:
+        raise RollbackError("the backup section has no stack.template_uri / stack.parameters to restore from")
+    body = _s3_read(cfg, stack["template_uri"])
+    return {"template_body": body, "parameters": _parameters(stack["parameters"])}
+
+
+# ---------------------------------------------------------------------- the plan
+def plan_from_record(cfg: DeploymentConfig, record: dict[str, Any]) -> dict[str, Any]:
+    """What to undo, decided from the deployment record alone.
+
+    ``undo`` holds ``traffic``, ``stack`` and ``frontend`` flags; ``needed`` is False when
+    nothing was changed (a failure in validation, approval, backup or before the change set
+    ran), and then nothing is touched and nobody is paged.
+    """
+    backup = record.get("backup") or {}
+    infrastructure = record.get("infrastructure") or {}
+    frontend = record.get("frontend") or {}
+    reasons = []
+    undo = {
+        "traffic": bool(frontend.get("traffic_moved")),
+        "stack": bool(infrastructure.get("changed")),
+        "frontend": bool(frontend),
+    }
+    if undo["traffic"]:
+        reasons.append("frontend.traffic_moved: the weights were changed")
+    if undo["stack"]:
+        reasons.append("infrastructure.changed: the change set was executed")
+    if undo["frontend"]:
+        reasons.append("the frontend phase started: the idle branch may have new variables or a build")
+    stable = frontend.get("live_colour_before") or backup_live_colour(backup)
+    if any(undo.values()) and not backup:
+        raise RollbackError(
+            "the record shows production was changed but has no backup section: nothing to restore from; "
+            "restore by hand"
+        )
+    if undo["traffic"] and stable not in COLOURS:
+        raise RollbackError("traffic was moved but neither frontend nor backup names the stable colour")
+    return {
+        "needed": any(undo.values()),
+        "undo": undo,
+        "reasons": reasons or ["nothing was changed: the failure came before any change to production"],
+        "stable_colour": stable,
+        "idle_colour": _other(stable) if stable in COLOURS else frontend.get("target_colour"),
+        "backup": backup,
+        "previous_version": backup_version(cfg, backup) if backup else None,
+        "dynamodb_backups": dynamodb_backups(backup),
+    }
+
+
+def _other(colour: str) -> str:
+    return "green" if colour == "blue" else "blue"
+
+
+# ------------------------------------------------------------------- 1. traffic
+def restore_traffic(cfg: DeploymentConfig, stable: Colour, *, wait_seconds: float = 60) -> dict[str, Any]:
+    """All traffic to ``stable`` in one batch; waits (briefly) for Route 53 to report INSYNC."""
+    from deployment import route53
+
+    before = route53.weights(cfg)
+    wanted = {stable: 100, _other(stable): 0}
+    change_id = route53.set_weights(cfg, wanted)
+    insync = None
+    if change_id is not None:
+        try:
+            route53.wait_insync(cfg, change_id, timeout=wait_seconds, interval=1)
+            insync = True
+        except TimeoutError:
+            insync = False  # the change is accepted and will propagate; do not hold the stack restore
+    after = route53.weights(cfg)
+    if after != wanted:
+        raise RollbackError(f"traffic weights are {after} after setting {wanted}")
+    return {"before": before, "after": after, "change_id": change_id, "changed": change_id is not None,
+            "insync": insync, "restored_at": datetime.now(UTC).isoformat()}
+
+
+# --------------------------------------------------------------------- 2. stack
+def _normalize_template(body: Any) -> Any:
+    """A template as data, so that formatting and key order do not count as a difference."""
+    if isinstance(body, dict):
+        return body
+    text = str(body)
+    try:
+        return json.loads(text)
+    except ValueError:
+        pass
+    import yaml
+
+    class _Loader(yaml.SafeLoader):
+        pass
+
+    def _tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
+        if isinstance(node, yaml.ScalarNode):
+            value: Any = loader.construct_scalar(node)
+        elif isinstance(node, yaml.SequenceNode):
+            value = loader.construct_sequence(node, deep=True)
+        else:
+            value = loader.construct_mapping(node, deep=True)
+        return {f"!{suffix}": value}
+
+    _Loader.add_multi_constructor("!", _tag)
+    try:
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError:
+        return text.strip()
+
+
+def stack_differences(live: dict[str, Any], backed_up: dict[str, Any]) -> list[str]:
+    """How the live stack differs from the backup (template and parameters), as sentences."""
+    differences = []
+    if _normalize_template(live["template_body"]) != _normalize_template(backed_up["template_body"]):
+        differences.append("the template differs from the backed-up one")
+    live_params, saved = live["parameters"], backed_up["parameters"]
+    for key in sorted(live_params.keys() | saved.keys()):
+        if saved.get(key) == MASKED or live_params.get(key) == MASKED:
+            continue  # NoEcho: CloudFormation never shows the value
+        if live_params.get(key) != saved.get(key):
+            differences.append(f"parameter {key}: live {live_params.get(key)!r}, backup {saved.get(key)!r}")
+    return differences
+
+
+def wait_stack(cfn: Any, name: str, timeout: float, poll: float) -> str:
+    """Wait until the stack leaves every ``*_IN_PROGRESS`` state; return that status."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status = cfn.describe_stacks(StackName=name)["Stacks"][0]["StackStatus"]
+        if not status.endswith("_IN_PROGRESS"):
+            return status
+        if time.monotonic() > deadline:
+            raise RollbackError(f"stack {name} still {status} after {timeout:.0f} s")
+        time.sleep(poll)
+
+
+def _unsafe_changes(cfg: DeploymentConfig, changes: list[dict[str, Any]]) -> list[str]:
+    stateful = set(cfg.stack.stateful_resource_types)
+    unsafe = []
+    for change in changes:
+        if change["resource_type"] not in stateful:
+            continue
+        if change["action"] == "Remove" or change.get("replacement") in ("True", "Conditional"):
+            unsafe.append(f"{change['logical_id']} ({change['resource_type']}): {change['action']}"
+                          f"{' with replacement' if change['action'] == 'Modify' else ''}")
+    return unsafe
+
+
+def settle_stack(cfg: DeploymentConfig, cfn: Any, *, timeout: float, poll: float) -> tuple[str, list[str]]:
+    """Bring an update in flight to rest: cancel it, or resume a failed rollback; (status, actions)."""
+    from botocore.exceptions import ClientError
+
+    name = cfg.stack.name
+    actions: list[str] = []
+    status = cfn.describe_stacks(StackName=name)["Stacks"][0]["StackStatus"]
+    if status == "UPDATE_IN_PROGRESS":
+        try:
+            cfn.cancel_update_stack(StackName=name)
+            actions.append("cancel_update_stack: the update in progress was cancelled")
+        except ClientError as err:  # it finished or began rolling back in the meantime
+            refusal = err.response["Error"].get("Message")
+            actions.append(f"cancel_update_stack refused ({refusal}); waited instead")
+    if status.endswith("_IN_PROGRESS"):
+        status = wait_stack(cfn, name, timeout, poll)
+    if status == "UPDATE_ROLLBACK_FAILED":
+        cfn.continue_update_rollback(StackName=name)
+        actions.append("continue_update_rollback: the failed rollback was resumed")
+        status = wait_stack(cfn, name, timeout, poll)
+        if status == "UPDATE_ROLLBACK_FAILED":
+            raise RollbackError(
+                f"stack {name} is UPDATE_ROLLBACK_FAILED again after continue_update_rollback; resources "
+                "that cannot roll back must be skipped by hand (ResourcesToSkip)"
+            )
+    if status not in STACK_SETTLED_OK:
+        raise RollbackError(f"stack {name} is {status}: not a state a rollback can update from")
+    return status, actions
+
+
+def restore_stack(cfg: DeploymentConfig, backup: dict[str, Any], run_id: str, *,
+                  timeout: float | None = None, poll: float = 5.0) -> dict[str, Any]:
+    """Bring the stack back to the backed-up template and parameters."""
+    from deployment import cloudformation as cf
+
+    timeout = timeout if timeout is not None else cfg.timings.stack_timeout_seconds
+    cfn = cf.client(cfg)
+    name = cfg.stack.name
+    backed_up = load_backed_up_stack(cfg, backup)
+    status, actions = settle_stack(cfg, cfn, timeout=timeout, poll=poll)
+    differences = stack_differences(cf.live_stack(cfg, cfn), backed_up)
+    result: dict[str, Any] = {"status_before": status, "actions": actions, "differences_found": differences,
+                              "change_set": None}
+    if not differences:
+        actions.append("the stack equals the backup: nothing to redeploy")
+        return {**result, "status": status, "redeployed": False}
+
+    change_set = cf.change_set_name(backup_version(cfg, backup) or "previous", run_id, "rollback")
+    described = _ensure_rollback_change_set(cfg, cfn, change_set, backed_up, timeout, poll)
+    result["change_set"] = {"name": change_set, "id": described.get("ChangeSetId"),
+                            "changes": cf.summarize(described.get("Changes", []))}
+    if described.get("NoResourceChanges"):
+        # No resource changes, yet the parameters differ: update them in place.
+        _update_parameters(cfg, cfn, backed_up, actions)
+    elif described.get("ExecutionStatus") == "AVAILABLE":
+        unsafe = _unsafe_changes(cfg, result["change_set"]["changes"])
+        if unsafe:
+            raise RollbackError(
+                f"change set {change_set} would remove or replace stateful resources ({'; '.join(unsafe)}); "
+                "not executed, to keep their data. Review it in the console and restore by hand."
+            )
+        cfn.execute_change_set(StackName=name, ChangeSetName=change_set)
+        actions.append(f"execute_change_set {change_set}: the backed-up template and parameters")
+    status = wait_stack(cfn, name, timeout, poll)
+    if status != "UPDATE_COMPLETE":
+        raise RollbackError(f"redeploying the backup left stack {name} in {status}")
+    remaining = stack_differences(cf.live_stack(cfg, cfn), backed_up)
+    if remaining:
+        raise RollbackError(f"after redeploying the backup the stack still differs: {'; '.join(remaining)}")
+    return {**result, "status": status, "redeployed": True}
+
+
+def _update_parameters(
+    cfg: DeploymentConfig, cfn: Any, backed_up: dict[str, Any], actions: list[str]
+) -> None:
+    from botocore.exceptions import ClientError
+
+    from deployment.cloudformation import NO_CHANGES_MARKERS
+
+    try:
+        cfn.update_stack(StackName=cfg.stack.name, TemplateBody=backed_up["template_body"],
+                         Parameters=_parameter_list(backed_up["parameters"]),
+                         Capabilities=list(cfg.stack.capabilities))
+        actions.append("update_stack: the change set had no resource changes; parameters set back in place")
+    except ClientError as err:
+        if not any(marker in str(err) for marker in NO_CHANGES_MARKERS):
+            raise
+        actions.append("CloudFormation reports no update to perform: the difference has no effect")
+
+
+def _parameter_list(parameters: dict[str, str]) -> list[dict[str, Any]]:
+    return [
+        {"ParameterKey": k, "UsePreviousValue": True}
+        if v == MASKED
+        else {"ParameterKey": k, "ParameterValue": v}
+        for k, v in sorted(parameters.items())
+    ]
+
+
+def _ensure_rollback_change_set(cfg: DeploymentConfig, cfn: Any, name: str, backed_up: dict[str, Any],
+                                timeout: float, poll: float) -> dict[str, Any]:
+    """This run's rollback change set, created if missing; waits until it is described."""
+    from botocore.exceptions import ClientError
+
+    from deployment.cloudformation import MAX_TEMPLATE_BODY, NO_CHANGES_MARKERS
+
+    stack = cfg.stack.name
+
+    def describe() -> dict[str, Any] | None:
+        try:
+            return cfn.describe_change_set(StackName=stack, ChangeSetName=name)
+        except ClientError as err:
+            if err.response["Error"].get("Code") == "ChangeSetNotFound" or "does not exist" in str(err):
+                return None
+            raise
+
+    described = describe()
+    if described is not None and described.get("Status") == "FAILED":
+        cfn.delete_change_set(StackName=stack, ChangeSetName=name)
+        described = None
+    if described is None:
+        body = backed_up["template_body"]
+        if len(body.encode()) > MAX_TEMPLATE_BODY:
+            raise RollbackError(f"the backed-up template is over {MAX_TEMPLATE_BODY} bytes; "
+                                "redeploy it from its S3 copy by hand")
+        cfn.create_change_set(StackName=stack, ChangeSetName=name, ChangeSetType="UPDATE",
+                              TemplateBody=body, Parameters=_parameter_list(backed_up["parameters"]),
+                              Capabilities=list(cfg.stack.capabilities),
+                              Description="rollback to the backed-up template and parameters")
+    deadline = time.monotonic() + timeout
+    while True:
+        described = describe() or {}
+        if described.get("Status") not in ("CREATE_PENDING", "CREATE_IN_PROGRESS"):
+            break
+        if time.monotonic() > deadline:
+            raise RollbackError(f"change set {name} still {described.get('Status')} after {timeout:.0f} s")
+        time.sleep(poll)
+    if described.get("Status") == "FAILED":
+        if any(marker in (described.get("StatusReason") or "") for marker in NO_CHANGES_MARKERS):
+            return {**described, "NoResourceChanges": True}
+        raise RollbackError(f"rollback change set {name} FAILED: {described.get('StatusReason')}")
+    return described
+
+
+# ------------------------------------------------------------------ 3. frontend
+def restore_frontend(cfg: DeploymentConfig, backup: dict[str, Any], idle: Colour,
+                     stable: Colour | None = None) -> dict[str, Any]:
+    """Stop a build still running on the idle branch and put its variables back as backed up.
+
+    Without the branch's variables in the backup, only the version variable is set back,
+    to the version the stable branch serves.
+    """
+    from deployment.amplify import client
+
+    amplify = client(cfg)
+    app_id, branch = cfg.amplify.app_id, cfg.amplify.branches[idle]
+    actions = []
+    jobs = amplify.list_jobs(appId=app_id, branchName=branch, maxResults=10).get("jobSummaries", [])
+    for job in jobs:
+        if job["status"] in AMPLIFY_IN_FLIGHT:
+            amplify.stop_job(appId=app_id, branchName=branch, jobId=job["jobId"])
+            actions.append(f"stopped job {job['jobId']} ({job['status']})")
+    branch_info = amplify.get_branch(appId=app_id, branchName=branch)["branch"]
+    current = dict(branch_info.get("environmentVariables") or {})
+    wanted = backup_branch_environment(backup, idle)
+    source = "backup"
+    if wanted is None:
+        if stable is None:
+            raise RollbackError(f"the backup holds no variables for {branch} and no stable colour is known")
+        stable_env = amplify.get_branch(appId=app_id, branchName=cfg.amplify.branches[stable])["branch"]
+        stable_version = (stable_env.get("environmentVariables") or {}).get(cfg.amplify.version_variable)
+        wanted = {**current, cfg.amplify.version_variable: stable_version} if stable_version else current
+        source = f"version variable of the stable branch {cfg.amplify.branches[stable]}"
+    if wanted != current:
+        amplify.update_branch(appId=app_id, branchName=branch, environmentVariables=wanted)
+        actions.append(f"environment variables of {branch} restored from the {source}")
+    else:
+        actions.append(f"environment variables of {branch} already equal the {source}")
+    return {"branch": branch, "colour": idle, "actions": actions, "variables_changed": wanted != current,
+            "rebuilt": False}
+
+
+# ------------------------------------------------------------------- 4. verify
+def metrics_health(cfg: DeploymentConfig, since: datetime | None = None, *,
+                   attempts: int | None = None, poll: float | None = None) -> dict[str, Any]:
+    """Production's metrics since ``since`` (traffic restored), judged by the thresholds.
+
+    Polls again while the window holds too few requests, at most ``max_insufficient_polls``
+    more times; insufficient data is reported as such, never as healthy.
+    """
+    from deployment.analysis import HEALTHY, INSUFFICIENT_DATA, evaluate
+    from deployment.metrics import MetricQuery, cloudwatch_client, fetch_sample
+
+    cloudwatch = cloudwatch_client(cfg.connections.aws, cfg.region)
+    query = MetricQuery.from_config(cfg)
+    attempts = attempts if attempts is not None else cfg.thresholds.max_insufficient_polls + 1
+    poll = poll if poll is not None else cfg.timings.poll_interval_seconds
+    minimum = cfg.metrics.period_seconds * 2
+    verdict = None
+    for attempt in range(attempts):
+        end = datetime.now(UTC)
+        start = since or end - timedelta(seconds=cfg.timings.poll_interval_seconds * 2)
+        window = max((end - start).total_seconds(), minimum)
+        verdict = evaluate(fetch_sample(cloudwatch, query, window, end), cfg.thresholds, check_band=False)
+        if verdict.outcome != INSUFFICIENT_DATA or attempt == attempts - 1:
+            break
+        time.sleep(poll)
+    assert verdict is not None
+    return {"ok": verdict.outcome == HEALTHY, **verdict.to_dict()}
+
+
+def verify(cfg: DeploymentConfig, backup: dict[str, Any], stable: Colour | None, *,
+           check_stack: bool, since: datetime | None = None) -> dict[str, Any]:
+    """Check production is back: traffic, stack = backup, smoke tests on the stable colour, metrics."""
+    from deployment import cloudformation as cf
+    from deployment import route53
+    from deployment.smoke import run_smoke_checks
+
+    checks: dict[str, Any] = {}
+    if stable in COLOURS:
+        current = route53.weights(cfg)
+        checks["traffic"] = {"ok": current == {stable: 100, _other(stable): 0}, "weights": current}
+        smoke = run_smoke_checks(cfg, stable)
+        checks["smoke_tests"] = {"ok": all(r.get("ok") for r in smoke), "colour": stable, "results": smoke}
+    if check_stack:
+        live = cf.live_stack(cfg)
+        differences = stack_differences(live, load_backed_up_stack(cfg, backup))
+        checks["stack"] = {"ok": not differences and live["status"] in STACK_SETTLED_OK,
+                           "status": live["status"], "differences": differences}
+    checks["metrics"] = metrics_health(cfg, since)
+    failed = [name for name, check in checks.items() if not check["ok"]]
+    return {"verified": not failed, "failed_checks": failed, "checks": checks,
+            "verified_at": datetime.now(UTC).isoformat()}
+
+
+# ------------------------------------------------------------------- 5. record
+def summarize(plan: dict[str, Any], steps: dict[str, Any], failed_tasks: list[str]) -> dict[str, Any]:
+    """The ``rollback`` section: what failed, what was undone, whether it was verified."""
+    undone, not_undone = [], []
+    for step in ("traffic", "stack", "frontend"):
+        if not plan["undo"].get(step):
+            continue
+        outcome = steps.get(step)
+        (undone if outcome and outcome.get("status") == "done" else not_undone).append(step)
+    verification = steps.get("verify") or {}
+    verified = bool(verification.get("status") == "done" and verification.get("verified"))
+    status = "rolled_back" if not not_undone and verified else "rollback_incomplete"
+    return {
+        "needed": plan["needed"],
+        "status": status,
+        "failed_tasks": failed_tasks,
+        "undone": undone,
+        "not_undone": not_undone,
+        "verified": verified,
+        "failed_checks": verification.get("failed_checks", []),
+        "stable_colour": plan.get("stable_colour"),
+        "previous_version": plan.get("previous_version"),
+        "reasons": plan.get("reasons", []),
+        "dynamodb_backups": plan.get("dynamodb_backups", []),
+        "data": "no table was restored; items written during the release are kept; "
+                "restore from the DynamoDB backups above by hand if data must go back",
+        "steps": steps,
+    }
+
+
+def step_entry(ledger: Ledger, name: str) -> dict[str, Any] | None:
+    return ledger.read(f"rollback.{name}")
+
+
+# ------------------------------------------------------------- manual rollback
+def find_backups(cfg: DeploymentConfig) -> list[dict[str, Any]]:
+    """Every recorded ``backup`` section, newest first."""
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    hook = S3Hook(aws_conn_id=cfg.connections.aws, region_name=cfg.region)
+    bucket = cfg.artifacts.bucket
+    keys = hook.list_keys(bucket_name=bucket, prefix=f"{cfg.artifacts.prefix.strip('/')}/") or []
+    backups = [json.loads(hook.read_key(k, bucket_name=bucket)) for k in keys if k.endswith("/backup.json")]
+    return sorted(backups, key=lambda b: b.get("created_at", ""), reverse=True)
+
+
+def default_target(cfg: DeploymentConfig, current: str | None) -> str:
+    """The newest successful release in the ledger that is not the version deployed now."""
+    from deployment.ledger import find_releases
+
+    for release in find_releases(cfg, "succeeded"):
+        if release.get("version") and release["version"] != current:
+            return release["version"]
+    raise RollbackError(
+        f"the ledger has no successful release other than the deployed {current}; give target_version"
+    )
+
+
+def built_version(cfg: DeploymentConfig, colour: Colour) -> str | None:
+    """The version ``colour``'s branch serves: that of its newest SUCCEED job, else its version variable."""
+    import re
+
+    from deployment.amplify import client
+
+    amplify = client(cfg)
+    app_id, branch = cfg.amplify.app_id, cfg.amplify.branches[colour]
+    jobs = amplify.list_jobs(appId=app_id, branchName=branch, maxResults=50).get("jobSummaries", [])
+    succeeded = [j for j in jobs if j["status"] == "SUCCEED"]
+    succeeded.sort(key=lambda j: j["startTime"], reverse=True)
+    if succeeded:
+        found = re.search(r"v\d+\.\d+\.\d+", succeeded[0].get("commitMessage") or "")
+        if found:
+            return found.group(0)
+    env = amplify.get_branch(appId=app_id, branchName=branch)["branch"].get("environmentVariables") or {}
+    return env.get(cfg.amplify.version_variable)
+
+
+def manual_plan(cfg: DeploymentConfig, target: str | None, reason: str, requested_by: str | None) -> dict:
+    """The ``rollback.plan`` of a manual rollback to ``target`` (default: :func:`default_target`).
+
+    Production goes back to the state a release's backup captured while ``target`` was
+    live, on the colour that backup found live, which must still serve ``target``. A
+    version older than that (whose branch was rebuilt since) is refused: release it anew.
+    """
+    from deployment.cloudformation import deployed_version
+
+    current = deployed_version(cfg)
+    target = target or default_target(cfg, current)
+    backup = next((b for b in find_backups(cfg) if backup_version(cfg, b) == target), None)
+    if backup is None:
+        raise RollbackError(f"no recorded backup shows {target} live: nothing to restore it from")
+    stable = backup_live_colour(backup)
+    if stable is None:
+        raise RollbackError(f"the backup {backup.get('backup_id')} names no live colour")
+    serving = built_version(cfg, stable)
+    if serving != target:
+        raise RollbackError(
+            f"the {stable} branch that served {target} now serves {serving}: a rollback switches traffic, "
+            f"it does not rebuild; release {target} again through deploy_production instead"
+        )
+    return {
+        "needed": True,
+        "undo": {"traffic": True, "stack": True, "frontend": True},
+        "reasons": [f"manual rollback to {target} requested by {requested_by or 'unknown'}: {reason}"],
+        "stable_colour": stable,
+        "idle_colour": _other(stable),
+        "backup": backup,
+        "previous_version": target,
+        "rolled_back_version": current,
+        "dynamodb_backups": dynamodb_backups(backup),
+        "reason": reason,
+        "requested_by": requested_by,
+        "failed_tasks": [],
+        "started_at": datetime.now(UTC).isoformat(),
+    }

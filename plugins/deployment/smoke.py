@@ -1,0 +1,84 @@
+"""The production smoke checks of ``smoke_tests.checks``, against one colour of the app.
+
+Each check is one HTTP request through the colour's connection
+(``connections.app_blue`` / ``app_green``: an http connection whose host is the
+colour's base URL). It passes when the status is the expected one and, where
+configured, the JSON body carries the expected key. A failure keeps the start
+of the response body so the record says what the app answered.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import TYPE_CHECKING, Any
+
+from deployment.ledger import now_iso
+
+if TYPE_CHECKING:
+    from deployment.config import Colour, DeploymentConfig, SmokeCheck
+
+EXCERPT_CHARS = 500
+
+
+def _judge(check: SmokeCheck, status: int, body: str) -> str | None:
+    """Why the response fails ``check``, or None when it passes."""
+    if status != check.expect_status:
+        return f"expected HTTP {check.expect_status}, got {status}"
+    if check.expect_json_key is None:
+        return None
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return f"expected a JSON body with {check.expect_json_key!r}, got a body that is not JSON"
+    if not isinstance(payload, dict) or check.expect_json_key not in payload:
+        return f"expected the JSON body to carry {check.expect_json_key!r}"
+    return None
+
+
+def run_check(cfg: DeploymentConfig, colour: Colour, check: SmokeCheck) -> dict[str, Any]:
+    from airflow.providers.http.hooks.http import HttpHook
+    from requests import RequestException
+
+    hook = HttpHook(method=check.method, http_conn_id=cfg.connections.app(colour))
+    result: dict[str, Any] = {
+        "name": check.name,
+        "colour": colour,
+        "method": check.method,
+        "path": check.path,
+        "checked_at": now_iso(),
+    }
+    started = time.perf_counter()
+    try:
+        response = hook.run(
+            check.path,
+            json=check.json_body,
+            extra_options={"check_response": False, "timeout": cfg.smoke_tests.timeout_seconds},
+        )
+    except RequestException as err:
+        latency = (time.perf_counter() - started) * 1000
+        return {
+            **result,
+            "ok": False,
+            "status": None,
+            "latency_ms": round(latency, 1),
+            "error": f"request failed: {type(err).__name__}: {err}",
+        }
+    latency = (time.perf_counter() - started) * 1000
+    failure = _judge(check, response.status_code, response.text)
+    result.update(ok=failure is None, status=response.status_code, latency_ms=round(latency, 1))
+    if failure:
+        result.update(error=failure, response_excerpt=response.text[:EXCERPT_CHARS])
+    return result
+
+
+def run_smoke_checks(cfg: DeploymentConfig, colour: Colour, names: list[str] | None = None) -> list[dict]:
+    """Run the configured checks (all, or those named) against ``colour``; one result per check."""
+    checks = cfg.smoke_tests.checks
+    if names is not None:
+        known = {c.name for c in checks}
+        unknown = sorted(set(names) - known)
+        if unknown:
+            raise ValueError(f"no smoke check named {unknown} in smoke_tests.checks (known: {sorted(known)})")
+        checks = [c for c in checks if c.name in names]
+    return [run_check(cfg, colour, check) for check in checks]

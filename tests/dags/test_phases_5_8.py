@@ -1,0 +1,89 @@
+"""Structure of the phase 5-8 task groups, built into a DAG the way the lead wires them."""
+
+from __future__ import annotations
+
+import pytest
+from airflow.sdk import DAG
+
+from deployment.config import load_config
+from deployment.groups.frontend import deploy_frontend_group
+from deployment.groups.infrastructure import deploy_infrastructure_group
+from deployment.groups.monitoring import monitoring_group
+from deployment.groups.smoke import smoke_tests_group
+from deployment.operators.amplify import AmplifyReleaseOperator
+from deployment.operators.analysis import MonitorReleaseOperator, TrafficShiftOperator
+from deployment.operators.cloudformation import ExecuteChangeSetOperator
+
+CFG = load_config("sandbox")
+
+
+@pytest.fixture(scope="module")
+def dag():
+    with DAG("phases_5_8", schedule=None) as dag:
+        infra = deploy_infrastructure_group(CFG)
+        frontend = deploy_frontend_group(CFG)
+        smoke = smoke_tests_group(CFG)
+        monitoring = monitoring_group(CFG)
+        infra >> frontend >> smoke >> monitoring
+    return dag
+
+
+def downstream(dag, task_id):
+    return dag.get_task(task_id).downstream_task_ids
+
+
+def test_infrastructure_chain(dag):
+    assert downstream(dag, "deploy_infrastructure.check_alarms_baseline") == {
+        "deploy_infrastructure.execute_change_set"
+    }
+    assert downstream(dag, "deploy_infrastructure.execute_change_set") == {
+        "deploy_infrastructure.check_alarms_after"
+    }
+    assert isinstance(dag.get_task("deploy_infrastructure.execute_change_set"), ExecuteChangeSetOperator)
+
+
+def test_frontend_has_one_task_per_traffic_step_in_order(dag):
+    steps = [f"deploy_frontend.shift_traffic_{s.weight}" for s in CFG.traffic.steps]
+    chain = ["deploy_frontend.prepare_idle_branch", "deploy_frontend.start_amplify_job", *steps]
+    for upstream, task_id in zip(chain, chain[1:], strict=False):
+        assert task_id in downstream(dag, upstream)
+    assert isinstance(dag.get_task("deploy_frontend.start_amplify_job"), AmplifyReleaseOperator)
+    assert [dag.get_task(s).weight for s in steps] == [10, 50, 100]
+    assert all(isinstance(dag.get_task(s), TrafficShiftOperator) for s in steps)
+
+
+def test_smoke_has_one_task_per_check_then_the_summary(dag):
+    checks = {f"smoke_tests.check_{c.name}" for c in CFG.smoke_tests.checks}
+    summary = dag.get_task("smoke_tests.record_results")
+    assert summary.upstream_task_ids == checks
+    assert summary.trigger_rule == "all_done"
+
+
+def test_groups_are_chained_and_monitoring_is_deferrable(dag):
+    assert downstream(dag, "deploy_infrastructure.check_alarms_after") == {
+        "deploy_frontend.prepare_idle_branch"
+    }
+    assert downstream(dag, "deploy_frontend.shift_traffic_100") == {
+        f"smoke_tests.check_{c.name}" for c in CFG.smoke_tests.checks
+    }
+    assert downstream(dag, "smoke_tests.record_results") == {"monitoring.watch_metrics"}
+    assert isinstance(dag.get_task("monitoring.watch_metrics"), MonitorReleaseOperator)
+
+
+def test_every_task_and_group_is_documented(dag):
+    for task in dag.tasks:
+        assert task.doc_md, task.task_id
+    for group_id in ("deploy_infrastructure", "deploy_frontend", "smoke_tests", "monitoring"):
+        group = dag.task_group_dict[group_id]
+        assert group.doc_md and group.tooltip
+
+
+def test_template_fields_exist():
+    for operator in (
+        ExecuteChangeSetOperator(task_id="a"),
+        AmplifyReleaseOperator(task_id="b"),
+        TrafficShiftOperator(task_id="c", weight=10),
+        MonitorReleaseOperator(task_id="d"),
+    ):
+        for field in operator.template_fields:
+            assert hasattr(operator, field), (type(operator).__name__, field)

@@ -1,0 +1,75 @@
+"""``python -m sandbox start|stop``: a background sandbox that leaves no process behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import boto3
+
+from sandbox.launcher import PORT_OFFSETS
+from sandbox.testing import free_base_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _sandbox(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "include")}
+    return subprocess.run(
+        [sys.executable, "-m", "sandbox", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def _gone(pid: int) -> bool:
+    """No such process, or only its exit status left for init to reap (a zombie)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z")
+    except FileNotFoundError:
+        return True
+
+
+def test_start_serves_seeded_production_and_stop_leaves_nothing(tmp_path):
+    base, state = free_base_port(), tmp_path / "state"
+    started = _sandbox("start", "--base-port", str(base), "--state-dir", str(state))
+    assert started.returncode == 0, started.stderr + (state / "sandbox.log").read_text()
+    pid = int((state / "sandbox.pid").read_text())
+    try:
+        assert f"http://127.0.0.1:{base}" in started.stdout
+        endpoints = json.loads((state / "endpoints.json").read_text())
+        assert endpoints["control"] == f"http://127.0.0.1:{base + 7}"
+        exports = (state / "connections.env").read_text().splitlines()
+        assert all(line.startswith("export AIRFLOW_CONN_") for line in exports) and len(exports) == 8
+
+        cloudformation = boto3.client(
+            "cloudformation", endpoint_url=endpoints["aws"], region_name="us-west-2",
+            aws_access_key_id="any", aws_secret_access_key="any",
+        )  # fmt: skip
+        stack = cloudformation.describe_stacks(StackName="bayon-coagent-production")["Stacks"][0]
+        assert stack["StackStatus"] == "CREATE_COMPLETE"
+        assert _sandbox("start", "--base-port", str(base), "--state-dir", str(state)).returncode == 1
+    finally:
+        stopped = _sandbox("stop", "--state-dir", str(state))
+    assert stopped.returncode == 0 and f"pid {pid}" in stopped.stdout
+    assert _gone(pid)
+    assert not (state / "sandbox.pid").exists()
+    assert all(_port_free(base + offset) for offset in PORT_OFFSETS.values())
+    assert "Sandbox stopped." in (state / "sandbox.log").read_text()
+    assert _sandbox("stop", "--state-dir", str(state)).stdout.strip() == "no sandbox is running"

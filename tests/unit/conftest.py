@@ -1,0 +1,168 @@
+"""AWS (in-process moto) and GitHub/Slack/Amplify emulator fixtures for the phase 1–4 unit tests.
+
+``aws`` seeds a production at ``v1.0.0``: the stack from the locally transformed
+template, its DynamoDB tables, the artifacts bucket, the weighted Route 53 records
+(blue live) and the Amplify app whose blue branch has a SUCCEED job. Amplify is
+served by the sandbox emulator on a loopback port and reached through the AWS
+connection's ``service_config`` (moto has no Amplify; everything else stays in moto).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+from _release import PREVIOUS, RUN_ID, VERSION
+from _wsgi import serve
+
+from deployment.config import load_config
+
+
+@pytest.fixture
+def cfg():
+    return load_config("sandbox")
+
+
+@pytest.fixture
+def amplify_emulator(cfg):
+    from sandbox.amplify import AmplifyEmulator
+    from sandbox.faults import Faults
+
+    emulator = AmplifyEmulator(Faults(), region=cfg.region, job_seconds=0.05)
+    emulator.add_app(cfg.amplify.app_id, cfg.application)
+    for colour, branch in cfg.amplify.branches.items():
+        env = {cfg.amplify.version_variable: PREVIOUS, "COLOUR": colour}
+        emulator.add_branch(cfg.amplify.app_id, branch, environment=env)
+    with serve(emulator) as url:
+        yield {"emulator": emulator, "url": url}
+
+
+def _stack_parameters(cfg, version: str) -> list[dict[str, str]]:
+    from deployment.cloudformation import release_parameters
+
+    return [{"ParameterKey": k, "ParameterValue": v} for k, v in release_parameters(cfg, version).items()]
+
+
+def _weighted(cfg, colour: str, weight: int) -> dict[str, Any]:
+    return {
+        "Name": cfg.traffic.record_name,
+        "Type": cfg.traffic.record_type,
+        "SetIdentifier": colour,
+        "Weight": weight,
+        "TTL": cfg.traffic.ttl,
+        "ResourceRecords": [{"Value": f"{cfg.amplify.branches[colour]}.{cfg.amplify.app_id}.amplifyapp.com"}],
+    }
+
+
+@pytest.fixture
+def moto(cfg, monkeypatch):
+    """In-process moto behind the AWS connection, with the artifacts bucket (enough for the record)."""
+    import boto3
+    from moto import mock_aws
+
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.setenv(name, "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", cfg.region)
+    _aws_connection(cfg, monkeypatch, {})
+    with mock_aws():
+        session = boto3.session.Session(region_name=cfg.region)
+        session.client("s3").create_bucket(
+            Bucket=cfg.artifacts.bucket, CreateBucketConfiguration={"LocationConstraint": cfg.region}
+        )
+        yield session
+
+
+def _aws_connection(cfg, monkeypatch, service_config: dict[str, Any]) -> None:
+    extra = {"region_name": cfg.region, "service_config": service_config}
+    monkeypatch.setenv(
+        f"AIRFLOW_CONN_{cfg.connections.aws.upper()}",
+        json.dumps({"conn_type": "aws", "login": "testing", "password": "testing", "extra": extra}),
+    )
+
+
+@pytest.fixture
+def aws(cfg, moto, amplify_emulator, monkeypatch):
+    """The seeded production in moto + the Amplify emulator; yields boto3 clients and the emulator."""
+    from deployment.cloudformation import template_body
+
+    _aws_connection(cfg, monkeypatch, {"amplify": {"endpoint_url": amplify_emulator["url"]}})
+    session = moto
+    cfn = session.client("cloudformation")
+    cfn.create_stack(
+        StackName=cfg.stack.name,
+        TemplateBody=template_body(cfg, PREVIOUS),
+        Parameters=_stack_parameters(cfg, PREVIOUS),
+        Capabilities=list(cfg.stack.capabilities),
+    )
+    route53 = session.client("route53")
+    zone = route53.create_hosted_zone(Name=cfg.traffic.hosted_zone, CallerReference="unit")["HostedZone"]
+    route53.change_resource_record_sets(
+        HostedZoneId=zone["Id"],
+        ChangeBatch={
+            "Changes": [
+                {"Action": "CREATE", "ResourceRecordSet": _weighted(cfg, "blue", 100)},
+                {"Action": "CREATE", "ResourceRecordSet": _weighted(cfg, "green", 0)},
+            ]
+        },
+    )
+    emulator = amplify_emulator["emulator"]
+    emulator.start_job(cfg.amplify.app_id, cfg.amplify.branches["blue"], {"jobType": "RELEASE"})
+    time.sleep(0.1)  # the job SUCCEEDs after job_seconds
+    return {
+        "session": session,
+        "s3": session.client("s3"),
+        "cfn": cfn,
+        "dynamodb": session.client("dynamodb"),
+        "route53": route53,
+        "zone_id": zone["Id"],
+        "amplify": emulator,
+    }
+
+
+@pytest.fixture
+def record(cfg, moto):
+    """This release's deployment record, on moto's S3 only (no stack, no Amplify)."""
+    from deployment.ledger import Ledger
+
+    return Ledger(cfg, VERSION, RUN_ID)
+
+
+@pytest.fixture
+def ledger(cfg, aws):
+    from deployment.ledger import Ledger
+
+    return Ledger(cfg, VERSION, RUN_ID)
+
+
+@pytest.fixture
+def github(cfg, monkeypatch):
+    """The GitHub emulator with ``rc-1.1.0`` released and a successful staging run for its commit."""
+    from sandbox.github import GitHubEmulator
+
+    emulator = GitHubEmulator(cfg.github.repository, "unit-token")
+    sha = emulator.add_commits(["Release 1.1.0"])[-1]
+    emulator.add_release("rc-1.1.0", prerelease=True)
+    emulator.add_workflow_run(cfg.github.staging_workflow, sha, conclusion="success")
+    with serve(emulator) as url:
+        monkeypatch.setenv(
+            f"AIRFLOW_CONN_{cfg.connections.github.upper()}",
+            json.dumps({"conn_type": "github", "password": "unit-token", "host": url}),
+        )
+        yield {"emulator": emulator, "sha": sha, "url": url}
+
+
+@pytest.fixture
+def slack(cfg, monkeypatch):
+    """The Slack webhook sink behind the team channel's connection."""
+    from sandbox.slack import SlackWebhooks
+
+    path = "T0UNIT/B0TEAM/secret"
+    sink = SlackWebhooks({path: cfg.notifications.slack_team_channel})
+    with serve(sink) as url:
+        monkeypatch.setenv(
+            f"AIRFLOW_CONN_{cfg.connections.slack_team.upper()}",
+            json.dumps({"conn_type": "slackwebhook", "host": f"{url}/services", "password": path}),
+        )
+        yield sink

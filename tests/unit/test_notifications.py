@@ -1,0 +1,116 @@
+"""Notifications against the sandbox emulators: GitHub, Slack, status page, SMTP; the record in moto S3."""
+
+from __future__ import annotations
+
+import pytest
+from _fixtures_notify import slack_company, smtp, statuspage  # noqa: F401 - fixtures
+from _release import AUTHOR, COMMIT, PREVIOUS, VERSION
+
+from deployment import notifications as n
+
+CONF = {"version": VERSION, "commit_sha": COMMIT, "author": AUTHOR, "run_id": "run-1",
+        "emergency": {"force_deploy": False, "skip_monitoring": False, "ignore_alarms": [], "reason": ""}}
+
+
+@pytest.fixture
+def repo(github):
+    """v1.0.0 released, then two commits tagged v1.1.0."""
+    emulator = github["emulator"]
+    emulator.add_release(PREVIOUS)
+    emulator.add_commits([{"message": "Add <script> escaping\n\nbody", "author": "dana"},
+                          {"message": "Fix payments", "author": "erin"}], tag=VERSION)
+    return emulator
+
+
+def test_previous_tag_prefers_the_backup_then_github(cfg, aws, repo):
+    assert n.previous_production_tag(cfg, VERSION, {"previous_version": "v0.9.0"}) == "v0.9.0"
+    assert n.previous_production_tag(cfg, VERSION, None) == PREVIOUS  # rc-1.1.0 is a pre-release
+
+
+def test_release_notes_list_the_commits_since_the_previous_tag(cfg, repo):
+    notes = n.release_notes(cfg, CONF, PREVIOUS, {"approvals": [{"user": "bob"}, {"user": "carol"}]})
+    assert notes["commits"] == 2 and notes["head"] == VERSION
+    assert "- Add <script> escaping" in notes["markdown"] and "@erin" in notes["markdown"]
+    assert "approved by bob, carol" in notes["markdown"]
+    assert notes["compare_url"].endswith(f"{PREVIOUS}...{VERSION}")
+
+
+def test_github_release_is_created_once_then_updated(cfg, repo):
+    first = n.publish_github_release(cfg, VERSION, COMMIT, "notes 1")
+    second = n.publish_github_release(cfg, VERSION, COMMIT, "notes 2")
+    assert (first["action"], second["action"]) == ("created", "updated")
+    ours = [r for r in repo.releases() if r["tag_name"] == VERSION]
+    assert len(ours) == 1 and ours[0]["body"] == "notes 2"
+    assert not ours[0]["draft"] and not ours[0]["prerelease"]
+
+
+def _hi(cfg):
+    return lambda: n.send_slack(cfg.connections.slack_team, "hi")
+
+
+def test_a_message_is_sent_once_per_run(cfg, aws, ledger, slack):
+    first = n.send_once(ledger, "notifications.slack_team", _hi(cfg))
+    again = n.send_once(ledger, "notifications.slack_team", _hi(cfg))
+    assert first["status"] == "sent" and again["skipped"] is True
+    assert [m["text"] for m in slack.recorder.list()] == ["hi"]
+
+
+def test_a_slack_outage_fails_and_is_recorded(cfg, aws, ledger, slack):
+    slack.faults.add("outage", service="slack")
+    with pytest.raises(n.NotificationError, match="slack_team"):
+        n.send_once(ledger, "notifications.slack_team", _hi(cfg))
+    assert ledger.read("notifications.slack_team")["status"] == "failed"
+    slack.faults.clear()
+    n.send_once(ledger, "notifications.slack_team", _hi(cfg))
+    assert len(slack.recorder) == 1
+
+
+def test_company_channel_gets_its_own_webhook(cfg, slack_company):  # noqa: F811
+    n.send_slack(cfg.connections.slack_company, "live")
+    assert slack_company.recorder.list()[0]["channel"] == cfg.notifications.slack_company_channel
+
+
+def test_stakeholder_email_goes_through_smtp(cfg, smtp):  # noqa: F811
+    n.send_email(cfg, list(cfg.notifications.stakeholder_emails), "v1.1.0 is live", "<p>notes</p>", "run-1")
+    [message] = smtp.recorder.list()
+    assert message["subject"] == "v1.1.0 is live"
+    assert message["rcpt_tos"] == list(cfg.notifications.stakeholder_emails)
+    assert message["from"] == cfg.notifications.email_from
+
+
+def test_statuspage_component_and_one_incident_per_name(cfg, statuspage):  # noqa: F811
+    page = n.StatusPage(cfg)
+    assert page.set_component("operational")["status"] == "operational"
+    opened = page.open_or_update_incident("release rolled back", "identified", "working", "partial_outage")
+    updated = page.open_or_update_incident("release rolled back", "monitoring", "restored", "operational")
+    assert (opened["action"], updated["action"]) == ("opened", "updated")
+    assert opened["incident_id"] == updated["incident_id"]
+    [incident] = statuspage.incidents(cfg.notifications.statuspage_page_id)
+    assert incident["status"] == "monitoring"
+    components = statuspage.components(cfg.notifications.statuspage_page_id)
+    component = components[cfg.notifications.statuspage_component_id]
+    assert component["status"] == "operational"
+
+
+def test_statuspage_rejects_a_bad_key_by_name(cfg, statuspage, monkeypatch):  # noqa: F811
+    import json
+
+    monkeypatch.setenv(f"AIRFLOW_CONN_{cfg.connections.statuspage.upper()}",
+                       json.dumps({"conn_type": "http", "host": "http://127.0.0.1:9", "password": ""}))
+    with pytest.raises(n.NotificationError, match="no API key"):
+        n.StatusPage(cfg).set_component("operational")
+
+
+def test_emergency_flags_are_announced_only_when_set(cfg):
+    assert n.emergency_text(cfg, CONF, "deploy_production") is None
+    conf = {**CONF, "emergency": {"force_deploy": True, "ignore_alarms": ["cpu"], "reason": "CVE hotfix now"}}
+    text = n.emergency_text(cfg, conf, "deploy_production")
+    assert "`force_deploy`" in text and "`ignore_alarms: cpu`" in text and "CVE hotfix now" in text
+
+
+def test_rollback_message_mentions_oncall(cfg):
+    summary = {"failed_tasks": ["smoke_tests.payment_processing"], "undone": ["traffic"], "not_undone": [],
+               "verified": True, "failed_checks": [], "previous_version": PREVIOUS, "dynamodb_backups": []}
+    text = n.render("slack_rollback.md.j2", cfg=cfg, summary=summary, version=VERSION,
+                    mentions=n.oncall_mentions(cfg), url="http://x")
+    assert text.startswith("<@U01ONCALL1> <@U01ONCALL2>") and "back on v1.0.0" in text

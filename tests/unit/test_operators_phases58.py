@@ -1,0 +1,101 @@
+"""The phase 5-8 operators end to end on threaded moto: defer, run the trigger, complete, record."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from airflow.sdk.exceptions import TaskDeferred
+
+from deployment.ledger import Ledger
+from deployment.operators.analysis import MetricsUnhealthy, MonitorReleaseOperator, TrafficShiftOperator
+from deployment.route53 import weights
+from tests.unit import _fixtures_phases58 as fx
+from tests.unit._fixtures_phases58 import PARAMS, RUN_ID, VERSION, Feeder
+
+moto_url = fx.moto_url
+aws_server = fx.aws_server
+
+
+def run_trigger(trigger) -> dict:
+    async def run():
+        async for event in trigger.run():
+            return event.payload
+
+    return asyncio.run(run())
+
+
+@pytest.fixture
+def release(aws_server):
+    cfg = aws_server["cfg"]
+    ledger = Ledger(cfg, VERSION, RUN_ID)
+    ledger.write(
+        "frontend",
+        {
+            "live_colour_before": "blue",
+            "target_colour": "green",
+            "amplify_job": {"job_id": "1", "status": "SUCCEED"},
+        },
+    )
+    ledger.write("infrastructure", {"traffic_baseline": {"requests_per_second": None}})
+    return cfg, ledger, {"params": PARAMS, "run_id": RUN_ID}
+
+
+def test_breach_during_the_10_percent_step_fails_within_one_poll_interval(aws_server, release):
+    cfg, ledger, context = release
+    operator = TrafficShiftOperator(task_id="shift_traffic_10", weight=10)
+    with Feeder(aws_server["cloudwatch"], cfg, requests=50, errors=10, latency_ms=100):
+        with pytest.raises(TaskDeferred) as deferred:
+            operator.execute(context)
+        assert weights(cfg) == {"blue": 90, "green": 10}
+        assert ledger.read("frontend")["traffic_moved"] is True
+        started = time.monotonic()
+        event = run_trigger(deferred.value.trigger)
+        elapsed = time.monotonic() - started
+    poll = cfg.timings.poll_interval_seconds
+    assert event["status"] == "breach"
+    assert elapsed < poll + 1.5, f"took {elapsed:.1f}s for a {poll}s poll interval"
+    with pytest.raises(MetricsUnhealthy, match="traffic step 10 %: breach: poll 1: error_rate_percent"):
+        operator.execute_complete(context, event)
+    step = ledger.read("frontend")["steps"]["10"]
+    assert step["outcome"] == "breach" and step["watch"]["verdicts"][0]["sample"]["errors"] > 0
+
+
+def test_a_step_held_healthy_is_not_reapplied(aws_server, release):
+    cfg, ledger, context = release
+    operator = TrafficShiftOperator(task_id="shift_traffic_10", weight=10)
+    with Feeder(aws_server["cloudwatch"], cfg, requests=50, errors=0, latency_ms=100):
+        with pytest.raises(TaskDeferred) as deferred:
+            operator.execute(context)
+        trigger = deferred.value.trigger
+        trigger.duration, trigger.poll_interval = 1, 1
+        event = run_trigger(trigger)
+    assert operator.execute_complete(context, event) == {"weight": 10, "outcome": "healthy"}
+    samples = ledger.read("frontend")["steps"]["10"]["watch"]["verdicts"]
+    assert operator.execute(context)["already_done"] is True  # no defer, samples kept
+    assert ledger.read("frontend")["steps"]["10"]["watch"]["verdicts"] == samples
+
+
+def test_skip_monitoring_is_recorded_and_announced(aws_server, release, monkeypatch):
+    cfg, ledger, context = release
+    sent = []
+    monkeypatch.setattr("deployment.announce.announce_team", lambda cfg, text: sent.append(text))
+    params = {**PARAMS, "emergency": {"skip_monitoring": True, "reason": "hotfix for incident 42"}}
+    operator = MonitorReleaseOperator(task_id="watch_metrics")
+    assert operator.execute({**context, "params": params}) == {"skipped": True}
+    assert operator.execute({**context, "params": params}) == {"skipped": True}
+    assert len(sent) == 1 and "SKIPPED" in sent[0] and "incident 42" in sent[0]
+    assert ledger.read("monitoring")["reason"] == "hotfix for incident 42"
+
+
+def test_monitoring_defers_for_the_configured_time(aws_server, release):
+    cfg, ledger, context = release
+    with pytest.raises(TaskDeferred) as deferred:
+        MonitorReleaseOperator(task_id="watch_metrics").execute(context)
+    trigger = deferred.value.trigger
+    assert (trigger.duration, trigger.poll_interval) == (
+        cfg.timings.monitoring_seconds,
+        cfg.timings.poll_interval_seconds,
+    )
+    assert ledger.read("monitoring")["outcome"] == "watching"

@@ -1,0 +1,151 @@
+"""The deployment plan: risk assessment, contents and Markdown rendering (pure functions)."""
+
+from __future__ import annotations
+
+from _release import AUTHOR, COMMIT, PREVIOUS, VERSION
+
+from deployment.plan import assess_risk, build_plan, render_markdown
+
+PASSED = {
+    "skipped": False,
+    "passed": True,
+    "checks": {
+        "rc_release": {"ok": True, "detail": "GitHub release 'rc-1.1.0' exists"},
+        "staging_workflow": {"ok": True, "detail": "run #3 concluded 'success'"},
+        "staging_metrics": {"ok": True, "detail": "error rate 0.2 % | latency 120 ms"},
+    },
+}
+SKIPPED = {
+    "skipped": True,
+    "reason": "security patch CVE-1",
+    "requested_by": AUTHOR,
+    "at": "2026-01-02T03:04:05",
+}
+
+
+def _change(logical_id, resource_type, action="Modify", replacement=None):
+    return {
+        "action": action,
+        "logical_id": logical_id,
+        "resource_type": resource_type,
+        "physical_id": None,
+        "replacement": replacement,
+        "scope": ["Properties"],
+        "details": [
+            {
+                "attribute": "Properties",
+                "name": "Code",
+                "requires_recreation": "Never",
+                "change_source": "DirectModification",
+            }
+        ],
+    }
+
+
+def _change_set(*changes):
+    return {
+        "name": "release-v1-1-0-plan-abc",
+        "id": "arn:cs",
+        "status": "CREATE_COMPLETE",
+        "no_changes": not changes,
+        "parameters": {"AppVersion": VERSION, "Environment": "production"},
+        "template_sha256": "f" * 64,
+        "changes": list(changes),
+    }
+
+
+def test_no_changes_is_low(cfg):
+    risk = assess_risk(cfg, _change_set(), PASSED)
+    assert risk == {"level": "low", "reasons": ["no infrastructure changes"]}
+
+
+def test_stateless_modify_is_low(cfg):
+    risk = assess_risk(cfg, _change_set(_change("ApiFunction", "AWS::Lambda::Function")), PASSED)
+    assert risk["level"] == "low"
+
+
+def test_stateless_replacement_or_removal_is_medium(cfg):
+    replaced = _change("ApiFunction", "AWS::Lambda::Function", replacement="True")
+    assert assess_risk(cfg, _change_set(replaced), PASSED)["level"] == "medium"
+    removed = _change("Queue", "AWS::SQS::Queue", action="Remove")
+    assert assess_risk(cfg, _change_set(removed), PASSED)["level"] == "medium"
+
+
+def test_stateful_modify_in_place_is_medium(cfg):
+    risk = assess_risk(cfg, _change_set(_change("ContentTable", "AWS::DynamoDB::Table")), PASSED)
+    assert risk["level"] == "medium"
+    assert risk["reasons"] == ["ContentTable (AWS::DynamoDB::Table) is modified in place: stateful"]
+
+
+def test_stateful_replacement_and_removal_are_high(cfg):
+    replaced = _change("ContentTable", "AWS::DynamoDB::Table", replacement="Conditional")
+    removed = _change("UsersTable", "AWS::DynamoDB::Table", action="Remove")
+    risk = assess_risk(cfg, _change_set(replaced, removed), PASSED)
+    assert risk["level"] == "high"
+    assert any("ContentTable" in r and "may be replaced" in r for r in risk["reasons"])
+    assert any("UsersTable" in r and "removed" in r for r in risk["reasons"])
+
+
+def test_skipped_checks_raise_the_risk(cfg):
+    risk = assess_risk(cfg, _change_set(), SKIPPED)
+    assert risk["level"] == "medium"
+    assert "force_deploy" in risk["reasons"][0] and "CVE-1" in risk["reasons"][0]
+
+
+def _plan(cfg, checks=PASSED, change_set=None):
+    return build_plan(
+        cfg,
+        release={"version": VERSION, "commit_sha": COMMIT, "author": AUTHOR},
+        checks=checks,
+        change_set=change_set or _change_set(_change("ApiFunction", "AWS::Lambda::Function")),
+        previous_version=PREVIOUS,
+        live_colour="blue",
+        generated_at="2026-01-02T03:04:05+00:00",
+    )
+
+
+def test_plan_contents(cfg):
+    plan = _plan(cfg)
+    assert plan["release"] == {
+        "version": VERSION,
+        "commit_sha": COMMIT,
+        "author": AUTHOR,
+        "previous_version": PREVIOUS,
+        "stack": cfg.stack.name,
+        "live_colour": "blue",
+        "target_colour": "green",
+    }
+    assert [s["phase"] for s in plan["steps"]] == [
+        "approval_gate",
+        "backup",
+        "validate_infrastructure",
+        "deploy_infrastructure",
+        "deploy_frontend",
+        "smoke_tests",
+        "monitoring",
+        "notify",
+    ]
+    assert any("100 % on blue" in line for line in plan["rollback_plan"])
+    assert any(f"AppVersion={PREVIOUS}" in line for line in plan["rollback_plan"])
+    assert plan["risk"]["level"] == "low"
+
+
+def test_markdown_shows_release_checks_changes_and_risk(cfg):
+    markdown = render_markdown(_plan(cfg))
+    assert markdown.startswith(f"# Deployment plan: {VERSION} to {cfg.environment}")
+    assert f"`{COMMIT}`" in markdown and f"`{AUTHOR}` (cannot approve)" in markdown
+    assert "## Risk: LOW" in markdown
+    assert "| staging_metrics | ✅ pass | error rate 0.2 % \\| latency 120 ms |" in markdown
+    assert "| Modify | ApiFunction | AWS::Lambda::Function | - | Properties Properties:Code |" in markdown
+    assert "## Rollback plan" in markdown
+
+
+def test_markdown_shows_the_force_deploy_skip(cfg):
+    markdown = render_markdown(_plan(cfg, checks=SKIPPED))
+    assert "**Skipped (force_deploy).**" in markdown
+    assert f"Requested by `{AUTHOR}`" in markdown and "CVE-1" in markdown
+    assert "## Risk: MEDIUM" in markdown
+
+
+def test_markdown_without_changes(cfg):
+    assert "No resource changes." in render_markdown(_plan(cfg, change_set=_change_set()))

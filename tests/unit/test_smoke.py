@@ -1,0 +1,60 @@
+"""The smoke checks over the http connection of a colour, against a small real HTTP server."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from werkzeug.wrappers import Request, Response
+
+from deployment.smoke import run_smoke_checks
+from tests.sandbox._servers import serving
+
+
+@Request.application
+def app(request: Request) -> Response:
+    routes = {
+        "/api/auth/session": (200, {"token": "t"}),
+        "/api/content": (201, {"id": "c1"}),
+        "/api/ai/generate": (200, {"wrong": "key"}),
+        "/api/payments/intent": (503, {"error": "payment provider down"}),
+    }
+    status, body = routes.get(request.path, (404, {"error": "no route"}))
+    return Response(json.dumps(body), status=status, content_type="application/json")
+
+
+@pytest.fixture
+def blue(cfg, monkeypatch):
+    with serving(app) as url:
+        monkeypatch.setenv(
+            f"AIRFLOW_CONN_{cfg.connections.app_blue.upper()}", json.dumps({"conn_type": "http", "host": url})
+        )
+        yield url
+
+
+def test_each_check_reports_status_latency_and_the_response_on_failure(cfg, blue):
+    results = {r["name"]: r for r in run_smoke_checks(cfg, "blue")}
+    assert set(results) == {c.name for c in cfg.smoke_tests.checks}
+    assert results["authentication_flow"]["ok"] and results["content_creation"]["status"] == 201
+    assert "response_excerpt" not in results["authentication_flow"]
+    assert results["ai_service_integration"]["ok"] is False
+    assert "'completion'" in results["ai_service_integration"]["error"]
+    payment = results["payment_processing"]
+    assert payment["ok"] is False and payment["status"] == 503
+    assert "payment provider down" in payment["response_excerpt"]
+    assert all(r["latency_ms"] >= 0 and r["colour"] == "blue" for r in results.values())
+
+
+def test_named_checks_only_and_unknown_names_refused(cfg, blue):
+    assert [r["name"] for r in run_smoke_checks(cfg, "blue", ["content_creation"])] == ["content_creation"]
+    with pytest.raises(ValueError, match="no_such_check"):
+        run_smoke_checks(cfg, "blue", ["no_such_check"])
+
+
+def test_an_unreachable_app_is_a_failed_check(cfg, monkeypatch):
+    monkeypatch.setenv(
+        f"AIRFLOW_CONN_{cfg.connections.app_green.upper()}",
+        json.dumps({"conn_type": "http", "host": "http://127.0.0.1:9"}),
+    )
+    (result,) = run_smoke_checks(cfg, "green", ["authentication_flow"])
+    assert result["ok"] is False and result["status"] is None and "request failed" in result["error"]
