@@ -206,7 +206,7 @@ def record_rollback_task() -> dict[str, Any]:
 
 def _urgent(task_id: str, send):
     @task(task_id=task_id, trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS, retries=3,
-          retry_delay=timedelta(seconds=5))
+          retry_delay=timedelta(seconds=5), doc_md=send.__doc__)
     def _notice() -> dict[str, Any]:
         from deployment.config import load_config
         from deployment.notifications import send_once
@@ -223,7 +223,6 @@ def _urgent(task_id: str, send):
         key = f"rollback.notice.{task_id}.{'verified' if current['verified'] else 'unverified'}"
         return send_once(ledger, key, lambda: send(cfg, values))
 
-    _notice.__doc__ = send.__doc__
     return _notice()
 
 
@@ -361,7 +360,7 @@ def no_concurrent_run(other_dag_id: str):
     the later guard always sees the earlier run: at most one proceeds.
     """
 
-    @task(task_id=f"no_running_{other_dag_id}", retries=0)
+    @task(task_id=f"no_running_{other_dag_id}", retries=0, doc_md=no_concurrent_run.__doc__)
     def guard() -> int:
         from airflow.sdk.exceptions import AirflowFailException
 
@@ -374,7 +373,6 @@ def no_concurrent_run(other_dag_id: str):
             )
         return running
 
-    guard.__doc__ = no_concurrent_run.__doc__
     return guard()
 
 

@@ -1,0 +1,74 @@
+"""The wiring of deploy_production: phase order, the rollback's reach, the run's single leaf."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from airflow.dag_processing.dagbag import DagBag
+from airflow.sdk import TriggerRule
+
+DAGS_DIR = Path(__file__).resolve().parents[2] / "dags"
+PHASES = [
+    "pre_deployment_validation",
+    "approval_gate",
+    "backup",
+    "validate_infrastructure",
+    "deploy_infrastructure",
+    "deploy_frontend",
+    "smoke_tests",
+    "monitoring",
+    "notify",
+]
+CHANGING = PHASES[2:8]
+
+
+@pytest.fixture(scope="module")
+def dag():
+    bag = DagBag(dag_folder=str(DAGS_DIR / "deploy_production.py"))
+    assert not bag.import_errors
+    return bag.dags["deploy_production"]
+
+
+def group_of(task_id: str) -> str:
+    return task_id.split(".", 1)[0]
+
+
+def test_phases_run_in_the_spec_order(dag):
+    for earlier, later in zip(PHASES, PHASES[1:], strict=False):
+        later_tasks = [t for t in dag.tasks if group_of(t.task_id) == later]
+        upstream_groups = {
+            group_of(u) for t in later_tasks for u in t.upstream_task_ids if group_of(u) != later
+        }
+        assert upstream_groups == {earlier}, f"{later} starts after {upstream_groups}, not {earlier}"
+
+
+def test_every_task_that_changes_production_reaches_the_rollback(dag):
+    plan = dag.get_task("rollback.plan")
+    assert plan.trigger_rule == TriggerRule.ONE_FAILED
+    changing = {t.task_id for t in dag.tasks if group_of(t.task_id) in CHANGING}
+    assert changing and changing <= plan.upstream_task_ids
+    assert not {u for u in plan.upstream_task_ids if group_of(u) not in CHANGING}, (
+        "only phases 3-8 may start a rollback: not validation, approval or notifications"
+    )
+
+
+def test_the_outcome_is_the_only_leaf_and_sees_everything(dag):
+    assert [t.task_id for t in dag.leaves] == ["record_outcome"]
+    outcome = dag.get_task("record_outcome")
+    assert outcome.trigger_rule == TriggerRule.ALL_DONE
+    upstream = {t.task_id for t in outcome.get_flat_relatives(upstream=True)}
+    assert upstream == {t.task_id for t in dag.tasks} - {"record_outcome"}
+
+
+def test_a_release_never_runs_beside_a_rollback(dag):
+    assert [t.task_id for t in dag.roots] == ["no_running_rollback_production"]
+    assert dag.max_active_runs == 1
+
+
+def test_every_group_and_task_is_documented(dag):
+    for group_id in PHASES + ["rollback"]:
+        group = dag.task_group_dict[group_id]
+        assert group.tooltip, f"group {group_id} has no tooltip"
+    undocumented = [t.task_id for t in dag.tasks if not (t.doc_md or t.doc or getattr(t, "doc", None))]
+    assert undocumented == []
