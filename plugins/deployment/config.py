@@ -122,6 +122,9 @@ class Metrics(_Model):
     errors_metric: str
     latency_metric: str
     period_seconds: int = Field(gt=0)
+    # CloudWatch makes datapoints readable a little after their timestamp: each poll reads
+    # the window ending this long ago, so that the newest period is not read half-filled.
+    lag_seconds: int = Field(default=0, ge=0)
     deployment_namespace: str
 
 

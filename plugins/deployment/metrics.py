@@ -36,6 +36,11 @@ class MetricQuery:
     latency_metric: str
     period_seconds: int
     alarm_prefix: str | None = None
+    lag_seconds: int = 0
+
+    def window_end(self, end: datetime | None = None) -> datetime:
+        """``end``, or now less the lag with which CloudWatch publishes datapoints."""
+        return (end or datetime.now(UTC) - timedelta(seconds=self.lag_seconds)).replace(microsecond=0)
 
     @classmethod
     def from_config(cls, cfg: DeploymentConfig, *, staging: bool = False) -> MetricQuery:
@@ -47,6 +52,7 @@ class MetricQuery:
             errors_metric=m.errors_metric,
             latency_metric=m.latency_metric,
             period_seconds=m.period_seconds,
+            lag_seconds=m.lag_seconds,
             # The alarm prefix names production's alarms; staging is judged on its metrics alone.
             alarm_prefix=None if staging else cfg.alarms.prefix,
         )
@@ -115,8 +121,9 @@ def firing_alarms(cloudwatch: Any, prefix: str) -> list[dict[str, Any]]:
 def fetch_sample(
     cloudwatch: Any, query: MetricQuery, window_seconds: float, end: datetime | None = None
 ) -> Sample:
-    """One poll: the metrics over the ``window_seconds`` before ``end`` (now), and the alarms firing."""
-    end = (end or datetime.now(UTC)).replace(microsecond=0)
+    """One poll: the metrics over the ``window_seconds`` before ``end`` (now, less the lag), and the
+    alarms firing."""
+    end = query.window_end(end)
     start = end - timedelta(seconds=window_seconds)
     sums = _sums(cloudwatch, query, start, end)
     latency = None
@@ -142,7 +149,7 @@ def baseline(cfg: DeploymentConfig, end: datetime | None = None) -> dict[str, An
     cloudwatch = cloudwatch_client(cfg.connections.aws, cfg.region)
     query = MetricQuery.from_config(cfg)
     window = cfg.timings.baseline_window_seconds
-    end = (end or datetime.now(UTC)).replace(microsecond=0)
+    end = query.window_end(end)
     start = end - timedelta(seconds=window)
     requests = _sums(cloudwatch, query, start, end)["requests"]
     sample = Sample(

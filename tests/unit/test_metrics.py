@@ -94,3 +94,18 @@ def test_staging_health_without_data_is_not_ok(aws_server):
     assert result["ok"] is False
     assert result["verdict"] == "insufficient_data"
     assert result["error_rate_percent"] is None and result["latency_ms"] is None
+
+
+def test_polls_read_the_window_that_ends_the_configured_lag_ago():
+    from datetime import UTC, datetime
+
+    from deployment.config import load_config
+    from deployment.metrics import MetricQuery
+
+    production = MetricQuery.from_config(load_config("production"))
+    assert production.lag_seconds == 60
+    lagged = (datetime.now(UTC) - production.window_end()).total_seconds()
+    assert 59 <= lagged <= 62
+    fixed = datetime(2026, 1, 1, 12, 0, 0, 500, tzinfo=UTC)
+    assert production.window_end(fixed) == fixed.replace(microsecond=0)
+    assert MetricQuery(**production.to_dict()) == production  # a trigger carries it as JSON-safe kwargs
