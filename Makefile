@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install lint test test-fast demo
+.PHONY: install lint test test-fast demo demo-rollback up down
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,22 @@ lint: install
 # The unit tier uses moto in-process (mock_aws) and the sandbox tier runs one sandbox
 # whose moto backend lives in the test process: separate processes keep them apart.
 test: test-fast
+	$(BIN)/python -m pytest tests/e2e
+
+# The main job: a full release on the local sandbox, triggered and approved over REST.
+# The stack stays up afterwards for the UI; `make down` stops every process of it.
+demo: install
+	$(BIN)/python scripts/demo.py
+
+# A release that fails its smoke tests and is rolled back.
+demo-rollback: install
+	$(BIN)/python scripts/demo.py --rollback
+
+up: install
+	$(BIN)/python scripts/stack.py up
+
+down:
+	$(BIN)/python scripts/stack.py down
 
 test-fast: lint
 	$(BIN)/python -m pytest tests/unit tests/dags

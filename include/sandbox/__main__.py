@@ -38,6 +38,10 @@ def main(argv: list[str] | None = None) -> int:
         sub.add_argument("--state-dir", type=Path, default=Path(".sandbox"))
         if name != "stop":
             sub.add_argument("--base-port", type=int, default=5100)
+            sub.add_argument("--host", default="127.0.0.1", help="address the servers bind")
+            sub.add_argument(
+                "--public-host", default=None, help="host name clients use (connections, endpoints)"
+            )
             sub.add_argument("--config", default="sandbox", help="config name or path (include/config)")
             sub.add_argument("--job-seconds", type=float, default=2.0, help="Amplify job duration")
             sub.add_argument("--update-seconds", type=float, default=2.0, help="stack update duration")
@@ -64,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
         base_port=args.base_port,
         job_seconds=args.job_seconds,
         update_seconds=args.update_seconds,
+        host=args.host,
+        public_host=args.public_host,
     )
     args.state_dir.mkdir(parents=True, exist_ok=True)
     pid_file = args.state_dir / "sandbox.pid"
@@ -98,6 +104,7 @@ def start(args: argparse.Namespace) -> int:
         sys.executable, "-m", "sandbox", "run",
         "--state-dir", str(args.state_dir), "--base-port", str(args.base_port), "--config", args.config,
         "--job-seconds", str(args.job_seconds), "--update-seconds", str(args.update_seconds),
+        "--host", args.host, *(["--public-host", args.public_host] if args.public_host else []),
     ]  # fmt: skip
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(

@@ -37,6 +37,8 @@ from sandbox.traffic import TrafficSimulator
 
 log = logging.getLogger(__name__)
 
+# The smoke-test account the apps accept; the pipeline reads it from the app connections.
+SMOKE_ACCOUNT = {"login": "smoke-test", "password": "smoke-test-password"}
 HOST = "127.0.0.1"
 PORT_OFFSETS = {
     "aws": 0,
@@ -87,12 +89,18 @@ class Sandbox:
         job_seconds: float = 2.0,
         update_seconds: float = 2.0,
         traffic: bool = True,
+        host: str = HOST,
+        public_host: str | None = None,
     ) -> None:
+        """``host`` is the address the servers bind; ``public_host`` the name clients use for
+        them (in endpoints and connections), by default ``host`` unless that is a wildcard."""
         self.cfg = cfg
         self.base_port = base_port
+        self.host = host
+        self.public_host = public_host or (HOST if host in ("0.0.0.0", "::") else host)
         self.ports = {name: base_port + offset for name, offset in PORT_OFFSETS.items()}
         self.endpoints = {
-            name: f"smtp://{HOST}:{port}" if name == "smtp" else f"http://{HOST}:{port}"
+            name: f"{'smtp' if name == 'smtp' else 'http'}://{self.public_host}:{port}"
             for name, port in self.ports.items()
         }
         self.faults = Faults()
@@ -138,7 +146,7 @@ class Sandbox:
             for colour in ("blue", "green"):
                 self.apps[colour] = self._colour_app(colour)
                 self._serve(f"app_{colour}", self.apps[colour])
-            self._smtp = SmtpSink(self.ports["smtp"], HOST, faults=self.faults)
+            self._smtp = SmtpSink(self.ports["smtp"], self.host, faults=self.faults)
             self._smtp.start()
             self._seed()
             self._serve("control", ControlApi(self))
@@ -237,13 +245,13 @@ class Sandbox:
             ids.slack_company: {"conn_type": "slackwebhook", "password": slack + SLACK_PATHS["company"]},
             ids.smtp: {
                 "conn_type": "smtp",
-                "host": HOST,
+                "host": self.public_host,
                 "port": self.ports["smtp"],
                 "extra": {"disable_ssl": True, "disable_tls": True, "from_email": notes.email_from},
             },
             ids.statuspage: {**http, "host": self.endpoints["statuspage"], "password": STATUSPAGE_KEY},
-            ids.app_blue: {**http, "host": self.endpoints["app_blue"]},
-            ids.app_green: {**http, "host": self.endpoints["app_green"]},
+            ids.app_blue: {**http, "host": self.endpoints["app_blue"], **SMOKE_ACCOUNT},
+            ids.app_green: {**http, "host": self.endpoints["app_green"], **SMOKE_ACCOUNT},
         }
 
     def connections_env(self) -> dict[str, str]:
@@ -261,10 +269,10 @@ class Sandbox:
     def _serve(self, name: str, app: Any, handler: type[WSGIRequestHandler] = _QuietHandler) -> None:
         port = self.ports[name]
         try:
-            server = make_server(HOST, port, app, threaded=True, request_handler=handler)
+            server = make_server(self.host, port, app, threaded=True, request_handler=handler)
         except (OSError, SystemExit) as err:  # werkzeug exits when the port is taken
             reason = err.strerror if isinstance(err, OSError) else "the port is in use"
-            raise OSError(f"cannot serve the sandbox's {name} on {HOST}:{port}: {reason}") from None
+            raise OSError(f"cannot serve the sandbox's {name} on {self.host}:{port}: {reason}") from None
         thread = threading.Thread(
             target=server.serve_forever, args=(0.1,), name=f"sandbox-{name}", daemon=True
         )
@@ -302,6 +310,7 @@ class Sandbox:
             faults=self.faults,
             content_store=store,
             check_names={c.path: c.name for c in self.cfg.smoke_tests.checks},
+            users={SMOKE_ACCOUNT["login"]: SMOKE_ACCOUNT["password"]},
         )
 
     def _seed(self) -> None:

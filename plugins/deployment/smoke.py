@@ -36,11 +36,23 @@ def _judge(check: SmokeCheck, status: int, body: str) -> str | None:
     return None
 
 
+def request_body(check: SmokeCheck, connection: Any) -> dict[str, Any] | None:
+    """The check's JSON body; with ``credentials_from_connection``, the connection's login and password."""
+    if not check.credentials_from_connection:
+        return check.json_body
+    if not connection.login or not connection.password:
+        raise ValueError(
+            f"smoke check {check.name} needs a login and password on connection {connection.conn_id!r}"
+        )
+    return {**(check.json_body or {}), "username": connection.login, "password": connection.password}
+
+
 def run_check(cfg: DeploymentConfig, colour: Colour, check: SmokeCheck) -> dict[str, Any]:
     from airflow.providers.http.hooks.http import HttpHook
     from requests import RequestException
 
-    hook = HttpHook(method=check.method, http_conn_id=cfg.connections.app(colour))
+    conn_id = cfg.connections.app(colour)
+    hook = HttpHook(method=check.method, http_conn_id=conn_id)
     result: dict[str, Any] = {
         "name": check.name,
         "colour": colour,
@@ -48,11 +60,12 @@ def run_check(cfg: DeploymentConfig, colour: Colour, check: SmokeCheck) -> dict[
         "path": check.path,
         "checked_at": now_iso(),
     }
+    body = request_body(check, hook.get_connection(conn_id))
     started = time.perf_counter()
     try:
         response = hook.run(
             check.path,
-            json=check.json_body,
+            json=body,
             extra_options={"check_response": False, "timeout": cfg.smoke_tests.timeout_seconds},
         )
     except RequestException as err:

@@ -73,3 +73,16 @@ def test_start_serves_seeded_production_and_stop_leaves_nothing(tmp_path):
     assert all(_port_free(base + offset) for offset in PORT_OFFSETS.values())
     assert "Sandbox stopped." in (state / "sandbox.log").read_text()
     assert _sandbox("stop", "--state-dir", str(state)).stdout.strip() == "no sandbox is running"
+
+
+def test_public_host_names_the_endpoints_and_connections_for_other_containers():
+    from deployment.config import load_config
+    from sandbox.launcher import Sandbox
+
+    box = Sandbox(load_config("sandbox"), base_port=6100, host="0.0.0.0", public_host="sandbox")
+    assert box.host == "0.0.0.0"
+    assert box.endpoints["aws"] == "http://sandbox:6100" and box.endpoints["smtp"] == "smtp://sandbox:6104"
+    connections = box.connections()
+    assert connections["aws_production"]["extra"]["endpoint_url"] == "http://sandbox:6100"
+    assert connections["smtp_default"]["host"] == "sandbox"
+    assert Sandbox(load_config("sandbox"), host="0.0.0.0").endpoints["aws"] == "http://127.0.0.1:5100"

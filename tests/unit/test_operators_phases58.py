@@ -10,7 +10,7 @@ from airflow.sdk.exceptions import TaskDeferred
 
 from deployment.ledger import Ledger
 from deployment.operators.analysis import MetricsUnhealthy, MonitorReleaseOperator, TrafficShiftOperator
-from deployment.route53 import weights
+from deployment.route53 import set_weights, weights
 from tests.unit import _fixtures_phases58 as fx
 from tests.unit._fixtures_phases58 import PARAMS, RUN_ID, VERSION, Feeder
 
@@ -75,6 +75,13 @@ def test_a_step_held_healthy_is_not_reapplied(aws_server, release):
     samples = ledger.read("frontend")["steps"]["10"]["watch"]["verdicts"]
     assert operator.execute(context)["already_done"] is True  # no defer, samples kept
     assert ledger.read("frontend")["steps"]["10"]["watch"]["verdicts"] == samples
+
+    # A rollback put all traffic back on blue: a rerun of the step applies it again.
+    set_weights(cfg, {"blue": 100, "green": 0})
+    with pytest.raises(TaskDeferred):
+        operator.execute(context)
+    assert weights(cfg) == {"blue": 90, "green": 10}
+    assert ledger.read("frontend")["steps"]["10"]["previous_attempts"][0]["watch"]["verdicts"] == samples
 
 
 def test_skip_monitoring_is_recorded_and_announced(aws_server, release, monkeypatch):

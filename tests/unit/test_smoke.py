@@ -10,11 +10,15 @@ from werkzeug.wrappers import Request, Response
 from deployment.smoke import run_smoke_checks
 from tests.sandbox._servers import serving
 
+ACCOUNT = {"login": "smoke", "password": "s3cret"}
+
 
 @Request.application
 def app(request: Request) -> Response:
+    sent = request.get_json(silent=True) or {}
+    signed_in = (sent.get("username"), sent.get("password")) == (ACCOUNT["login"], ACCOUNT["password"])
     routes = {
-        "/api/auth/session": (200, {"token": "t"}),
+        "/api/auth/session": (200, {"token": "t"}) if signed_in else (401, {"error": "bad credentials"}),
         "/api/content": (201, {"id": "c1"}),
         "/api/ai/generate": (200, {"wrong": "key"}),
         "/api/payments/intent": (503, {"error": "payment provider down"}),
@@ -27,7 +31,8 @@ def app(request: Request) -> Response:
 def blue(cfg, monkeypatch):
     with serving(app) as url:
         monkeypatch.setenv(
-            f"AIRFLOW_CONN_{cfg.connections.app_blue.upper()}", json.dumps({"conn_type": "http", "host": url})
+            f"AIRFLOW_CONN_{cfg.connections.app_blue.upper()}",
+            json.dumps({"conn_type": "http", "host": url, **ACCOUNT}),
         )
         yield url
 
@@ -54,7 +59,23 @@ def test_named_checks_only_and_unknown_names_refused(cfg, blue):
 def test_an_unreachable_app_is_a_failed_check(cfg, monkeypatch):
     monkeypatch.setenv(
         f"AIRFLOW_CONN_{cfg.connections.app_green.upper()}",
-        json.dumps({"conn_type": "http", "host": "http://127.0.0.1:9"}),
+        json.dumps({"conn_type": "http", "host": "http://127.0.0.1:9", **ACCOUNT}),
     )
     (result,) = run_smoke_checks(cfg, "green", ["authentication_flow"])
     assert result["ok"] is False and result["status"] is None and "request failed" in result["error"]
+
+
+def test_the_sign_in_check_takes_its_credentials_from_the_connection_only(cfg, blue, monkeypatch):
+    monkeypatch.setenv(
+        f"AIRFLOW_CONN_{cfg.connections.app_blue.upper()}",
+        json.dumps({"conn_type": "http", "host": blue, "login": "smoke", "password": "wrong"}),
+    )
+    (result,) = run_smoke_checks(cfg, "blue", ["authentication_flow"])
+    assert result["status"] == 401 and "wrong" not in json.dumps(result)
+    monkeypatch.setenv(
+        f"AIRFLOW_CONN_{cfg.connections.app_blue.upper()}", json.dumps({"conn_type": "http", "host": blue})
+    )
+    with pytest.raises(
+        ValueError, match=f"needs a login and password on connection '{cfg.connections.app_blue}'"
+    ):
+        run_smoke_checks(cfg, "blue", ["authentication_flow"])

@@ -72,7 +72,8 @@ class TrafficShiftOperator(_MetricWatchOperator):
     ``hold_seconds`` defaults to the run-time config's step of that weight (``traffic.steps``).
 
     A breach ends the step at once (the trigger yields on the first bad poll). A step
-    already recorded healthy is not re-applied; a step whose watch failed is retried
+    already recorded healthy, whose weights Route 53 still has, is not re-applied (after a
+    rollback it is); a step whose watch failed is retried
     with its earlier attempt kept under ``previous_attempts``.
     """
 
@@ -87,7 +88,7 @@ class TrafficShiftOperator(_MetricWatchOperator):
     def execute(self, context: Any) -> dict[str, Any] | None:
         from deployment.ledger import now_iso
         from deployment.operators._common import release, update_section
-        from deployment.route53 import other, set_weights
+        from deployment.route53 import other, set_weights, weights
 
         rel = release(context)
         weight = int(self.weight)
@@ -104,14 +105,15 @@ class TrafficShiftOperator(_MetricWatchOperator):
             )
         steps = dict(frontend.get("steps") or {})
         earlier = steps.get(str(weight))
-        if earlier and earlier.get("outcome") == HEALTHY:
+        wanted = {target: weight, other(target): 100 - weight}
+        # Held healthy, and Route 53 still says so: a rollback since would have moved traffic back.
+        if earlier and earlier.get("outcome") == HEALTHY and weights(rel.cfg) == wanted:
             self.log.info("Step %s %% was applied and held healthy already: nothing to do", weight)
             return {"weight": weight, "outcome": HEALTHY, "already_done": True}
 
         if not frontend.get("traffic_moved"):
             # Recorded before the first weight change: from here on, a failure must restore traffic.
             update_section(rel.ledger, "frontend", traffic_moved=True, traffic_moved_at=now_iso())
-        wanted = {target: weight, other(target): 100 - weight}
         change_id = set_weights(rel.cfg, wanted)
         self.log.info("Weights %s (%s)", wanted, f"change {change_id}" if change_id else "already set")
         attempts = list((earlier or {}).get("previous_attempts", []))

@@ -1,0 +1,120 @@
+"""docker-compose.yaml: generated from the stack description, and in step with the Celery e2e test.
+
+Docker does not run here, so the file is checked for structure and compared with
+what the CeleryExecutor e2e test starts: the same settings and the same commands.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from _e2e import celery_stack
+
+from airflow_stack.compose import compose_stack, render_text
+from airflow_stack.env import APPROVERS, ROOT, airflow_settings
+
+COMPOSE_FILE = ROOT / "docker-compose.yaml"
+AIRFLOW_SERVICES = {
+    "airflow-apiserver": "api-server",
+    "airflow-scheduler": "scheduler",
+    "airflow-dag-processor": "dag-processor",
+    "airflow-triggerer": "triggerer",
+    "airflow-celery-worker": "celery-worker",
+}
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load(COMPOSE_FILE.read_text())
+
+
+@pytest.fixture(scope="module")
+def e2e_stack(tmp_path_factory):
+    return celery_stack(tmp_path_factory.mktemp("compose-check"), "airflow_e2e_check", "e2e-check", {})
+
+
+def test_committed_file_is_what_the_generator_renders():
+    regenerate = "PYTHONPATH=include python -m airflow_stack compose > docker-compose.yaml"
+    assert COMPOSE_FILE.read_text() == render_text(), f"docker-compose.yaml is stale: {regenerate}"
+
+
+def test_services_of_the_multi_node_stack(compose):
+    assert set(compose["services"]) == {"postgres", "redis", "sandbox", "airflow-init", *AIRFLOW_SERVICES}
+    assert compose["services"]["airflow-apiserver"]["image"].endswith(":3.3.2")
+    dockerfile = (ROOT / compose["services"]["sandbox"]["build"]["dockerfile"]).read_text()
+    assert "FROM apache/airflow:3.3.2-python3.11" in dockerfile
+
+
+def test_airflow_services_run_celery_on_postgres_and_redis_with_one_jwt_secret(compose):
+    envs = [compose["services"][name]["environment"] for name in [*AIRFLOW_SERVICES, "airflow-init"]]
+    for env in envs:
+        assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+        assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql+psycopg2://airflow:airflow@postgres/")
+        assert env["AIRFLOW__CELERY__BROKER_URL"] == "redis://redis:6379/0"
+        assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://airflow-apiserver:8080/execution/"
+        assert env["DEPLOYMENT_CONFIG"] == "sandbox"
+        users = dict(u.split(":") for u in env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"].split(","))
+        assert set(APPROVERS) <= set(users) and users["admin"] == "admin"
+    for key in ("AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__CORE__FERNET_KEY"):
+        assert len({env[key] for env in envs}) == 1, f"{key} must be shared by every component"
+
+
+def test_code_is_mounted_and_services_start_in_order(compose):
+    for name in AIRFLOW_SERVICES:
+        service = compose["services"][name]
+        mounts = {m.split(":")[0] for m in service["volumes"]}
+        assert {"./dags", "./plugins", "./include"} <= mounts, name
+        assert service["depends_on"]["airflow-init"] == {"condition": "service_completed_successfully"}
+        assert service["depends_on"]["sandbox"] == {"condition": "service_healthy"}
+    assert compose["services"]["airflow-init"]["command"] == ["init"]
+    assert compose["services"]["airflow-init"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+
+
+def test_same_settings_and_commands_as_the_celery_e2e_stack(compose, e2e_stack):
+    """Only hosts, ports, paths and secrets differ between the compose stack and the tested one."""
+    tested = airflow_settings(e2e_stack)
+    commands = e2e_stack.components()
+    deployed = compose_stack()
+    for service, component in AIRFLOW_SERVICES.items():
+        env = compose["services"][service]["environment"]
+        assert set(env) == set(tested) - _fast_only(e2e_stack), service
+        assert compose["services"][service]["command"] == _portable(commands[component], e2e_stack, deployed)
+    same = {k for k in tested if k in env and not _site_specific(k)}
+    assert same and {k: env[k] for k in same} == {k: tested[k] for k in same}
+
+
+def test_sandbox_service_arguments_are_accepted_by_the_sandbox_cli(compose):
+    command = compose["services"]["sandbox"]["command"]
+    env = {"PYTHONPATH": f"{ROOT / 'plugins'}:{ROOT / 'include'}", "PATH": "/usr/bin:/bin"}
+    help_text = subprocess.run([sys.executable, "-m", "sandbox", command[0], "--help"], capture_output=True,
+                               text=True, cwd=ROOT, env=env).stdout
+    for flag in (arg for arg in command if arg.startswith("--")):
+        assert flag in help_text, f"python -m sandbox {command[0]} has no {flag}"
+
+
+def _fast_only(stack) -> set[str]:
+    from dataclasses import replace
+
+    return set(airflow_settings(stack)) - set(airflow_settings(replace(stack, fast=False)))
+
+
+def _site_specific(key: str) -> bool:
+    return any(word in key for word in ("HOME", "FOLDER", "CONN", "URL", "PORT", "HOST", "SECRET", "FERNET",
+                                        "PASSWORDS_FILE", "PYTHONPATH", "QUEUE", "BACKEND"))
+
+
+def _portable(command: list[str], tested, deployed) -> list[str]:
+    """The tested command with the tested stack's host, port and queue replaced by the compose stack's."""
+    swap = {tested.api_host: deployed.api_host, str(tested.api_port): str(deployed.api_port),
+            tested.celery_queue: deployed.celery_queue}
+    return [swap.get(arg, arg) for arg in command]
+
+
+def test_paths_point_into_the_mounted_repository(compose):
+    env = compose["services"]["airflow-scheduler"]["environment"]
+    assert Path(env["AIRFLOW__CORE__DAGS_FOLDER"]) == Path("/opt/airflow/dags")
+    assert env["PYTHONPATH"] == "/opt/airflow/plugins:/opt/airflow/include"
