@@ -43,5 +43,5 @@ down:
 	$(BIN)/python scripts/stack.py down
 
 test-fast: lint
-	$(BIN)/python -m pytest tests/unit tests/dags
+	$(BIN)/python -m pytest tests/unit tests/dags bench/test_figures.py
 	$(BIN)/python -m pytest tests/sandbox

@@ -2,16 +2,17 @@
 
 Prints, for every file in dags/, the median wall time of parsing it in a new
 interpreter that has imported Airflow already, as a dag-processor has (so every
-import our file adds is paid, the Airflow core is not), and its ratio to
-the trivial DAG parsed the same way in the same run. A ratio is what we compare:
-a noisy machine slows both sides.
-"""
+import our file adds is paid, the Airflow core is not), and its ratio to the
+trivial DAG parsed the same way in the same run. The files are parsed in turn,
+round-robin, so a change in the machine's load reaches all of them. A ratio is
+what we compare: a noisy machine slows both sides."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -55,10 +56,8 @@ def parse_once(path: Path, env: dict[str, str]) -> float:
     return float(line.split()[1])
 
 
-def main() -> dict:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--repeat", type=int, default=7)
-    args = parser.parse_args()
+def measure(repeat: int = 7, log=print) -> dict:
+    """Median parse seconds of the trivial DAG and of every file in dags/, and each one's ratio to it."""
     home = tempfile.mkdtemp(prefix="bench-airflow-")
     env = {
         **os.environ,
@@ -70,16 +69,29 @@ def main() -> dict:
     trivial = Path(home) / "trivial_dag.py"
     trivial.write_text(TRIVIAL_DAG)
     files = [trivial, *sorted((ROOT / "dags").glob("*.py"))]
-    medians = {}
-    for path in files:
-        parse_once(path, env)  # warm the OS file cache
-        medians[path.name] = statistics.median(parse_once(path, env) for _ in range(args.repeat))
+    samples: dict[str, list[float]] = {path.name: [] for path in files}
+    try:
+        for path in files:
+            parse_once(path, env)  # warm the OS file cache
+        for _ in range(repeat):  # round-robin, so that a change in the machine's load hits every file
+            for path in files:
+                samples[path.name].append(parse_once(path, env))
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+    medians = {name: statistics.median(found) for name, found in samples.items()}
     base = medians[trivial.name]
-    print(f"{'file':<28} {'median s':>9} {'x trivial':>10}")
+    log(f"{'file':<28} {'median s':>9} {'x trivial':>10}")
     for name, seconds in medians.items():
-        print(f"{name:<28} {seconds:9.3f} {seconds / base:10.2f}")
-    ratios = {name: seconds / base for name, seconds in medians.items()}
-    return {"repeat": args.repeat, "median_seconds": medians, "ratio": ratios}
+        log(f"{name:<28} {seconds:9.3f} {seconds / base:10.2f}")
+    ratios = {name: round(seconds / base, 3) for name, seconds in medians.items()}
+    return {"repeat": repeat, "baseline": trivial.name, "median_seconds": medians, "ratio": ratios}
+
+
+def main() -> dict:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeat", type=int, default=7)
+    args = parser.parse_args()
+    return measure(args.repeat)
 
 
 if __name__ == "__main__":

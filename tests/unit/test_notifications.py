@@ -114,3 +114,30 @@ def test_rollback_message_mentions_oncall(cfg):
     text = n.render("slack_rollback.md.j2", cfg=cfg, summary=summary, version=VERSION,
                     mentions=n.oncall_mentions(cfg), url="http://x")
     assert text.startswith("<@U01ONCALL1> <@U01ONCALL2>") and "back on v1.0.0" in text
+
+
+class _Record:
+    """The sections a release's notify tasks read, as the deployment record holds them."""
+
+    def __init__(self, sections):
+        self.sections = sections
+
+    def read(self, section, default=None):
+        return self.sections.get(section, default)
+
+
+class _TI:
+    dag_id = "deploy_production"
+
+
+@pytest.mark.parametrize("notes", [{"commits": 2}, None], ids=["with-notes", "notes-missing"])
+def test_release_announcements_render_from_what_the_notify_tasks_pass(cfg, notes):
+    from deployment.groups.notify import _values
+
+    record = _Record({"release_notes": notes} if notes else {})
+    values = _values(cfg, record, CONF, {"ti": _TI(), "run_id": "run-1"})
+    team = n.render("slack_team_released.md.j2", **values)
+    assert f"{VERSION}* is live" in team
+    assert ("2 commit(s)" in team) == bool(notes)
+    assert VERSION in n.render("slack_company.md.j2", **values)
+    assert VERSION in n.render("email_stakeholders.html.j2", notes="the notes", **values)

@@ -52,6 +52,7 @@ def _values(cfg, ledger, conf, context) -> dict[str, Any]:
         "release_url": published.get("url") or release_page(cfg, conf["version"]),
         "url": run_url(cfg, context["ti"].dag_id, context["run_id"]),
         "emergency": active_flags(conf.get("emergency") or {}),
+        "commits": (ledger.read("release_notes") or {}).get("commits"),
     }
 
 
