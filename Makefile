@@ -25,7 +25,7 @@ lint: install
 # The unit tier uses moto in-process (mock_aws) and the sandbox tier runs one sandbox
 # whose moto backend lives in the test process: separate processes keep them apart.
 test: test-fast
-	$(BIN)/python -m pytest tests/e2e
+	$(BIN)/python -m pytest tests/integration tests/e2e
 
 # The main job: a full release on the local sandbox, triggered and approved over REST.
 # The stack stays up afterwards for the UI; `make down` stops every process of it.

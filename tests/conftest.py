@@ -15,3 +15,7 @@ os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(ROOT / "dags")
 os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(ROOT / "plugins")
 os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_home}/airflow.db"
 os.environ.setdefault("DEPLOYMENT_CONFIG", "sandbox")
+
+# The session's sandbox and LocalExecutor stack (fixtures ``sandbox``, ``stack_config``, ``local_stack``,
+# ``local_clients``, ``local``), shared by tests/integration and tests/e2e. Imports nothing heavy.
+pytest_plugins = ["_stack_fixtures"]

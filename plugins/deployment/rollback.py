@@ -422,12 +422,15 @@ def restore_frontend(cfg: DeploymentConfig, backup: dict[str, Any], idle: Colour
 # ------------------------------------------------------------------- 4. verify
 def metrics_health(cfg: DeploymentConfig, since: datetime | None = None, *,
                    attempts: int | None = None, poll: float | None = None) -> dict[str, Any]:
-    """Production's metrics since ``since`` (traffic restored), judged by the thresholds.
+    """Production's metrics over the last two poll intervals, none before ``since`` (traffic
+    restored), judged by the thresholds.
 
-    Polls again while the window holds too few requests, at most ``max_insufficient_polls``
-    more times; insufficient data is reported as such, never as healthy.
+    Polls again while the verdict is not healthy, at most ``max_insufficient_polls`` more
+    times: right after traffic is restored the window can still hold too few requests, the
+    bad release's last requests, or an alarm it raised that has not cleared yet. The last
+    verdict stands; insufficient data is reported as such, never as healthy.
     """
-    from deployment.analysis import HEALTHY, INSUFFICIENT_DATA, evaluate
+    from deployment.analysis import HEALTHY, evaluate
     from deployment.metrics import MetricQuery, cloudwatch_client, fetch_sample
 
     cloudwatch = cloudwatch_client(cfg.connections.aws, cfg.region)
@@ -438,10 +441,11 @@ def metrics_health(cfg: DeploymentConfig, since: datetime | None = None, *,
     verdict = None
     for attempt in range(attempts):
         end = datetime.now(UTC)
-        start = since or end - timedelta(seconds=cfg.timings.poll_interval_seconds * 2)
+        recent = end - timedelta(seconds=cfg.timings.poll_interval_seconds * 2)
+        start = max(since, recent) if since else recent
         window = max((end - start).total_seconds(), minimum)
         verdict = evaluate(fetch_sample(cloudwatch, query, window, end), cfg.thresholds, check_band=False)
-        if verdict.outcome != INSUFFICIENT_DATA or attempt == attempts - 1:
+        if verdict.outcome == HEALTHY or attempt == attempts - 1:
             break
         time.sleep(poll)
     assert verdict is not None

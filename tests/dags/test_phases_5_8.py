@@ -11,7 +11,7 @@ from deployment.groups.infrastructure import deploy_infrastructure_group
 from deployment.groups.monitoring import monitoring_group
 from deployment.groups.smoke import smoke_tests_group
 from deployment.operators.amplify import AmplifyReleaseOperator
-from deployment.operators.analysis import MonitorReleaseOperator, TrafficShiftOperator
+from deployment.operators.analysis import MetricsUnhealthy, MonitorReleaseOperator, TrafficShiftOperator
 from deployment.operators.cloudformation import ExecuteChangeSetOperator
 
 CFG = load_config("sandbox")
@@ -87,3 +87,13 @@ def test_template_fields_exist():
     ):
         for field in operator.template_fields:
             assert hasattr(operator, field), (type(operator).__name__, field)
+
+
+def test_traffic_steps_retry_a_lost_worker_but_never_a_breach(dag):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    for step in CFG.traffic.steps:
+        task = dag.get_task(f"deploy_frontend.shift_traffic_{step.weight}")
+        assert task.retries == 2 and task.retry_delay.total_seconds() == 5, task.task_id
+    # A breach fails the step whatever its retries: a retry would send users to the bad version again.
+    assert issubclass(MetricsUnhealthy, AirflowFailException)

@@ -8,6 +8,7 @@ the UI during the window cancels the release before anything has changed.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.standard.sensors.date_time import DateTimeSensorAsync
@@ -19,6 +20,8 @@ if TYPE_CHECKING:
     from deployment.config import DeploymentConfig
 
 GROUP_ID = "approval_gate"
+# The task log: the Task SDK's RuntimeTaskInstance (context["ti"]) has no ``log``.
+log = logging.getLogger(__name__)
 APPROVAL_TASKS = ("first_approval", "second_approval", "third_approval", "fourth_approval")
 
 
@@ -68,7 +71,7 @@ def approval_gate_group(config: DeploymentConfig) -> TaskGroup:
                     f"failed in run {context['run_id']}.",
                 )
             except Exception as err:  # the window still runs; the record already holds the approvals
-                context["ti"].log.warning("could not announce the wait timer: %s", err)
+                log.warning("could not announce the wait timer: %s", err)
             return result
 
         recorded = record_approvals()

@@ -9,11 +9,13 @@
 - ``shift_traffic_<weight>``, one per ``traffic.steps``: set both weights in one batch,
   then hold for ``hold_seconds`` while the metric analysis runs every poll interval; a
   breach fails the step at once. ``frontend.traffic_moved: true`` is written before the
-  first weight change (the rollback restores traffic when it is set).
+  first weight change (the rollback restores traffic when it is set). A step whose worker
+  was lost is retried (``STEP_RETRIES``); a breach is not.
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import TaskGroup, get_current_context, task
@@ -24,6 +26,8 @@ if TYPE_CHECKING:
 
 GROUP_ID = "deploy_frontend"
 SECTION = "frontend"
+STEP_RETRIES = 2
+STEP_RETRY_DELAY = timedelta(seconds=5)
 
 
 def step_task_id(weight: int) -> str:
@@ -94,6 +98,10 @@ def deploy_frontend_group(config: DeploymentConfig) -> TaskGroup:
             shift = TrafficShiftOperator(
                 task_id=step_task_id(step.weight),
                 weight=step.weight,
+                # A lost worker or a Route 53 error mid-step is retried (the step is idempotent and
+                # keeps its earlier attempt); a metric breach fails at once (MetricsUnhealthy).
+                retries=STEP_RETRIES,
+                retry_delay=STEP_RETRY_DELAY,
                 doc_md=f"Send {step.weight} % of traffic to the new colour, then hold it for the step's "
                 "configured time while the metric analysis runs (a breach fails at once).\n\n"
                 + (TrafficShiftOperator.__doc__ or ""),

@@ -7,6 +7,7 @@ the run before anything changes). Both write their key of ``validation``.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import TaskGroup, get_current_context, task
@@ -15,6 +16,8 @@ if TYPE_CHECKING:
     from deployment.config import DeploymentConfig
 
 GROUP_ID = "validate_infrastructure"
+# The task log: the Task SDK's RuntimeTaskInstance (context["ti"]) has no ``log``.
+log = logging.getLogger(__name__)
 
 
 def _release() -> tuple[Any, Any, dict[str, Any]]:
@@ -39,10 +42,10 @@ def validate_infrastructure_group(config: DeploymentConfig) -> TaskGroup:
 
             from deployment.infra_validation import record, report_problems, template_report
 
-            cfg, ledger, context = _release()
+            cfg, ledger, _ = _release()
             report = template_report(cfg, ledger.version)
             for finding in report["cfn_lint"]["findings"]:
-                context["ti"].log.info("cfn-lint %(level)s %(rule)s line %(line)s: %(message)s", finding)
+                log.info("cfn-lint %(level)s %(rule)s line %(line)s: %(message)s", finding)
             record(ledger, "template", report)
             if problems := report_problems(report):
                 raise AirflowFailException("the template is not valid: " + "; ".join(problems))

@@ -149,7 +149,9 @@ def restore_stack_task() -> dict[str, Any]:
 
         if not plan["undo"]["stack"]:
             return _not_needed("the stack")
-        return {"status": "done", **restore_stack(cfg, plan["backup"], context["run_id"])}
+        restored = restore_stack(cfg, plan["backup"], context["run_id"])
+        # ``status`` is the step's (summarize() reads it); the stack's own is kept as ``stack_status``.
+        return {**restored, "stack_status": restored["status"], "status": "done"}
 
     return _step("stack", action)
 

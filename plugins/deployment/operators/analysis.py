@@ -6,12 +6,17 @@ from datetime import timedelta
 from typing import Any
 
 from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowFailException
 
 from deployment.analysis import HEALTHY
 
 
-class MetricsUnhealthy(RuntimeError):
-    """The metric analysis found a breach, or not enough data to judge."""
+class MetricsUnhealthy(AirflowFailException):
+    """The metric analysis found a breach, or not enough data to judge.
+
+    It fails the task at once, whatever its retries: those are for a lost worker or an API
+    error, and a retry after a breach would send users to the bad version again.
+    """
 
 
 def baseline_rps(ledger: Any) -> float | None:

@@ -1,0 +1,150 @@
+"""The session's sandbox and LocalExecutor stack, shared by the integration and e2e tiers.
+
+``tests/conftest.py`` loads this module as a plugin, so one pytest process (``make test``
+runs ``pytest tests/integration tests/e2e``) starts ONE sandbox process and ONE
+LocalExecutor stack whichever tiers it collects. Every tier loads this module and the
+unit tier never uses its fixtures, so everything heavy is imported inside them.
+
+The stack runs on a configuration file of its own (``stack_config``): ``sandbox.yaml``
+with the template read from a copy, identical until a test edits it. Airflow's
+components reload the file when it changes, so a test can change a run-time setting
+(an approval timeout) or the template (between the approved plan and its deploy) the way
+an operator would, and put it back afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+E2E_DIR = Path(__file__).resolve().parent / "e2e"
+# The e2e helpers are the module ``_e2e`` (imported by that name in tests/e2e): one module
+# object, so the rc commits the sandbox fixture finds are the ones release_conf() reads.
+if str(E2E_DIR) not in sys.path:
+    sys.path.insert(0, str(E2E_DIR))
+
+
+class StackConfig:
+    """The stack's deployment configuration file, and the template copy it points at."""
+
+    def __init__(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.path = folder / "deployment.yaml"
+        self.template = folder / "template.yaml"
+        self.original_template = ROOT / "include" / "templates" / "bayon-coagent.yaml"
+        shutil.copyfile(self.original_template, self.template)
+        self._write({})
+
+    def _write(self, overrides: dict[str, Any]) -> None:
+        body = {
+            "extends": str(ROOT / "include" / "config" / "sandbox.yaml"),
+            **overrides,
+            "stack": {**overrides.get("stack", {}), "template": str(self.template)},
+        }
+        text = ("# The test stack's configuration (tests/_stack_fixtures.py): sandbox.yaml, the template "
+                "read from a copy.\n" + yaml.safe_dump(body, sort_keys=False))
+        _replace(self.path, text)
+
+    @contextlib.contextmanager
+    def overridden(self, **sections: dict[str, Any]) -> Iterator[None]:
+        """Merge ``sections`` over sandbox.yaml for the duration (e.g. ``timings={...}``)."""
+        self._write(sections)
+        try:
+            yield
+        finally:
+            self._write({})
+
+    @contextlib.contextmanager
+    def restored_template(self) -> Iterator[Path]:
+        """The template copy, put back to the original afterwards whatever a test did to it."""
+        try:
+            yield self.template
+        finally:
+            _replace(self.template, self.original_template.read_text())
+
+
+def _replace(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically, with a new mtime (the config cache key)."""
+    partial = path.with_suffix(path.suffix + ".partial")
+    partial.write_text(text)
+    os.replace(partial, path)
+    stamp = time.time()
+    os.utime(path, (stamp, stamp))
+
+
+@pytest.fixture(scope="session")
+def sandbox(tmp_path_factory):
+    from _e2e import RC_COMMITS, TIMINGS
+
+    from airflow_stack.sandbox_process import SandboxProcess
+    from sandbox.testing import free_base_port
+
+    proc = SandboxProcess(tmp_path_factory.mktemp("sandbox"), base_port=free_base_port())
+    started = time.monotonic()
+    proc.start()
+    TIMINGS.append(("sandbox process started", time.monotonic() - started))
+    RC_COMMITS["v1.1.0"] = proc.commit_of("rc-1.1.0")
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+@pytest.fixture(scope="session")
+def stack_config(tmp_path_factory) -> StackConfig:
+    return StackConfig(tmp_path_factory.mktemp("deployment-config"))
+
+
+@pytest.fixture(scope="session")
+def local_stack(tmp_path_factory, sandbox, stack_config):
+    from _e2e import start_stack, stop_stack
+
+    from airflow_stack.env import Stack
+
+    stack = Stack.with_free_ports(tmp_path_factory.mktemp("airflow-local"), connections=sandbox.connections(),
+                                  deployment_config=str(stack_config.path))
+    supervisor = start_stack(stack)
+    try:
+        yield stack
+    finally:
+        stop_stack(supervisor)
+
+
+@pytest.fixture(scope="session")
+def local_clients(local_stack):
+    from _e2e import clients
+
+    return clients(local_stack)
+
+
+@pytest.fixture
+def local(local_clients, sandbox):
+    """The LocalExecutor stack's clients, with no active run and a freshly seeded sandbox."""
+    from _e2e import fresh_world
+
+    fresh_world(local_clients["admin"], sandbox)
+    return local_clients
+
+
+def pytest_collection_modifyitems(items):
+    """Tests on the Celery stack first: it starts and stops its own stack, and until it has
+    stopped the session's LocalExecutor stack must not run beside it (2 cores)."""
+    items.sort(key=lambda item: "celery" not in getattr(item, "fixturenames", ()))
+
+
+def pytest_terminal_summary(terminalreporter):
+    timings = getattr(sys.modules.get("_e2e"), "TIMINGS", None)
+    if timings:
+        terminalreporter.section("end-to-end stack timings")
+        for what, seconds in timings:
+            terminalreporter.write_line(f"{seconds:7.1f} s  {what}")

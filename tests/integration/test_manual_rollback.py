@@ -1,0 +1,78 @@
+"""rollback_production, triggered over REST: back to v1.0.0 after a release of v1.1.0, and its guard."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from _matrix import NEW, OLD, Release
+
+from airflow_stack.client import AirflowClient
+from airflow_stack.env import passwords
+
+pytestmark = pytest.mark.integration
+
+DAG_ID = "rollback_production"
+RECORD_FOLDER = "manual-rollbacks"  # the deployment record's folder for manual rollbacks
+REASON = "checkout conversion dropped 30 % since v1.1.0"
+
+
+def rollback_dag(user: AirflowClient) -> AirflowClient:
+    return AirflowClient(user.base_url, user.username, passwords()[user.username], dag_id=DAG_ID)
+
+
+def trigger_rollback(user: AirflowClient, name: str) -> tuple[AirflowClient, str]:
+    client = rollback_dag(user)
+    run_id = f"manual__{name}__{int(time.time() * 1000)}"
+    client.trigger({"target_version": OLD, "reason": REASON, "requested_by": user.username}, run_id=run_id)
+    return client, run_id
+
+
+def test_manual_rollback_after_a_release_puts_the_previous_version_back(local, world, seeded):
+    release = Release.trigger(local, world, "released")
+    release.approve()
+    release.wait("success")
+    released = world.snapshot()
+    assert released["weights"] == {"blue": 0, "green": 100}
+    assert released["stack"]["parameters"][world.cfg.stack.version_parameter] == NEW
+
+    rollback, run_id = trigger_rollback(local["alice"], "to-v1.0.0")
+    rollback.wait_for_run(run_id, {"success"}, timeout=300)
+    assert set(rollback.task_states(run_id).values()) == {"success"}
+
+    now = world.snapshot()
+    assert now["weights"] == {"blue": 100, "green": 0}
+    assert now["stack"]["parameters"] == seeded["stack"]["parameters"]
+    assert now["stack"]["parameters"][world.cfg.stack.version_parameter] == OLD
+    assert now["stack"]["template"] == seeded["stack"]["template"]
+    assert now["served"]["blue"] == OLD
+    assert now["env"]["blue"] == seeded["env"]["blue"]
+    assert now["env"]["green"] == seeded["env"]["green"], "the idle branch's variables are the backed-up ones"
+
+    section = world.record(RECORD_FOLDER, run_id, "rollback")
+    assert section["status"] == "rolled_back" and section["verified"] is True, section
+    assert set(section["undone"]) == {"traffic", "stack", "frontend"}
+    assert all(check["ok"] for check in section["steps"]["verify"]["checks"].values())
+    plan = world.record(RECORD_FOLDER, run_id, "rollback.plan")
+    assert plan["previous_version"] == OLD and plan["rolled_back_version"] == NEW
+    assert plan["reason"] == REASON and plan["requested_by"] == "alice"
+    outcome = world.record(RECORD_FOLDER, run_id, "outcome")
+    assert outcome["status"] == "rolled_back" and outcome["previous_version"] == OLD
+    assert all(world.urgent_notices().values()), "a rollback of production pages on-call"
+
+
+def test_rollback_is_refused_while_a_release_runs(local, world, seeded):
+    release = Release.trigger(local, world, "running")
+    release.wait_task("approval_gate.first_approval", {"awaiting_input"}, timeout=180)
+
+    rollback, run_id = trigger_rollback(local["alice"], "refused")
+    rollback.wait_for_run(run_id, {"failed"}, timeout=120)
+    states = rollback.task_states(run_id)
+    assert states["no_running_deploy_production"] == "failed"
+    assert states["plan"] == "upstream_failed"
+    assert all(s in ("upstream_failed", "skipped") for t, s in states.items()
+               if t not in ("no_running_deploy_production", "record_outcome")), states
+    assert world.record(RECORD_FOLDER, run_id, "rollback.plan") is None
+    assert release.ci.run(release.run_id)["state"] == "running", "the release goes on"
+    assert world.snapshot() == seeded
+    assert world.urgent_notices() == {"slack": [], "email": [], "statuspage": []}

@@ -1,0 +1,76 @@
+"""Tasks that log through the module logger: the Task SDK's task instance (``context["ti"]``) has no ``log``.
+
+Regression: ``lint_template`` logged each cfn-lint finding with ``context["ti"].log`` and
+so crashed with AttributeError on any finding, before recording it; ``record_approvals``
+did the same when the wait-timer announcement failed (Slack down).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+import pytest
+from _release import AUTHOR, RUN_ID, VERSION
+from airflow.sdk import DAG
+from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.execution_time.context import set_current_context
+
+from deployment.groups.approval import approval_gate_group
+from deployment.groups.infra_validation import validate_infrastructure_group
+
+PARAMS = {"version": VERSION, "commit_sha": "a" * 40, "author": AUTHOR, "emergency": {}}
+
+
+class TaskInstanceWithoutLog:
+    """Like the Task SDK's RuntimeTaskInstance: XComs, but no ``log`` attribute."""
+
+    def __init__(self, xcoms: dict[str, object] | None = None) -> None:
+        self.xcoms = xcoms or {}
+
+    def xcom_pull(self, task_ids, key="return_value"):
+        if isinstance(task_ids, list | tuple):
+            return [self.xcoms.get(t) for t in task_ids]
+        return self.xcoms.get(task_ids)
+
+
+def call(task, ti) -> object:
+    context = {"params": PARAMS, "run_id": RUN_ID, "ti": ti, "task_instance": ti}
+    with set_current_context(context):
+        return task.python_callable()
+
+
+def test_a_cfn_lint_error_is_logged_recorded_and_fails_the_task(cfg, record, tmp_path, monkeypatch, caplog):
+    template = tmp_path / "template.yaml"
+    broken = "\n  AuditQueue:\n    Type: AWS::SQS::Queue\n    Properties:\n      VisibilityTimeout: soon\n"
+    template.write_text(cfg.stack.template_path.read_text().replace("\nOutputs:", broken + "\nOutputs:"))
+    edited = cfg.model_copy(update={"stack": cfg.stack.model_copy(update={"template": str(template)})})
+    monkeypatch.setattr("deployment.config.load_config", lambda name=None: edited)
+    with DAG("phase_4", schedule=None) as dag:
+        validate_infrastructure_group(edited)
+
+    with caplog.at_level(logging.INFO), pytest.raises(AirflowFailException, match="E3012"):
+        call(dag.get_task("validate_infrastructure.lint_template"), TaskInstanceWithoutLog())
+    assert "cfn-lint error E3012" in caplog.text
+    findings = record.read("validation")["template"]["cfn_lint"]
+    assert findings["error"] == 1 and findings["findings"][0]["rule"] == "E3012"
+
+
+def test_approvals_are_recorded_when_the_announcement_fails(cfg, record, monkeypatch, caplog):
+    def slack_down(*args, **kwargs):
+        raise ConnectionError("slack: 503")
+
+    monkeypatch.setattr("deployment.announce.announce_team", slack_down)
+    with DAG("phase_2", schedule=None) as dag:
+        approval_gate_group(cfg)
+    at = datetime.now(UTC).isoformat()
+    answers = {
+        f"approval_gate.{task}": {"chosen_options": ["Approve"], "responded_at": at,
+                                  "responded_by_user": {"id": user, "name": user}}
+        for task, user in (("first_approval", "bob"), ("second_approval", "carol"))
+    }
+    with caplog.at_level(logging.WARNING):
+        result = call(dag.get_task("approval_gate.record_approvals"), TaskInstanceWithoutLog(answers))
+    assert [a["id"] for a in result["approvers"]] == ["bob", "carol"]
+    assert "could not announce the wait timer: slack: 503" in caplog.text
+    assert record.read("approvals")["result"]["status"] == "approved"

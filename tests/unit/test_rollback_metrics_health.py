@@ -1,0 +1,70 @@
+"""The rollback's metric check polls again while production is not yet healthy after traffic is restored.
+
+Regression (fault matrix, breach at 50 %): right after the weights went back, the error alarm
+the bad release raised was still firing for a tick, the single sample judged it a breach and
+the rollback was reported not verified, paging "ROLLBACK NOT VERIFIED" for a recovered production.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from deployment.analysis import BREACH, HEALTHY
+from deployment.rollback import metrics_health
+
+
+@dataclass
+class Verdict:
+    outcome: str
+
+    def to_dict(self) -> dict:
+        return {"outcome": self.outcome}
+
+
+@pytest.fixture
+def verdicts(cfg, monkeypatch):
+    """Feed metrics_health the given outcomes, one per poll; the list of polls made."""
+    polls: list[str] = []
+
+    def feed(*outcomes: str) -> list[str]:
+        queue = list(outcomes)
+        monkeypatch.setattr("deployment.metrics.cloudwatch_client", lambda conn, region: object())
+        monkeypatch.setattr("deployment.metrics.fetch_sample", lambda *args: None)
+
+        def evaluate(sample, thresholds, check_band):
+            polls.append(queue[0])
+            return Verdict(queue.pop(0) if len(queue) > 1 else queue[0])
+
+        monkeypatch.setattr("deployment.analysis.evaluate", evaluate)
+        return polls
+
+    return feed
+
+
+def test_a_breach_that_clears_on_the_next_poll_is_healthy(cfg, verdicts):
+    polls = verdicts(BREACH, HEALTHY)
+    assert metrics_health(cfg, attempts=4, poll=0) == {"ok": True, "outcome": HEALTHY}
+    assert polls == [BREACH, HEALTHY]
+
+
+def test_a_breach_that_stays_fails_after_every_poll(cfg, verdicts):
+    polls = verdicts(BREACH)
+    assert metrics_health(cfg, attempts=4, poll=0) == {"ok": False, "outcome": BREACH}
+    assert polls == [BREACH] * 4
+
+
+def test_the_window_is_the_recent_past_not_everything_since_the_restore(cfg, monkeypatch):
+    # The restore's own minute still holds the bad release's requests: judging everything since
+    # the restore would keep them in every poll; the last two poll intervals let them go.
+    from datetime import UTC, datetime, timedelta
+
+    windows: list[float] = []
+    monkeypatch.setattr("deployment.metrics.cloudwatch_client", lambda conn, region: object())
+    monkeypatch.setattr("deployment.metrics.fetch_sample",
+                        lambda cloudwatch, query, window, end: windows.append(window))
+    monkeypatch.setattr("deployment.analysis.evaluate", lambda *args, **kwargs: Verdict(HEALTHY))
+    restored = datetime.now(UTC) - timedelta(seconds=600)
+    assert metrics_health(cfg, restored, attempts=1, poll=0)["ok"] is True
+    assert windows == [pytest.approx(cfg.timings.poll_interval_seconds * 2, abs=0.5)]
