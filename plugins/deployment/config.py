@@ -126,6 +126,8 @@ class Metrics(_Model):
     # the window ending this long ago, so that the newest period is not read half-filled.
     lag_seconds: int = Field(default=0, ge=0)
     deployment_namespace: str
+    # The app also publishes each metric per serving colour: ``dimensions`` plus this one.
+    colour_dimension: str = "Colour"
 
 
 class Alarms(_Model):
@@ -139,6 +141,12 @@ class Thresholds(_Model):
     min_requests_per_poll: int = Field(ge=0)
     insufficient_data: Literal["extend", "fail"]
     max_insufficient_polls: int = Field(ge=0)
+    # The new colour against the stable one over the same window: a breach when its error rate is
+    # worse by more than this margin (percentage points) and a one-sided test finds it significant,
+    # or when its latency is worse by more than this many percent.
+    error_rate_margin_percent: float = Field(default=0.5, ge=0)
+    latency_margin_percent: float = Field(default=25.0, ge=0)
+    significance: float = Field(default=0.05, gt=0, lt=1)
 
     @model_validator(mode="after")
     def _band_ordered(self) -> Thresholds:
