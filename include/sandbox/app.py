@@ -35,9 +35,12 @@ endpoint, or on every check endpoint when it names no check. Every request is
 recorded (colour, version, method, path, json with any password masked, status).
 
 ``simulate_request(faults, colour, version, rng)`` is the same behaviour without
-HTTP, for the traffic simulator: baseline ``BASELINE_ERROR_PERCENT`` errors and
-about ``BASELINE_LATENCY_MS`` latency, plus the ``error_rate`` and ``latency``
-faults (``smoke_failure`` only breaks the checked endpoints, not user traffic).
+HTTP, for the traffic simulator, which publishes its results per colour: baseline
+``BASELINE_ERROR_PERCENT`` errors (each request an independent draw, so counts are
+binomial) and about ``BASELINE_LATENCY_MS`` latency with Gaussian jitter and a tail
+of ``SLOW_PERCENT`` % slow requests (1.5-3 times slower), plus the ``error_rate``
+and ``latency`` faults matched by colour or version (``smoke_failure`` only breaks
+the checked endpoints, not user traffic).
 """
 
 from __future__ import annotations
@@ -60,6 +63,7 @@ from sandbox.recorder import Recorder
 BASELINE_ERROR_PERCENT = 0.1
 BASELINE_LATENCY_MS = 120.0
 LATENCY_JITTER_MS = 20.0
+SLOW_PERCENT = 1.0
 DEFAULT_CHECKS: dict[str, str] = {
     "/api/auth/session": "authentication_flow",
     "/api/content": "content_creation",
@@ -73,6 +77,8 @@ def simulate_request(
 ) -> tuple[int, float]:
     """The (HTTP status, latency in ms) of one simulated user request to ``colour``."""
     latency = max(rng.gauss(BASELINE_LATENCY_MS, LATENCY_JITTER_MS), 5.0)
+    if rng.random() * 100 < SLOW_PERCENT:
+        latency *= rng.uniform(1.5, 3.0)
     if version is None:
         return 503, latency
     if faults is not None:

@@ -44,6 +44,7 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
 from sandbox.amplify import AmplifyEmulator
+from sandbox.cloudwatch_faults import failure_response as cloudwatch_failure_response
 from sandbox.faults import Faults
 
 log = logging.getLogger(__name__)
@@ -118,6 +119,7 @@ class AwsFront:
         update_seconds: float = 2.0,
     ) -> None:
         self.amplify = amplify
+        self.faults = faults
         self.moto = DomainDispatcherApplication(create_backend_app)
         self.cloudformation = CloudFormationLayer(
             faults, version_parameter=version_parameter, update_seconds=update_seconds
@@ -133,7 +135,11 @@ class AwsFront:
             app = self.cloudformation.app(action, region or "us-east-1", self.moto)
         else:
             app = self.moto
-        status, headers, body = call_wsgi(app, environ)
+        failing = self.faults.find("cloudwatch_failure", action=action) if service == "monitoring" else None
+        if failing:
+            status, headers, body = cloudwatch_failure_response(environ, failing)
+        else:
+            status, headers, body = call_wsgi(app, environ)
         action = environ.get("sandbox.action") or action
         self.requests.add(service or "unsigned", action, int(status.split()[0]))
         start_response(status, headers)

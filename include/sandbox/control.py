@@ -23,7 +23,15 @@ from sandbox.faults import KINDS, MATCHERS
 if TYPE_CHECKING:
     from sandbox.launcher import Sandbox
 
-SETTINGS = {"percent": float, "ms": float, "reason": str, "rollback_fails": bool, "resource": str}
+SETTINGS = {
+    "percent": float,
+    "ms": float,
+    "reason": str,
+    "rollback_fails": bool,
+    "resource": str,
+    "mode": str,  # cloudwatch_failure: error | throttling
+    "seconds": float,  # any fault: lasts this long
+}
 ALARM_STATES = ("OK", "ALARM", "INSUFFICIENT_DATA")
 
 
@@ -60,6 +68,10 @@ def parse_fault(body: Any) -> dict[str, Any]:
         fault[key] = value
     if "percent" in fault and not 0 <= fault["percent"] <= 100:
         raise ControlError(400, "percent must be between 0 and 100")
+    if "mode" in fault and fault["mode"] not in ("error", "throttling"):
+        raise ControlError(400, "mode must be error or throttling")
+    if "seconds" in fault and fault["seconds"] <= 0:
+        raise ControlError(400, "seconds must be positive")
     if "ms" in fault and fault["ms"] < 0:
         raise ControlError(400, "ms must not be negative")
     return fault

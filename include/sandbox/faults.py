@@ -3,14 +3,16 @@
 A fault is a kind plus matchers and settings, for example
 ``{"kind": "error_rate", "version": "v1.1.0", "percent": 30}``. It applies to a
 request when every matcher the fault names (``version``, ``colour``, ``check``,
-``service``, ``branch``, ``stack``) equals the request's own value; a fault that
-names no matcher applies to every request of its kind.
+``service``, ``branch``, ``stack``, ``action``) equals the request's own value; a fault
+that names no matcher applies to every request of its kind. A fault with ``seconds``
+lasts that long from when it was added, then no longer applies.
 """
 
 from __future__ import annotations
 
 import itertools
 import threading
+import time
 from typing import Any
 
 KINDS = frozenset(
@@ -21,9 +23,10 @@ KINDS = frozenset(
         "amplify_job_failure",  # matchers: branch|version; settings: reason
         "stack_update_failure",  # matchers: stack|version; settings: reason
         "outage",  # matchers: service (github, slack, statuspage, smtp)
+        "cloudwatch_failure",  # matchers: action (e.g. GetMetricData); settings: mode (error|throttling)
     }
 )
-MATCHERS = frozenset({"version", "colour", "check", "service", "branch", "stack"})
+MATCHERS = frozenset({"version", "colour", "check", "service", "branch", "stack", "action"})
 
 
 class Faults:
@@ -39,7 +42,10 @@ class Faults:
             raise ValueError(f"unknown fault kind {kind!r}; known: {sorted(KINDS)}")
         with self._lock:
             fault_id = next(self._ids)
-            self._active[fault_id] = {"id": fault_id, "kind": kind, **fields}
+            fault = {"id": fault_id, "kind": kind, **fields}
+            if fields.get("seconds") is not None:
+                fault["expires_at"] = time.time() + float(fields["seconds"])
+            self._active[fault_id] = fault
             return fault_id
 
     def remove(self, fault_id: int) -> bool:
@@ -56,9 +62,10 @@ class Faults:
 
     def find(self, kind: str, **context: Any) -> dict[str, Any] | None:
         """The first active fault of ``kind`` whose matchers all equal ``context``."""
+        now = time.time()
         with self._lock:
             for fault in self._active.values():
-                if fault["kind"] != kind:
+                if fault["kind"] != kind or fault.get("expires_at", now + 1) <= now:
                     continue
                 matchers = {k: v for k, v in fault.items() if k in MATCHERS}
                 if all(context.get(k) == v for k, v in matchers.items()):

@@ -163,7 +163,7 @@ class Watch:
 
     thresholds: Thresholds
     polls: int
-    verdicts: list[Verdict] = field(default_factory=list)
+    verdicts: list[Verdict | CanaryVerdict] = field(default_factory=list)
     outcome: Outcome | None = None
     reason: str = ""
 
@@ -176,7 +176,7 @@ class Watch:
         """The planned polls plus one per poll without data the ``extend`` policy replaces."""
         return self.polls + self.insufficient_polls
 
-    def add(self, verdict: Verdict) -> Outcome | None:
+    def add(self, verdict: Verdict | CanaryVerdict) -> Outcome | None:
         """Record one verdict; returns the watch's outcome once it is decided, else None."""
         if self.outcome is not None:
             raise RuntimeError(f"the watch already ended {self.outcome}")
@@ -212,3 +212,259 @@ class Watch:
             "insufficient_polls": self.insufficient_polls,
             "verdicts": [v.to_dict() for v in self.verdicts],
         }
+
+
+# ------------------------------------------------------------------ the canary against the stable colour
+def binomial_tail(successes: int, trials: int, p: float) -> float:
+    """P(X >= successes) for X ~ Binomial(trials, p): the one-sided exact p-value of ``successes``."""
+    if successes <= 0:
+        return 1.0
+    if successes > trials or p <= 0:
+        return 0.0
+    if p >= 1:
+        return 1.0
+    log_p, log_q = math.log(p), math.log1p(-p)
+
+    def pmf(k: int) -> float:
+        log_choose = math.lgamma(trials + 1) - math.lgamma(k + 1) - math.lgamma(trials - k + 1)
+        return math.exp(log_choose + k * log_p + (trials - k) * log_q)
+
+    if successes <= trials * p:  # the upper tail is large: sum the shorter lower tail instead
+        return max(0.0, 1.0 - math.fsum(pmf(k) for k in range(successes)))
+    return min(1.0, math.fsum(pmf(k) for k in range(successes, trials + 1)))
+
+
+def worse_by_margin_p(errors_a: int, requests_a: int, errors_b: int, requests_b: int, margin: float) -> float:
+    """One-sided p-value that rate A exceeds rate B by more than ``margin`` (a fraction).
+
+    Agresti-Caffo adjusted Wald test for a difference of two proportions: one success and
+    one failure are added to each group, which keeps the variance honest at zero or few errors.
+    """
+    pa = (errors_a + 1) / (requests_a + 2)
+    pb = (errors_b + 1) / (requests_b + 2)
+    se = math.sqrt(pa * (1 - pa) / (requests_a + 2) + pb * (1 - pb) / (requests_b + 2))
+    z = (pa - pb - margin) / se
+    return 0.5 * math.erfc(z / math.sqrt(2))
+
+
+@dataclass(frozen=True)
+class Series:
+    """One series' sums over a window. ``None`` means CloudWatch returned no datapoint."""
+
+    requests: float | None = None
+    errors: float | None = None
+    latency_ms: float | None = None
+
+    @property
+    def error_rate_percent(self) -> float | None:
+        if not self.requests:
+            return None
+        return round(100.0 * (self.errors or 0.0) / self.requests, 4)
+
+
+@dataclass(frozen=True)
+class ColourSample:
+    """What one poll saw over ``[start, end]``: the new colour, the stable colour, the total, the alarms.
+
+    ``alarms_ignored`` are those firing that the run's ``emergency.ignore_alarms`` lists.
+    """
+
+    start: str
+    end: str
+    canary_colour: str
+    stable_colour: str
+    canary: Series
+    stable: Series
+    total: Series
+    alarms_firing: tuple[str, ...] = ()
+    alarms_ignored: tuple[str, ...] = ()
+
+    @property
+    def window_seconds(self) -> float:
+        from datetime import datetime
+
+        return (datetime.fromisoformat(self.end) - datetime.fromisoformat(self.start)).total_seconds()
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.update(
+            window_seconds=self.window_seconds,
+            alarms_firing=list(self.alarms_firing),
+            alarms_ignored=list(self.alarms_ignored),
+        )
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ColourSample:
+        fields = {k: v for k, v in data.items() if k != "window_seconds"}
+        for name in ("canary", "stable", "total"):
+            fields[name] = Series(**fields[name])
+        for name in ("alarms_firing", "alarms_ignored"):
+            fields[name] = tuple(fields.get(name) or ())
+        return cls(**fields)
+
+
+@dataclass(frozen=True)
+class CanaryVerdict:
+    """One poll's verdict on the new colour; ``reasons`` say why, whatever the outcome."""
+
+    outcome: Outcome
+    sample: ColourSample
+    breaches: tuple[Breach, ...] = ()
+    reasons: tuple[str, ...] = ()
+    request_rate_ratio: float | None = None
+
+    @property
+    def detail(self) -> str:
+        if self.outcome == BREACH:
+            return "; ".join(str(b) for b in self.breaches)
+        return "; ".join(self.reasons) or self.outcome
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "outcome": self.outcome,
+            "detail": self.detail,
+            "sample": self.sample.to_dict(),
+            "breaches": [asdict(b) for b in self.breaches],
+            "reasons": list(self.reasons),
+            "error_rate_percent": self.sample.canary.error_rate_percent,
+            "stable_error_rate_percent": self.sample.stable.error_rate_percent,
+            "request_rate_ratio": self.request_rate_ratio,
+        }
+
+
+def split_alarms(
+    firing: list[str] | tuple[str, ...], ignore: list[str] | tuple[str, ...]
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """``(breaching, ignored)``: the one meaning of ``emergency.ignore_alarms`` in every check and watch.
+
+    A listed alarm does not breach; every other alarm firing does.
+    """
+    ignored = set(ignore)
+    return (
+        tuple(a for a in firing if a not in ignored),
+        tuple(a for a in firing if a in ignored),
+    )
+
+
+def judge(  # noqa: C901, PLR0912 - one rule per branch, read top to bottom
+    sample: ColourSample,
+    thresholds: Thresholds,
+    baseline_rps: float | None = None,
+    *,
+    check_band: bool = True,
+) -> CanaryVerdict:
+    """Judge the new colour's own requests in ``sample``.
+
+    - Alarms firing (other than ignored ones) breach.
+    - Fewer than ``min_requests_per_poll`` canary requests: not enough data.
+    - Errors: a breach when the canary's error rate is above ``error_rate_percent`` by a one-sided
+      exact binomial test, or above the stable colour's by more than ``error_rate_margin_percent``
+      by the Agresti-Caffo test, each at ``significance``. A rate above a limit that the window is
+      too small to confirm is not enough data, never a pass.
+    - Latency: a breach at or above ``latency_ms``, or more than ``latency_margin_percent`` above
+      the stable colour's.
+    - The request-rate band is checked on the total traffic against ``baseline_rps``.
+    A stable colour worse than the canary is no breach; the reasons say so.
+    """
+    breaches: list[Breach] = []
+    reasons: list[str] = []
+    undecided: list[str] = []
+    alpha = thresholds.significance
+    breaching, ignored = sample.alarms_firing, sample.alarms_ignored
+    if breaching:
+        breaches.append(Breach("alarms_firing", len(breaching), f"0; firing: {', '.join(breaching)}"))
+    if ignored:
+        reasons.append(f"alarms firing but ignored by emergency.ignore_alarms: {', '.join(ignored)}")
+
+    canary, stable = sample.canary, sample.stable
+    who = f"{sample.canary_colour} (new)"
+    if not canary.requests or canary.requests < thresholds.min_requests_per_poll:
+        seen = "no datapoint" if canary.requests is None else f"{canary.requests:g}"
+        reasons.append(
+            f"{who} requests in {sample.window_seconds:g}s: {seen}, fewer than the "
+            f"{thresholds.min_requests_per_poll} needed to judge"
+        )
+        outcome: Outcome = BREACH if breaches else INSUFFICIENT_DATA
+        return CanaryVerdict(outcome, sample, tuple(breaches), tuple(reasons))
+
+    n, x = int(canary.requests), int(canary.errors or 0)
+    rate = canary.error_rate_percent or 0.0
+    limit = thresholds.error_rate_percent
+    p_abs = binomial_tail(x, n, limit / 100)
+    if rate >= limit and p_abs < alpha:
+        breaches.append(Breach("error_rate_percent", rate, f"< {limit:g} ({x}/{n}, p = {p_abs:.2g})"))
+    elif rate >= limit:
+        undecided.append(
+            f"{who} error rate {rate:g} % ({x}/{n}) is at or above {limit:g} % but p = {p_abs:.2g}"
+        )
+    else:
+        reasons.append(f"{who} error rate {rate:g} % ({x}/{n}) below {limit:g} %")
+
+    margin = thresholds.error_rate_margin_percent
+    if stable.requests:
+        ns, xs = int(stable.requests), int(stable.errors or 0)
+        stable_rate = stable.error_rate_percent or 0.0
+        p_rel = worse_by_margin_p(x, n, xs, ns, margin / 100)
+        versus = f"stable {sample.stable_colour} {stable_rate:g} % ({xs}/{ns})"
+        if rate > stable_rate + margin and p_rel < alpha:
+            breaches.append(
+                Breach("error_rate_vs_stable", rate, f"<= {versus} + {margin:g} points, p = {p_rel:.2g}")
+            )
+        elif rate > stable_rate + margin:
+            undecided.append(
+                f"{who} error rate {rate:g} % worse than {versus} + {margin:g} but p = {p_rel:.2g}"
+            )
+        elif stable_rate > rate:
+            reasons.append(
+                f"{versus} is worse than the new colour: the stable colour is degraded, not the release"
+            )
+        else:
+            reasons.append(f"{who} error rate within {margin:g} points of {versus}")
+    else:
+        reasons.append(f"no requests on stable {sample.stable_colour}: comparison not made")
+
+    if canary.latency_ms is None:
+        undecided.append(f"no latency datapoint for {who} although requests were counted")
+    else:
+        latency = canary.latency_ms
+        if latency >= thresholds.latency_ms:
+            breaches.append(Breach("latency_ms", latency, f"< {thresholds.latency_ms:g}"))
+        if stable.latency_ms:
+            ceiling = stable.latency_ms * (1 + thresholds.latency_margin_percent / 100)
+            versus = f"stable {sample.stable_colour} {stable.latency_ms:g} ms"
+            if latency > ceiling:
+                breaches.append(
+                    Breach(
+                        "latency_vs_stable",
+                        latency,
+                        f"<= {versus} + {thresholds.latency_margin_percent:g} % = {ceiling:.1f} ms",
+                    )
+                )
+            elif stable.latency_ms > latency:
+                reasons.append(f"{who} latency {latency:g} ms, better than {versus}")
+            else:
+                reasons.append(
+                    f"{who} latency {latency:g} ms within {thresholds.latency_margin_percent:g} % of {versus}"
+                )
+
+    ratio = None
+    if check_band:
+        low, high = thresholds.traffic_band
+        total = sample.total.requests
+        if not baseline_rps or baseline_rps <= 0:
+            reasons.append("request-rate band not checked: no pre-release baseline")
+        elif not total or total < thresholds.min_requests_per_poll:
+            undecided.append(f"total requests {total or 0:g}: too few for the request-rate band")
+        else:
+            ratio = round(total / sample.window_seconds / baseline_rps, 4)
+            if not low <= ratio <= high:
+                breaches.append(
+                    Breach("request_rate_ratio", ratio, f"within [{low:g}, {high:g}] of the baseline")
+                )
+
+    if breaches:
+        return CanaryVerdict(BREACH, sample, tuple(breaches), tuple(reasons + undecided), ratio)
+    if undecided:
+        return CanaryVerdict(INSUFFICIENT_DATA, sample, (), tuple(undecided + reasons), ratio)
+    return CanaryVerdict(HEALTHY, sample, (), tuple(reasons), ratio)

@@ -1,5 +1,9 @@
 """Fetch what the analysis judges: one GetMetricData per poll, plus the alarms firing.
 
+A traffic step or the monitoring fetches, in that one call, the new colour's series,
+the stable colour's series (``metrics.dimensions`` plus ``metrics.colour_dimension``)
+and the total (``metrics.dimensions``), each over the same explicit window.
+
 A poll's window is summed over ``metrics.period_seconds`` buckets: request count
 (Sum), error count (Sum) and latency (Sum and SampleCount, so the average is
 exact across buckets). The alarms are those whose name starts with
@@ -12,7 +16,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from deployment.analysis import HEALTHY, Sample, evaluate, request_rate
+from deployment.analysis import HEALTHY, ColourSample, Sample, Series, evaluate, request_rate, split_alarms
 
 if TYPE_CHECKING:
     from deployment.config import DeploymentConfig
@@ -37,6 +41,7 @@ class MetricQuery:
     period_seconds: int
     alarm_prefix: str | None = None
     lag_seconds: int = 0
+    colour_dimension: str = "Colour"
 
     def window_end(self, end: datetime | None = None) -> datetime:
         """``end``, or now less the lag with which CloudWatch publishes datapoints."""
@@ -53,6 +58,7 @@ class MetricQuery:
             latency_metric=m.latency_metric,
             period_seconds=m.period_seconds,
             lag_seconds=m.lag_seconds,
+            colour_dimension=m.colour_dimension,
             # The alarm prefix names production's alarms; staging is judged on its metrics alone.
             alarm_prefix=None if staging else cfg.alarms.prefix,
         )
@@ -67,12 +73,18 @@ def cloudwatch_client(aws_conn_id: str, region_name: str) -> Any:
     return CloudWatchHook(aws_conn_id=aws_conn_id, region_name=region_name).conn
 
 
-def _metric_data_queries(query: MetricQuery, window_seconds: float) -> list[dict[str, Any]]:
-    dimensions = [{"Name": k, "Value": v} for k, v in sorted(query.dimensions.items())]
+def _metric_data_queries(
+    query: MetricQuery, window_seconds: float, colour: str | None = None, prefix: str = ""
+) -> list[dict[str, Any]]:
+    """The four stat queries of one series: the total, or ``colour``'s own (ids prefixed ``prefix``)."""
+    dims = dict(query.dimensions)
+    if colour is not None:
+        dims[query.colour_dimension] = colour
+    dimensions = [{"Name": k, "Value": v} for k, v in sorted(dims.items())]
     period = max(1, min(query.period_seconds, int(window_seconds)))
     return [
         {
-            "Id": query_id,
+            "Id": prefix + query_id,
             "MetricStat": {
                 "Metric": {
                     "Namespace": query.namespace,
@@ -88,9 +100,15 @@ def _metric_data_queries(query: MetricQuery, window_seconds: float) -> list[dict
     ]
 
 
-def _sums(cloudwatch: Any, query: MetricQuery, start: datetime, end: datetime) -> dict[str, float | None]:
-    queries = _metric_data_queries(query, (end - start).total_seconds())
-    sums: dict[str, float | None] = {query_id: None for query_id, _, _ in _QUERIES}
+def _sums(
+    cloudwatch: Any,
+    query: MetricQuery,
+    start: datetime,
+    end: datetime,
+    queries: list[dict[str, Any]] | None = None,
+) -> dict[str, float | None]:
+    queries = queries or _metric_data_queries(query, (end - start).total_seconds())
+    sums: dict[str, float | None] = {q["Id"]: None for q in queries}
     kwargs: dict[str, Any] = {"MetricDataQueries": queries, "StartTime": start, "EndTime": end}
     while True:  # one call unless CloudWatch pages (far more datapoints than a poll window holds)
         response = cloudwatch.get_metric_data(**kwargs)
@@ -137,6 +155,54 @@ def fetch_sample(
         errors=sums["errors"],
         latency_ms=latency,
         alarms_firing=tuple(a["name"] for a in alarms),
+    )
+
+
+def _series(sums: dict[str, float | None], prefix: str) -> Series:
+    latency = None
+    if sums[f"{prefix}latency_count"]:
+        latency = round((sums[f"{prefix}latency_sum"] or 0.0) / sums[f"{prefix}latency_count"], 3)
+    return Series(requests=sums[f"{prefix}requests"], errors=sums[f"{prefix}errors"], latency_ms=latency)
+
+
+def colour_queries(
+    query: MetricQuery, window_seconds: float, canary: str, stable: str
+) -> list[dict[str, Any]]:
+    """The twelve queries of one poll: canary, stable and total series (ids ``c_``, ``s_``, ``t_``)."""
+    return (
+        _metric_data_queries(query, window_seconds, canary, "c_")
+        + _metric_data_queries(query, window_seconds, stable, "s_")
+        + _metric_data_queries(query, window_seconds, None, "t_")
+    )
+
+
+def fetch_colour_sample(
+    cloudwatch: Any,
+    query: MetricQuery,
+    *,
+    canary: str,
+    stable: str,
+    start: datetime,
+    end: datetime,
+    ignore_alarms: list[str] | tuple[str, ...] = (),
+) -> ColourSample:
+    """One poll of a traffic step or the monitoring: the window ``[start, end]`` of the new colour,
+    the stable colour and the total, in one GetMetricData call, and the alarms firing (DescribeAlarms),
+    split by ``ignore_alarms``."""
+    queries = colour_queries(query, (end - start).total_seconds(), canary, stable)
+    sums = _sums(cloudwatch, query, start, end, queries)
+    alarms = [a["name"] for a in firing_alarms(cloudwatch, query.alarm_prefix)] if query.alarm_prefix else []
+    breaching, ignored = split_alarms(alarms, ignore_alarms)
+    return ColourSample(
+        start=start.isoformat(),
+        end=end.isoformat(),
+        canary_colour=canary,
+        stable_colour=stable,
+        canary=_series(sums, "c_"),
+        stable=_series(sums, "s_"),
+        total=_series(sums, "t_"),
+        alarms_firing=breaching,
+        alarms_ignored=ignored,
     )
 
 

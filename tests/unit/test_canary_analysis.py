@@ -1,0 +1,131 @@
+"""The canary's verdict: its own requests against the thresholds and against the stable colour."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from deployment.analysis import (
+    BREACH,
+    HEALTHY,
+    INSUFFICIENT_DATA,
+    ColourSample,
+    Series,
+    Watch,
+    binomial_tail,
+    judge,
+    split_alarms,
+    worse_by_margin_p,
+)
+from deployment.config import load_config
+
+
+@pytest.fixture
+def thresholds():
+    return load_config("production").thresholds  # 1 % errors, 1000 ms, margins 0.5 points / 25 %
+
+
+def sample(canary: Series, stable: Series | None = None, **extra) -> ColourSample:
+    stable = stable or Series(requests=3600, errors=4, latency_ms=120)
+    total = Series(
+        requests=(canary.requests or 0) + (stable.requests or 0),
+        errors=(canary.errors or 0) + (stable.errors or 0),
+    )
+    fields = dict(
+        start="2026-01-01T00:00:00+00:00",
+        end="2026-01-01T00:01:00+00:00",
+        canary_colour="green",
+        stable_colour="blue",
+        canary=canary,
+        stable=stable,
+        total=total,
+    )
+    return ColourSample(**{**fields, **extra})
+
+
+def test_binomial_tail_matches_the_closed_form():
+    # P(X >= 1) = 1 - (1-p)^n, and both summing directions agree.
+    assert binomial_tail(1, 40, 0.01) == pytest.approx(1 - 0.99**40)
+    assert binomial_tail(3, 40, 0.01) == pytest.approx(0.0074974, rel=1e-4)
+    exact = sum(math.comb(200, k) * 0.3**k * 0.7 ** (200 - k) for k in range(50, 201))
+    assert binomial_tail(50, 200, 0.3) == pytest.approx(exact)
+    assert binomial_tail(0, 10, 0.5) == 1.0 and binomial_tail(11, 10, 0.5) == 0.0
+
+
+def test_two_proportion_test_is_one_sided_with_a_margin():
+    assert worse_by_margin_p(20, 400, 4, 3600, 0.005) < 1e-4  # 5 % against 0.1 %
+    assert worse_by_margin_p(4, 3600, 20, 400, 0.005) > 0.99  # better is never "worse"
+    # The same rates with and without a margin: the margin demands more evidence.
+    assert worse_by_margin_p(6, 400, 4, 3600, 0.0) < worse_by_margin_p(6, 400, 4, 3600, 0.005)
+
+
+def test_a_canary_with_five_percent_errors_at_ten_percent_weight_breaches(thresholds):
+    # 400 canary requests, 20 errors; environment-wide this is 24 / 4000 = 0.6 %, under the 1 % limit.
+    verdict = judge(sample(Series(requests=400, errors=20, latency_ms=125)), thresholds)
+    assert verdict.outcome == BREACH
+    assert {b.threshold for b in verdict.breaches} == {"error_rate_percent", "error_rate_vs_stable"}
+    assert verdict.sample.total.error_rate_percent == 0.6
+    record = verdict.to_dict()
+    assert record["error_rate_percent"] == 5.0 and record["stable_error_rate_percent"] == pytest.approx(
+        0.1111, 1e-3
+    )
+    assert record["sample"]["start"] and record["sample"]["end"] and record["sample"]["window_seconds"] == 60
+
+
+def test_a_latency_only_regression_breaches_against_the_stable_colour(thresholds):
+    verdict = judge(sample(Series(requests=400, errors=0, latency_ms=320)), thresholds)
+    assert verdict.outcome == BREACH
+    assert [b.threshold for b in verdict.breaches] == ["latency_vs_stable"]  # far below the 1000 ms limit
+
+
+def test_a_degraded_stable_colour_with_a_healthy_canary_passes_and_says_why(thresholds):
+    degraded = Series(requests=3600, errors=180, latency_ms=400)
+    verdict = judge(sample(Series(requests=400, errors=0, latency_ms=121), degraded), thresholds)
+    assert verdict.outcome == HEALTHY
+    assert any("stable colour is degraded" in r for r in verdict.reasons)
+    assert any("better than stable blue" in r for r in verdict.reasons)
+
+
+def test_too_few_canary_requests_is_not_enough_data_never_a_pass(thresholds):
+    verdict = judge(sample(Series(requests=5, errors=0, latency_ms=120)), thresholds)
+    assert verdict.outcome == INSUFFICIENT_DATA and "fewer than the 20" in verdict.detail
+
+
+def test_a_rate_above_the_limit_that_the_window_cannot_confirm_is_not_enough_data(thresholds):
+    # 1 error in 40 is 2.5 %, but at 1 % one error in 40 happens a third of the time.
+    verdict = judge(sample(Series(requests=40, errors=1, latency_ms=120)), thresholds)
+    assert verdict.outcome == INSUFFICIENT_DATA
+    assert "p = 0.33" in verdict.detail
+
+
+def test_baseline_noise_passes(thresholds):
+    verdict = judge(sample(Series(requests=400, errors=0, latency_ms=131)), thresholds)
+    assert verdict.outcome == HEALTHY, verdict.detail
+
+
+def test_ignored_alarms_do_not_breach_others_do(thresholds):
+    breaching, ignored = split_alarms(["app-5xx", "app-latency"], ["app-5xx"])
+    assert (breaching, ignored) == (("app-latency",), ("app-5xx",))
+    canary = Series(requests=400, errors=0, latency_ms=120)
+    only_ignored = judge(sample(canary, alarms_ignored=("app-5xx",)), thresholds)
+    assert only_ignored.outcome == HEALTHY
+    assert "ignored by emergency.ignore_alarms: app-5xx" in only_ignored.detail
+    other = judge(sample(canary, alarms_firing=breaching, alarms_ignored=ignored), thresholds)
+    assert other.outcome == BREACH and "app-latency" in other.detail and "app-5xx" not in other.detail
+
+
+def test_the_request_rate_band_is_judged_on_total_traffic(thresholds):
+    # Canary and stable each fine; the total is 4000 requests in 60 s = 66.7 rps against 200 before.
+    verdict = judge(sample(Series(requests=400, errors=0, latency_ms=120)), thresholds, baseline_rps=200.0)
+    assert verdict.outcome == BREACH and verdict.breaches[0].threshold == "request_rate_ratio"
+    assert verdict.request_rate_ratio == pytest.approx(0.3333, 1e-3)
+
+
+def test_samples_round_trip_and_feed_a_watch(thresholds):
+    s = sample(Series(requests=400, errors=0, latency_ms=120), alarms_ignored=("a",))
+    assert ColourSample.from_dict(s.to_dict()) == s
+    watch = Watch(thresholds, polls=2)
+    assert watch.add(judge(s, thresholds)) is None
+    assert watch.add(judge(s, thresholds)) == HEALTHY
+    assert watch.to_dict()["verdicts"][0]["sample"]["canary"]["requests"] == 400
