@@ -148,9 +148,9 @@ def _latest_succeeded_job(amplify: Any, app_id: str, branch: str) -> dict[str, A
 def tag_live_amplify(cfg: DeploymentConfig, version: str, run_id: str) -> dict[str, Any]:
     """Tag the live colour's branch with the release, the backup id and its last good job."""
     from deployment.hooks.aws import AmplifyHook, hook_for
-    from deployment.route53 import live_colour
+    from deployment.router import router_for
 
-    colour = live_colour(cfg)
+    colour = router_for(cfg).live_colour()
     branch_name = cfg.amplify.branches[colour]
     amplify = hook_for(cfg, AmplifyHook).conn
     branch = amplify.get_branch(appId=cfg.amplify.app_id, branchName=branch_name)["branch"]

@@ -97,7 +97,24 @@ class TrafficStep(_Model):
     hold_seconds: int = Field(ge=0)
 
 
+class FrontDoor(_Model):
+    """The CloudFront front door of the ``keyvaluestore`` router (see deployment.frontdoor)."""
+
+    # the KeyValueStore's ARN, or else the application stack's output that holds it
+    key_value_store_arn: str | None = None
+    key_value_store_output: str = "FrontDoorKeyValueStoreArn"
+    key: str = "routing"
+    # the front door's base URL; wait_applied probes <url><probe_path> until it reports the change
+    url: str
+    probe_path: str = "/__frontdoor"
+    probe_interval_seconds: float = Field(default=2, gt=0)
+    cookie: str = "bg-route"
+
+
 class Traffic(_Model):
+    router: Literal["keyvaluestore", "route53"] = "keyvaluestore"
+    front_door: FrontDoor | None = None
+    apply_timeout_seconds: int = Field(default=120, gt=0)
     hosted_zone: str
     record_name: str
     record_type: Literal["A", "AAAA", "CNAME"] = "CNAME"
@@ -111,6 +128,8 @@ class Traffic(_Model):
             raise ValueError(f"step weights must strictly increase, got {weights}")
         if weights[-1] != 100:
             raise ValueError(f"the last step must send 100 % of traffic, got {weights[-1]}")
+        if self.router == "keyvaluestore" and self.front_door is None:
+            raise ValueError("the keyvaluestore router needs traffic.front_door")
         return self
 
 

@@ -148,24 +148,26 @@ def _other(colour: str) -> str:
 
 # ------------------------------------------------------------------- 1. traffic
 def restore_traffic(cfg: DeploymentConfig, stable: Colour, *, wait_seconds: float = 60) -> dict[str, Any]:
-    """All traffic to ``stable`` in one batch; waits (briefly) for Route 53 to report INSYNC."""
-    from deployment import route53
+    """Every viewer to ``stable`` at once; waits (briefly) for the change to be applied."""
+    from deployment.router import full, router_for
 
-    before = route53.weights(cfg)
-    wanted = {stable: 100, _other(stable): 0}
-    change_id = route53.set_weights(cfg, wanted)
+    router = router_for(cfg)
+    before = router.weights()
+    wanted = full(stable)
+    change = router.restore(stable)
     insync = None
-    if change_id is not None:
+    if change is not None:
         try:
-            route53.wait_insync(cfg, change_id, timeout=wait_seconds, interval=1)
+            router.wait_applied(change, timeout=wait_seconds)
             insync = True
         except TimeoutError:
             insync = False  # the change is accepted and will propagate; do not hold the stack restore
-    after = route53.weights(cfg)
+    after = router.weights()
     if after != wanted:
         raise RollbackError(f"traffic weights are {after} after setting {wanted}")
-    return {"before": before, "after": after, "change_id": change_id, "changed": change_id is not None,
-            "insync": insync, "restored_at": datetime.now(UTC).isoformat()}
+    return {"before": before, "after": after, "change_id": change.change_id if change else None,
+            "changed": change is not None, "insync": insync, "routing_change": change.to_dict() if change else None,
+            "restored_at": datetime.now(UTC).isoformat()}
 
 
 # --------------------------------------------------------------------- 2. stack
@@ -456,13 +458,13 @@ def verify(cfg: DeploymentConfig, backup: dict[str, Any], stable: Colour | None,
            check_stack: bool, since: datetime | None = None) -> dict[str, Any]:
     """Check production is back: traffic, stack = backup, smoke tests on the stable colour, metrics."""
     from deployment import cloudformation as cf
-    from deployment import route53
+    from deployment.router import full, router_for
     from deployment.smoke import run_smoke_checks
 
     checks: dict[str, Any] = {}
     if stable in COLOURS:
-        current = route53.weights(cfg)
-        checks["traffic"] = {"ok": current == {stable: 100, _other(stable): 0}, "weights": current}
+        current = router_for(cfg).weights()
+        checks["traffic"] = {"ok": current == full(stable), "weights": current}
         smoke = run_smoke_checks(cfg, stable)
         checks["smoke_tests"] = {"ok": all(r.get("ok") for r in smoke), "colour": stable, "results": smoke}
     if check_stack:

@@ -1,4 +1,4 @@
-"""Blue/green traffic: the Route 53 weighted records that split it, read and set.
+"""Blue/green traffic on Route 53 weighted records (the ``route53`` router of deployment.router).
 
 One record per colour (``SetIdentifier`` ``blue``/``green``) under
 ``traffic.record_name`` in ``traffic.hosted_zone``. The live colour is the one
@@ -10,18 +10,14 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
+from deployment.router import COLOURS, TrafficRoutingError
+
 if TYPE_CHECKING:
     from deployment.config import Colour, DeploymentConfig
 
-COLOURS: tuple[Colour, Colour] = ("blue", "green")
 
-
-class TrafficRecordError(RuntimeError):
+class TrafficRecordError(TrafficRoutingError):
     """The weighted records are missing or not as the blue/green setup needs them."""
-
-
-def other(colour: Colour) -> Colour:
-    return "green" if colour == "blue" else "blue"
 
 
 def _fqdn(name: str) -> str:

@@ -38,17 +38,17 @@ def prepare_idle(cfg: DeploymentConfig, ledger: Ledger, version: str) -> dict[st
     """Choose the target colour (once per run) and set the release's variables on its branch."""
     from deployment import amplify
     from deployment.ledger import now_iso
-    from deployment.route53 import TrafficRecordError, other, weights
+    from deployment.router import TrafficRoutingError, other, router_for
 
     section = ledger.read(SECTION) or {}
     client = amplify.client(cfg)
     if section.get("target_colour"):
         live, target = section["live_colour_before"], section["target_colour"]
     else:
-        current = weights(cfg)
+        current = router_for(cfg).weights()
         serving = [colour for colour, weight in current.items() if weight > 0]
         if len(serving) != 1:
-            raise TrafficRecordError(
+            raise TrafficRoutingError(
                 f"traffic is not at rest on one colour (weights {current}): another release is in flight "
                 "or was not rolled back; restore one colour to 100 before releasing"
             )

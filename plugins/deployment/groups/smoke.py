@@ -34,10 +34,10 @@ def release_colour(cfg: DeploymentConfig, ledger: Ledger) -> str:
     After a rollback in this run the live colour is the old one again; testing it would
     pass the old version off as the release, so that is an error with the way out.
     """
-    from deployment.route53 import live_colour
+    from deployment.router import router_for
 
     target = (ledger.read("frontend") or {}).get("target_colour")
-    live = live_colour(cfg)
+    live = router_for(cfg).live_colour()
     if target is None:
         raise SmokeTestsFailed(f"no target colour in {ledger.uri('frontend')}: deploy_frontend has not run")
     if live != target:

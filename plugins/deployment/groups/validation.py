@@ -145,7 +145,7 @@ def pre_deployment_validation_group(config: DeploymentConfig) -> TaskGroup:
             from deployment.cloudformation import deployed_version, ensure_change_set
             from deployment.ledger import now_iso
             from deployment.plan import build_plan, render_markdown
-            from deployment.route53 import live_colour
+            from deployment.router import router_for
 
             cfg, ledger, params, context = _release()
             checks = ledger.read("staging_checks")
@@ -158,7 +158,7 @@ def pre_deployment_validation_group(config: DeploymentConfig) -> TaskGroup:
                 checks=checks,
                 change_set=change_set,
                 previous_version=deployed_version(cfg),
-                live_colour=live_colour(cfg),
+                live_colour=router_for(cfg).live_colour(),
                 generated_at=now_iso(),
             )
             markdown = render_markdown(plan)

@@ -93,7 +93,7 @@ class TrafficShiftOperator(_MetricWatchOperator):
     def execute(self, context: Any) -> dict[str, Any] | None:
         from deployment.ledger import now_iso
         from deployment.operators._common import release, update_section
-        from deployment.route53 import other, set_weights, weights
+        from deployment.router import other, router_for
 
         rel = release(context)
         weight = int(self.weight)
@@ -112,14 +112,19 @@ class TrafficShiftOperator(_MetricWatchOperator):
         earlier = steps.get(str(weight))
         wanted = {target: weight, other(target): 100 - weight}
         # Held healthy, and Route 53 still says so: a rollback since would have moved traffic back.
-        if earlier and earlier.get("outcome") == HEALTHY and weights(rel.cfg) == wanted:
+        router = router_for(rel.cfg)
+        if earlier and earlier.get("outcome") == HEALTHY and router.weights() == wanted:
             self.log.info("Step %s %% was applied and held healthy already: nothing to do", weight)
             return {"weight": weight, "outcome": HEALTHY, "already_done": True}
 
         if not frontend.get("traffic_moved"):
             # Recorded before the first weight change: from here on, a failure must restore traffic.
             update_section(rel.ledger, "frontend", traffic_moved=True, traffic_moved_at=now_iso())
-        change_id = set_weights(rel.cfg, wanted)
+        change = router.set_weights(wanted)
+        if change is not None:
+            # the step's watch judges the new split only once viewers get it
+            router.wait_applied(change, timeout=rel.cfg.traffic.apply_timeout_seconds)
+        change_id = change.change_id if change else None
         self.log.info("Weights %s (%s)", wanted, f"change {change_id}" if change_id else "already set")
         attempts = list((earlier or {}).get("previous_attempts", []))
         if earlier:
@@ -128,8 +133,9 @@ class TrafficShiftOperator(_MetricWatchOperator):
             "weight": weight,
             "weights": wanted,
             "hold_seconds": hold,
-            "applied_at": now_iso(),
+            "applied_at": change.applied_at if change else now_iso(),
             "change_id": change_id,
+            "routing_change": change.to_dict() if change else None,
             "outcome": "watching",
             "previous_attempts": attempts,
         }
