@@ -1,17 +1,28 @@
-"""Phase 2: two distinct approvers, neither the author, through Airflow's human-in-the-loop.
+"""Phase 2: two distinct eligible approvers through Airflow's human-in-the-loop, one deadline.
 
-Who may answer is decided when the request is made: ``assigned_users`` is the
-configured approvers minus the release author minus whoever already approved in
-this run. Airflow then refuses anyone else (HTTP 403) and a second answer to the
-same request (409); the identity is ``responded_by_user`` from Airflow's
-authentication. Every answer, a timeout included, is kept in the ``approvals``
-section of the record, under the task that received it.
+Who may not approve comes from authenticated sources only: the release author (a
+GitHub login, mapped to an Airflow user by the config's ``people``), the Airflow
+user who triggered the run when that is a person (``dag_run.triggering_user_name``,
+unless it is one of ``approvals.service_accounts``), and the GitHub user who
+created the rc release (GitHub's ``author.login``). Names compare case-insensitively.
+
+Each request's ``assigned_users`` is the configured approvers minus those people
+minus whoever already approved, so Airflow answers 403 to anyone else and 409 to a
+second answer. The whole gate has one deadline (``timings.approval_timeout_seconds``
+from the first request, kept in the record): a later request waits only what is left.
+
+Each answer is read back from Airflow's own HITL detail of the task (Task SDK, the
+task's own token) and written to the ``approvals`` section of the record with the
+plan's digest. :func:`verify_gate` re-checks those entries before the first change;
+XCom is never read, so an approval task marked successful by hand or an XCom written
+by hand cannot open the gate.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.standard.operators.hitl import ApprovalOperator
@@ -23,38 +34,116 @@ if TYPE_CHECKING:
 
 SECTION = "approvals"
 RESULT_KEY = "result"
+GATE_KEY = "gate"
+VERIFIED_KEY = "verified"
+SOURCE = "airflow_hitl_detail"
 
 
 class ApprovalRefused(AirflowFailException):
     """A rejection, a timeout, or an answer from someone who may not approve: the run stops."""
 
 
-def eligible_approvers(cfg: DeploymentConfig, author: str, already_approved: Sequence[str]) -> list[Approver]:
-    """The configured approvers who may still approve: not the author, not counted yet."""
-    excluded = {author, *already_approved}
-    return [a for a in cfg.approvals.approvers if a.id not in excluded]
+# ------------------------------------------------------------------- identities
+def rc_creator(cfg: DeploymentConfig, version: str) -> str | None:
+    """The GitHub login that created the rc release of ``version`` (GitHub's ``author.login``)."""
+    from airflow.providers.github.hooks.github import GithubHook
+    from github import UnknownObjectException
+
+    from deployment.github_checks import rc_tag
+
+    repo = GithubHook(github_conn_id=cfg.connections.github).get_conn().get_repo(cfg.github.repository)
+    try:
+        release = repo.get_release(rc_tag(cfg, version))
+    except UnknownObjectException:
+        return None
+    return release.author.login if release.author else None
 
 
+def excluded_users(
+    cfg: DeploymentConfig, author: str, triggering_user: str | None, creator: str | None
+) -> dict[str, Any]:
+    """The Airflow users (lower case) who may not approve, and why; refuses an unmapped author.
+
+    :param author: the conf's author, a GitHub login.
+    :param triggering_user: the Airflow user who triggered the run (None for a scheduled run).
+    :param creator: the GitHub login that created the rc release.
+    """
+    reasons: dict[str, list[str]] = {}
+
+    def exclude(user: str, why: str) -> None:
+        reasons.setdefault(user.lower(), []).append(why)
+
+    person = cfg.person_by_github(author)
+    if person is None:
+        if not cfg.approvals.allow_unmapped_author:
+            raise ApprovalRefused(
+                f"the release author {author!r} is not a GitHub login listed under people: in the "
+                "config, so nobody can tell which Airflow user may not approve. Add them to people: "
+                "(or set approvals.allow_unmapped_author) and trigger again."
+            )
+        exclude(author, "release author (GitHub login, not in people:)")
+    else:
+        exclude(person.airflow, f"release author (GitHub {person.github})")
+    robots = {u.lower() for u in cfg.approvals.service_accounts}
+    if triggering_user and triggering_user.lower() not in robots:
+        exclude(triggering_user, "triggered the run")
+    if creator:
+        creator_person = cfg.person_by_github(creator)
+        exclude(creator_person.airflow if creator_person else creator, f"created the rc release ({creator})")
+    return {
+        "excluded": sorted(reasons),
+        "reasons": reasons,
+        "author": author,
+        "triggering_user": triggering_user,
+        "rc_creator": creator,
+    }
+
+
+def eligible_approvers(
+    cfg: DeploymentConfig, excluded: Sequence[str], already_approved: Sequence[str]
+) -> list[Approver]:
+    """The configured approvers who may still approve: not excluded, not counted yet."""
+    out = {u.lower() for u in (*excluded, *already_approved)}
+    return [a for a in cfg.approvals.approvers if a.id.lower() not in out]
+
+
+# ----------------------------------------------------------------------- record
 def record_answer(ledger: Ledger, key: str, value: dict[str, Any]) -> None:
-    """Set one task's entry of the ``approvals`` section (the tasks run one after another)."""
+    """Set one entry of the ``approvals`` section (the gate's tasks run one after another)."""
     section = ledger.read(SECTION) or {}
     section[key] = value
     ledger.write(SECTION, section)
 
 
-def approved_user_ids(payloads: Sequence[dict[str, Any] | None]) -> list[str]:
-    """The ids of the users whose answers (HITL results of earlier approvals) were Approve."""
+def plan_digest(plan_markdown: str) -> str:
+    return hashlib.sha256(plan_markdown.encode()).hexdigest()
+
+
+def gate_state(ledger: Ledger, create) -> dict[str, Any]:
+    """The gate's ``{deadline, first_requested_at, excluded, ...}``, made by ``create()`` on first use."""
+    gate = (ledger.read(SECTION) or {}).get(GATE_KEY)
+    if gate is None:
+        gate = create()
+        record_answer(ledger, GATE_KEY, gate)
+    return gate
+
+
+def approved_user_ids(section: dict[str, Any], task_ids: Sequence[str]) -> list[str]:
+    """Who approved ``task_ids`` according to the entries read from Airflow's HITL details."""
     ids = []
-    for payload in payloads:
-        if payload and payload.get("chosen_options") == [ApprovalOperator.APPROVE]:
-            user = payload.get("responded_by_user") or {}
-            if user.get("id"):
-                ids.append(str(user["id"]))
+    for task_id in task_ids:
+        entry = section.get(task_id) or {}
+        if entry.get("decision") == "approved" and entry.get("source") == SOURCE and entry.get("user_id"):
+            ids.append(str(entry["user_id"]))
     return ids
 
 
 def _iso(value: Any) -> str | None:
     return value.isoformat() if isinstance(value, datetime) else (str(value) if value else None)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
 class ReleaseApprovalOperator(ApprovalOperator):
@@ -82,148 +171,231 @@ class ReleaseApprovalOperator(ApprovalOperator):
         self.approval_number = approval_number
         self.prior_approval_task_ids = list(prior_approval_task_ids)
 
-    # ---------------------------------------------------------------- helpers
-    def _release(self, context: Any) -> tuple[DeploymentConfig, Ledger, dict[str, Any]]:
-        from deployment.config import load_config
-        from deployment.ledger import Ledger
+    def _release(self, context: Any):
+        from deployment.operators._common import release
 
-        cfg = load_config()
-        params = context["params"]
-        return cfg, Ledger(cfg, params["version"], context["run_id"]), params
+        return release(context)
 
-    def _already_approved(self, context: Any) -> list[str]:
-        if not self.prior_approval_task_ids:
-            return []
-        payloads = context["ti"].xcom_pull(task_ids=self.prior_approval_task_ids)
-        if not isinstance(payloads, list):
-            payloads = [payloads]
-        ids = approved_user_ids(payloads)
+    def _gate(self, context: Any, rel) -> dict[str, Any]:
+        def create() -> dict[str, Any]:
+            now = _now()
+            who = excluded_users(
+                rel.cfg,
+                rel.params["author"],
+                context["dag_run"].triggering_user_name,
+                rc_creator(rel.cfg, rel.version),
+            )
+            deadline = now + rel.cfg.timings.approval_timeout
+            return {**who, "first_requested_at": now.isoformat(), "deadline": deadline.isoformat()}
+
+        return gate_state(rel.ledger, create)
+
+    def _already_approved(self, rel) -> list[str]:
+        section = rel.ledger.read(SECTION) or {}
+        ids = approved_user_ids(section, self.prior_approval_task_ids)
         if len(ids) != len(self.prior_approval_task_ids):
             raise ApprovalRefused(
                 f"the earlier approvals {self.prior_approval_task_ids} did not all record an approver "
-                f"(found {ids}); clear the approval group to ask again"
+                f"read from Airflow (found {ids}); clear the approval group to ask again"
             )
         return ids
 
     # ------------------------------------------------------------------ execute
     def execute(self, context: Any) -> Any:
-        from deployment.ledger import now_iso
-
-        cfg, ledger, params = self._release(context)
-        already = self._already_approved(context)
-        eligible = eligible_approvers(cfg, params["author"], already)
+        rel = self._release(context)
+        gate = self._gate(context, rel)
+        deadline = datetime.fromisoformat(gate["deadline"])
+        left = deadline - _now()
+        if left <= timedelta(0):
+            record_answer(
+                rel.ledger,
+                self.task_id,
+                {
+                    "decision": "timed_out",
+                    "at": _now().isoformat(),
+                    "detail": f"the gate's deadline {gate['deadline']} passed",
+                },
+            )
+            raise ApprovalRefused(
+                f"the approval gate's deadline {gate['deadline']} has passed: the release "
+                "is rejected; trigger a new run to ask again"
+            )
+        already = self._already_approved(rel)
+        eligible = eligible_approvers(rel.cfg, gate["excluded"], already)
         if not eligible:
             # An empty assigned_users would let anyone answer, so there must be someone.
             raise ApprovalRefused(
                 f"no one left to give approval {self.approval_number}: approvers "
-                f"{cfg.approvals.ids()}, author {params['author']!r}, already approved {already}"
+                f"{rel.cfg.approvals.ids()}, excluded {gate['reasons']}, already approved {already}"
             )
         self.assigned_users = [{"id": a.id, "name": a.name} for a in eligible]
-        self.response_timeout = cfg.timings.approval_timeout
+        self.response_timeout = left
         try:
-            plan = ledger.read_text("plan", "md")
+            plan = rel.ledger.read_text("plan", "md")
         except Exception as err:
-            raise ApprovalRefused(f"no deployment plan at {ledger.uri('plan', 'md')}: {err}") from None
-        who = ", ".join(f"{a.name} (`{a.id}`)" for a in eligible)
-        header = (
-            f"**Approval {self.approval_number} of {cfg.approvals.required}.** May answer: {who}. "
-            f"Already approved: {', '.join(f'`{u}`' for u in already) or 'nobody'}. "
-            f"No decision within {self.response_timeout} rejects the release.\n\n---\n\n"
+            raise ApprovalRefused(f"no deployment plan at {rel.ledger.uri('plan', 'md')}: {err}") from None
+        self.body = (
+            request_header(self.approval_number, rel.cfg.approvals.required, eligible, already, gate) + plan
         )
-        self.body = header + plan
         record_answer(
-            ledger,
+            rel.ledger,
             self.task_id,
-            {"decision": "awaiting", "eligible": [a.id for a in eligible], "requested_at": now_iso()},
+            {
+                "decision": "awaiting",
+                "eligible": [a.id for a in eligible],
+                "requested_at": _now().isoformat(),
+                "deadline": gate["deadline"],
+                "plan_digest": plan_digest(plan),
+                "run_id": rel.run_id,
+            },
         )
         return super().execute(context)
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
-        from deployment.ledger import now_iso
-
-        cfg, ledger, params = self._release(context)
+        rel = self._release(context)
+        entry = (rel.ledger.read(SECTION) or {}).get(self.task_id) or {}
         if "error" in event:
             timed_out = event.get("error_type") == "timeout"
             record_answer(
-                ledger,
+                rel.ledger,
                 self.task_id,
                 {
+                    **entry,
                     "decision": "timed_out" if timed_out else "error",
-                    "detail": event["error"],
-                    "at": now_iso(),
+                    "detail": str(event["error"]),
+                    "at": _now().isoformat(),
                 },
             )
             if timed_out:
                 raise ApprovalRefused(
-                    f"no decision on approval {self.approval_number} within "
-                    f"{timedelta(seconds=cfg.timings.approval_timeout_seconds)}: the release is rejected"
+                    f"no decision on approval {self.approval_number} before the gate's deadline "
+                    f"{entry.get('deadline')}: the release is rejected"
                 )
             return super().execute_complete(context=context, event=event)
 
-        user = event.get("responded_by_user") or {}
-        chosen = list(event.get("chosen_options") or [])
-        entry = {
-            "decision": "approved" if chosen == [self.APPROVE] else "rejected",
-            "user_id": user.get("id"),
-            "user_name": user.get("name"),
-            "responded_at": _iso(event.get("responded_at")),
-            "chosen_options": chosen,
+        detail = hitl_answer(context)
+        answer = {
+            **entry,
+            "decision": "approved" if detail["chosen_options"] == [self.APPROVE] else "rejected",
+            "user_id": detail["user_id"],
+            "user_name": detail["user_name"],
+            "responded_at": detail["responded_at"],
+            "chosen_options": detail["chosen_options"],
+            "source": SOURCE,
         }
-        if entry["decision"] == "rejected":
-            record_answer(ledger, self.task_id, entry)
+        if answer["decision"] == "rejected":
+            record_answer(rel.ledger, self.task_id, answer)
             raise ApprovalRefused(
-                f"{user.get('name') or user.get('id') or 'nobody'} rejected release {params['version']} "
+                f"{answer['user_name'] or answer['user_id'] or 'nobody'} rejected release {rel.version} "
                 f"(approval {self.approval_number}); nothing was changed"
             )
         # Airflow enforces assigned_users; this guards against a request answered some other way.
-        eligible = {a.id for a in eligible_approvers(cfg, params["author"], self._already_approved(context))}
-        if entry["user_id"] not in eligible:
-            entry["decision"] = "refused"
-            record_answer(ledger, self.task_id, entry)
+        gate = self._gate(context, rel)
+        eligible = {
+            a.id.lower() for a in eligible_approvers(rel.cfg, gate["excluded"], self._already_approved(rel))
+        }
+        if str(answer["user_id"] or "").lower() not in eligible:
+            answer["decision"] = "refused"
+            record_answer(rel.ledger, self.task_id, answer)
             raise ApprovalRefused(
-                f"approval {self.approval_number} came from {entry['user_id']!r}, who may not approve "
+                f"approval {self.approval_number} came from {answer['user_id']!r}, who may not approve "
                 f"(eligible: {sorted(eligible)})"
             )
-        record_answer(ledger, self.task_id, entry)
+        record_answer(rel.ledger, self.task_id, answer)
         return super().execute_complete(context=context, event=event)
 
 
-def summarize_approvals(
-    cfg: DeploymentConfig, author: str, answers: Sequence[dict[str, Any] | None], task_ids: Sequence[str]
+def hitl_answer(context: Any) -> dict[str, Any]:
+    """This task's answer as Airflow stored it (the HITL detail, read with the task's own token)."""
+    from airflow.sdk.execution_time.hitl import get_hitl_detail_content_detail
+
+    detail = get_hitl_detail_content_detail(context["ti"].id)
+    if not detail.response_received:
+        raise ApprovalRefused("Airflow holds no answer to this approval request")
+    user = detail.responded_by_user
+    return {
+        "chosen_options": list(detail.chosen_options or []),
+        "user_id": user.id if user else None,
+        "user_name": user.name if user else None,
+        "responded_at": _iso(detail.responded_at),
+    }
+
+
+def request_header(
+    number: int, required: int, eligible: Sequence[Approver], already: Sequence[str], gate: dict[str, Any]
+) -> str:
+    """The top of an approval request: who may answer, the gate's deadline, who may not and why."""
+    from deployment.notifications import md_escape
+
+    who = ", ".join(f"{md_escape(a.name)} (`{a.id}`)" for a in eligible)
+    barred = "; ".join(f"`{user}`: {md_escape(', '.join(why))}" for user, why in gate["reasons"].items())
+    return (
+        f"**Approval {number} of {required}.** May answer: {who}. "
+        f"Already approved: {', '.join(f'`{u}`' for u in already) or 'nobody'}. "
+        f"Excluded: {barred or 'nobody'}.\n\n"
+        f"**Deadline for the whole gate: {gate['deadline']}** (UTC). No decision by then rejects the "
+        "release.\n\n---\n\n"
+    )
+
+
+def verify_gate(
+    cfg: DeploymentConfig, section: dict[str, Any], task_ids: Sequence[str], run_id: str, current_digest: str
 ) -> dict[str, Any]:
-    """The ``result`` of the gate from the approval tasks' HITL results; raises unless it is valid."""
-    approvers = []
-    for task_id, answer in zip(task_ids, answers, strict=True):
-        if not answer or answer.get("chosen_options") != [ApprovalOperator.APPROVE]:
-            raise ApprovalRefused(f"{task_id} has no approval: {answer!r}")
-        user = answer.get("responded_by_user") or {}
+    """The gate's ``result`` from the answers recorded from Airflow; raises unless it opens the gate.
+
+    Open only with ``approvals.required`` distinct, configured, non-excluded approvers,
+    each read from Airflow's HITL detail for this run and this plan, before the deadline.
+    """
+    gate = section.get(GATE_KEY)
+    if not gate:
+        raise ApprovalRefused("no approval request was ever made in this run (no gate in the record)")
+    deadline = datetime.fromisoformat(gate["deadline"])
+    excluded = {u.lower() for u in gate["excluded"]}
+    allowed = {a.lower() for a in cfg.approvals.ids()}
+    approvers, problems = [], []
+    for task_id in task_ids:
+        entry = section.get(task_id) or {}
+        if entry.get("decision") != "approved" or entry.get("source") != SOURCE:
+            problems.append(
+                f"{task_id} holds no approval read from Airflow (decision "
+                f"{entry.get('decision')!r}): an approval marked by hand does not count"
+            )
+            continue
+        if entry.get("run_id") != run_id:
+            problems.append(f"{task_id} was approved in run {entry.get('run_id')!r}, not {run_id!r}")
+        if entry.get("plan_digest") != current_digest:
+            problems.append(
+                f"{task_id} approved another plan (digest {entry.get('plan_digest')}, now {current_digest})"
+            )
+        if entry.get("responded_at") and datetime.fromisoformat(entry["responded_at"]) > deadline:
+            problems.append(f"{task_id} answered after the deadline {gate['deadline']}")
         approvers.append(
             {
                 "task": task_id,
-                "id": user.get("id"),
-                "name": user.get("name"),
-                "at": _iso(answer.get("responded_at")),
+                "id": entry["user_id"],
+                "name": entry.get("user_name"),
+                "at": entry["responded_at"],
             }
         )
-    ids = [a["id"] for a in approvers]
-    allowed = set(cfg.approvals.ids())
-    problems = []
+    ids = [str(a["id"]).lower() for a in approvers]
     if len(set(ids)) != len(ids):
         problems.append(f"the same person approved twice: {ids}")
-    if author in ids:
-        problems.append(f"the author {author!r} approved")
-    if not set(ids) <= allowed:
-        problems.append(f"{sorted(set(ids) - allowed)} are not configured approvers")
-    if len(ids) < cfg.approvals.required:
-        problems.append(f"{len(ids)} approvals, {cfg.approvals.required} required")
+    if barred := sorted(set(ids) & excluded):
+        problems.append(f"{barred} may not approve ({gate['reasons']})")
+    if outsiders := sorted(set(ids) - allowed):
+        problems.append(f"{outsiders} are not configured approvers")
+    if len(set(ids)) < cfg.approvals.required:
+        problems.append(f"{len(set(ids))} valid approvals, {cfg.approvals.required} required")
     if problems:
-        raise ApprovalRefused("the approvals are not valid: " + "; ".join(problems))
+        raise ApprovalRefused("the approval gate is not open: " + "; ".join(problems))
     approved_at = max(datetime.fromisoformat(a["at"]) for a in approvers)
     wait_until = approved_at + timedelta(seconds=cfg.timings.wait_timer_seconds)
     return {
         "status": "approved",
         "approvers": approvers,
         "approved_at": approved_at.isoformat(),
+        "deadline": gate["deadline"],
+        "plan_digest": current_digest,
         "wait_timer_seconds": cfg.timings.wait_timer_seconds,
         "wait_until": wait_until.isoformat(),
     }

@@ -23,6 +23,8 @@ CONFIG_ENV_VAR = "DEPLOYMENT_CONFIG"
 DEFAULT_CONFIG = "production"
 
 Colour = Literal["blue", "green"]
+# A GitHub login: alphanumerics and inner hyphens, at most 39 characters.
+GITHUB_LOGIN = r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,37}[A-Za-z0-9])?$"
 
 
 class ConfigError(ValueError):
@@ -195,9 +197,22 @@ class Approver(_Model):
     name: str
 
 
+class Person(_Model):
+    """One person: their GitHub login, Airflow user name and where to reach them."""
+
+    github: str = Field(pattern=GITHUB_LOGIN)
+    airflow: str = Field(min_length=1)
+    slack: str | None = None
+    email: str | None = None
+
+
 class Approvals(_Model):
     required: int = Field(ge=1)
     approvers: list[Approver]
+    # A release author whose GitHub login is not in ``people`` is refused at the gate unless this is set.
+    allow_unmapped_author: bool = False
+    # Airflow users that trigger runs on behalf of CI: robots, not people, so not excluded from approving.
+    service_accounts: list[str] = []
 
     @model_validator(mode="after")
     def _enough_people(self) -> Approvals:
@@ -270,6 +285,24 @@ class DeploymentConfig(_Model):
     approvals: Approvals
     notifications: Notifications
     smoke_tests: SmokeTests
+    people: list[Person] = []
+    # Airflow users who may trigger a run with emergency flags set.
+    emergency_users: list[str] = []
+
+    @model_validator(mode="after")
+    def _people_unique(self) -> DeploymentConfig:
+        for key in ("github", "airflow"):
+            names = [getattr(p, key).lower() for p in self.people]
+            if len(set(names)) != len(names):
+                raise ValueError(f"people: {key} names must be unique (case-insensitively), got {names}")
+        return self
+
+    def person_by_github(self, login: str | None) -> Person | None:
+        """The person whose GitHub login is ``login``, compared case-insensitively."""
+        return next((p for p in self.people if login and p.github.lower() == login.lower()), None)
+
+    def person_by_airflow(self, user: str | None) -> Person | None:
+        return next((p for p in self.people if user and p.airflow.lower() == user.lower()), None)
 
 
 def _merge(base: dict, override: dict) -> dict:

@@ -39,8 +39,17 @@ class NotificationError(RuntimeError):
 
 
 # ------------------------------------------------------------------ rendering
-def _slack_escape(text: Any) -> str:
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~])")
+
+
+def slack_escape(text: Any) -> str:
+    """Slack mrkdwn: ``&``, ``<``, ``>`` as entities, so ``<!channel>`` or ``<url|x>`` stay literal text."""
     return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def md_escape(text: Any) -> str:
+    """Markdown (GitHub, Airflow's Required Actions): HTML as entities, punctuation backslash-escaped."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", slack_escape(text))
 
 
 @functools.cache
@@ -55,7 +64,8 @@ def _environment() -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    env.filters["slack"] = _slack_escape
+    env.filters["slack"] = slack_escape
+    env.filters["md"] = md_escape
     return env
 
 
@@ -285,22 +295,12 @@ def active_flags(emergency: dict[str, Any]) -> dict[str, Any]:
     return {"flags": flags, "reason": emergency.get("reason", "")} if flags else {}
 
 
-def _approvers(approvals: Any) -> list[str]:
-    """Approver ids from the ``approvals`` section, whatever list shape it uses."""
-    if not approvals:
-        return []
-    items = approvals
-    if isinstance(approvals, dict):
-        items = approvals.get("approvals", approvals.get("approvers", []))
-    names = []
-    for item in items or []:
-        if isinstance(item, str):
-            names.append(item)
-        elif isinstance(item, dict):
-            who = item.get("user") or item.get("approver") or item.get("responded_by") or item.get("id")
-            if who:
-                names.append(str(who))
-    return names
+def _approvers(approvals: dict[str, Any] | None) -> list[str]:
+    """Who approved, from the ``approvals`` section's ``result`` (written by ``record_approvals``)."""
+    from deployment.approval import RESULT_KEY
+
+    result = (approvals or {}).get(RESULT_KEY) or {}
+    return [str(a.get("name") or a["id"]) for a in result.get("approvers", [])]
 
 
 def emergency_text(cfg: DeploymentConfig, conf: dict[str, Any], dag_id: str) -> str | None:
@@ -310,3 +310,38 @@ def emergency_text(cfg: DeploymentConfig, conf: dict[str, Any], dag_id: str) -> 
         return None
     return render("slack_emergency.md.j2", conf=conf, emergency=active, cfg=cfg,
                   url=run_url(cfg, dag_id, conf["run_id"]))
+
+
+# ------------------------------------------------------------ approval needed
+def approver_contacts(cfg: DeploymentConfig, user_ids: list[str]) -> tuple[list[str], list[str]]:
+    """Slack mentions and email addresses of ``user_ids`` (Airflow users), through ``people:``."""
+    people = [cfg.person_by_airflow(u) for u in user_ids]
+    mentions = [f"<@{p.slack}>" for p in people if p and p.slack]
+    emails = [p.email for p in people if p and p.email]
+    return mentions, emails
+
+
+def approval_needed(cfg: DeploymentConfig, ledger: Ledger, *, version: str, task_id: str, try_number: int,
+                    assigned: list[str], deadline: str, link: str, run_id: str) -> dict[str, Any]:
+    """Tell the assigned approvers (Slack mention, email) that an approval waits, once per request."""
+    mentions, emails = approver_contacts(cfg, assigned)
+    values = {"cfg": cfg, "version": version, "assigned": assigned, "deadline": deadline, "link": link}
+    text = render("slack_approval_needed.md.j2", mentions=" ".join(mentions), **values)
+    key = f"notifications.approval_needed.{task_id}.{try_number}"
+    slack = send_once(ledger, f"{key}.slack", lambda: send_slack(cfg.connections.slack_team, text))
+    email = {}
+    if emails:
+        html = render("email_approval_needed.html.j2", **values)
+        email = send_once(ledger, f"{key}.email", lambda: send_email(
+            cfg, emails, f"Approval needed: {cfg.application} {version} to {cfg.environment}", html, run_id))
+    return {"slack": slack, "email": email}
+
+
+def failure_cause(states: dict[str, str], failed: list[str], approvals: dict[str, Any] | None) -> str:
+    """One line on why a release stopped before any change: the failed tasks and any refused answer."""
+    parts = [f"failed: {', '.join(failed)}"]
+    for task_id, entry in sorted((approvals or {}).items()):
+        if isinstance(entry, dict) and entry.get("decision") in ("rejected", "timed_out", "refused"):
+            who = entry.get("user_name") or entry.get("user_id")
+            parts.append(f"{task_id} {entry['decision']}" + (f" by {who}" if who else ""))
+    return "; ".join(parts)

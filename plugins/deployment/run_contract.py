@@ -12,11 +12,20 @@ from typing import Any
 
 from airflow.sdk import Param
 
+from deployment.config import GITHUB_LOGIN
+
 VERSION_PATTERN = r"^v\d+\.\d+\.\d+$"
 SHA_PATTERN = r"^[0-9a-f]{40}$"
 MIN_REASON_LENGTH = 10
+MAX_REASON_LENGTH = 500
+# CloudWatch alarm names: printable ASCII, 1-255 characters (no control characters or newlines).
+ALARM_NAME_PATTERN = r"^[\x20-\x7e]{1,255}$"
 
 _REASON_REQUIRED = {"required": ["reason"], "properties": {"reason": {"minLength": MIN_REASON_LENGTH}}}
+
+
+class EmergencyNotAllowed(PermissionError):
+    """Emergency flags set by someone not in ``emergency_users``."""
 
 EMERGENCY_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -26,11 +35,12 @@ EMERGENCY_SCHEMA: dict[str, Any] = {
         "skip_monitoring": {"type": "boolean", "description": "Skip the post-deployment monitoring."},
         "ignore_alarms": {
             "type": "array",
-            "items": {"type": "string", "minLength": 1},
+            "items": {"type": "string", "pattern": ALARM_NAME_PATTERN},
+            "maxItems": 50,
             "uniqueItems": True,
             "description": "Alarms already in ALARM that may stay so during the infrastructure deploy.",
         },
-        "reason": {"type": "string"},
+        "reason": {"type": "string", "maxLength": MAX_REASON_LENGTH},
     },
     "allOf": [
         {
@@ -71,9 +81,11 @@ def release_params() -> dict[str, Param]:
         ),
         "author": Param(
             type="string",
-            minLength=1,
+            pattern=GITHUB_LOGIN,
+            maxLength=39,
             title="Author",
-            description="Who cut the release (Airflow user id); they cannot approve it.",
+            description="Who cut the release: their GitHub login (mapped to an Airflow user by the "
+            "config's people); they cannot approve it.",
         ),
         "emergency": Param(
             dict(NO_EMERGENCY),
@@ -81,8 +93,9 @@ def release_params() -> dict[str, Param]:
             description=(
                 "force_deploy skips pre-deployment validation; skip_monitoring skips the "
                 f"post-deployment monitoring; ignore_alarms lists alarms allowed to be firing. "
-                f"Any of them needs a reason of at least {MIN_REASON_LENGTH} characters; all are "
-                "announced to the team channel and written to the deployment record."
+                f"Any of them needs a reason of {MIN_REASON_LENGTH}-{MAX_REASON_LENGTH} characters and a "
+                "triggering user listed in emergency_users; all are announced to the team channel "
+                "before the approval gate and written to the deployment record."
             ),
             **EMERGENCY_SCHEMA,
         ),
@@ -92,3 +105,21 @@ def release_params() -> dict[str, Param]:
 def emergency_flags(params: dict[str, Any]) -> dict[str, Any]:
     """The run's emergency settings with defaults filled in."""
     return {**NO_EMERGENCY, **(params.get("emergency") or {})}
+
+
+def active_emergency(params: dict[str, Any]) -> list[str]:
+    """The names of the emergency flags set in ``params``."""
+    flags = emergency_flags(params)
+    return [name for name in ("force_deploy", "skip_monitoring", "ignore_alarms") if flags[name]]
+
+
+def check_emergency_allowed(emergency_users: list[str], params: dict[str, Any],
+                            triggering_user: str | None) -> None:
+    """Raise unless no flag is set or the run's triggering user is in ``emergency_users``."""
+    active = active_emergency(params)
+    allowed = {u.lower() for u in emergency_users}
+    if active and (triggering_user or "").lower() not in allowed:
+        raise EmergencyNotAllowed(
+            f"emergency flags {active} need a run triggered by one of emergency_users {sorted(allowed)}; "
+            f"this run was triggered by {triggering_user or 'nobody known'}"
+        )

@@ -56,10 +56,12 @@ def test_group_ids_and_tasks(dag):
         f"{V}.check_staging_metrics",
         f"{V}.record_checks",
         f"{V}.generate_plan",
+        "approval_gate.announce_start",
         "approval_gate.first_approval",
         "approval_gate.second_approval",
         "approval_gate.record_approvals",
         "approval_gate.wait_timer",
+        "approval_gate.verify_gate",
         "backup.backup_stack",
         "backup.backup_tables",
         "backup.tag_amplify",
@@ -97,7 +99,8 @@ def test_approval_gate_order_and_operators(dag):
         dag.get_task("approval_gate.second_approval"),
     )
     assert isinstance(first, ReleaseApprovalOperator) and isinstance(second, ReleaseApprovalOperator)
-    assert _up(dag, first.task_id) == {f"{V}.generate_plan"}
+    assert _up(dag, "approval_gate.announce_start") == {f"{V}.generate_plan"}
+    assert _up(dag, first.task_id) == {"approval_gate.announce_start"}
     assert _up(dag, second.task_id) == {first.task_id}
     assert second.prior_approval_task_ids == [first.task_id] and first.prior_approval_task_ids == []
     assert first.fail_on_reject and second.fail_on_reject and first.retries == 0
@@ -108,11 +111,13 @@ def test_approval_gate_order_and_operators(dag):
     assert isinstance(timer, DateTimeSensorAsync)
     assert _up(dag, timer.task_id) == {"approval_gate.record_approvals"}
     assert "approval_gate.record_approvals" in timer.target_time
+    assert _up(dag, "approval_gate.verify_gate") == {timer.task_id}
+    assert _up(dag, "backup.backup_stack") >= {"approval_gate.verify_gate"}
 
 
-def test_backup_runs_after_the_wait_timer(dag):
+def test_backup_runs_after_the_gate_is_verified(dag):
     for task in ("backup_stack", "backup_tables", "tag_amplify"):
-        assert _up(dag, f"backup.{task}") == {"approval_gate.wait_timer"}
+        assert _up(dag, f"backup.{task}") == {"approval_gate.verify_gate"}
     assert _up(dag, "backup.write_manifest") == {
         "backup.backup_stack",
         "backup.backup_tables",

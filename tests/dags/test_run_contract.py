@@ -34,6 +34,12 @@ def test_good_conf_gets_default_emergency_flags():
         ({"commit_sha": "abc123"}, "commit_sha"),
         ({"commit_sha": "A" * 40}, "commit_sha"),
         ({"author": ""}, "author"),
+        ({"author": "<!channel>"}, "author"),
+        ({"author": "dave@example.com"}, "author"),
+        ({"author": "-dave"}, "author"),
+        ({"author": "d" * 40}, "author"),
+        ({"emergency": {"force_deploy": True, "reason": "r" * 501}}, "emergency"),
+        ({"emergency": {"ignore_alarms": ["a\nb"], "reason": "a long enough reason"}}, "emergency"),
         ({"emergency": {"force_deploy": True}}, "emergency"),
         ({"emergency": {"skip_monitoring": True, "reason": "short"}}, "emergency"),
         ({"emergency": {"ignore_alarms": ["x"]}}, "emergency"),
@@ -58,3 +64,21 @@ def test_emergency_with_reason_is_accepted():
     conf = {**GOOD, "emergency": {"force_deploy": True, "skip_monitoring": True,
                                   "reason": "CVE-2026-1234 hotfix, outage in progress"}}
     assert validate(conf)["emergency"]["force_deploy"] is True
+
+
+def test_reason_and_alarm_names_may_hold_any_printable_text():
+    conf = {**GOOD, "author": "Dave-Dev", "emergency": {
+        "ignore_alarms": ["<!channel> alarm"], "reason": "<!channel> " + "r" * 489}}
+    assert validate(conf)["emergency"]["reason"].startswith("<!channel>")
+
+
+def test_only_emergency_users_may_set_flags():
+    from deployment.run_contract import EmergencyNotAllowed, check_emergency_allowed
+
+    flagged = {**GOOD, "emergency": {"force_deploy": True, "reason": "a long enough reason"}}
+    check_emergency_allowed(["Alice"], flagged, "alice")
+    check_emergency_allowed([], GOOD, "ci")
+    with pytest.raises(EmergencyNotAllowed, match=r"\['force_deploy'\] need a run triggered by one of"):
+        check_emergency_allowed(["alice"], flagged, "ci")
+    with pytest.raises(EmergencyNotAllowed):
+        check_emergency_allowed(["alice"], flagged, None)

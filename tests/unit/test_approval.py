@@ -1,200 +1,258 @@
-"""The approval operator: who may answer, what each answer does, and the record it leaves."""
+"""The approval gate: who may not approve, one deadline, answers read from Airflow, re-verification."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 import pytest
 from _release import AUTHOR, COMMIT, RUN_ID, VERSION
 from airflow.sdk.exceptions import AirflowFailException, TaskAwaitingInput
 
 from deployment import approval
-from deployment.approval import ApprovalRefused, ReleaseApprovalOperator
+from deployment.approval import SECTION, SOURCE, ApprovalRefused, ReleaseApprovalOperator
 
 PARAMS = {"version": VERSION, "commit_sha": COMMIT, "author": AUTHOR}
 AT = datetime(2026, 1, 2, 10, 0, tzinfo=UTC)
+PLAN = "# Deployment plan: v1.1.0\n"
+TASKS = ["first_approval", "second_approval"]
 
 
-def _answer(user: str | None, option: str = "Approve", at: datetime = AT) -> dict:
+def _context(triggered_by: str | None = "ci", params=PARAMS):
+    ti = SimpleNamespace(id="0190a0a0-0000-7000-8000-000000000001", try_number=1)
     return {
-        "chosen_options": [option],
-        "params_input": {},
-        "responded_at": at,
-        "responded_by_user": {"id": user, "name": user.title()} if user else None,
+        "params": dict(params),
+        "run_id": RUN_ID,
+        "ti": ti,
+        "task_instance": ti,
+        "dag_run": SimpleNamespace(triggering_user_name=triggered_by),
     }
 
 
-class FakeTI:
-    def __init__(self, xcoms: dict[str, dict] | None = None) -> None:
-        self.id = "0190a0a0-0000-7000-8000-000000000001"
-        self.xcoms = xcoms or {}
-
-    def xcom_pull(self, task_ids, key="return_value"):
-        if isinstance(task_ids, str):
-            return self.xcoms.get(task_ids)
-        return [self.xcoms.get(t) for t in task_ids]
-
-
-def _context(xcoms=None, params=PARAMS):
-    ti = FakeTI(xcoms)
-    return {"params": dict(params), "run_id": RUN_ID, "ti": ti, "task_instance": ti}
-
-
-def _operator(cfg, number=1, prior=()):
+def _operator(cfg, number=1):
     return ReleaseApprovalOperator(
-        task_id=("first_approval", "second_approval")[number - 1],
+        task_id=TASKS[number - 1],
         approval_number=number,
-        prior_approval_task_ids=list(prior),
+        prior_approval_task_ids=TASKS[: number - 1],
         response_timeout=cfg.timings.approval_timeout,
     )
 
 
-@pytest.fixture
-def hitl_requests(monkeypatch):
-    """What the operator would write as the HITL request (the Execution API is not running here)."""
-    requests = []
-    monkeypatch.setattr(
-        "airflow.providers.standard.operators.hitl.upsert_hitl_detail", lambda **kw: requests.append(kw)
+def _detail(user: str | None, option: str = "Approve", at: datetime = AT):
+    return SimpleNamespace(
+        response_received=user is not None,
+        chosen_options=[option],
+        responded_at=at,
+        responded_by_user=SimpleNamespace(id=user, name=user.title()) if user else None,
     )
-    return requests
 
 
 @pytest.fixture
-def planned(record):
-    record.write_text("plan", "# Deployment plan: v1.1.0\n", "md")
+def hitl(monkeypatch):
+    """What the operator writes as HITL requests, and the detail Airflow would hold for the answer."""
+    state = {"requests": [], "detail": None}
+    monkeypatch.setattr(
+        "airflow.providers.standard.operators.hitl.upsert_hitl_detail",
+        lambda **kw: state["requests"].append(kw),
+    )
+    monkeypatch.setattr(
+        "airflow.sdk.execution_time.hitl.get_hitl_detail_content_detail", lambda ti_id: state["detail"]
+    )
+    return state
+
+
+@pytest.fixture
+def planned(record, github):
+    record.write_text("plan", PLAN, "md")
     return record
 
 
-def test_eligible_approvers_exclude_author_and_earlier_approvers(cfg):
-    assert [a.id for a in approval.eligible_approvers(cfg, "alice", [])] == ["bob", "carol"]
-    assert [a.id for a in approval.eligible_approvers(cfg, "alice", ["bob"])] == ["carol"]
-    assert [a.id for a in approval.eligible_approvers(cfg, "dave", ["bob"])] == ["alice", "carol"]
-
-
-def test_first_request_assigns_everyone_but_the_author(cfg, hitl_requests, planned):
-    op = _operator(cfg)
-    with pytest.raises(TaskAwaitingInput) as parked:
-        op.execute(_context())
-    assert parked.value.timeout == timedelta(seconds=cfg.timings.approval_timeout_seconds)
-    (request,) = hitl_requests
-    assert request["assigned_users"] == [
-        {"id": "bob", "name": "Bob Okafor (DevOps lead)"},
-        {"id": "carol", "name": "Carol Diaz (Product manager)"},
-    ]
-    assert request["options"] == ["Approve", "Reject"] and request["defaults"] is None
-    assert "**Approval 1 of 2.**" in request["body"] and "# Deployment plan: v1.1.0" in request["body"]
-    assert planned.read("approvals")["first_approval"]["decision"] == "awaiting"
-
-
-def test_second_request_excludes_the_first_approver(cfg, hitl_requests, planned):
-    op = _operator(cfg, 2, prior=["first_approval"])
-    with pytest.raises(TaskAwaitingInput):
-        op.execute(_context({"first_approval": _answer("bob")}))
-    assert [u["id"] for u in hitl_requests[0]["assigned_users"]] == ["carol"]
-    assert "Already approved: `bob`" in hitl_requests[0]["body"]
-
-
-def test_nobody_left_fails_instead_of_opening_the_request_to_all(cfg, hitl_requests, planned, monkeypatch):
-    small = cfg.approvals.model_copy(update={"required": 1, "approvers": cfg.approvals.approvers[:2]})
-    monkeypatch.setattr(
-        "deployment.config.load_config", lambda name=None: cfg.model_copy(update={"approvals": small})
-    )
-    with pytest.raises(ApprovalRefused, match="no one left to give approval 2"):
-        _operator(cfg, 2, prior=["first_approval"]).execute(_context({"first_approval": _answer("bob")}))
-    assert hitl_requests == []
-
-
-def test_request_needs_the_plan(cfg, hitl_requests, record):
-    with pytest.raises(ApprovalRefused, match="no deployment plan at s3://"):
-        _operator(cfg).execute(_context())
-
-
-def test_approval_is_recorded_and_returned(cfg, record):
-    result = _operator(cfg).execute_complete(_context(), _answer("bob"))
-    assert result["responded_by_user"] == {"id": "bob", "name": "Bob"}
-    entry = record.read("approvals")["first_approval"]
-    assert entry == {
-        "decision": "approved",
-        "user_id": "bob",
-        "user_name": "Bob",
-        "responded_at": AT.isoformat(),
+def _event(user="bob"):
+    # What Airflow passes to execute_complete; the operator re-reads the answer from the HITL detail.
+    return {
         "chosen_options": ["Approve"],
+        "params_input": {},
+        "responded_at": AT,
+        "responded_by_user": {"id": user, "name": user.title()},
     }
 
 
-def test_rejection_fails_the_run(cfg, record):
+# ------------------------------------------------------------------ identities
+def test_author_login_maps_to_an_airflow_user_case_insensitively(cfg):
+    who = approval.excluded_users(cfg, "ALICE", None, None)
+    assert who["excluded"] == ["alice"]
+
+
+def test_unmapped_author_is_refused_unless_allowed(cfg):
+    with pytest.raises(ApprovalRefused, match="'mallory' is not a GitHub login listed under people"):
+        approval.excluded_users(cfg, "mallory", None, None)
+    allowing = cfg.model_copy(
+        update={"approvals": cfg.approvals.model_copy(update={"allow_unmapped_author": True})}
+    )
+    assert approval.excluded_users(allowing, "mallory", None, None)["excluded"] == ["mallory"]
+
+
+def test_triggering_person_and_rc_creator_are_excluded_but_not_the_ci_robot(cfg):
+    who = approval.excluded_users(cfg, "dave", "Bob", "CAROL")
+    assert who["excluded"] == ["bob", "carol", "dave"]
+    assert who["reasons"]["carol"] == ["created the rc release (CAROL)"]
+    assert approval.excluded_users(cfg, "dave", "ci", None)["excluded"] == ["dave"]
+
+
+def test_rc_creator_comes_from_github(cfg, github):
+    github["emulator"].add_release("rc-1.2.0", prerelease=True, author="Carol")
+    assert approval.rc_creator(cfg, "v1.2.0") == "Carol"
+    assert approval.rc_creator(cfg, "v9.9.9") is None
+
+
+# --------------------------------------------------------------------- requests
+def test_first_request_sets_the_gate_deadline_and_shows_it(cfg, hitl, planned):
+    with pytest.raises(TaskAwaitingInput) as parked:
+        _operator(cfg).execute(_context(triggered_by="carol"))
+    (request,) = hitl["requests"]
+    assert [u["id"] for u in request["assigned_users"]] == ["bob"]  # alice wrote it, carol triggered it
+    gate = planned.read(SECTION)["gate"]
+    deadline = datetime.fromisoformat(gate["deadline"])
+    assert deadline - datetime.fromisoformat(gate["first_requested_at"]) == cfg.timings.approval_timeout
+    assert f"Deadline for the whole gate: {gate['deadline']}" in request["body"]
+    assert parked.value.timeout <= cfg.timings.approval_timeout
+    entry = planned.read(SECTION)["first_approval"]
+    assert entry["decision"] == "awaiting" and entry["plan_digest"] == approval.plan_digest(PLAN)
+
+
+def test_second_request_gets_what_is_left_of_the_one_deadline(cfg, hitl, planned):
+    first_request = datetime.now(UTC) - timedelta(seconds=200)
+    gate = {
+        **approval.excluded_users(cfg, AUTHOR, "ci", None),
+        "first_requested_at": first_request.isoformat(),
+        "deadline": (first_request + cfg.timings.approval_timeout).isoformat(),
+    }
+    planned.write(
+        SECTION,
+        {"gate": gate, "first_approval": {"decision": "approved", "source": SOURCE, "user_id": "bob"}},
+    )
+    with pytest.raises(TaskAwaitingInput) as parked:
+        _operator(cfg, 2).execute(_context())
+    assert parked.value.timeout <= cfg.timings.approval_timeout - timedelta(seconds=200)
+    assert [u["id"] for u in hitl["requests"][0]["assigned_users"]] == ["carol"]
+
+
+def test_no_request_after_the_deadline(cfg, hitl, planned):
+    past = datetime.now(UTC) - timedelta(seconds=1)
+    planned.write(
+        SECTION,
+        {
+            "gate": {
+                **approval.excluded_users(cfg, AUTHOR, None, None),
+                "first_requested_at": past.isoformat(),
+                "deadline": past.isoformat(),
+            }
+        },
+    )
+    with pytest.raises(ApprovalRefused, match="deadline .* has passed"):
+        _operator(cfg).execute(_context())
+    assert hitl["requests"] == []
+
+
+def test_an_earlier_approval_marked_by_hand_does_not_count(cfg, hitl, planned):
+    with pytest.raises(TaskAwaitingInput):
+        _operator(cfg).execute(_context())  # first_approval: "awaiting" in the record, then marked success
+    with pytest.raises(ApprovalRefused, match="did not all record an approver read from Airflow"):
+        _operator(cfg, 2).execute(_context())
+
+
+# ---------------------------------------------------------------------- answers
+def test_the_answer_is_read_from_airflow_not_from_the_event(cfg, hitl, planned):
+    with pytest.raises(TaskAwaitingInput):
+        _operator(cfg).execute(_context())
+    hitl["detail"] = _detail("bob")
+    _operator(cfg).execute_complete(_context(), _event("mallory"))
+    entry = planned.read(SECTION)["first_approval"]
+    assert (entry["decision"], entry["user_id"], entry["source"]) == ("approved", "bob", SOURCE)
+
+
+def test_rejection_fails_the_run(cfg, hitl, planned):
+    hitl["detail"] = _detail("carol", "Reject")
     with pytest.raises(
         ApprovalRefused, match="Carol rejected release v1.1.0 .approval 1.; nothing was changed"
     ):
-        _operator(cfg).execute_complete(_context(), _answer("carol", "Reject"))
-    assert record.read("approvals")["first_approval"]["decision"] == "rejected"
+        _operator(cfg).execute_complete(_context(), _event("carol"))
+    assert planned.read(SECTION)["first_approval"]["decision"] == "rejected"
 
 
-def test_timeout_is_a_rejection(cfg, record):
-    event = {
-        "error": "The Human-in-the-loop response timeout has passed without a response.",
-        "error_type": "timeout",
-    }
-    with pytest.raises(
-        ApprovalRefused, match="no decision on approval 1 within 0:10:00: the release is rejected"
-    ):
-        _operator(cfg).execute_complete(_context(), event)
-    assert record.read("approvals")["first_approval"]["decision"] == "timed_out"
-
-
-def test_the_author_cannot_count_even_if_the_request_let_them(cfg, record):
+def test_an_excluded_answer_is_refused_even_if_airflow_let_it_through(cfg, hitl, planned):
+    hitl["detail"] = _detail("alice")
     with pytest.raises(ApprovalRefused, match="came from 'alice', who may not approve"):
-        _operator(cfg).execute_complete(_context(), _answer(AUTHOR))
-    assert record.read("approvals")["first_approval"]["decision"] == "refused"
+        _operator(cfg).execute_complete(_context(), _event("alice"))
+    assert planned.read(SECTION)["first_approval"]["decision"] == "refused"
 
 
-def test_the_same_person_cannot_count_twice(cfg, record):
-    with pytest.raises(ApprovalRefused, match="came from 'bob'"):
-        _operator(cfg, 2, prior=["first_approval"]).execute_complete(
-            _context({"first_approval": _answer("bob")}), _answer("bob")
-        )
+def test_timeout_is_a_rejection(cfg, hitl, planned):
+    event = {"error": "The Human-in-the-loop response timeout has passed.", "error_type": "timeout"}
+    with pytest.raises(ApprovalRefused, match="before the gate's deadline"):
+        _operator(cfg).execute_complete(_context(), event)
+    assert planned.read(SECTION)["first_approval"]["decision"] == "timed_out"
 
 
 def test_rejection_and_failure_are_final(cfg):
     op = _operator(cfg)
     assert op.retries == 0 and op.fail_on_reject is True
-    assert op.response_timeout == timedelta(seconds=cfg.timings.approval_timeout_seconds)
     assert issubclass(ApprovalRefused, AirflowFailException)
 
 
-def test_summary_of_two_valid_approvals(cfg):
+# ---------------------------------------------------------------- verification
+def _section(cfg, *answers, digest=None, run_id=RUN_ID, deadline=AT + timedelta(hours=48)):
+    gate = {**approval.excluded_users(cfg, AUTHOR, "ci", None), "deadline": deadline.isoformat()}
+    section = {"gate": gate}
+    for task_id, (user, at) in zip(TASKS, answers, strict=False):
+        section[task_id] = {
+            "decision": "approved",
+            "source": SOURCE,
+            "user_id": user,
+            "user_name": user,
+            "responded_at": at.isoformat(),
+            "run_id": run_id,
+            "plan_digest": digest or approval.plan_digest(PLAN),
+        }
+    return section
+
+
+def test_two_eligible_answers_from_airflow_open_the_gate(cfg):
     later = AT + timedelta(minutes=5)
-    result = approval.summarize_approvals(
-        cfg, AUTHOR, [_answer("bob"), _answer("carol", at=later)], ["first_approval", "second_approval"]
+    result = approval.verify_gate(
+        cfg, _section(cfg, ("bob", AT), ("carol", later)), TASKS, RUN_ID, approval.plan_digest(PLAN)
     )
     assert [a["id"] for a in result["approvers"]] == ["bob", "carol"]
-    assert result["approved_at"] == later.isoformat()
     assert result["wait_until"] == (later + timedelta(seconds=cfg.timings.wait_timer_seconds)).isoformat()
 
 
 @pytest.mark.parametrize(
-    ("answers", "problem"),
+    ("change", "problem"),
     [
-        ([_answer("bob"), _answer("bob")], "the same person approved twice"),
-        ([_answer("alice"), _answer("bob")], "the author 'alice' approved"),
-        ([_answer("bob"), _answer("mallory")], "['mallory'] are not configured approvers"),
-        ([_answer("bob"), _answer("carol", "Reject")], "second_approval has no approval"),
+        (lambda s: s["second_approval"].update(decision="awaiting", source=None), "marked by hand"),
+        (lambda s: s["second_approval"].pop("source"), "marked by hand"),
+        (lambda s: s["second_approval"].update(user_id="bob"), "the same person approved twice"),
+        (lambda s: s["second_approval"].update(user_id="Alice"), "may not approve"),
+        (lambda s: s["second_approval"].update(user_id="mallory"), "not configured approvers"),
+        (lambda s: s["second_approval"].update(plan_digest="0" * 64), "approved another plan"),
+        (lambda s: s["second_approval"].update(run_id="other"), "was approved in run 'other'"),
+        (
+            lambda s: s["second_approval"].update(responded_at=(AT + timedelta(hours=49)).isoformat()),
+            "after the deadline",
+        ),
+        (lambda s: s.pop("gate"), "no approval request was ever made"),
     ],
 )
-def test_summary_refuses_invalid_approvals(cfg, answers, problem):
-    with pytest.raises(ApprovalRefused, match=problem.replace("[", r"\[").replace("]", r"\]")):
-        approval.summarize_approvals(cfg, AUTHOR, answers, ["first_approval", "second_approval"])
+def test_the_gate_stays_shut(cfg, change, problem):
+    section = _section(cfg, ("bob", AT), ("carol", AT))
+    change(section)
+    with pytest.raises(ApprovalRefused, match=problem):
+        approval.verify_gate(cfg, section, TASKS, RUN_ID, approval.plan_digest(PLAN))
 
 
-def test_approved_user_ids_ignores_rejections_and_missing():
-    assert approval.approved_user_ids([_answer("bob"), _answer("carol", "Reject"), None]) == ["bob"]
+def test_release_notes_name_the_approvers_from_the_recorded_shape(cfg):
+    from deployment.notifications import _approvers
 
-
-def test_template_fields_are_valid(cfg):
-    from airflow.sdk.bases.operator import BaseOperator
-
-    op = _operator(cfg)
-    assert set(op.template_fields) == {"subject", "body"}
-    assert all(hasattr(op, field) for field in op.template_fields)
-    assert "{{ params.version }}" in op.subject
-    assert isinstance(op, BaseOperator)
+    section = _section(cfg, ("bob", AT), ("carol", AT))
+    section["result"] = approval.verify_gate(cfg, section, TASKS, RUN_ID, approval.plan_digest(PLAN))
+    assert _approvers(section) == ["bob", "carol"]

@@ -56,6 +56,25 @@ def test_a_cfn_lint_error_is_logged_recorded_and_fails_the_task(cfg, record, tmp
     assert findings["error"] == 1 and findings["findings"][0]["rule"] == "E3012"
 
 
+def _answered(cfg, record) -> dict:
+    """The ``approvals`` section as two answers read from Airflow's HITL details leave it; the XComs alike."""
+    from deployment.approval import SOURCE, excluded_users, plan_digest
+
+    plan = "# plan\n"
+    record.write_text("plan", plan, "md")
+    at = datetime.now(UTC)
+    section = {"gate": {**excluded_users(cfg, AUTHOR, "ci", None),
+                        "deadline": (at + cfg.timings.approval_timeout).isoformat()}}
+    answers = {}
+    for task, user in (("first_approval", "bob"), ("second_approval", "carol")):
+        section[f"approval_gate.{task}"] = {
+            "decision": "approved", "source": SOURCE, "user_id": user, "user_name": user,
+            "responded_at": at.isoformat(), "run_id": RUN_ID, "plan_digest": plan_digest(plan)}
+        answers[f"approval_gate.{task}"] = {"chosen_options": ["Approve"], "responded_at": at.isoformat(),
+                                            "responded_by_user": {"id": user, "name": user}}
+    return section, answers
+
+
 def test_approvals_are_recorded_when_the_announcement_fails(cfg, record, monkeypatch, caplog):
     def slack_down(*args, **kwargs):
         raise ConnectionError("slack: 503")
@@ -63,14 +82,20 @@ def test_approvals_are_recorded_when_the_announcement_fails(cfg, record, monkeyp
     monkeypatch.setattr("deployment.announce.announce_team", slack_down)
     with DAG("phase_2", schedule=None) as dag:
         approval_gate_group(cfg)
-    at = datetime.now(UTC).isoformat()
-    answers = {
-        f"approval_gate.{task}": {"chosen_options": ["Approve"], "responded_at": at,
-                                  "responded_by_user": {"id": user, "name": user}}
-        for task, user in (("first_approval", "bob"), ("second_approval", "carol"))
-    }
+    section, answers = _answered(cfg, record)
+    record.write("approvals", section)
     with caplog.at_level(logging.WARNING):
         result = call(dag.get_task("approval_gate.record_approvals"), TaskInstanceWithoutLog(answers))
     assert [a["id"] for a in result["approvers"]] == ["bob", "carol"]
     assert "could not announce the wait timer: slack: 503" in caplog.text
     assert record.read("approvals")["result"]["status"] == "approved"
+
+
+def test_approvals_written_to_xcom_by_hand_do_not_open_the_gate(cfg, record):
+    with DAG("phase_2", schedule=None) as dag:
+        approval_gate_group(cfg)
+    section, answers = _answered(cfg, record)
+    record.write("approvals", {"gate": section["gate"]})  # requests made, then the tasks marked success
+    for task_id in ("approval_gate.record_approvals", "approval_gate.verify_gate"):
+        with pytest.raises(AirflowFailException, match="marked by hand does not count"):
+            call(dag.get_task(task_id), TaskInstanceWithoutLog(answers))

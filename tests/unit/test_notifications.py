@@ -27,12 +27,38 @@ def test_previous_tag_prefers_the_backup_then_github(cfg, aws, repo):
     assert n.previous_production_tag(cfg, VERSION, None) == PREVIOUS  # rc-1.1.0 is a pre-release
 
 
+# The ``approvals`` section as the gate writes it: one entry per request, the gate, the result.
+APPROVALS = {
+    "gate": {"deadline": "2026-01-04T10:00:00+00:00", "excluded": ["alice"]},
+    "first_approval": {"decision": "approved", "user_id": "bob", "user_name": "Bob"},
+    "second_approval": {"decision": "approved", "user_id": "carol", "user_name": "Carol"},
+    "result": {"status": "approved", "approvers": [
+        {"task": "first_approval", "id": "bob", "name": "Bob", "at": "2026-01-02T10:00:00+00:00"},
+        {"task": "second_approval", "id": "carol", "name": "Carol", "at": "2026-01-02T10:05:00+00:00"}]},
+}
+
+
 def test_release_notes_list_the_commits_since_the_previous_tag(cfg, repo):
-    notes = n.release_notes(cfg, CONF, PREVIOUS, {"approvals": [{"user": "bob"}, {"user": "carol"}]})
+    notes = n.release_notes(cfg, CONF, PREVIOUS, APPROVALS)
     assert notes["commits"] == 2 and notes["head"] == VERSION
-    assert "- Add <script> escaping" in notes["markdown"] and "@erin" in notes["markdown"]
-    assert "approved by bob, carol" in notes["markdown"]
+    assert "- Add &lt;script&gt; escaping" in notes["markdown"] and "@erin" in notes["markdown"]
+    assert "approved by Bob, Carol" in notes["markdown"]
     assert notes["compare_url"].endswith(f"{PREVIOUS}...{VERSION}")
+
+
+def test_user_text_is_escaped_for_each_format(cfg):
+    shout = "<!channel> *now* [x](http://evil) <b>"
+    conf = {**CONF, "emergency": {"force_deploy": True, "reason": shout}}
+    values = {"cfg": cfg, "conf": conf, "previous": None, "release_url": "https://r", "url": "https://u",
+              "emergency": n.active_flags(conf["emergency"]), "commits": 1}
+    slack = n.render("slack_team_released.md.j2", **values)
+    assert "&lt;!channel&gt;" in slack and "<!channel>" not in slack
+    notes = n.render("release_notes.md.j2", version=VERSION, previous=None, conf=conf, commits=[],
+                     compare_url=None, approvers=["<!here>"], emergency=values["emergency"])
+    assert "<" not in notes
+    assert r"\[x\]\(http://evil\)" in notes and r"&lt;\!here&gt;" in notes
+    html = n.render("email_stakeholders.html.j2", notes=shout, **values)
+    assert "<b>" not in html and "&lt;b&gt;" in html
 
 
 def test_github_release_is_created_once_then_updated(cfg, repo):

@@ -1,18 +1,24 @@
-"""Phase 2, the approval gate: two approvals, the record of who and when, the wait timer.
+"""Phase 2, the approval gate: announced, two approvals, recorded, the wait timer, re-verified.
 
-``first_approval`` → ``second_approval`` → ``record_approvals`` → ``wait_timer``.
-The wait timer is deferrable (no worker slot) and ends at the second approval
-plus ``timings.wait_timer_seconds``; marking it failed (or failing the run) in
-the UI during the window cancels the release before anything has changed.
+``announce_start`` → ``first_approval`` → ``second_approval`` → ``record_approvals`` →
+``wait_timer`` → ``verify_gate``. ``announce_start`` posts "deployment started" with the
+plan (and any emergency flags) to the team channel and sets the status-page component
+``under_maintenance``. Each request tells its approvers (Slack mention, email, Required
+Actions link). The wait timer is deferrable (no worker slot) and ends at the last approval
+plus ``timings.wait_timer_seconds``; marking it failed cancels the release before anything
+has changed. ``verify_gate`` re-checks the answers read from Airflow just before the
+first change, so no hand-marked task or hand-written XCom opens the gate.
 """
 
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.standard.sensors.date_time import DateTimeSensorAsync
 from airflow.sdk import TaskGroup, chain, get_current_context, task
+from airflow.sdk.bases.notifier import BaseNotifier
 
 from deployment.approval import ReleaseApprovalOperator
 
@@ -23,6 +29,48 @@ GROUP_ID = "approval_gate"
 # The task log: the Task SDK's RuntimeTaskInstance (context["ti"]) has no ``log``.
 log = logging.getLogger(__name__)
 APPROVAL_TASKS = ("first_approval", "second_approval", "third_approval", "fourth_approval")
+NOTICE_RETRIES = 3
+
+
+class ApprovalNeeded(BaseNotifier):
+    """Called by the HITL operator once its request exists: tells the assigned approvers."""
+
+    def notify(self, context: Any) -> None:
+        from deployment.approval import SECTION
+        from deployment.notifications import approval_needed
+        from deployment.operators._common import release
+
+        rel = release(context)
+        op, ti = context["task"], context["ti"]
+        entry = (rel.ledger.read(SECTION) or {}).get(op.task_id) or {}
+        link = op.generate_link_to_ui_from_context(
+            context=context, base_url=rel.cfg.notifications.ui_base_url
+        )
+        try:
+            approval_needed(
+                rel.cfg,
+                rel.ledger,
+                version=rel.version,
+                task_id=op.task_id,
+                try_number=ti.try_number,
+                assigned=[u["id"] for u in op.assigned_users],
+                deadline=entry.get("deadline", "unknown"),
+                link=link,
+                run_id=rel.run_id,
+            )
+        except Exception as err:  # the request stands in Required Actions; the record shows the failure
+            log.warning("could not tell the approvers of %s: %s", op.task_id, err)
+
+
+def _gate_check(context: Any, approval_ids: list[str]) -> dict[str, Any]:
+    from deployment.approval import SECTION, plan_digest, verify_gate
+    from deployment.operators._common import release
+
+    rel = release(context)
+    section = rel.ledger.read(SECTION) or {}
+    return verify_gate(
+        rel.cfg, section, approval_ids, rel.run_id, plan_digest(rel.ledger.read_text("plan", "md"))
+    )
 
 
 def approval_gate_group(config: DeploymentConfig) -> TaskGroup:
@@ -32,8 +80,44 @@ def approval_gate_group(config: DeploymentConfig) -> TaskGroup:
         )
     with TaskGroup(
         group_id=GROUP_ID,
-        tooltip=f"{config.approvals.required} distinct approvers (not the author), then the wait timer",
+        tooltip=f"{config.approvals.required} distinct approvers (not the author, the triggering "
+        "person or the rc creator), one deadline, the wait timer, re-verified",
     ) as group:
+
+        @task(task_id="announce_start", retries=NOTICE_RETRIES, retry_delay=timedelta(seconds=5))
+        def announce_start() -> dict[str, Any]:
+            """Deployment started, with the plan and any emergency flags; the status page in maintenance."""
+            from deployment.ledger import now_iso
+            from deployment.notifications import (
+                StatusPage,
+                active_flags,
+                render,
+                run_url,
+                send_once,
+                send_slack,
+            )
+            from deployment.operators._common import release
+
+            context = get_current_context()
+            rel = release(context)
+            conf = {**rel.params, "emergency": rel.emergency}
+            text = render(
+                "slack_started.md.j2",
+                cfg=rel.cfg,
+                conf=conf,
+                plan=rel.ledger.read_text("plan", "md"),
+                emergency=active_flags(rel.emergency),
+                url=run_url(rel.cfg, context["ti"].dag_id, rel.run_id),
+            )
+            slack = send_once(
+                rel.ledger, "notifications.started", lambda: send_slack(rel.cfg.connections.slack_team, text)
+            )
+            page = StatusPage(rel.cfg).set_component("under_maintenance")
+            rel.ledger.write(
+                "notifications.statuspage_maintenance", {"status": "sent", "sent_at": now_iso(), **page}
+            )
+            return {"slack": slack.get("status"), "statuspage": page["status"]}
+
         approvals = []
         for number, name in enumerate(APPROVAL_TASKS[: config.approvals.required], 1):
             approvals.append(
@@ -42,6 +126,7 @@ def approval_gate_group(config: DeploymentConfig) -> TaskGroup:
                     approval_number=number,
                     prior_approval_task_ids=[a.task_id for a in approvals],
                     response_timeout=config.timings.approval_timeout,
+                    notifiers=[ApprovalNeeded()],
                     doc_md=f"Approval {number} of {config.approvals.required}: Approve or Reject in "
                     "Required Actions or with PATCH .../hitlDetails.",
                 )
@@ -50,29 +135,39 @@ def approval_gate_group(config: DeploymentConfig) -> TaskGroup:
 
         @task(task_id="record_approvals")
         def record_approvals() -> dict[str, Any]:
-            """Who approved and when into the ``approvals`` section; announces the cancellation window."""
+            """Who approved and when (read from Airflow) into ``approvals.result``; announces the window."""
             from deployment.announce import announce_team
-            from deployment.approval import RESULT_KEY, record_answer, summarize_approvals
-            from deployment.config import load_config
-            from deployment.ledger import Ledger
+            from deployment.approval import RESULT_KEY, record_answer
+            from deployment.notifications import slack_escape
+            from deployment.operators._common import release
 
             context = get_current_context()
-            cfg = load_config()
-            params = context["params"]
-            answers = context["ti"].xcom_pull(task_ids=approval_ids)
-            result = summarize_approvals(cfg, params["author"], answers, approval_ids)
-            record_answer(Ledger(cfg, params["version"], context["run_id"]), RESULT_KEY, result)
-            names = " and ".join(a["name"] or a["id"] for a in result["approvers"])
+            rel = release(context)
+            result = _gate_check(context, approval_ids)
+            record_answer(rel.ledger, RESULT_KEY, result)
+            names = " and ".join(slack_escape(a["name"] or a["id"]) for a in result["approvers"])
             try:
                 announce_team(
-                    cfg,
-                    f"Release {params['version']} approved by {names}. Deploying after "
+                    rel.cfg,
+                    f"Release {rel.version} approved by {names}. Deploying after "
                     f"{result['wait_until']} unless cancelled: mark {group.child_id('wait_timer')} "
-                    f"failed in run {context['run_id']}.",
+                    f"failed in run {rel.run_id}.",
                 )
             except Exception as err:  # the window still runs; the record already holds the approvals
                 log.warning("could not announce the wait timer: %s", err)
             return result
+
+        @task(task_id="verify_gate", retries=0)
+        def verify_gate() -> dict[str, Any]:
+            """The gate checked again just before the first change, from the answers read from Airflow."""
+            from deployment.approval import VERIFIED_KEY, record_answer
+            from deployment.ledger import now_iso
+            from deployment.operators._common import release
+
+            context = get_current_context()
+            result = _gate_check(context, approval_ids)
+            record_answer(release(context).ledger, VERIFIED_KEY, {"at": now_iso(), **result})
+            return {"approvers": [a["id"] for a in result["approvers"]], "plan_digest": result["plan_digest"]}
 
         recorded = record_approvals()
         wait_timer = DateTimeSensorAsync(
@@ -80,5 +175,5 @@ def approval_gate_group(config: DeploymentConfig) -> TaskGroup:
             target_time=f"{{{{ ti.xcom_pull(task_ids='{recorded.operator.task_id}')['wait_until'] }}}}",
             doc_md="The cancellation window after the last approval; fail this task to cancel the release.",
         )
-        chain(*approvals, recorded, wait_timer)
+        chain(announce_start(), *approvals, recorded, wait_timer, verify_gate())
     return group

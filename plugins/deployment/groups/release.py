@@ -26,9 +26,12 @@ def record_release():
     def _record_release() -> dict[str, Any]:
         from deployment.config import load_config
         from deployment.ledger import Ledger, now_iso
+        from deployment.run_contract import check_emergency_allowed
 
         context = get_current_context()
         cfg = load_config()
+        triggered_by = context["dag_run"].triggering_user_name
+        check_emergency_allowed(cfg.emergency_users, context["params"], triggered_by)
         info = release_info(context["params"], context["run_id"])
         ledger = Ledger(cfg, info["version"], info["run_id"])
         existing = ledger.read("conf")
