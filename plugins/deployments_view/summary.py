@@ -1,0 +1,378 @@
+"""What the view shows of one record: a row of the releases table, and the release page.
+
+Pure functions of a ``Record`` (and the configuration, for thresholds and links). The
+sections are read defensively: a section may be missing (the run has not got there, or
+failed earlier), and other tasks add fields over time.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from deployments_view.records import Record
+
+if TYPE_CHECKING:
+    from deployment.config import DeploymentConfig
+
+RELEASE_DAG = "deploy_production"
+ROLLBACK_DAG = "rollback_production"
+# The rollback group's steps, in the order they run (the section ``rollback``'s ``steps``).
+ROLLBACK_STEPS = ("traffic", "stack", "frontend", "verify")
+
+
+def parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def seconds_between(start: Any, end: Any) -> float | None:
+    started, ended = parse_time(start), parse_time(end)
+    if started is None or ended is None:
+        return None
+    return round((ended - started).total_seconds(), 3)
+
+
+# ------------------------------------------------------------------ the releases table
+def status_of(record: Record) -> str:
+    """``succeeded``, ``rolled_back``, ``failed`` from the outcome; ``running`` before it exists."""
+    return str(record.section("outcome").get("status") or "running")
+
+
+def started_at(record: Record) -> str | None:
+    if record.manual_rollback:
+        plan = record.section("rollback.plan")
+        return record.section("rollback").get("started_at") or plan.get("planned_at") or _earliest(record)
+    return record.section("conf").get("started_at") or _earliest(record)
+
+
+def _earliest(record: Record) -> str | None:
+    times = [t for t in (record.modified.get(name) for name in record.sections) if t is not None]
+    return min(times).isoformat() if times else None
+
+
+def approvers(record: Record) -> list[dict[str, Any]]:
+    """Who approved and when: the gate's result, else each answered gate task."""
+    section = record.section("approvals")
+    listed = (
+        (section.get("result") or {}).get("approvers") if isinstance(section.get("result"), dict) else None
+    )
+    if isinstance(listed, list) and listed:
+        return [
+            {
+                "id": a.get("id"),
+                "name": a.get("name") or a.get("id"),
+                "at": a.get("at"),
+                "task": a.get("task"),
+            }
+            for a in listed
+            if isinstance(a, dict)
+        ]
+    answers = [
+        {
+            "id": v.get("user_id"),
+            "name": v.get("user_name") or v.get("user_id"),
+            "at": v.get("responded_at"),
+            "task": k,
+            "decision": v.get("decision"),
+        }
+        for k, v in sorted(section.items())
+        if k != "result" and isinstance(v, dict)
+    ]
+    return [a for a in answers if a.get("decision") in (None, "approved")]
+
+
+def links(record: Record, config: DeploymentConfig) -> dict[str, str | None]:
+    """The Airflow run (a UI path), the GitHub release, the CloudFormation stack, the Amplify job."""
+    outcome, conf = record.section("outcome"), record.section("conf")
+    dag_id = outcome.get("dag_id") or (ROLLBACK_DAG if record.manual_rollback else RELEASE_DAG)
+    run_id = outcome.get("run_id") or conf.get("run_id") or record.run
+    region = config.region
+    stack_id = (record.section("backup").get("stack") or {}).get("stack_id") or record.section(
+        "backup-stack"
+    ).get("stack_id")
+    stack_name = record.section("infrastructure").get("stack_name") or config.stack.name
+    stack = stack_id or stack_name
+    job = record.section("frontend").get("amplify_job") or {}
+    github = record.section("notifications.github_release")
+    version = conf.get("version") or outcome.get("version")
+    return {
+        "airflow_run": f"/dags/{dag_id}/runs/{quote(run_id, safe='')}",
+        "github_release": github.get("html_url")
+        or github.get("url")
+        or (
+            f"https://github.com/{config.github.repository}/releases/tag/{version}"
+            if version and not record.manual_rollback
+            else None
+        ),
+        "cloudformation_stack": f"https://{region}.console.aws.amazon.com/cloudformation/home?region={region}"
+        f"#/stacks/stackinfo?stackId={quote(stack, safe='')}",
+        "amplify_job": (
+            f"https://{region}.console.aws.amazon.com/amplify/home?region={region}"
+            f"#/{config.amplify.app_id}/{job.get('branch')}/{job.get('job_id')}"
+        )
+        if job.get("job_id")
+        else None,
+    }
+
+
+def row(record: Record, config: DeploymentConfig) -> dict[str, Any]:
+    """One line of the releases table."""
+    conf, outcome = record.section("conf"), record.section("outcome")
+    start, end = started_at(record), outcome.get("finished_at")
+    if record.manual_rollback:
+        plan = record.section("rollback.plan")
+        version = outcome.get("previous_version") or plan.get("previous_version")
+        author = outcome.get("requested_by") or plan.get("requested_by")
+        commit = None
+    else:
+        version = conf.get("version") or record.folder
+        author = conf.get("author")
+        commit = conf.get("commit_sha")
+    return {
+        "id": f"{record.folder}/{record.run}",
+        "kind": "manual_rollback" if record.manual_rollback else "release",
+        "version": version,
+        "rolled_back_version": (
+            outcome.get("version") or record.section("rollback.plan").get("rolled_back_version")
+        )
+        if record.manual_rollback
+        else None,
+        "previous_version": outcome.get("previous_version"),
+        "commit": commit,
+        "author": author,
+        "approvers": [a["id"] for a in approvers(record)],
+        "outcome": status_of(record),
+        "rollback_status": outcome.get("rollback_status") or record.section("rollback").get("status"),
+        "reason": outcome.get("reason") if record.manual_rollback else None,
+        "emergency": _emergency(conf),
+        "started_at": start,
+        "finished_at": end,
+        "duration_seconds": seconds_between(start, end),
+        "links": links(record, config),
+    }
+
+
+def _emergency(conf: dict[str, Any]) -> list[str]:
+    flags = conf.get("emergency") if isinstance(conf.get("emergency"), dict) else {}
+    active = [name for name in ("force_deploy", "skip_monitoring") if flags.get(name)]
+    if flags.get("ignore_alarms"):
+        active.append("ignore_alarms")
+    return active
+
+
+def sort_key(item: dict[str, Any]) -> str:
+    return item.get("started_at") or item.get("finished_at") or ""
+
+
+# ---------------------------------------------------------------------- one release
+def timeline(record: Record) -> list[dict[str, Any]]:
+    """The phases as (name, start, end, seconds): the recorded ``metrics`` when written, else measured
+    from the sections the same way deployment_metrics measures them; the rollback's steps after."""
+    from deployment.deployment_metrics import PHASES, phase_durations
+
+    phases = record.section("metrics").get("phases")
+    if not isinstance(phases, dict) or not phases:
+        start = parse_time(started_at(record))
+        boundaries = {}
+        for _, name in PHASES:
+            if name not in record.sections:
+                continue
+            body = record.section(name)
+            ended = parse_time(body.get("finished_at") or body.get("completed_at")) or record.modified.get(
+                name
+            )
+            boundaries[name] = {"started": parse_time(body.get("started_at")), "ended": ended}
+        ends = [b["ended"] for b in boundaries.values() if b["ended"]]
+        phases = phase_durations(start, boundaries, max(ends, default=start)) if start else {}
+    bars = [
+        {
+            "phase": name,
+            "started_at": value["started_at"],
+            "ended_at": value["ended_at"],
+            "seconds": value["seconds"],
+        }
+        for name, value in phases.items()
+        if name != "total" and isinstance(value, dict) and value.get("started_at") and value.get("ended_at")
+    ]
+    steps = record.section("rollback").get("steps") or {}
+    for name in ROLLBACK_STEPS:
+        step = steps.get(name) if isinstance(steps.get(name), dict) else {}
+        if step.get("started_at") and step.get("finished_at") and step.get("status") != "not_needed":
+            bars.append(
+                {
+                    "phase": f"rollback: {name}",
+                    "started_at": step["started_at"],
+                    "ended_at": step["finished_at"],
+                    "seconds": seconds_between(step["started_at"], step["finished_at"]),
+                }
+            )
+    return sorted(bars, key=lambda bar: bar["started_at"])
+
+
+def thresholds(config: DeploymentConfig, section: dict[str, Any]) -> dict[str, Any]:
+    """The thresholds a watch was judged against: the ones it recorded, else today's configuration."""
+    recorded = section.get("thresholds") if isinstance(section.get("thresholds"), dict) else {}
+    configured = config.thresholds.model_dump() if hasattr(config.thresholds, "model_dump") else {}
+    return {**configured, **recorded}
+
+
+def _rate(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) else None
+
+
+def _series(sample: dict[str, Any], name: str) -> dict[str, Any]:
+    value = sample.get(name)
+    return value if isinstance(value, dict) else {}
+
+
+def _error_rate(series: dict[str, Any]) -> float | None:
+    requests, errors = _rate(series.get("requests")), _rate(series.get("errors")) or 0.0
+    return round(100.0 * errors / requests, 4) if requests else None
+
+
+def polls(watch: Any) -> list[dict[str, Any]]:
+    """Each poll of a metric watch as one point: time, error rate, latency, request rate, verdict.
+
+    Two sample shapes are read: one series per poll (``requests``, ``errors``, ``latency_ms``), and
+    the new colour against the stable one (``canary``, ``stable``, ``total`` series): then the chart
+    values are the new colour's, with the stable colour's beside them.
+    """
+    verdicts = watch.get("verdicts") if isinstance(watch, dict) else None
+    points = []
+    for verdict in verdicts if isinstance(verdicts, list) else []:
+        if not isinstance(verdict, dict):
+            continue
+        sample = verdict.get("sample") if isinstance(verdict.get("sample"), dict) else {}
+        canary, stable, total = _series(sample, "canary"), _series(sample, "stable"), _series(sample, "total")
+        own = canary or sample
+        window = _rate(sample.get("window_seconds"))
+        requests = _rate((total or own).get("requests"))
+        error_rate = verdict.get("error_rate_percent")
+        points.append(
+            {
+                "at": sample.get("end") or verdict.get("at"),
+                "error_rate_percent": error_rate if error_rate is not None else _error_rate(own),
+                "latency_ms": _rate(own.get("latency_ms")),
+                "requests_per_second": round(requests / window, 3)
+                if requests is not None and window
+                else None,
+                "stable_error_rate_percent": verdict.get("stable_error_rate_percent")
+                if verdict.get("stable_error_rate_percent") is not None
+                else (_error_rate(stable) if stable else None),
+                "stable_latency_ms": _rate(stable.get("latency_ms")) if stable else None,
+                "request_rate_ratio": verdict.get("request_rate_ratio"),
+                "outcome": verdict.get("outcome"),
+                "breaches": verdict.get("breaches") or [],
+                "detail": verdict.get("detail"),
+                "reasons": verdict.get("reasons") or verdict.get("notes") or [],
+                "alarms_firing": sample.get("alarms_firing") or [],
+            }
+        )
+    return points
+
+
+def _watch_view(name: str, body: dict[str, Any], config: DeploymentConfig) -> dict[str, Any]:
+    attempts = [a for a in body.get("previous_attempts") or [] if isinstance(a, dict)]
+    return {
+        "name": name,
+        "weight": body.get("weight"),
+        "weights": body.get("weights"),
+        "outcome": body.get("outcome"),
+        "reason": body.get("reason") or (body.get("watch") or {}).get("reason"),
+        "started_at": body.get("applied_at") or body.get("started_at"),
+        "finished_at": body.get("finished_at"),
+        "baseline_rps": body.get("baseline_rps"),
+        "thresholds": thresholds(config, body),
+        "polls": polls(body.get("watch")),
+        "previous_attempts": [
+            {"outcome": a.get("outcome"), "reason": a.get("reason"), "polls": polls(a.get("watch"))}
+            for a in attempts
+        ],
+    }
+
+
+def watches(record: Record, config: DeploymentConfig) -> list[dict[str, Any]]:
+    """Every traffic step (by weight) and the monitoring watch, with their polls."""
+    steps = record.section("frontend").get("steps") or {}
+    found = []
+    for key in sorted(steps, key=lambda k: float(k) if str(k).replace(".", "", 1).isdigit() else 1e9):
+        if isinstance(steps[key], dict):
+            found.append(_watch_view(f"traffic {key} %", {"weight": key, **steps[key]}, config))
+    monitoring = record.section("monitoring")
+    if monitoring:
+        view = _watch_view("monitoring", monitoring, config)
+        view["skipped"] = bool(monitoring.get("skipped"))
+        found.append(view)
+    return found
+
+
+def smoke(record: Record) -> dict[str, Any]:
+    section = record.section("smoke_tests")
+    checks = section.get("checks") if isinstance(section.get("checks"), dict) else {}
+    if not checks:
+        checks = {
+            name.split(".", 1)[1]: body
+            for name, body in record.sections.items()
+            if name.startswith("smoke_tests.") and isinstance(body, dict)
+        }
+    return {
+        "passed": section.get("passed"),
+        "failed": section.get("failed") or [],
+        "missing": section.get("missing") or [],
+        "recorded_at": section.get("recorded_at"),
+        "checks": [{"name": name, **body} for name, body in sorted(checks.items()) if isinstance(body, dict)],
+    }
+
+
+def rollback(record: Record) -> dict[str, Any] | None:
+    section = record.section("rollback")
+    plan = record.section("rollback.plan")
+    if not section and not plan:
+        return None
+    steps = section.get("steps") if isinstance(section.get("steps"), dict) else {}
+    return {
+        "status": section.get("status"),
+        "needed": section.get("needed"),
+        "verified": section.get("verified"),
+        "reasons": section.get("reasons") or plan.get("reasons") or [],
+        "undone": section.get("undone") or [],
+        "not_undone": section.get("not_undone") or [],
+        "plan": plan or None,
+        "steps": [{"name": name, **body} for name, body in steps.items() if isinstance(body, dict)],
+    }
+
+
+def detail(record: Record, config: DeploymentConfig) -> dict[str, Any]:
+    """Everything the release page shows."""
+    plan = record.section("plan")
+    return {
+        **row(record, config),
+        "timeline": timeline(record),
+        "plan": {
+            "risk": plan.get("risk"),
+            "steps": plan.get("steps") or [],
+            "rollback_plan": plan.get("rollback_plan") or [],
+            "checks": (plan.get("checks") or {}).get("checks")
+            if isinstance(plan.get("checks"), dict)
+            else None,
+            "change_set": plan.get("change_set"),
+            "generated_at": plan.get("generated_at"),
+        }
+        if plan
+        else None,
+        "approvals": approvers(record),
+        "infrastructure": record.section("infrastructure") or None,
+        "frontend": {k: v for k, v in record.section("frontend").items() if k != "steps"} or None,
+        "watches": watches(record, config),
+        "smoke_tests": smoke(record),
+        "rollback": rollback(record),
+        "outcome": record.section("outcome") or None,
+        "sections": sorted(record.sections),
+    }

@@ -1,0 +1,250 @@
+"""The Deployments view's JSON endpoints on records that real sandbox releases wrote, behind Airflow's auth.
+
+The records under ``deployments_view_records/records`` were captured by
+``deployments_view_records/capture.py`` from runs on the real engine (sandbox + LocalExecutor
+stack): a release of v1.1.0 that succeeded, a manual rollback to v1.0.0 after it, and a
+release whose canary breached at 10 % and was rolled back automatically. They are put into
+moto's S3 (the ``aws`` fixture: production seeded at v1.0.0) and read by the plugin's app,
+mounted as the API server mounts it, with Airflow's SimpleAuthManager issuing the tokens.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+RECORDS = Path(__file__).resolve().parent / "deployments_view_records" / "records"
+USERS = "admin:admin,viewer:viewer,nobody:"  # ``nobody`` has no role: SimpleAuthManager grants it nothing
+UNTIL = "2026-12-02T00:00:00+00:00"  # after the captured runs: the DORA window holds all of them
+
+
+def captured() -> dict[str, dict]:
+    """Each captured run's sections, by ``<folder>/<run>``."""
+    runs: dict[str, dict] = {}
+    for path in sorted(RECORDS.rglob("*.json")):
+        folder, run, name = path.relative_to(RECORDS / "deployments").parts
+        runs.setdefault(f"{folder}/{run}", {})[name.removesuffix(".json")] = json.loads(path.read_text())
+    return runs
+
+
+RUNS = captured()
+SUCCESS = next(k for k, v in RUNS.items() if v.get("outcome", {}).get("status") == "succeeded")
+BREACH = next(
+    k for k, v in RUNS.items() if not k.startswith("manual-") and v["outcome"]["status"] == "rolled_back"
+)
+MANUAL = next(k for k in RUNS if k.startswith("manual-rollbacks/"))
+
+
+@pytest.fixture(scope="module")
+def auth_manager():
+    """Airflow's SimpleAuthManager with three users, on the session's SQLite database."""
+    import airflow.models
+    from airflow import settings
+    from airflow.models.base import Base
+
+    saved = {
+        k: os.environ.get(k)
+        for k in ("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", "AIRFLOW__API_AUTH__JWT_SECRET")
+    }
+    os.environ["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"] = USERS
+    os.environ["AIRFLOW__API_AUTH__JWT_SECRET"] = "deployments-view-unit-test-" + "x" * 40
+    airflow.models.import_all_models()
+    Base.metadata.create_all(settings.engine)  # the tables the security dependencies query
+    from airflow.api_fastapi.app import init_auth_manager
+
+    try:
+        yield init_auth_manager
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@pytest.fixture
+def view(aws, cfg, auth_manager):
+    """The plugin's app mounted at its prefix, with the captured records in the artifacts bucket."""
+    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+    from deployments_view import records
+    from deployments_view.app import URL_PREFIX, create_app
+    from deployments_view.plugin import DeploymentsViewPlugin
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    records._stores.clear()  # the bucket is a new moto one for each test
+    for listed in aws["s3"].list_objects_v2(Bucket=cfg.artifacts.bucket).get("Contents", []):
+        aws["s3"].delete_object(Bucket=cfg.artifacts.bucket, Key=listed["Key"])  # only the captured runs
+    for path in RECORDS.rglob("*.json"):
+        aws["s3"].put_object(
+            Bucket=cfg.artifacts.bucket, Key=str(path.relative_to(RECORDS)), Body=path.read_bytes()
+        )
+    assert DeploymentsViewPlugin.fastapi_apps[0]["url_prefix"] == URL_PREFIX
+    root = FastAPI()
+    root.mount(URL_PREFIX, create_app())
+    manager = auth_manager(root)
+    client = TestClient(root)
+
+    def get(path: str, user: str | None = "viewer", **params):
+        headers = {}
+        if user:
+            role = None if user == "nobody" else user
+            headers["Authorization"] = (
+                f"Bearer {manager.generate_jwt(SimpleAuthManagerUser(username=user, role=role))}"
+            )
+        return client.get(f"{URL_PREFIX}{path}", headers=headers, params=params)
+
+    return get
+
+
+def ok(response) -> dict:
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_releases_newest_first_with_who_what_and_links(view):
+    page = ok(view("/api/releases"))
+    rows = {row["id"]: row for row in page["releases"]}
+    assert set(rows) == {SUCCESS, BREACH, MANUAL}, list(rows)
+    assert page["total"] == 3
+    starts = [row["started_at"] for row in page["releases"]]
+    assert starts == sorted(starts, reverse=True)
+    assert page["releases"][0]["id"] == BREACH  # captured last
+
+    success = rows[SUCCESS]
+    conf = RUNS[SUCCESS]["conf"]
+    assert success["version"] == "v1.1.0" and success["commit"] == conf["commit_sha"]
+    assert success["author"] == conf["author"] == "dave"
+    assert success["approvers"] == [a["id"] for a in RUNS[SUCCESS]["approvals"]["result"]["approvers"]]
+    assert len(success["approvers"]) == 2 and "dave" not in success["approvers"]
+    assert success["outcome"] == "succeeded" and success["duration_seconds"] > 0
+    run_id = RUNS[SUCCESS]["outcome"]["run_id"]
+    assert success["links"]["airflow_run"] == f"/dags/deploy_production/runs/{run_id}"
+    assert success["links"]["github_release"].endswith("/releases/tag/v1.1.0")
+    assert "cloudformation/home" in success["links"]["cloudformation_stack"]
+    assert success["links"]["amplify_job"].endswith(
+        f"/main-green/{RUNS[SUCCESS]['frontend']['amplify_job']['job_id']}"
+    )
+
+    assert rows[BREACH]["outcome"] == "rolled_back" and rows[BREACH]["rollback_status"] == "rolled_back"
+    manual = rows[MANUAL]
+    assert manual["kind"] == "manual_rollback" and manual["outcome"] == "rolled_back"
+    assert manual["version"] == "v1.0.0" and manual["rolled_back_version"] == "v1.1.0"
+    assert manual["author"] == "alice" and manual["links"]["airflow_run"].startswith(
+        "/dags/rollback_production/"
+    )
+
+    assert [r["id"] for r in ok(view("/api/releases", outcome="succeeded"))["releases"]] == [SUCCESS]
+    assert ok(view("/api/releases", limit=1, offset=1))["releases"][0]["id"] == page["releases"][1]["id"]
+
+
+def test_one_release_timeline_plan_approvals_watches_and_smoke_tests(view):
+    release = ok(view(f"/api/releases/{SUCCESS}"))
+    phases = [bar["phase"] for bar in release["timeline"]]
+    assert phases == [
+        "pre_deployment_validation",
+        "approval_wait",
+        "backup",
+        "infrastructure_validation",
+        "infrastructure",
+        "frontend",
+        "smoke_tests",
+        "monitoring",
+    ]
+    assert all(bar["seconds"] >= 0 for bar in release["timeline"])
+    assert release["plan"]["change_set"]["name"] == RUNS[SUCCESS]["plan"]["change_set"]["name"]
+    assert release["plan"]["risk"]["level"] == RUNS[SUCCESS]["plan"]["risk"]["level"]
+    assert [a["at"] for a in release["approvals"]] == [
+        a["at"] for a in RUNS[SUCCESS]["approvals"]["result"]["approvers"]
+    ]
+
+    watches = {w["name"]: w for w in release["watches"]}
+    assert list(watches) == ["traffic 10 %", "traffic 50 %", "traffic 100 %", "monitoring"]
+    for key, step in RUNS[SUCCESS]["frontend"]["steps"].items():
+        watch = watches[f"traffic {key} %"]
+        assert watch["outcome"] == "healthy" and len(watch["polls"]) == len(step["watch"]["verdicts"]) > 0
+        assert watch["thresholds"]["error_rate_percent"] > 0 and watch["thresholds"]["latency_ms"] > 0
+        poll = watch["polls"][0]
+        assert poll["at"] and poll["error_rate_percent"] is not None and poll["latency_ms"] > 0
+        assert poll["requests_per_second"] > 0
+    assert len(watches["monitoring"]["polls"]) == len(RUNS[SUCCESS]["monitoring"]["watch"]["verdicts"])
+    smoke = release["smoke_tests"]
+    assert smoke["passed"] is True and {c["name"] for c in smoke["checks"]} == set(
+        RUNS[SUCCESS]["smoke_tests"]["checks"]
+    )
+    assert release["rollback"] is None or release["rollback"]["status"] in (None, "not_needed")
+
+
+def test_breach_marked_and_rollback_steps_verified(view):
+    release = ok(view(f"/api/releases/{BREACH}"))
+    first = release["watches"][0]
+    assert first["name"] == "traffic 10 %" and first["outcome"] == "breach"
+    breached = [p for p in first["polls"] if p["outcome"] == "breach"]
+    assert breached and breached[0]["breaches"], first["polls"]
+    assert breached[0]["error_rate_percent"] > first["thresholds"]["error_rate_percent"]
+    assert "breach" not in [w["outcome"] for w in release["watches"][1:]]  # nothing moved past 10 %
+
+    rollback = release["rollback"]
+    assert rollback["status"] == "rolled_back" and rollback["verified"] is True
+    assert set(rollback["undone"]) == {"traffic", "stack", "frontend"}
+    steps = {s["name"]: s for s in rollback["steps"]}
+    assert {"traffic", "stack", "frontend", "verify"} <= set(steps)
+    assert all(steps[name]["status"] == "done" for name in ("traffic", "stack", "frontend"))
+    assert [b["phase"] for b in release["timeline"] if b["phase"].startswith("rollback")], release["timeline"]
+
+    manual = ok(view(f"/api/releases/{MANUAL}"))
+    assert manual["rollback"]["plan"]["requested_by"] == "alice" and manual["rollback"]["verified"] is True
+    assert manual["reason"] == RUNS[MANUAL]["outcome"]["reason"]
+
+
+def test_live_now_from_the_stack_route53_and_amplify(view):
+    live = ok(view("/api/live"))
+    assert live["errors"] == []
+    assert live["stack"]["version"] == "v1.0.0"  # the aws fixture's production
+    assert live["weights"] == {"blue": 100, "green": 0} and live["live_colour"] == "blue"
+    assert live["colours"]["blue"]["version"] == "v1.0.0" and live["colours"]["blue"]["weight"] == 100
+
+
+def test_dora_four_keys_over_the_captured_releases(view):
+    dora = ok(view("/api/dora", days=7, until=UNTIL))
+    # two deployments reached production: the success (rolled back by hand later) and the breach
+    assert dora["deployments"] == 2 and dora["failures"] == 2 and dora["manual_rollbacks"] == 1
+    assert dora["change_failure_rate"] == 1.0 and dora["bands"]["change_failure_rate"] == "low"
+    assert dora["deployment_frequency_per_day"] == round(2 / 7, 4)
+    assert dora["bands"]["deployment_frequency_per_day"] == "high"
+    assert 0 < dora["lead_time_seconds"] < 3600 and dora["bands"]["lead_time_seconds"] == "elite"
+    assert dora["lead_time_from_trigger"] == 1  # the one that reached 100 %; no GitHub here: from the trigger
+    assert 0 < dora["time_to_restore_seconds"] <= dora["time_to_verified_seconds"]
+    assert dora["band"] == "low"
+    assert len(dora["trend"]) == 7 and sum(b["deployments"] for b in dora["trend"]) == 2
+
+    quarter = ok(view("/api/dora", days=90, until=UNTIL))
+    assert len(quarter["trend"]) == 13 and quarter["deployments"] == 2
+    empty = ok(view("/api/dora", days=7, until="2026-11-01T00:00:00+00:00"))
+    assert empty["deployments"] == 0 and empty["band"] is None
+
+
+def test_a_user_who_may_not_read_deploy_production_sees_nothing(view):
+    paths = ["/", "/api/releases", "/api/live", "/api/dora", f"/api/releases/{SUCCESS}"]
+    for path in paths:
+        assert view(path, user="nobody").status_code == 403, path
+        assert view(path, user=None).status_code == 401, path
+        assert view(path, user="viewer").status_code == 200, path
+    assert view("/static/view.js", user=None).status_code == 200  # the script: no data in it
+
+
+def test_missing_record_and_a_release_still_running(view, aws, cfg):
+    assert view("/api/releases/v9.9.9/nope").status_code == 404
+    run = "manual__running"
+    aws["s3"].put_object(
+        Bucket=cfg.artifacts.bucket,
+        Key=f"deployments/v1.2.0/{run}/conf.json",
+        Body=json.dumps({**RUNS[SUCCESS]["conf"], "version": "v1.2.0", "run_id": run}).encode(),
+    )
+    row = next(r for r in ok(view("/api/releases"))["releases"] if r["id"] == f"v1.2.0/{run}")
+    assert row["outcome"] == "running" and row["duration_seconds"] is None and row["approvers"] == []
+    release = ok(view(f"/api/releases/v1.2.0/{run}"))
+    assert release["watches"] == [] and release["rollback"] is None and release["timeline"] == []
