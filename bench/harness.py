@@ -34,6 +34,7 @@ import requests
 from airflow_stack.client import TERMINAL_RUN_STATES, AirflowClient
 from airflow_stack.env import ADMIN, APPROVERS, CI_USER, DAG_ID, ROOT, Stack, passwords
 from airflow_stack.sandbox_process import SandboxProcess
+from airflow_stack.services import celery_services_missing, celery_stack, postgres_admin
 from airflow_stack.supervisor import Supervisor
 from deployment.config import DeploymentConfig, load_file
 
@@ -41,8 +42,6 @@ SANDBOX_CONFIG = ROOT / "include" / "config" / "sandbox.yaml"
 VERSION = "v1.1.0"
 AUTHOR = "dave"
 GATES = ("approval_gate.first_approval", "approval_gate.second_approval")
-POSTGRES = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
-REDIS_URL = "redis://127.0.0.1:6379/0"
 Log = Callable[[str], None]
 
 
@@ -206,16 +205,7 @@ def start_engine(executor: str, workdir: Path, box: BenchSandbox, log: Log) -> E
         token = secrets.token_hex(4)
         database = f"airflow_bench_{token}"
         postgres_admin(f"CREATE DATABASE {database}")
-        db = f"postgresql+psycopg2://{POSTGRES['user']}@{POSTGRES['host']}:{POSTGRES['port']}/{database}"
-        stack = Stack.with_free_ports(
-            home,
-            executor="CeleryExecutor",
-            database_url=db,
-            broker_url=REDIS_URL,
-            result_backend=f"db+{db}",
-            celery_queue=f"bench-{token}",
-            **common,
-        )
+        stack = celery_stack(home, database, f"bench-{token}", **common)
     else:
         stack = Stack.with_free_ports(home, **common)
     supervisor = Supervisor(stack)
@@ -243,38 +233,6 @@ def stop_engine(engine: Engine, log: Log) -> None:
     finally:
         if engine.database:
             postgres_admin(f"DROP DATABASE IF EXISTS {engine.database} WITH (FORCE)")
-
-
-def celery_services_missing() -> list[str]:
-    import socket
-
-    import psycopg2
-
-    missing = []
-    try:
-        psycopg2.connect(dbname="postgres", connect_timeout=3, **POSTGRES).close()
-    except psycopg2.Error as exc:
-        missing.append(f"PostgreSQL at {POSTGRES['host']}:{POSTGRES['port']}: {str(exc).strip()}")
-    try:
-        with socket.create_connection(("127.0.0.1", 6379), timeout=3) as sock:
-            sock.sendall(b"PING\r\n")
-            if not sock.recv(16).startswith(b"+PONG"):
-                missing.append("Redis at 127.0.0.1:6379: no PONG")
-    except OSError as exc:
-        missing.append(f"Redis at 127.0.0.1:6379: {exc}")
-    return missing
-
-
-def postgres_admin(sql: str) -> None:
-    import psycopg2
-
-    conn = psycopg2.connect(dbname="postgres", **POSTGRES)
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cur:
-            cur.execute(sql)
-    finally:
-        conn.close()
 
 
 # ------------------------------------------------------------------------------------ releases

@@ -92,17 +92,20 @@ def _summary(results: dict[str, Any], engines: dict[str, dict[str, Any]]) -> lis
     def per_engine(label: str, value) -> None:
         rows.append([label, *[value(engines.get(n) or {}) for n in names]])
 
-    per_engine(
-        "critical-path tasks of a successful release",
-        lambda e: _n(figures.median(r["overhead"]["critical_path_tasks"] for r in _releases(e)), 0),
-    )
-    per_engine(
+    def per_release_median(label: str, key: str, digits: int) -> None:
+        per_engine(label, lambda e: _n(figures.median(r["overhead"][key] for r in _releases(e)), digits))
+
+    def per_api_run(label: str, value) -> None:  # the engine's first run with metric watches
+        per_engine(label, lambda e: "; ".join(value(r["api_calls"]) for r in _api_runs(e)[:1]))
+
+    per_release_median("critical-path tasks of a successful release", "critical_path_tasks", 0)
+    per_release_median(
         "overhead per critical-path task, s (wall − configured waits − approvers' time)",
-        lambda e: _n(figures.median(r["overhead"]["overhead_per_task_seconds"] for r in _releases(e)), 2),
+        "overhead_per_task_seconds", 2,
     )
-    per_engine(
+    per_release_median(
         "… also less the sandbox's emulated stack update and Amplify build, s",
-        lambda e: _n(figures.median(r["overhead"]["net_overhead_per_task_seconds"] for r in _releases(e)), 2),
+        "net_overhead_per_task_seconds", 2,
     )
     for restore in _restores(engines):
         r = restore["restore"]
@@ -138,28 +141,18 @@ def _summary(results: dict[str, Any], engines: dict[str, dict[str, Any]]) -> lis
         "every wait deferred or awaiting input (none running)",
         lambda e: _n((e.get("long_waits") or {}).get("worker_time", {}).get("every_wait_parked")),
     )
-    per_engine(
+    per_api_run(
         "AWS calls per poll while a metric watch runs (GetMetricData per poll)",
-        lambda e: "; ".join(
-            f"{_n(r['api_calls']['calls_per_poll'], 2)} ({_n(r['api_calls']['get_metric_data_per_poll'], 2)})"
-            for r in _api_runs(e)[:1]
-        ),
+        lambda a: f"{_n(a['calls_per_poll'], 2)} ({_n(a['get_metric_data_per_poll'], 2)})",
     )
-    per_engine(
+    per_api_run(
         "… the same at production's poll interval, calls per minute",
-        lambda e: "; ".join(
-            f"{_n(r['api_calls'].get('calls_per_minute_at_production_poll'))} at one poll per "
-            f"{_n(r['api_calls'].get('production_poll_interval_seconds'), 0)} s"
-            for r in _api_runs(e)[:1]
-        ),
+        lambda a: f"{_n(a.get('calls_per_minute_at_production_poll'))} at one poll per "
+        f"{_n(a.get('production_poll_interval_seconds'), 0)} s",
     )
-    per_engine(
+    per_api_run(
         "AWS calls per minute while a metric watch runs",
-        lambda e: "; ".join(
-            f"{_n(r['api_calls']['calls_per_minute'])} at one poll per "
-            f"{r['api_calls']['poll_interval_seconds']:g} s"
-            for r in _api_runs(e)[:1]
-        ),
+        lambda a: f"{_n(a['calls_per_minute'])} at one poll per {a['poll_interval_seconds']:g} s",
     )
     return ["## Summary", "", *_table(["figure", *names], rows)]
 

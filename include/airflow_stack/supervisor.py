@@ -2,22 +2,27 @@
 
 Each component runs in its own session (``start_new_session``), with its output in
 ``<home>/processes/<name>.log``. Task processes put themselves in process groups
-of their own but stay in their component's session, so stopping signals every
-process of each session, not just a group, and then checks that none is left.
+of their own, and a component's helpers (the log server, LocalExecutor's workers)
+outlive their parent when it stops first, re-parented to init: a process the stack
+caused is one in a component's session or below a component in the process tree
+(psutil finds both), and stopping signals all of them, then checks that none is left.
 The pids are kept in ``<home>/stack.json`` so another process can stop the stack.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
 import requests
 
 from airflow_stack.env import DAG_ID, Stack, airflow_env, passwords
@@ -42,38 +47,30 @@ def tail(path: Path, lines: int = 40) -> str:
         return f"({path} does not exist)"
 
 
-def _session_members(sid: int) -> list[int]:
-    """Live (non-zombie) processes of session ``sid``."""
-    members = []
-    if Path("/proc").is_dir():
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            fields = stat.rsplit(")", 1)[1].split()
-            if fields[0] != "Z" and int(fields[3]) == sid:
-                members.append(int(entry.name))
-        return members
-    out = subprocess.run(["ps", "-A", "-o", "pid=,stat="], capture_output=True, text=True).stdout
-    for line in out.splitlines():
-        pid, state = line.split(None, 1)
+def caused_by(leaders: Iterable[int]) -> list[psutil.Process]:
+    """Live processes that the components led by ``leaders`` caused (leaders included): the
+    members of their sessions and every descendant of those, whoever their parent is now."""
+    sessions = set(leaders)
+    found: dict[int, psutil.Process] = {}
+    for proc in psutil.process_iter(["status"]):
         try:
-            if not state.startswith("Z") and os.getsid(int(pid)) == sid:
-                members.append(int(pid))
-        except OSError:
+            if proc.info["status"] != psutil.STATUS_ZOMBIE and os.getsid(proc.pid) in sessions:
+                found[proc.pid] = proc
+        except (psutil.Error, OSError):
             continue
-    return members
-
-
-def _signal_session(sid: int, sig: int) -> None:
-    for pid in _session_members(sid):
+    for proc in list(found.values()):
         try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            pass
+            found.update((child.pid, child) for child in proc.children(recursive=True)
+                         if child.status() != psutil.STATUS_ZOMBIE)
+        except psutil.Error:
+            continue
+    return list(found.values())
+
+
+def _signal(procs: Iterable[psutil.Process], sig: int) -> None:
+    for proc in procs:
+        with contextlib.suppress(psutil.Error):
+            proc.send_signal(sig)
 
 
 @dataclass
@@ -117,17 +114,30 @@ class Supervisor:
         self.migrate()
         try:
             for name, command in self.stack.components().items():
-                log = self.stack.logs_dir / f"{name}.log"
-                with log.open("ab") as out:
-                    proc = subprocess.Popen([airflow_bin(), *command], env=self.env, stdout=out,
-                                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                            cwd=self.stack.root, start_new_session=True)
-                self._popen[name] = proc
-                self.running[name] = Running(name, proc.pid, log)
-                self._save()
+                self.launch(name, [airflow_bin(), *command])
         except BaseException:
             self.stop()
             raise
+
+    def launch(self, name: str, argv: list[str]) -> Running:
+        """Start one component, leading a session of its own, with the stack's environment."""
+        self.stack.logs_dir.mkdir(parents=True, exist_ok=True)
+        log = self.stack.logs_dir / f"{name}.log"
+        with log.open("ab") as out:
+            proc = subprocess.Popen(argv, env=self.env, stdout=out, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, cwd=self.stack.root, start_new_session=True)
+        self._popen[name] = proc
+        self.running[name] = Running(name, proc.pid, log)
+        self._save()
+        return self.running[name]
+
+    def restart(self, name: str, sig: int = signal.SIGKILL, timeout: float = 30) -> Running:
+        """Kill one component and everything it started (``sig``: a crash by default), then start it again."""
+        procs = caused_by([self.running[name].pid])
+        _signal(procs, sig)
+        psutil.wait_procs(procs, timeout=timeout)
+        self._reap()
+        return self.launch(name, [airflow_bin(), *self.stack.components()[name]])
 
     def _save(self) -> None:
         state = {
@@ -154,7 +164,7 @@ class Supervisor:
             if proc is not None:
                 if proc.poll() is not None:
                     gone[name] = proc.returncode
-            elif not _session_members(run.pid):
+            elif not caused_by([run.pid]):
                 gone[name] = None
         return gone
 
@@ -194,21 +204,30 @@ class Supervisor:
                             timeout=5).status_code == 200
 
     def stop(self, timeout: float = 30) -> None:
-        """SIGTERM every process of every component, SIGKILL what is left, check that none remains."""
-        sessions = [r.pid for r in self.running.values()]
-        for sid in sessions:
-            _signal_session(sid, signal.SIGTERM)
+        """SIGTERM every process the stack caused, SIGKILL what is left, check that none remains.
+
+        Processes are remembered once seen, so one that left its session and lost its parent
+        while the others were stopping is still signalled."""
+        leaders = [r.pid for r in self.running.values()]
+        known: dict[int, psutil.Process] = {}
+
+        def alive() -> list[psutil.Process]:
+            known.update((p.pid, p) for p in caused_by(leaders))
+            return [p for p in known.values() if _alive(p)]
+
+        termed: set[int] = set()
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and any(_session_members(s) for s in sessions):
+        while (procs := alive()) and time.monotonic() < deadline:
+            _signal([p for p in procs if p.pid not in termed], signal.SIGTERM)  # once each
+            termed.update(p.pid for p in procs)
             self._reap()
-            time.sleep(0.2)
-        for sid in sessions:
-            _signal_session(sid, signal.SIGKILL)
-        time.sleep(0.2)
+            psutil.wait_procs(procs, timeout=0.5)
+        _signal(alive(), signal.SIGKILL)
         self._reap(wait=True)
-        left = {s: _session_members(s) for s in sessions if _session_members(s)}
-        if left:
-            raise StackError(f"processes left after SIGKILL (session: pids): {left}")
+        psutil.wait_procs(alive(), timeout=5)
+        if left := alive():
+            raise StackError("processes left after SIGKILL: "
+                             + ", ".join(f"{p.pid} {_name(p)}" for p in left))
         self.running.clear()
         self._popen.clear()
         self.state_file.unlink(missing_ok=True)
@@ -219,3 +238,17 @@ class Supervisor:
                 proc.wait(timeout=5) if wait else proc.poll()
             except subprocess.TimeoutExpired:
                 pass
+
+
+def _alive(proc: psutil.Process) -> bool:
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def _name(proc: psutil.Process) -> str:
+    try:
+        return " ".join(proc.cmdline()) or proc.name()
+    except psutil.Error:
+        return "?"

@@ -7,25 +7,14 @@ queue of its own. Without them it is skipped, unless REQUIRE_CELERY_STACK=1 (CI)
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterator
 
 import pytest
-from _e2e import (
-    approve,
-    celery_services_missing,
-    celery_stack,
-    clients,
-    fresh_world,
-    postgres_admin,
-    release_conf,
-    require_celery_stack,
-    start_stack,
-    stop_stack,
-)
+from _e2e import approve, clients, fresh_world, release_conf, require_celery_stack, start_stack, stop_stack
 
 from airflow_stack.client import AirflowClient
 from airflow_stack.env import CI_USER, Stack
+from airflow_stack.services import celery_services_missing, celery_stack, scratch_database
 
 pytestmark = pytest.mark.e2e
 
@@ -37,10 +26,7 @@ def celery(tmp_path_factory, sandbox) -> Iterator[tuple[Stack, dict[str, Airflow
         if require_celery_stack():
             pytest.fail(message + " (REQUIRE_CELERY_STACK=1)")
         pytest.skip(message)
-    token = secrets.token_hex(4)
-    database = f"airflow_e2e_{token}"
-    postgres_admin(f"CREATE DATABASE {database}")
-    try:
+    with scratch_database("airflow_e2e") as (database, token):
         stack = celery_stack(tmp_path_factory.mktemp("airflow-celery"), database, f"e2e-{token}",
                              sandbox.connections())
         supervisor = start_stack(stack)
@@ -50,8 +36,6 @@ def celery(tmp_path_factory, sandbox) -> Iterator[tuple[Stack, dict[str, Airflow
             yield stack, users
         finally:
             stop_stack(supervisor)
-    finally:
-        postgres_admin(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
 
 
 def test_release_approved_by_two_users_succeeds_on_celery(celery):

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from _e2e import celery_stack
 
 from airflow_stack.compose import compose_stack, render_text
 from airflow_stack.env import APPROVERS, ROOT, airflow_settings
+from airflow_stack.services import celery_stack
 
 COMPOSE_FILE = ROOT / "docker-compose.yaml"
 AIRFLOW_SERVICES = {

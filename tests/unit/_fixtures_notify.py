@@ -8,9 +8,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from _wsgi import serve
 
 from tests.sandbox._servers import free_port
+from tests.sandbox._servers import serving as serve
 
 
 @pytest.fixture

@@ -5,10 +5,8 @@ pytest only loads ``conftest.py``; test modules import these names explicitly.
 
 from __future__ import annotations
 
-import json
 import threading
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import boto3
 import pytest
@@ -17,6 +15,7 @@ from moto.server import ThreadedMotoServer
 
 from deployment.config import load_config
 from tests.sandbox._servers import free_port
+from tests.unit._aws import aws_connection, weighted
 
 VERSION = "v1.1.0"
 RUN_ID = "manual__2026-01-02T03:04:05+00:00"
@@ -30,17 +29,6 @@ def moto_url():
     server.start()
     yield f"http://127.0.0.1:{port}"
     server.stop()
-
-
-def weighted(cfg, colour: str, weight: int) -> dict[str, Any]:
-    return {
-        "Name": cfg.traffic.record_name,
-        "Type": cfg.traffic.record_type,
-        "SetIdentifier": colour,
-        "Weight": weight,
-        "TTL": cfg.traffic.ttl,
-        "ResourceRecords": [{"Value": f"{cfg.amplify.branches[colour]}.{cfg.amplify.app_id}.amplifyapp.com"}],
-    }
 
 
 def put_traffic(
@@ -99,14 +87,7 @@ def aws_server(moto_url, monkeypatch):
     """A reset moto server behind the config's AWS connection: bucket, zone with blue live, clients."""
     cfg = load_config("sandbox")
     requests.post(f"{moto_url}/moto-api/reset", timeout=5).raise_for_status()
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        monkeypatch.setenv(name, "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", cfg.region)
-    extra = {"region_name": cfg.region, "endpoint_url": moto_url}
-    monkeypatch.setenv(
-        f"AIRFLOW_CONN_{cfg.connections.aws.upper()}",
-        json.dumps({"conn_type": "aws", "login": "testing", "password": "testing", "extra": extra}),
-    )
+    aws_connection(cfg, monkeypatch, endpoint_url=moto_url)
     session = boto3.session.Session(
         aws_access_key_id="testing", aws_secret_access_key="testing", region_name=cfg.region
     )

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
 
 import pytest
+from _aws import aws_connection, weighted
 from _release import PREVIOUS, RUN_ID, VERSION
-from _wsgi import serve
 
 from deployment.config import load_config
+from tests.sandbox._servers import serving as serve
 
 
 @pytest.fixture
@@ -45,27 +45,13 @@ def _stack_parameters(cfg, version: str) -> list[dict[str, str]]:
     return [{"ParameterKey": k, "ParameterValue": v} for k, v in release_parameters(cfg, version).items()]
 
 
-def _weighted(cfg, colour: str, weight: int) -> dict[str, Any]:
-    return {
-        "Name": cfg.traffic.record_name,
-        "Type": cfg.traffic.record_type,
-        "SetIdentifier": colour,
-        "Weight": weight,
-        "TTL": cfg.traffic.ttl,
-        "ResourceRecords": [{"Value": f"{cfg.amplify.branches[colour]}.{cfg.amplify.app_id}.amplifyapp.com"}],
-    }
-
-
 @pytest.fixture
 def moto(cfg, monkeypatch):
     """In-process moto behind the AWS connection, with the artifacts bucket (enough for the record)."""
     import boto3
     from moto import mock_aws
 
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
-        monkeypatch.setenv(name, "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", cfg.region)
-    _aws_connection(cfg, monkeypatch, {})
+    aws_connection(cfg, monkeypatch, service_config={})
     with mock_aws():
         session = boto3.session.Session(region_name=cfg.region)
         session.client("s3").create_bucket(
@@ -74,20 +60,12 @@ def moto(cfg, monkeypatch):
         yield session
 
 
-def _aws_connection(cfg, monkeypatch, service_config: dict[str, Any]) -> None:
-    extra = {"region_name": cfg.region, "service_config": service_config}
-    monkeypatch.setenv(
-        f"AIRFLOW_CONN_{cfg.connections.aws.upper()}",
-        json.dumps({"conn_type": "aws", "login": "testing", "password": "testing", "extra": extra}),
-    )
-
-
 @pytest.fixture
 def aws(cfg, moto, amplify_emulator, monkeypatch):
     """The seeded production in moto + the Amplify emulator; yields boto3 clients and the emulator."""
     from deployment.cloudformation import template_body
 
-    _aws_connection(cfg, monkeypatch, {"amplify": {"endpoint_url": amplify_emulator["url"]}})
+    aws_connection(cfg, monkeypatch, service_config={"amplify": {"endpoint_url": amplify_emulator["url"]}})
     session = moto
     cfn = session.client("cloudformation")
     cfn.create_stack(
@@ -102,8 +80,8 @@ def aws(cfg, moto, amplify_emulator, monkeypatch):
         HostedZoneId=zone["Id"],
         ChangeBatch={
             "Changes": [
-                {"Action": "CREATE", "ResourceRecordSet": _weighted(cfg, "blue", 100)},
-                {"Action": "CREATE", "ResourceRecordSet": _weighted(cfg, "green", 0)},
+                {"Action": "CREATE", "ResourceRecordSet": weighted(cfg, "blue", 100)},
+                {"Action": "CREATE", "ResourceRecordSet": weighted(cfg, "green", 0)},
             ]
         },
     )

@@ -1,0 +1,77 @@
+"""This machine's PostgreSQL and Redis, and the CeleryExecutor stack that runs on them.
+
+The Celery end-to-end test and the benchmark both start that stack; each gets a
+database of its own (created and dropped here) and a queue of its own on the shared Redis.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+from airflow_stack.env import Stack
+
+POSTGRES = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}  # trust authentication
+REDIS = ("127.0.0.1", 6379)
+REDIS_URL = f"redis://{REDIS[0]}:{REDIS[1]}/0"
+
+
+def postgres_url(database: str) -> str:
+    return f"postgresql+psycopg2://{POSTGRES['user']}@{POSTGRES['host']}:{POSTGRES['port']}/{database}"
+
+
+def celery_stack(home: Path, database: str, queue: str, connections: Mapping[str, str], **kwargs) -> Stack:
+    """A CeleryExecutor stack on ``database`` and ``queue``: docker-compose.yaml's settings, here."""
+    db = postgres_url(database)
+    return Stack.with_free_ports(home, executor="CeleryExecutor", database_url=db, broker_url=REDIS_URL,
+                                 result_backend=f"db+{db}", celery_queue=queue, connections=connections,
+                                 **kwargs)
+
+
+def celery_services_missing() -> list[str]:
+    """What of PostgreSQL and Redis does not answer here, described."""
+    import socket
+
+    import psycopg2
+
+    missing = []
+    try:
+        psycopg2.connect(dbname="postgres", connect_timeout=3, **POSTGRES).close()
+    except psycopg2.Error as exc:
+        missing.append(f"PostgreSQL at {POSTGRES['host']}:{POSTGRES['port']} (user postgres, trust auth): "
+                       f"{str(exc).strip()}")
+    try:
+        with socket.create_connection(REDIS, timeout=3) as sock:
+            sock.sendall(b"PING\r\n")
+            if not sock.recv(16).startswith(b"+PONG"):
+                missing.append(f"Redis at {REDIS[0]}:{REDIS[1]}: no PONG")
+    except OSError as exc:
+        missing.append(f"Redis at {REDIS[0]}:{REDIS[1]}: {exc}")
+    return missing
+
+
+def postgres_admin(sql: str) -> None:
+    """Run one statement on the ``postgres`` database, outside a transaction (CREATE/DROP DATABASE)."""
+    import psycopg2
+
+    conn = psycopg2.connect(dbname="postgres", **POSTGRES)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql)
+    finally:
+        conn.close()
+
+
+@contextlib.contextmanager
+def scratch_database(prefix: str) -> Iterator[tuple[str, str]]:
+    """A new database and a token for naming the queue beside it; the database is dropped afterwards."""
+    token = secrets.token_hex(4)
+    database = f"{prefix}_{token}"
+    postgres_admin(f"CREATE DATABASE {database}")
+    try:
+        yield database, token
+    finally:
+        postgres_admin(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
