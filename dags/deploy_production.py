@@ -22,7 +22,7 @@ from deployment.groups.frontend import deploy_frontend_group
 from deployment.groups.infra_validation import validate_infrastructure_group
 from deployment.groups.infrastructure import deploy_infrastructure_group
 from deployment.groups.monitoring import monitoring_group
-from deployment.groups.notify import announce_emergency, notify_group
+from deployment.groups.notify import announce_emergency, announce_failure, notify_group
 from deployment.groups.release import record_release
 from deployment.groups.rollback import finalize_task, no_concurrent_run, rollback_group
 from deployment.groups.smoke import smoke_tests_group
@@ -71,7 +71,9 @@ def deploy_production():
         for phase_task in phase.iter_tasks():
             phase_task >> rollback_first
 
-    [notify, rollback, emergency] >> finalize_task(CONFIG)
+    failure = announce_failure()
+    [notify, rollback] >> failure
+    [notify, rollback, emergency, failure] >> finalize_task(CONFIG)
 
 
 deploy_production()

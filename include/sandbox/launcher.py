@@ -2,7 +2,7 @@
 
 Ports from the base port B: B+0 AWS (moto + Amplify + CloudFormation layer),
 B+1 GitHub, B+2 Slack webhooks, B+3 status page, B+4 SMTP, B+5 app blue,
-B+6 app green, B+7 control API. Each HTTP service is a werkzeug server in a
+B+6 app green, B+7 control API, B+8 PagerDuty Events API. Each HTTP service is a werkzeug server in a
 thread; SMTP is aiosmtpd's controller thread; the traffic simulator has its
 own. :class:`Sandbox` is what ``python -m sandbox run`` and the tests'
 :func:`sandbox.testing.running_sandbox` start.
@@ -28,6 +28,7 @@ from sandbox.aws import AwsFront
 from sandbox.control import ControlApi
 from sandbox.faults import Faults
 from sandbox.github import GitHubEmulator
+from sandbox.pagerduty import PagerDutyEvents
 from sandbox.recorder import Recorder
 from sandbox.seed import CREDENTIALS, seed_aws, seed_github
 from sandbox.slack import SlackWebhooks
@@ -49,9 +50,11 @@ PORT_OFFSETS = {
     "app_blue": 5,
     "app_green": 6,
     "control": 7,
+    "pagerduty": 8,
 }
 GITHUB_TOKEN = "sandbox-github-token"
 STATUSPAGE_KEY = "sandbox-statuspage-key"
+PAGERDUTY_ROUTING_KEY = "sandboxpagerdutyroutingkey000001"  # 32 characters, as PagerDuty's are
 _one_per_process = threading.Lock()  # moto's state is global to the process
 SLACK_PATHS = {"team": "T0SANDBOX/B0TEAM/sandbox-team", "company": "T0SANDBOX/B0COMPANY/sandbox-company"}
 
@@ -121,6 +124,7 @@ class Sandbox:
         self.github: GitHubEmulator | None = None
         self.statuspage: StatusPage | None = None
         self.slack: SlackWebhooks | None = None
+        self.pagerduty: PagerDutyEvents | None = None
         self.apps: dict[str, ColourApp] = {}
         self._github_app = _Swappable(None)
         self._statuspage_app = _Swappable(None)
@@ -143,6 +147,8 @@ class Sandbox:
             self.slack = self._slack_app()
             self._serve("slack", self.slack)
             self._serve("statuspage", self._statuspage_app)
+            self.pagerduty = PagerDutyEvents([PAGERDUTY_ROUTING_KEY], faults=self.faults)
+            self._serve("pagerduty", self.pagerduty)
             for colour in ("blue", "green"):
                 self.apps[colour] = self._colour_app(colour)
                 self._serve(f"app_{colour}", self.apps[colour])
@@ -188,6 +194,7 @@ class Sandbox:
             "github": self.github,
             "slack": self.slack,
             "statuspage": self.statuspage,
+            "pagerduty": self.pagerduty,
             "smtp": self._smtp,
             "app_blue": self.apps.get("blue"),
             "app_green": self.apps.get("green"),
@@ -250,6 +257,8 @@ class Sandbox:
                 "extra": {"disable_ssl": True, "disable_tls": True, "from_email": notes.email_from},
             },
             ids.statuspage: {**http, "host": self.endpoints["statuspage"], "password": STATUSPAGE_KEY},
+            ids.pagerduty: {"conn_type": "pagerduty_events", "host": self.endpoints["pagerduty"],
+                            "password": PAGERDUTY_ROUTING_KEY},
             ids.app_blue: {**http, "host": self.endpoints["app_blue"], **SMOKE_ACCOUNT},
             ids.app_green: {**http, "host": self.endpoints["app_green"], **SMOKE_ACCOUNT},
         }

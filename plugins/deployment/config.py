@@ -44,6 +44,8 @@ class Connections(_Model):
     statuspage: str
     app_blue: str
     app_green: str
+    # PagerDuty Events API v2: the integration's routing key as password; host the API's base URL.
+    pagerduty: str = "pagerduty_events"
 
     def app(self, colour: Colour) -> str:
         return self.app_blue if colour == "blue" else self.app_green

@@ -31,7 +31,7 @@ def test_guard_comes_first_and_outcome_last(dag):
     assert guard.downstream_task_ids == {"plan"}
     assert dag.task_dict["plan"].downstream_task_ids == {
         "restore_traffic", "restore_stack", "restore_frontend", "verify", "record_rollback",
-        "page_oncall_slack", "incident_email", "statuspage_incident",
+        "page_oncall_slack", "incident_email", "statuspage_incident", "page_oncall_pagerduty",
     }
     leaves = [t.task_id for t in dag.tasks if not t.downstream_task_ids]
     assert leaves == ["record_outcome"]

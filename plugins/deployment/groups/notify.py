@@ -184,3 +184,45 @@ def announce_emergency():
         return send_once(ledger, "emergency", send)
 
     return _announce()
+
+
+FAILURE_TASK_ID = "announce_failure"
+
+
+def announce_failure():
+    """"Deployment failed" when a release stopped before changing anything; the status page back to normal.
+
+    Wire it after ``notify`` and ``rollback`` and before ``record_outcome`` (trigger rule
+    ``all_done``). It skips a healthy release, and a failed one that changed production:
+    the rollback's own notices tell that story.
+    """
+
+    @task(task_id=FAILURE_TASK_ID, trigger_rule=TriggerRule.ALL_DONE, retries=RETRIES,
+          retry_delay=timedelta(seconds=5), doc_md=announce_failure.__doc__)
+    def _announce() -> dict[str, Any]:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from deployment.groups.rollback import failed_release_tasks, task_states
+        from deployment.ledger import now_iso
+        from deployment.notifications import StatusPage, failure_cause, render, run_url, send_once, send_slack
+
+        context, cfg, ledger, conf = _run()
+        states = task_states(context)
+        failed = failed_release_tasks(states)
+        if not failed:
+            raise AirflowSkipException("the release did not fail")
+        rollback = ledger.read("rollback") or {}
+        if rollback and rollback.get("status") != "not_needed":
+            raise AirflowSkipException(f"production was changed (rollback {rollback.get('status')}): "
+                                       "the rollback's notices tell")
+        detail = failure_cause(failed, ledger.read("approvals"))
+        text = render("slack_failed.md.j2", cfg=cfg, version=conf["version"], detail=detail,
+                      url=run_url(cfg, context["ti"].dag_id, context["run_id"]))
+        sent = send_once(ledger, "notifications.failed", lambda: send_slack(cfg.connections.slack_team, text))
+        if (ledger.read("notifications.statuspage_maintenance") or {}).get("status") == "sent":
+            page = StatusPage(cfg).set_component("operational")
+            ledger.write("notifications.statuspage_maintenance",
+                         {"status": "resolved", "resolved_at": now_iso(), "component_status": page["status"]})
+        return {"cause": detail, "slack": sent.get("status")}
+
+    return _announce()

@@ -27,7 +27,7 @@ GROUP_ID = "rollback"
 FINALIZE_TASK_ID = "record_outcome"
 MANUAL_RECORD_FOLDER = "manual-rollbacks"
 # Tasks whose failure does not make the release a failure.
-NOT_RELEASE_TASKS = ("notify.", f"{GROUP_ID}.", FINALIZE_TASK_ID, "announce_emergency")
+NOT_RELEASE_TASKS = ("notify.", f"{GROUP_ID}.", FINALIZE_TASK_ID, "announce_emergency", "announce_failure")
 FAILED_STATES = {"failed", "upstream_failed"}
 STEPS = ("traffic", "stack", "frontend")
 
@@ -272,8 +272,10 @@ def rollback_steps(plan_task) -> list:
     frontend = restore_frontend_task()
     check = verify_task()
     record = record_rollback_task()
+    from deployment.notifications import rollback_page
+
     notices = [_urgent("page_oncall_slack", _slack), _urgent("incident_email", _email),
-               _urgent("statuspage_incident", _statuspage)]
+               _urgent("statuspage_incident", _statuspage), _urgent("page_oncall_pagerduty", rollback_page)]
     plan_task >> traffic
     [plan_task, traffic] >> stack
     [plan_task, traffic] >> frontend

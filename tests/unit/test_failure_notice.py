@@ -1,0 +1,62 @@
+""""Deployment failed" for a release that stopped before changing anything, and only then."""
+
+from __future__ import annotations
+
+import pytest
+from _fixtures_notify import statuspage  # noqa: F401,F811 - fixture
+from _release import AUTHOR, COMMIT, RUN_ID, VERSION
+from airflow.sdk import DAG
+from airflow.sdk.exceptions import AirflowSkipException
+from airflow.sdk.execution_time.context import set_current_context
+
+from deployment.groups.notify import announce_failure
+
+PARAMS = {"version": VERSION, "commit_sha": COMMIT, "author": AUTHOR, "emergency": {}}
+
+
+class RunTI:
+    dag_id = "deploy_production"
+
+    def __init__(self, states: dict[str, str]) -> None:
+        self.states = states
+
+    def get_task_states(self, dag_id, run_ids):
+        return {RUN_ID: self.states}
+
+
+def _run(states: dict[str, str]):
+    with DAG("deploy_production", schedule=None):
+        task = announce_failure()
+    ti = RunTI(states)
+    with set_current_context({"params": PARAMS, "run_id": RUN_ID, "ti": ti, "task_instance": ti}):
+        return task.operator.python_callable()
+
+
+def test_a_rejection_is_announced_with_its_cause_and_the_page_restored(cfg, record, slack, statuspage):  # noqa: F811
+    record.write("approvals", {"approval_gate.first_approval": {
+        "decision": "rejected", "user_id": "carol", "user_name": "<!channel> Carol"}})
+    record.write("notifications.statuspage_maintenance", {"status": "sent"})
+    result = _run({"approval_gate.first_approval": "failed", "backup.backup_stack": "upstream_failed"})
+    (message,) = slack.recorder.list()
+    text = message["text"]
+    assert "did not reach sandbox" in text and "Nothing in production was changed" in text
+    assert "approval_gate.first_approval rejected by &lt;!channel&gt; Carol" in message["text"]
+    assert "<!channel>" not in message["text"]
+    assert result["cause"].startswith("failed: approval_gate.first_approval, backup.backup_stack")
+    assert record.read("notifications.statuspage_maintenance")["status"] == "resolved"
+    _run({"approval_gate.first_approval": "failed"})  # a retry sends nothing more
+    assert len(slack.recorder.list()) == 1
+
+
+@pytest.mark.parametrize(
+    ("states", "rollback"),
+    [({"notify.slack_team": "failed"}, None),
+     ({"smoke_tests.content_creation": "failed"}, {"status": "rolled_back"})],
+    ids=["healthy-release", "changed-production"],
+)
+def test_nothing_is_announced_otherwise(cfg, record, slack, states, rollback):
+    if rollback:
+        record.write("rollback", rollback)
+    with pytest.raises(AirflowSkipException):
+        _run(states)
+    assert slack.recorder.list() == []
