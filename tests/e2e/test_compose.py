@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from airflow_stack.compose import compose_stack, render_text
+from airflow_stack.compose import GENERATE_SECRETS, SECRET_SETTINGS, SECRETS_FILE, compose_stack, render_text
 from airflow_stack.env import APPROVERS, ROOT, airflow_settings
 from airflow_stack.services import celery_stack
 
@@ -49,7 +49,7 @@ def test_services_of_the_multi_node_stack(compose):
     assert "FROM apache/airflow:3.3.2-python3.11" in dockerfile
 
 
-def test_airflow_services_run_celery_on_postgres_and_redis_with_one_jwt_secret(compose):
+def test_airflow_services_run_celery_on_postgres_and_redis_with_generated_secrets(compose):
     envs = [compose["services"][name]["environment"] for name in [*AIRFLOW_SERVICES, "airflow-init"]]
     for env in envs:
         assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
@@ -59,8 +59,31 @@ def test_airflow_services_run_celery_on_postgres_and_redis_with_one_jwt_secret(c
         assert env["DEPLOYMENT_CONFIG"] == "sandbox"
         users = dict(u.split(":") for u in env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"].split(","))
         assert set(APPROVERS) <= set(users) and users["admin"] == "admin"
-    for key in ("AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__CORE__FERNET_KEY"):
-        assert len({env[key] for env in envs}) == 1, f"{key} must be shared by every component"
+    assert not any(key in env for env in envs for key in SECRET_SETTINGS), "no secret is in the file"
+    for name in [*AIRFLOW_SERVICES, "airflow-init"]:
+        assert f". {SECRETS_FILE}" in compose["services"][name]["entrypoint"][2], name
+    assert compose["services"]["airflow-init"]["entrypoint"][2].startswith(GENERATE_SECRETS)
+
+
+def test_published_ports_bind_loopback_only(compose):
+    published = [port for service in compose["services"].values() for port in service.get("ports", [])]
+    assert published and all(port.startswith("127.0.0.1:") for port in published), published
+
+
+def test_secrets_are_generated_once_private_and_valid(tmp_path):
+    import base64
+    import os
+    import stat
+
+    script = GENERATE_SECRETS.replace(str(SECRETS_FILE), str(tmp_path / "secrets.env"))
+    subprocess.run(["bash", "-c", script], check=True)
+    first = (tmp_path / "secrets.env").read_text()
+    subprocess.run(["bash", "-c", script], check=True)
+    assert (tmp_path / "secrets.env").read_text() == first, "a restart keeps the secrets"
+    assert stat.S_IMODE(os.stat(tmp_path / "secrets.env").st_mode) == 0o600
+    values = dict(line.split("=", 1) for line in first.splitlines())
+    assert set(values) == set(SECRET_SETTINGS) and len(values["AIRFLOW__API_AUTH__JWT_SECRET"]) == 64
+    assert len(base64.urlsafe_b64decode(values["AIRFLOW__CORE__FERNET_KEY"])) == 32
 
 
 def test_code_is_mounted_and_services_start_in_order(compose):
@@ -81,7 +104,7 @@ def test_same_settings_and_commands_as_the_celery_e2e_stack(compose, e2e_stack):
     deployed = compose_stack()
     for service, component in AIRFLOW_SERVICES.items():
         env = compose["services"][service]["environment"]
-        assert set(env) == set(tested) - _fast_only(e2e_stack), service
+        assert set(env) == set(tested) - _fast_only(e2e_stack) - set(SECRET_SETTINGS), service
         assert compose["services"][service]["command"] == _portable(commands[component], e2e_stack, deployed)
     same = {k for k in tested if k in env and not _site_specific(k)}
     assert same and {k: env[k] for k in same} == {k: tested[k] for k in same}
