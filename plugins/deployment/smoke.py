@@ -4,12 +4,15 @@ Each check is one HTTP request through the colour's connection
 (``connections.app_blue`` / ``app_green``: an http connection whose host is the
 colour's base URL). It passes when the status is the expected one and, where
 configured, the JSON body carries the expected key. A failure keeps the start
-of the response body so the record says what the app answered.
+of the response body so the record says what the app answered, redacted: values
+under secret-looking JSON keys and the connection's credentials never reach the
+record or XCom. Only a check with ``credentials_from_connection`` sends them.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +22,28 @@ if TYPE_CHECKING:
     from deployment.config import Colour, DeploymentConfig, SmokeCheck
 
 EXCERPT_CHARS = 500
+REDACTED = "[redacted]"
+SECRET_KEY = re.compile(r"pass|secret|token|key|auth|cookie|session|credential", re.IGNORECASE)
+
+
+def _redact_json(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: REDACTED if SECRET_KEY.search(str(k)) else _redact_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact_json(v) for v in value]
+    return value
+
+
+def redact(text: str, secrets: list[str | None]) -> str:
+    """``text`` with secret-looking JSON values and every literal of ``secrets`` replaced."""
+    try:
+        text = json.dumps(_redact_json(json.loads(text)))
+    except ValueError:
+        pass
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, REDACTED)
+    return text
 
 
 def _judge(check: SmokeCheck, status: int, body: str) -> str | None:
@@ -60,7 +85,8 @@ def run_check(cfg: DeploymentConfig, colour: Colour, check: SmokeCheck) -> dict[
         "path": check.path,
         "checked_at": now_iso(),
     }
-    body = request_body(check, hook.get_connection(conn_id))
+    connection = hook.get_connection(conn_id)
+    body = request_body(check, connection)
     started = time.perf_counter()
     try:
         response = hook.run(
@@ -75,13 +101,14 @@ def run_check(cfg: DeploymentConfig, colour: Colour, check: SmokeCheck) -> dict[
             "ok": False,
             "status": None,
             "latency_ms": round(latency, 1),
-            "error": f"request failed: {type(err).__name__}: {err}",
+            "error": redact(f"request failed: {type(err).__name__}: {err}", [connection.password]),
         }
     latency = (time.perf_counter() - started) * 1000
     failure = _judge(check, response.status_code, response.text)
     result.update(ok=failure is None, status=response.status_code, latency_ms=round(latency, 1))
     if failure:
-        result.update(error=failure, response_excerpt=response.text[:EXCERPT_CHARS])
+        excerpt = redact(response.text, [connection.password, connection.login])[:EXCERPT_CHARS]
+        result.update(error=failure, response_excerpt=excerpt)
     return result
 
 

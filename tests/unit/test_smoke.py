@@ -20,7 +20,7 @@ def app(request: Request) -> Response:
     routes = {
         "/api/auth/session": (200, {"token": "t"}) if signed_in else (401, {"error": "bad credentials"}),
         "/api/content": (201, {"id": "c1"}),
-        "/api/ai/generate": (200, {"wrong": "key"}),
+        "/api/ai/generate": (200, {"wrong": "key", "echo": sent, "api_key": "k-123"}),
         "/api/payments/intent": (503, {"error": "payment provider down"}),
     }
     status, body = routes.get(request.path, (404, {"error": "no route"}))
@@ -79,3 +79,19 @@ def test_the_sign_in_check_takes_its_credentials_from_the_connection_only(cfg, b
         ValueError, match=f"needs a login and password on connection '{cfg.connections.app_blue}'"
     ):
         run_smoke_checks(cfg, "blue", ["authentication_flow"])
+
+
+def test_excerpts_are_redacted_and_only_the_sign_in_check_sends_credentials(cfg, blue):
+    results = {r["name"]: r for r in run_smoke_checks(cfg, "blue")}
+    excerpt = results["ai_service_integration"]["response_excerpt"]
+    assert "k-123" not in excerpt and '"api_key": "[redacted]"' in excerpt
+    assert '"echo": {"prompt": "ping"}' in excerpt, "the other checks send no credentials"
+    assert ACCOUNT["password"] not in json.dumps(results)
+
+
+def test_redact_replaces_secret_keys_and_literals():
+    from deployment.smoke import redact
+
+    redacted = redact('{"a": {"client_secret": "x", "n": 1}}', [])
+    assert redacted == '{"a": {"client_secret": "[redacted]", "n": 1}}'
+    assert redact("denied for s3cret", ["s3cret", None]) == "denied for [redacted]"
