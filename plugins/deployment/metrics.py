@@ -80,7 +80,8 @@ def _metric_data_queries(
     dims = dict(query.dimensions)
     if colour is not None:
         dims[query.colour_dimension] = colour
-    dimensions = [{"Name": k, "Value": v} for k, v in sorted(dims.items())]
+    # In the order published (config, then colour): CloudWatch matches a set, moto a list.
+    dimensions = [{"Name": k, "Value": v} for k, v in dims.items()]
     period = max(1, min(query.period_seconds, int(window_seconds)))
     return [
         {

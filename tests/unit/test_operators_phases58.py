@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import datetime
 
 import pytest
 from airflow.sdk.exceptions import TaskDeferred
@@ -12,7 +13,8 @@ from deployment.ledger import Ledger
 from deployment.operators.analysis import MetricsUnhealthy, MonitorReleaseOperator, TrafficShiftOperator
 from deployment.route53 import set_weights, weights
 from tests.unit import _fixtures_phases58 as fx
-from tests.unit._fixtures_phases58 import PARAMS, RUN_ID, VERSION, Feeder
+from tests.unit._fixtures_phases58 import PARAMS, RUN_ID, VERSION
+from tests.unit.test_canary_watch import HEALTHY_BLUE, HEALTHY_GREEN, ColourFeeder
 
 moto_url = fx.moto_url
 aws_server = fx.aws_server
@@ -45,32 +47,36 @@ def release(aws_server):
 def test_breach_during_the_10_percent_step_fails_within_one_poll_interval(aws_server, release):
     cfg, ledger, context = release
     operator = TrafficShiftOperator(task_id="shift_traffic_10", weight=10)
-    with Feeder(aws_server["cloudwatch"], cfg, requests=50, errors=10, latency_ms=100):
+    canary = {"requests": 10, "errors": 2, "latency_ms": 100}  # 20 % on green, 0 % on blue
+    with ColourFeeder(aws_server["cloudwatch"], cfg, blue={**HEALTHY_BLUE, "requests": 90}, green=canary):
         with pytest.raises(TaskDeferred) as deferred:
             operator.execute(context)
         assert weights(cfg) == {"blue": 90, "green": 10}
         assert ledger.read("frontend")["traffic_moved"] is True
+        trigger = deferred.value.trigger
+        assert (trigger.canary_colour, trigger.stable_colour) == ("green", "blue")
         started = time.monotonic()
-        event = run_trigger(deferred.value.trigger)
+        event = run_trigger(trigger)
         elapsed = time.monotonic() - started
     poll = cfg.timings.poll_interval_seconds
     assert event["status"] == "breach"
-    assert elapsed < poll + 1.5, f"took {elapsed:.1f}s for a {poll}s poll interval"
-    with pytest.raises(MetricsUnhealthy, match="traffic step 10 %: breach: poll 1: error_rate_percent"):
+    assert elapsed < poll + 2.5, f"took {elapsed:.1f}s for a {poll}s poll interval"
+    assert weights(cfg) == {"blue": 100, "green": 0}  # the trigger put traffic back before the task resumed
+    with pytest.raises(MetricsUnhealthy, match="traffic step 10 %: breach: poll 1: error_rate"):
         operator.execute_complete(context, event)
     step = ledger.read("frontend")["steps"]["10"]
-    assert step["outcome"] == "breach" and step["watch"]["verdicts"][0]["sample"]["errors"] > 0
+    assert step["outcome"] == "breach" and step["watch"]["verdicts"][0]["sample"]["canary"]["errors"] > 0
+    assert step["traffic_restored"]["colour"] == "blue"
+    assert step["watch"]["verdicts"][0]["sample"]["start"] >= step["data_since"]
 
 
 def test_a_step_held_healthy_is_not_reapplied(aws_server, release):
     cfg, ledger, context = release
     operator = TrafficShiftOperator(task_id="shift_traffic_10", weight=10)
-    with Feeder(aws_server["cloudwatch"], cfg, requests=50, errors=0, latency_ms=100):
+    with ColourFeeder(aws_server["cloudwatch"], cfg, blue=HEALTHY_BLUE, green=HEALTHY_GREEN):
         with pytest.raises(TaskDeferred) as deferred:
             operator.execute(context)
-        trigger = deferred.value.trigger
-        trigger.duration, trigger.poll_interval = 1, 1
-        event = run_trigger(trigger)
+        event = run_trigger(deferred.value.trigger)
     assert operator.execute_complete(context, event) == {"weight": 10, "outcome": "healthy"}
     samples = ledger.read("frontend")["steps"]["10"]["watch"]["verdicts"]
     assert operator.execute(context)["already_done"] is True  # no defer, samples kept
@@ -101,8 +107,10 @@ def test_monitoring_defers_for_the_configured_time(aws_server, release):
     with pytest.raises(TaskDeferred) as deferred:
         MonitorReleaseOperator(task_id="watch_metrics").execute(context)
     trigger = deferred.value.trigger
-    assert (trigger.duration, trigger.poll_interval) == (
-        cfg.timings.monitoring_seconds,
-        cfg.timings.poll_interval_seconds,
-    )
+    since, until = (datetime.fromisoformat(t) for t in (trigger.data_since, trigger.hold_until))
+    assert (until - since).total_seconds() == cfg.timings.monitoring_seconds
+    assert trigger.poll_interval == cfg.timings.poll_interval_seconds
+    assert trigger.canary_colour == "green" and trigger.restore is True
+    assert datetime.fromisoformat(trigger.deadline) > until
     assert ledger.read("monitoring")["outcome"] == "watching"
+    assert ledger.read("monitoring")["colour"] == "green"

@@ -11,13 +11,10 @@ from typing import Any
 
 import pytest
 
-from deployment.metrics import MetricQuery
 from deployment.triggers.amplify import AmplifyJobTrigger
-from deployment.triggers.analysis import MetricWatchTrigger
 from deployment.triggers.cloudformation import StackUpdateTrigger, is_failed
 from tests.sandbox._servers import serving
 from tests.unit import _fixtures_phases58 as fx
-from tests.unit._fixtures_phases58 import Feeder, set_alarm
 
 moto_url = fx.moto_url
 aws_server = fx.aws_server
@@ -53,24 +50,7 @@ def round_trip(trigger):
     return rebuilt
 
 
-def watch_trigger(cfg, **overrides) -> MetricWatchTrigger:
-    kwargs = dict(
-        aws_conn_id=cfg.connections.aws,
-        region_name=cfg.region,
-        query=MetricQuery.from_config(cfg).to_dict(),
-        thresholds=cfg.thresholds.model_dump(mode="json"),
-        baseline_rps=None,
-        duration=2,
-        poll_interval=1,
-        label="unit",
-    )
-    return MetricWatchTrigger(**{**kwargs, **overrides})
-
-
 def test_serialize_round_trips(tmp_path):
-    from deployment.config import load_config
-
-    cfg = load_config("sandbox")
     round_trip(
         StackUpdateTrigger(
             stack_name="s",
@@ -92,8 +72,7 @@ def test_serialize_round_trips(tmp_path):
             deadline=1.0,
         )
     )
-    rebuilt = round_trip(watch_trigger(cfg, baseline_rps=3.5))
-    assert rebuilt.thresholds["traffic_band"] == [0.5, 2.0]
+    # The metric watch's round trip, with its absolute times: tests/unit/test_canary_watch.py
 
 
 @pytest.mark.parametrize(
@@ -270,52 +249,3 @@ def test_amplify_deadline(amplify_server):
     job = emulator.start_job("app1", "main-green", {"jobType": "RELEASE"})["jobSummary"]
     payload, _ = first_event(amplify_trigger(job["jobId"], deadline=time.time() - 1))
     assert payload["status"] == "error" and "at the deadline" in payload["message"]
-
-
-# ------------------------------------------------------------------ metric watch
-def test_watch_healthy_keeps_every_sample(aws_server):
-    cfg, cloudwatch = aws_server["cfg"], aws_server["cloudwatch"]
-    with Feeder(cloudwatch, cfg, requests=50, errors=0, latency_ms=120):
-        payload, elapsed = first_event(watch_trigger(cfg, duration=2, poll_interval=1))
-    assert payload["status"] == "healthy", payload["watch"]["reason"]
-    verdicts = payload["watch"]["verdicts"]
-    assert len(verdicts) == 2 and all(v["sample"]["requests"] > 0 for v in verdicts)
-    assert 2 <= elapsed < 5
-
-
-def test_watch_breach_ends_within_one_poll_interval(aws_server):
-    cfg, cloudwatch = aws_server["cfg"], aws_server["cloudwatch"]
-    with Feeder(cloudwatch, cfg, requests=50, errors=10, latency_ms=120):
-        payload, elapsed = first_event(watch_trigger(cfg, duration=60, poll_interval=1))
-    assert payload["status"] == "breach"
-    assert payload["watch"]["polls"] == 1 and "error_rate_percent" in payload["watch"]["reason"]
-    assert elapsed < 2.5  # one poll interval (1 s) plus the poll itself, not the 60 s hold
-
-
-def test_watch_fails_on_an_alarm(aws_server):
-    cfg, cloudwatch = aws_server["cfg"], aws_server["cloudwatch"]
-    name = set_alarm(cloudwatch, cfg, "latency", "ALARM")
-    with Feeder(cloudwatch, cfg, requests=50, errors=0, latency_ms=120):
-        payload, _ = first_event(watch_trigger(cfg, duration=0, poll_interval=1))
-    assert payload["status"] == "breach" and name in payload["watch"]["reason"]
-
-
-def test_watch_without_data_ends_insufficient_after_the_policy(aws_server):
-    cfg = aws_server["cfg"]
-    thresholds = {
-        **cfg.thresholds.model_dump(mode="json"),
-        "insufficient_data": "extend",
-        "max_insufficient_polls": 1,
-    }
-    payload, elapsed = first_event(watch_trigger(cfg, thresholds=thresholds, duration=1, poll_interval=1))
-    assert payload["status"] == "insufficient_data"
-    assert payload["watch"]["polls"] == 2 and payload["watch"]["insufficient_polls"] == 2
-
-
-def test_watch_duration_zero_checks_once_at_once(aws_server):
-    cfg, cloudwatch = aws_server["cfg"], aws_server["cloudwatch"]
-    with Feeder(cloudwatch, cfg, requests=50, errors=0, latency_ms=120):
-        time.sleep(1)  # a full second of traffic behind the check
-        payload, elapsed = first_event(watch_trigger(cfg, duration=0, poll_interval=1))
-    assert payload["status"] == "healthy" and payload["watch"]["polls"] == 1
-    assert elapsed < 1.5

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow.sdk import BaseOperator
@@ -34,14 +34,23 @@ class _MetricWatchOperator(BaseOperator):
         super().__init__(**kwargs)
         self.poll_interval = poll_interval
 
-    def _defer_watch(self, rel: Any, duration: float, baseline: float | None) -> None:
+    def _defer_watch(
+        self, rel: Any, *, canary: str, data_since: str | datetime, hold: float, baseline: float | None
+    ) -> None:
+        """Defer to a watch fixed in absolute time: data from ``data_since`` (whole seconds, rounded up)
+        for ``hold`` seconds and at least one full poll, decided by an absolute deadline."""
         from deployment.metrics import MetricQuery
+        from deployment.router import other
         from deployment.triggers.analysis import MetricWatchTrigger
 
         cfg = rel.cfg
         poll = float(self.poll_interval or cfg.timings.poll_interval_seconds)
-        # Room for the polls the extend policy may add, and for each poll's own calls.
-        longest = duration + poll * (cfg.thresholds.max_insufficient_polls + 2) + 60
+        since = datetime.fromisoformat(data_since) if isinstance(data_since, str) else data_since
+        since = since.replace(microsecond=0) + timedelta(seconds=1 if since.microsecond else 0)
+        hold_until = since + timedelta(seconds=max(float(hold), poll))
+        # Room for the polls the extend policy may add, CloudWatch's lag, and API retries.
+        extra = poll * (cfg.thresholds.max_insufficient_polls + 2) + cfg.metrics.lag_seconds + 30
+        deadline = hold_until + timedelta(seconds=extra)
         self.defer(
             trigger=MetricWatchTrigger(
                 aws_conn_id=cfg.connections.aws,
@@ -49,13 +58,37 @@ class _MetricWatchOperator(BaseOperator):
                 query=MetricQuery.from_config(cfg).to_dict(),
                 thresholds=cfg.thresholds.model_dump(mode="json"),
                 baseline_rps=baseline,
-                duration=float(duration),
                 poll_interval=poll,
                 label=self.task_id,
+                canary_colour=canary,
+                stable_colour=other(canary),
+                data_since=since.isoformat(),
+                hold_until=hold_until.isoformat(),
+                deadline=deadline.isoformat(),
+                ignore_alarms=sorted(rel.emergency.get("ignore_alarms") or []),
             ),
             method_name="execute_complete",
-            timeout=timedelta(seconds=longest),
+            timeout=deadline - datetime.now(UTC) + timedelta(seconds=30),
         )
+
+    def _restore_on_breach(self, rel: Any, event: dict[str, Any]) -> dict[str, Any] | None:
+        """After a breach, make sure all traffic is on the stable colour: the trigger did it already
+        unless its call failed; restoring is idempotent, so doing it again is harmless."""
+        from deployment.router import router_for
+
+        if event.get("status") != "breach":
+            return None
+        restored = dict(event.get("traffic_restored") or {})
+        stable = event.get("stable_colour")
+        if stable and (not restored or restored.get("error")):
+            change = router_for(rel.cfg).restore(stable)
+            restored = {
+                **restored,
+                "colour": stable,
+                "by_task_at": datetime.now(UTC).isoformat(),
+                "change": change.to_dict() if change is not None else None,
+            }
+        return restored
 
     @staticmethod
     def _result(event: dict[str, Any]) -> dict[str, Any]:
@@ -67,6 +100,12 @@ class _MetricWatchOperator(BaseOperator):
             "reason": event.get("message") or watch.get("reason", ""),
             "finished_at": now_iso(),
             "baseline_rps": event.get("baseline_rps"),
+            "canary_colour": event.get("canary_colour"),
+            "data_since": event.get("data_since"),
+            "hold_until": event.get("hold_until"),
+            "deadline": event.get("deadline"),
+            "ignore_alarms": event.get("ignore_alarms"),
+            "api_errors": event.get("api_errors") or [],
             "watch": watch,
         }
 
@@ -76,7 +115,10 @@ class TrafficShiftOperator(_MetricWatchOperator):
 
     ``hold_seconds`` defaults to the run-time config's step of that weight (``traffic.steps``).
 
-    A breach ends the step at once (the trigger yields on the first bad poll). A step
+    The watch judges the new colour's own requests against the thresholds and the stable colour,
+    on data from after the weights took effect. A breach ends the step at once: the trigger puts
+    all traffic back on the stable colour, then the task records that (restoring again if the
+    trigger could not) and fails; the rollback group still runs, verifies and records. A step
     already recorded healthy, whose weights Route 53 still has, is not re-applied (after a
     rollback it is); a step whose watch failed is retried
     with its earlier attempt kept under ``previous_attempts``.
@@ -140,7 +182,13 @@ class TrafficShiftOperator(_MetricWatchOperator):
             "previous_attempts": attempts,
         }
         update_section(rel.ledger, "frontend", steps=steps)
-        self._defer_watch(rel, hold, baseline_rps(rel.ledger))
+        self._defer_watch(
+            rel,
+            canary=target,
+            data_since=steps[str(weight)]["applied_at"],
+            hold=hold,
+            baseline=baseline_rps(rel.ledger),
+        )
 
     def _hold_seconds(self, cfg: Any) -> int:
         if self.hold_seconds is not None:
@@ -159,6 +207,9 @@ class TrafficShiftOperator(_MetricWatchOperator):
         frontend = rel.ledger.read("frontend") or {}
         steps = dict(frontend.get("steps") or {})
         result = self._result(event)
+        restored = self._restore_on_breach(rel, event)
+        if restored is not None:
+            result["traffic_restored"] = restored
         steps[str(weight)] = {**steps.get(str(weight), {"weight": weight}), **result}
         extra: dict[str, Any] = {}
         if weight == 100 and result["outcome"] == HEALTHY:
@@ -187,20 +238,25 @@ class MonitorReleaseOperator(_MetricWatchOperator):
         existing = rel.ledger.read("monitoring") or {}
         flags = rel.emergency
         if flags["skip_monitoring"]:
-            if not existing.get("announced"):
+            announced = bool(existing.get("announced"))
+            if not announced:
                 from deployment.announce import announce_team
 
-                announce_team(
-                    cfg,
-                    f":warning: {cfg.application} {rel.version}: post-deployment monitoring SKIPPED "
-                    f"(emergency, run {rel.run_id}). Reason: {flags['reason']}",
-                )
+                try:
+                    announce_team(
+                        cfg,
+                        f":warning: {cfg.application} {rel.version}: post-deployment monitoring SKIPPED "
+                        f"(emergency, run {rel.run_id}). Reason: {flags['reason']}",
+                    )
+                    announced = True
+                except Exception as err:  # a notice never fails (and so rolls back) a healthy release
+                    self.log.warning("could not announce the skipped monitoring: %s", err)
             rel.ledger.write(
                 "monitoring",
                 {
                     "skipped": True,
                     "reason": flags["reason"],
-                    "announced": True,
+                    "announced": announced,
                     "skipped_at": existing.get("skipped_at") or now_iso(),
                 },
             )
@@ -212,23 +268,40 @@ class MonitorReleaseOperator(_MetricWatchOperator):
         previous = list(existing.get("previous_attempts", []))
         if existing:
             previous.append({k: v for k, v in existing.items() if k != "previous_attempts"})
+        started_at = now_iso()
+        # Monitoring reads the release's colour (the 100 % step made it the live one).
+        colour = (rel.ledger.read("frontend") or {}).get("target_colour")
+        if colour not in ("blue", "green"):
+            from deployment.router import router_for
+
+            colour = router_for(cfg).live_colour()
         rel.ledger.write(
             "monitoring",
             {
                 "skipped": False,
-                "started_at": now_iso(),
+                "started_at": started_at,
+                "colour": colour,
                 "duration_seconds": cfg.timings.monitoring_seconds,
                 "outcome": "watching",
                 "previous_attempts": previous,
             },
         )
-        self._defer_watch(rel, cfg.timings.monitoring_seconds, baseline_rps(rel.ledger))
+        self._defer_watch(
+            rel,
+            canary=colour,
+            data_since=started_at,
+            hold=cfg.timings.monitoring_seconds,
+            baseline=baseline_rps(rel.ledger),
+        )
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
         from deployment.operators._common import release, update_section
 
         rel = release(context)
         result = self._result(event)
+        restored = self._restore_on_breach(rel, event)
+        if restored is not None:
+            result["traffic_restored"] = restored
         update_section(rel.ledger, "monitoring", **result)
         if result["outcome"] != HEALTHY:
             raise MetricsUnhealthy(f"post-deployment monitoring: {result['outcome']}: {result['reason']}")

@@ -1,30 +1,78 @@
-"""Watch the release's metrics for a while: a traffic step's hold, or the post-deployment monitoring.
+"""Watch the new colour's metrics: a traffic step's hold, or the post-deployment monitoring.
 
-Every ``poll_interval`` seconds one fetch (GetMetricData over the last interval,
-plus the alarms firing) and one verdict; the first breach, or insufficient data
-beyond the configured policy, ends the watch at once. A watch of ``duration`` 0
-checks once, straight away. The event carries every sample and verdict.
+The watch is fixed in absolute time, so a triggerer restart cannot lengthen it:
+
+- ``data_since`` is when the step's weight took effect; no poll reads data from before it.
+- Poll ``k`` reads the window ``[data_since + (k-1)·poll, data_since + k·poll]``, once CloudWatch
+  has published it (``query.lag_seconds`` later). The windows are contiguous and never overlap.
+- The watch covers data up to ``hold_until`` (at least one full poll), then ends healthy; polls
+  without enough data add one more poll each, as the policy allows.
+- ``deadline`` is the wall-clock time by which the watch must have decided.
+
+A restarted trigger resumes at the latest complete window and plans only the polls left before
+``hold_until``. A failed API call (an error, throttling) is not a breach: the same window is
+retried with backoff until the deadline. A breach ends the watch at once; with ``restore`` the
+trigger first puts all traffic back on the stable colour through the router, so users leave
+the bad version within one poll, before the task even resumes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from deployment.triggers._base import call, client_in_thread
 
+RETRY_FIRST_SECONDS = 0.5
+
+
+def window_bounds(data_since: datetime, poll: float, k: int) -> tuple[datetime, datetime]:
+    """The ``k``-th window (from 1) of a watch whose data starts at ``data_since``."""
+    start = data_since + timedelta(seconds=poll * (k - 1))
+    return start, start + timedelta(seconds=poll)
+
+
+def first_window(data_since: datetime, poll: float, lag: float, now: datetime) -> int:
+    """The window to poll first: 1 on a fresh start, else the latest one published by ``now``."""
+    published = (now - timedelta(seconds=lag) - data_since).total_seconds()
+    return max(1, math.floor(published / poll))
+
+
+def last_window(data_since: datetime, hold_until: datetime, poll: float) -> int:
+    """The window that covers ``hold_until``: the last one the watch plans."""
+    return max(1, math.ceil((hold_until - data_since).total_seconds() / poll - 1e-9))
+
+
+def restore_traffic(stable_colour: str) -> dict[str, Any]:
+    """All traffic to ``stable_colour`` through the router (idempotent); what happened, for the record."""
+    from deployment.config import load_config
+    from deployment.router import router_for
+
+    change = router_for(load_config()).restore(stable_colour)
+    return {
+        "colour": stable_colour,
+        "at": datetime.now(UTC).isoformat(),
+        "change": change.to_dict() if change is not None else None,
+    }
+
 
 class MetricWatchTrigger(BaseTrigger):
-    """Run the metric analysis every ``poll_interval`` seconds for ``duration`` seconds.
+    """Judge the new colour once per ``poll_interval`` from ``data_since`` to ``hold_until``.
 
-    :param query: ``MetricQuery.to_dict()``: namespace, dimensions, metric names, period, alarm prefix.
+    :param query: ``MetricQuery.to_dict()``.
     :param thresholds: ``cfg.thresholds.model_dump(mode="json")``.
-    :param baseline_rps: the pre-release request rate of the traffic band; None leaves it unchecked
-        (and says so in every verdict).
-    :param label: what is watched (e.g. ``shift_traffic_10``), for logs and the event.
+    :param baseline_rps: the pre-release request rate of the traffic band (None: unchecked, and said).
+    :param canary_colour: the release's colour; ``stable_colour`` the one it is compared with.
+    :param ignore_alarms: alarms the run's ``emergency.ignore_alarms`` lists: firing, they do not breach.
+    :param data_since: ISO time the step's weights took effect.
+    :param hold_until: ISO time (data time) the watch must cover.
+    :param deadline: ISO wall-clock time by which the watch decides, whatever happens.
+    :param restore: on a breach, put all traffic on ``stable_colour`` before yielding.
     """
 
     def __init__(
@@ -35,9 +83,15 @@ class MetricWatchTrigger(BaseTrigger):
         query: dict[str, Any],
         thresholds: dict[str, Any],
         baseline_rps: float | None,
-        duration: float,
         poll_interval: float,
         label: str,
+        canary_colour: str,
+        stable_colour: str,
+        data_since: str,
+        hold_until: str,
+        deadline: str,
+        ignore_alarms: list[str] | None = None,
+        restore: bool = True,
     ) -> None:
         super().__init__()
         self.aws_conn_id = aws_conn_id
@@ -45,9 +99,15 @@ class MetricWatchTrigger(BaseTrigger):
         self.query = query
         self.thresholds = thresholds
         self.baseline_rps = baseline_rps
-        self.duration = duration
         self.poll_interval = poll_interval
         self.label = label
+        self.canary_colour = canary_colour
+        self.stable_colour = stable_colour
+        self.data_since = data_since
+        self.hold_until = hold_until
+        self.deadline = deadline
+        self.ignore_alarms = list(ignore_alarms or [])
+        self.restore = restore
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -58,53 +118,120 @@ class MetricWatchTrigger(BaseTrigger):
                 "query": self.query,
                 "thresholds": self.thresholds,
                 "baseline_rps": self.baseline_rps,
-                "duration": self.duration,
                 "poll_interval": self.poll_interval,
                 "label": self.label,
+                "canary_colour": self.canary_colour,
+                "stable_colour": self.stable_colour,
+                "data_since": self.data_since,
+                "hold_until": self.hold_until,
+                "deadline": self.deadline,
+                "ignore_alarms": self.ignore_alarms,
+                "restore": self.restore,
             },
         )
 
-    async def run(self) -> AsyncIterator[TriggerEvent]:
-        from deployment.analysis import Watch, evaluate, planned_polls
+    async def run(self) -> AsyncIterator[TriggerEvent]:  # noqa: C901 - the poll loop, read top to bottom
+        from deployment.analysis import BREACH, Watch, judge
         from deployment.config import Thresholds
         from deployment.hooks.aws import CloudWatchHook
-        from deployment.metrics import MetricQuery, fetch_sample
+        from deployment.metrics import MetricQuery, fetch_colour_sample
 
         thresholds = Thresholds.model_validate(self.thresholds)
         query = MetricQuery(**self.query)
-        watch = Watch(thresholds, planned_polls(self.duration, self.poll_interval))
+        poll, lag = float(self.poll_interval), float(query.lag_seconds)
+        since = datetime.fromisoformat(self.data_since)
+        until = datetime.fromisoformat(self.hold_until)
+        deadline = datetime.fromisoformat(self.deadline)
+        k = first_window(since, poll, lag, datetime.now(UTC))
+        watch = Watch(thresholds, max(1, last_window(since, until, poll) - k + 1))
+        errors: list[dict[str, Any]] = []
         base = {
             "label": self.label,
-            "duration": self.duration,
-            "poll_interval": self.poll_interval,
+            "poll_interval": poll,
             "baseline_rps": self.baseline_rps,
+            "canary_colour": self.canary_colour,
+            "stable_colour": self.stable_colour,
+            "data_since": self.data_since,
+            "hold_until": self.hold_until,
+            "deadline": self.deadline,
+            "ignore_alarms": self.ignore_alarms,
+            "resumed_at_window": k,
         }
-        try:
-            client = await client_in_thread(CloudWatchHook, self.aws_conn_id, self.region_name)
-            while True:
-                if self.duration > 0:
-                    await asyncio.sleep(self.poll_interval)
-                sample = await call(fetch_sample, client, query, self.poll_interval)
-                verdict = evaluate(sample, thresholds, self.baseline_rps)
-                self.log.info(
-                    "%s poll %d: %s (%s)",
-                    self.label,
-                    len(watch.verdicts) + 1,
-                    verdict.outcome,
-                    verdict.detail,
-                )
-                outcome = watch.add(verdict)
-                if outcome is not None:
-                    yield TriggerEvent({**base, "status": outcome, "watch": watch.to_dict()})
-                    return
-                if self.duration <= 0:  # a one-off check the extend policy asked to repeat
-                    await asyncio.sleep(self.poll_interval)
-        except Exception as err:  # a fetch that fails ends the watch with its reason, samples kept
-            yield TriggerEvent(
-                {
-                    **base,
-                    "status": "error",
-                    "message": f"{type(err).__name__}: {err}",
-                    "watch": watch.to_dict(),
-                }
+
+        def event(status: str, **extra: Any) -> TriggerEvent:
+            return TriggerEvent(
+                {**base, "status": status, "api_errors": errors, "watch": watch.to_dict(), **extra}
             )
+
+        try:  # built before the first wait, so that no poll pays for it
+            client = await client_in_thread(CloudWatchHook, self.aws_conn_id, self.region_name)
+        except Exception:  # built again in the loop, where a failure is retried and recorded
+            client = None
+        backoff = RETRY_FIRST_SECONDS
+        while True:
+            start, end = window_bounds(since, poll, k)
+            ready = end + timedelta(seconds=lag)
+            wait = (ready - datetime.now(UTC)).total_seconds()
+            if ready > deadline or datetime.now(UTC) > deadline:
+                last = f"; last API error: {errors[-1]['error']}" if errors else ""
+                yield event(
+                    "error" if errors else "insufficient_data",
+                    message=f"no decision by the deadline {self.deadline} (window {k}){last}",
+                )
+                return
+            if wait > 0:
+                await asyncio.sleep(wait)
+            try:
+                if client is None:
+                    client = await client_in_thread(CloudWatchHook, self.aws_conn_id, self.region_name)
+                sample = await call(
+                    fetch_colour_sample,
+                    client,
+                    query,
+                    canary=self.canary_colour,
+                    stable=self.stable_colour,
+                    start=start,
+                    end=end,
+                    ignore_alarms=self.ignore_alarms,
+                )
+            except Exception as err:  # an API failure is not a breach: retry this window until the deadline
+                errors.append(
+                    {
+                        "window": k,
+                        "at": datetime.now(UTC).isoformat(),
+                        "error": f"{type(err).__name__}: {err}",
+                    }
+                )
+                self.log.warning(
+                    "%s window %d: %s; retrying in %.1fs", self.label, k, errors[-1]["error"], backoff
+                )
+                remaining = (deadline - datetime.now(UTC)).total_seconds()
+                await asyncio.sleep(max(0.0, min(backoff, remaining)))
+                backoff = min(backoff * 2, poll)
+                continue
+            backoff = RETRY_FIRST_SECONDS
+            verdict = judge(sample, thresholds, self.baseline_rps)
+            self.log.info(
+                "%s window %d [%s, %s]: %s (%s)", self.label, k, start, end, verdict.outcome, verdict.detail
+            )
+            outcome = watch.add(verdict)
+            if outcome == BREACH and self.restore:
+                try:
+                    restored = await call(restore_traffic, self.stable_colour)
+                except Exception as err:  # the task restores again when it resumes; say why here
+                    restored = {"colour": self.stable_colour, "error": f"{type(err).__name__}: {err}"}
+                yield event(outcome, traffic_restored=restored)
+                return
+            if outcome is not None:
+                yield event(outcome)
+                return
+            k += 1
+
+    async def on_kill(self) -> None:
+        """Marked failed (task or run) by hand while traffic was split: all of it back on stable."""
+        from deployment.config import load_config
+        from deployment.rollback import restore_after_cancel
+
+        ti = self.task_instance
+        cfg = load_config()
+        await asyncio.to_thread(restore_after_cancel, cfg, ti.run_id, ti.task_id, self.stable_colour)
