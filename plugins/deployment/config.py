@@ -151,6 +151,9 @@ class Metrics(_Model):
     deployment_namespace: str
     # The app also publishes each metric per serving colour: ``dimensions`` plus this one.
     colour_dimension: str = "Colour"
+    # Each poll of a watch judges the last this-many poll intervals (never data from before the
+    # step): more requests per verdict than one interval, while a new fault is diluted at most this much.
+    window_polls: int = Field(default=3, ge=1)
 
 
 class Alarms(_Model):

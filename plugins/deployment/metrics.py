@@ -42,6 +42,7 @@ class MetricQuery:
     alarm_prefix: str | None = None
     lag_seconds: int = 0
     colour_dimension: str = "Colour"
+    window_polls: int = 1
 
     def window_end(self, end: datetime | None = None) -> datetime:
         """``end``, or now less the lag with which CloudWatch publishes datapoints."""
@@ -59,6 +60,7 @@ class MetricQuery:
             period_seconds=m.period_seconds,
             lag_seconds=m.lag_seconds,
             colour_dimension=m.colour_dimension,
+            window_polls=m.window_polls,
             # The alarm prefix names production's alarms; staging is judged on its metrics alone.
             alarm_prefix=None if staging else cfg.alarms.prefix,
         )

@@ -15,7 +15,7 @@ from botocore.exceptions import ClientError
 
 from deployment.metrics import MetricQuery, fetch_colour_sample
 from deployment.operators.analysis import TrafficShiftOperator
-from deployment.triggers.analysis import MetricWatchTrigger, first_window, last_window
+from deployment.triggers.analysis import MetricWatchTrigger, first_window, last_window, window_bounds
 from tests.unit import _fixtures_phases58 as fx
 from tests.unit._fixtures_phases58 import put_traffic
 
@@ -140,6 +140,13 @@ def test_the_trigger_carries_absolute_times_and_round_trips(aws_server):
     assert "duration" not in kwargs  # nothing counted from when the trigger (re)starts
 
 
+def test_each_poll_reads_its_last_intervals_never_before_the_step():
+    since = datetime(2026, 1, 1, tzinfo=UTC)
+    assert window_bounds(since, 60, 1, 3) == (since, since + timedelta(seconds=60))
+    assert window_bounds(since, 60, 5, 3) == (since + timedelta(seconds=120), since + timedelta(seconds=300))
+    assert window_bounds(since, 60, 5) == (since + timedelta(seconds=240), since + timedelta(seconds=300))
+
+
 def test_a_restarted_watch_plans_only_what_is_left():
     since = datetime(2026, 1, 1, tzinfo=UTC)
     until = since + timedelta(seconds=300)
@@ -169,7 +176,7 @@ def test_a_restarted_watch_does_not_lengthen_the_step(aws_server):
     assert elapsed < 3
 
 
-def test_polls_read_only_clean_contiguous_windows_of_the_new_colour(aws_server, router):
+def test_polls_read_only_clean_windows_of_the_new_colour(aws_server, router):
     cfg, cloudwatch = aws_server["cfg"], aws_server["cloudwatch"]
     since = whole_second(datetime.now(UTC))
     bad = {"requests": 5, "errors": 5, "latency_ms": 900}
@@ -178,8 +185,10 @@ def test_polls_read_only_clean_contiguous_windows_of_the_new_colour(aws_server, 
         payload, _ = first_event(watch(cfg, since=since, hold=2))
     assert payload["status"] == "healthy", payload["watch"]["reason"]
     samples = [v["sample"] for v in payload["watch"]["verdicts"]]
-    assert samples[0]["start"] == since.isoformat()
-    assert all(a["end"] == b["start"] for a, b in zip(samples, samples[1:], strict=False))
+    assert all(s["start"] == since.isoformat() for s in samples)  # within window_polls of the start
+    ends = [datetime.fromisoformat(s["end"]) for s in samples]
+    assert ends[0] == since + timedelta(seconds=1)
+    assert all((b - a).total_seconds() == 1 for a, b in zip(ends, ends[1:], strict=False))
     assert all(not s["canary"]["errors"] and s["canary_colour"] == "green" for s in samples), json.dumps(
         samples
     )

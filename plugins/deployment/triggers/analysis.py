@@ -3,8 +3,10 @@
 The watch is fixed in absolute time, so a triggerer restart cannot lengthen it:
 
 - ``data_since`` is when the step's weight took effect; no poll reads data from before it.
-- Poll ``k`` reads the window ``[data_since + (k-1)·poll, data_since + k·poll]``, once CloudWatch
-  has published it (``query.lag_seconds`` later). The windows are contiguous and never overlap.
+- Poll ``k`` is due when CloudWatch has published data up to ``data_since + k·poll`` (that end
+  plus ``query.lag_seconds``). It reads the last ``query.window_polls`` intervals before that end,
+  never starting before ``data_since``: more requests per verdict than one interval gives, while
+  a fault that starts mid-step is diluted by at most that many intervals.
 - The watch covers data up to ``hold_until`` (at least one full poll), then ends healthy; polls
   without enough data add one more poll each, as the policy allows.
 - ``deadline`` is the wall-clock time by which the watch must have decided.
@@ -31,10 +33,11 @@ from deployment.triggers._base import call, client_in_thread
 RETRY_FIRST_SECONDS = 0.5
 
 
-def window_bounds(data_since: datetime, poll: float, k: int) -> tuple[datetime, datetime]:
-    """The ``k``-th window (from 1) of a watch whose data starts at ``data_since``."""
-    start = data_since + timedelta(seconds=poll * (k - 1))
-    return start, start + timedelta(seconds=poll)
+def window_bounds(data_since: datetime, poll: float, k: int, polls: int = 1) -> tuple[datetime, datetime]:
+    """The window of poll ``k`` (from 1): the ``polls`` intervals up to ``data_since + k·poll``,
+    clipped to ``data_since``."""
+    end = data_since + timedelta(seconds=poll * k)
+    return max(data_since, end - timedelta(seconds=poll * polls)), end
 
 
 def first_window(data_since: datetime, poll: float, lag: float, now: datetime) -> int:
@@ -169,7 +172,7 @@ class MetricWatchTrigger(BaseTrigger):
             client = None
         backoff = RETRY_FIRST_SECONDS
         while True:
-            start, end = window_bounds(since, poll, k)
+            start, end = window_bounds(since, poll, k, query.window_polls)
             ready = end + timedelta(seconds=lag)
             wait = (ready - datetime.now(UTC)).total_seconds()
             if ready > deadline or datetime.now(UTC) > deadline:
