@@ -431,8 +431,10 @@ def restore(
 
     plan_running = first("rollback.plan", "running", fault_at)
     restore_running = first("rollback.restore_traffic", "running", fault_at)
+    restored_by_watch = ts((_watch_record(ledger, watched).get("traffic_restored") or {}).get("at"))
     chain = {
         "fault_to_breach_poll": _delta(fault_at, breach_at),
+        "breach_poll_to_traffic_restored_by_the_watch": _delta(breach_at, restored_by_watch),
         "breach_poll_to_step_failed": _delta(breach_at, ended(watched)),
         "step_failed_to_rollback_plan_running": _delta(ended(watched), plan_running),
         "plan_running_to_restore_traffic_running": _delta(plan_running, restore_running),
@@ -466,15 +468,19 @@ def _delta(start: float | None, end: float | None) -> float | None:
     return None if start is None or end is None else round(end - start, 3)
 
 
-def _verdicts(ledger: Mapping[str, Any], task_id: str) -> list[dict[str, Any]]:
-    """The metric verdicts the deployment record holds for a watched task."""
+def _watch_record(ledger: Mapping[str, Any], task_id: str) -> Mapping[str, Any]:
+    """What the deployment record holds for a watched task: its step, or the monitoring section."""
     if task_id.startswith("deploy_frontend.shift_traffic_"):
         weight = task_id.rsplit("_", 1)[1]
-        step = ((ledger.get("frontend") or {}).get("steps") or {}).get(weight) or {}
-        return list((step.get("watch") or {}).get("verdicts") or [])
+        return ((ledger.get("frontend") or {}).get("steps") or {}).get(weight) or {}
     if task_id == "monitoring.watch_metrics":
-        return list(((ledger.get("monitoring") or {}).get("watch") or {}).get("verdicts") or [])
-    return []
+        return ledger.get("monitoring") or {}
+    return {}
+
+
+def _verdicts(ledger: Mapping[str, Any], task_id: str) -> list[dict[str, Any]]:
+    """The metric verdicts the deployment record holds for a watched task."""
+    return list((_watch_record(ledger, task_id).get("watch") or {}).get("verdicts") or [])
 
 
 # ------------------------------------------------------------------------------- 5. AWS calls

@@ -11,8 +11,8 @@ against something measured in the same run, so a slow machine moves both sides.
    with ``--celery`` also CeleryExecutor) with the sandbox's compressed timings, its wall
    time less the waits the config asks for and the approvers' time, per task on the
    critical path.
-3. time to restore: a fault (50 % errors on the new version) started while a traffic step
-   (and, without ``--quick``, the monitoring) watches; seconds, and polls, until Route 53
+3. time to restore: a fault (50 % errors on the new version) started while the 10 % step
+   (and, without ``--quick``, the 50 % step and the monitoring) watches; seconds, and polls, until Route 53
    sends everything to the stable colour, and until the rollback is verified.
 4. worker time while waiting: a release whose waits (``bench/config/bench-long-waits.yaml``,
    approvers who take their time) are long next to its work; worker-seconds ``running``
@@ -51,7 +51,11 @@ from deployment.config import load_file  # noqa: E402
 PRODUCTION_CONFIG = ROOT / "include" / "config" / "production.yaml"
 LONG_WAITS = BENCH / "config" / "bench-long-waits.yaml"
 MAX_ATTEMPTS = 3
-RESTORE_POINTS = ("deploy_frontend.shift_traffic_10", "monitoring.watch_metrics")
+RESTORE_POINTS = (
+    "deploy_frontend.shift_traffic_10",
+    "deploy_frontend.shift_traffic_50",
+    "monitoring.watch_metrics",
+)
 
 
 def log(message: str) -> None:
@@ -177,7 +181,7 @@ class Runner:
         engine = harness.start_engine(executor, self.workdir, box, log)
         found["start_seconds"] = round(engine.start_seconds, 1)
         try:
-            repeats = 1 if quick or executor == "CeleryExecutor" else 2
+            repeats = 0 if self.args.restore_only else 1 if quick or executor == "CeleryExecutor" else 2
             found["releases"] = [
                 r
                 for r in (
@@ -202,9 +206,10 @@ class Runner:
                     )
                     if r
                 ]
-                found["long_waits"] = self.scenario(
-                    f"{executor}: release with long waits", lambda: self.long_waits(engine, box)
-                )
+                if not self.args.restore_only:
+                    found["long_waits"] = self.scenario(
+                        f"{executor}: release with long waits", lambda: self.long_waits(engine, box)
+                    )
         finally:
             harness.stop_engine(engine, log)
         return found
@@ -253,6 +258,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="also measure CeleryExecutor (needs PostgreSQL and Redis on 127.0.0.1)",
     )
+    parser.add_argument(
+        "--restore-only",
+        action="store_true",
+        help="only the time-to-restore scenarios (write their results elsewhere with --out)",
+    )
     parser.add_argument("--out", type=Path, default=BENCH, help="where results.md/json go (default bench/)")
     parser.add_argument("--keep", action="store_true", help="keep the stacks' state and raw records")
     parser.add_argument(
@@ -276,9 +286,10 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="bench-run-"))
     runner = Runner(args, workdir)
     started = time.monotonic()
-    results["parse_cost"] = runner.scenario(
-        "parse cost", lambda: parse_cost.measure(3 if args.quick else 7, log=lambda m: log("  " + m))
-    )
+    if not args.restore_only:
+        results["parse_cost"] = runner.scenario(
+            "parse cost", lambda: parse_cost.measure(3 if args.quick else 7, log=lambda m: log("  " + m))
+        )
     box = harness.start_sandbox(workdir, log)
     results["sandbox"] = {"job_seconds": box.job_seconds, "update_seconds": box.update_seconds}
     engines: dict[str, Any] = {}

@@ -172,6 +172,7 @@ def test_restore_measures_from_the_fault_to_route53_and_to_verification():
     assert result["fault_to_rollback_verified_seconds"] == 28
     assert result["chain"] == {
         "fault_to_breach_poll": 3,
+        "breach_poll_to_traffic_restored_by_the_watch": None,
         "breach_poll_to_step_failed": 2,
         "step_failed_to_rollback_plan_running": 2,
         "plan_running_to_restore_traffic_running": 3,
@@ -179,6 +180,18 @@ def test_restore_measures_from_the_fault_to_route53_and_to_verification():
     }
     assert result["restore_stack_running_seconds"] == 4
     assert result["rollback_status"] == "rolled_back"
+
+
+def test_restore_by_the_watching_step_is_the_first_change_after_the_fault():
+    restored = {"colour": "blue", "at": iso(5.8)}
+    watch = {"verdicts": [verdict("healthy", 3), verdict("breach", 5)]}
+    step = {"watch": watch, "traffic_restored": restored}
+    ledger = {**LEDGER, "frontend": {"steps": {"10": step}}}
+    requests = [*REQUESTS[:-1], {"service": "route53", "action": CHANGE, "status": 200, "time": T0 + 5.9}]
+    spells = figures.state_intervals(RESTORE_EVENTS)
+    result = figures.restore(T0 + 2, 2.0, requests, ledger, spells, "deploy_frontend.shift_traffic_10")
+    assert result["fault_to_traffic_restored_seconds"] == 3.9
+    assert result["chain"]["breach_poll_to_traffic_restored_by_the_watch"] == 0.8
 
 
 def test_api_calls_count_the_watch_window_without_the_simulator():
