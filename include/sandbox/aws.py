@@ -2,7 +2,9 @@
 
 :class:`AwsFront` is a WSGI app. It reads the service name from each request's
 SigV4 credential scope (``Credential=KEY/DATE/REGION/SERVICE/aws4_request``):
-``amplify`` goes to the :class:`~sandbox.amplify.AmplifyEmulator`, the stack
+``amplify`` goes to the :class:`~sandbox.amplify.AmplifyEmulator`,
+``cloudfront-keyvaluestore`` (signed with SigV4A, whose scope has no region) to
+the :class:`~sandbox.kvs.KeyValueStoreEmulator`, the stack
 lifecycle actions of ``cloudformation`` to :class:`CloudFormationLayer`, and
 everything else to moto's own server app (``DomainDispatcherApplication``), in
 this process. The path alone is no key: an S3 bucket named ``apps`` or ``tags``
@@ -46,6 +48,7 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_ba
 from sandbox.amplify import AmplifyEmulator
 from sandbox.cloudwatch_faults import failure_response as cloudwatch_failure_response
 from sandbox.faults import Faults
+from sandbox.kvs import KeyValueStoreEmulator
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +66,8 @@ def credential_scope(environ: dict[str, Any]) -> tuple[str | None, str | None]:
             scope = part[len("Credential=") :].split("/")
             if len(scope) == 5:
                 return scope[3].lower(), scope[2]
+            if len(scope) == 4:  # SigV4A: KEY/DATE/SERVICE/aws4_request, regions in X-Amz-Region-Set
+                return scope[2].lower(), None
     return None, None
 
 
@@ -115,10 +120,12 @@ class AwsFront:
         amplify: AmplifyEmulator,
         faults: Faults,
         *,
+        kvs: KeyValueStoreEmulator | None = None,
         version_parameter: str = "AppVersion",
         update_seconds: float = 2.0,
     ) -> None:
         self.amplify = amplify
+        self.kvs = kvs
         self.faults = faults
         self.moto = DomainDispatcherApplication(create_backend_app)
         self.cloudformation = CloudFormationLayer(
@@ -131,6 +138,8 @@ class AwsFront:
         action = _action(environ)
         if service == "amplify":
             app: Callable = self.amplify
+        elif service == "cloudfront-keyvaluestore" and self.kvs is not None:
+            app = self.kvs
         elif service == "cloudformation" and action in LAYER_ACTIONS:
             app = self.cloudformation.app(action, region or "us-east-1", self.moto)
         else:

@@ -2,7 +2,8 @@
 
 Ports from the base port B: B+0 AWS (moto + Amplify + CloudFormation layer),
 B+1 GitHub, B+2 Slack webhooks, B+3 status page, B+4 SMTP, B+5 app blue,
-B+6 app green, B+7 control API, B+8 PagerDuty Events API. Each HTTP service is a werkzeug server in a
+B+6 app green, B+7 control API, B+8 PagerDuty Events API, B+9 the front door
+(the CloudFront distribution in front of both apps). Each HTTP service is a werkzeug server in a
 thread; SMTP is aiosmtpd's controller thread; the traffic simulator has its
 own. :class:`Sandbox` is what ``python -m sandbox run`` and the tests'
 :func:`sandbox.testing.running_sandbox` start.
@@ -27,7 +28,9 @@ from sandbox.app import ColourApp, DynamoContentStore
 from sandbox.aws import AwsFront
 from sandbox.control import ControlApi
 from sandbox.faults import Faults
+from sandbox.frontdoor import FrontDoor, FunctionRunner
 from sandbox.github import GitHubEmulator
+from sandbox.kvs import KeyValueStoreEmulator
 from sandbox.pagerduty import PagerDutyEvents
 from sandbox.recorder import Recorder
 from sandbox.seed import CREDENTIALS, seed_aws, seed_github
@@ -51,11 +54,13 @@ PORT_OFFSETS = {
     "app_green": 6,
     "control": 7,
     "pagerduty": 8,
+    "frontdoor": 9,
 }
 GITHUB_TOKEN = "sandbox-github-token"
 STATUSPAGE_KEY = "sandbox-statuspage-key"
 PAGERDUTY_ROUTING_KEY = "sandboxpagerdutyroutingkey000001"  # 32 characters, as PagerDuty's are
 _one_per_process = threading.Lock()  # moto's state is global to the process
+SANDBOX_KVS_ARN = "arn:aws:cloudfront::123456789012:key-value-store/5a4db0b6-0000-4000-8000-000000000001"
 SLACK_PATHS = {"team": "T0SANDBOX/B0TEAM/sandbox-team", "company": "T0SANDBOX/B0COMPANY/sandbox-company"}
 
 
@@ -113,9 +118,12 @@ class Sandbox:
             job_seconds=job_seconds,
             version_variable=cfg.amplify.version_variable,
         )
+        self.kvs = KeyValueStoreEmulator()
+        self._function: FunctionRunner | None = None
         self.aws = AwsFront(
             self.amplify,
             self.faults,
+            kvs=self.kvs,
             version_parameter=cfg.stack.version_parameter,
             update_seconds=update_seconds,
         )
@@ -152,6 +160,8 @@ class Sandbox:
             for colour in ("blue", "green"):
                 self.apps[colour] = self._colour_app(colour)
                 self._serve(f"app_{colour}", self.apps[colour])
+            self._function = FunctionRunner()
+            self._serve("frontdoor", self._front_door(self._function))
             self._smtp = SmtpSink(self.ports["smtp"], self.host, faults=self.faults)
             self._smtp.start()
             self._seed()
@@ -176,6 +186,9 @@ class Sandbox:
             self._smtp.stop()
             self._smtp = None
         self.aws.cloudformation.shutdown()
+        if self._function is not None:
+            self._function.close()
+            self._function = None
         self._started = False
         _one_per_process.release()
 
@@ -245,7 +258,17 @@ class Sandbox:
                 "conn_type": "aws",
                 "login": CREDENTIALS["aws_access_key_id"],
                 "password": CREDENTIALS["aws_secret_access_key"],
-                "extra": {"endpoint_url": self.endpoints["aws"], "region_name": self.cfg.region},
+                "extra": {
+                    "endpoint_url": self.endpoints["aws"],
+                    "region_name": self.cfg.region,
+                    # the KVS client's endpoint rules prefix the account ID to the host: go by proxy
+                    "service_config": {
+                        "cloudfront-keyvaluestore": {
+                            "endpoint_url": self.endpoints["aws"],
+                            "proxy_url": self.endpoints["aws"],
+                        }
+                    },
+                },
             },
             ids.github: {"conn_type": "github", "host": self.endpoints["github"], "password": GITHUB_TOKEN},
             ids.slack_team: {"conn_type": "slackwebhook", "password": slack + SLACK_PATHS["team"]},
@@ -261,6 +284,7 @@ class Sandbox:
                             "password": PAGERDUTY_ROUTING_KEY},
             ids.app_blue: {**http, "host": self.endpoints["app_blue"], **SMOKE_ACCOUNT},
             ids.app_green: {**http, "host": self.endpoints["app_green"], **SMOKE_ACCOUNT},
+            **({ids.front_door: {**http, "host": self.endpoints["frontdoor"]}} if ids.front_door else {}),
         }
 
     def connections_env(self) -> dict[str, str]:
@@ -322,14 +346,41 @@ class Sandbox:
             users={SMOKE_ACCOUNT["login"]: SMOKE_ACCOUNT["password"]},
         )
 
+    @property
+    def kvs_arn(self) -> str:
+        door = self.cfg.traffic.front_door
+        return door.key_value_store_arn if door and door.key_value_store_arn else SANDBOX_KVS_ARN
+
+    def _seed_front_door(self) -> None:
+        """The front door's KeyValueStore at production's state: every viewer on blue, epoch 1.
+
+        moto cannot create CloudFront distributions' KeyValueStores from the template, so the
+        sandbox's store exists beside the stack, and its ARN comes from the configuration.
+        """
+        from deployment.frontdoor import first_routing
+
+        self.kvs.reset()
+        self.kvs.create(self.kvs_arn)
+        key = self.cfg.traffic.front_door.key if self.cfg.traffic.front_door else "routing"
+        self.kvs.put(self.kvs_arn, key, first_routing(self.cfg, "blue"))
+
+    def _front_door(self, function: FunctionRunner) -> FrontDoor:
+        from deployment.frontdoor import origins
+
+        apps = {domain: self.endpoints[f"app_{colour}"] for colour, domain in origins(self.cfg).items()}
+        return FrontDoor(function, lambda: self.kvs.snapshot(self.kvs_arn), apps, self.endpoints["app_blue"])
+
     def _seed(self) -> None:
-        seed_aws(self.cfg, self.endpoints["aws"], self.amplify)
-        seed_github(self.cfg, self.github)
+        releases = seed_github(self.cfg, self.github, self.amplify)
+        seed_aws(self.cfg, self.endpoints["aws"], self.amplify, releases)
+        self._seed_front_door()
         if self._traffic_enabled:
+            through_door = self.cfg.traffic.router == "keyvaluestore"
             self.traffic = TrafficSimulator(
                 self.cfg,
                 endpoint_url=self.endpoints["aws"],
                 version_of=self.version_of,
                 faults=self.faults,
+                front_door_url=self.endpoints["frontdoor"] if through_door else None,
             )
             self.traffic.start()

@@ -1,9 +1,10 @@
-"""The traffic simulator: user requests split by the live Route 53 weights, published to CloudWatch.
+"""The traffic simulator: viewers through the front door (or the Route 53 split), published to CloudWatch.
 
 Entry point::
 
     TrafficSimulator(config: DeploymentConfig, *, endpoint_url: str,
                      version_of: Callable[[str], str | None], faults: Faults | None = None,
+                     front_door_url: str | None = None, viewers: int = 100,
                      tick_seconds: float = 1.0, requests_per_tick: int = 200, seed: int = 0,
                      evaluate_alarms: bool = True, alarm_ticks: int = 3,
                      recorder: Recorder | None = None)
@@ -13,16 +14,28 @@ tick synchronously and returns its summary (what tests use). ``endpoint_url``
 is the sandbox AWS endpoint (moto); ``version_of`` is the same callable the
 colour apps get.
 
-Each tick: read the weights of ``traffic.record_name`` (SetIdentifier blue and
-green) in ``traffic.hosted_zone``; simulate about ``requests_per_tick`` requests
-(±5 %, from a ``seed``-ed generator, so runs are reproducible), split by the
-weights (all weights 0 splits evenly, as Route 53 does) and each answered by
-``sandbox.app.simulate_request`` for that colour and its version; publish, in
-one ``put_metric_data`` call at 1-second storage resolution, production
-requests (Sum), 5xx errors (Sum) and latency (a statistic set, so Average
-works) with ``metrics.dimensions``, and the same for a healthy staging with
-``metrics.staging_dimensions``. A tick whose weighted records are missing
-publishes nothing and records the problem.
+With ``front_door_url`` (the ``keyvaluestore`` router): a fixed population of
+``viewers``, each with its own cookie jar, makes one real request per tick
+through the front door; the colour that answered (the function's
+``x-bg-colour`` tag) is that viewer's colour for the tick, and the rest of its
+page, ``requests_per_tick / viewers`` requests in all, is simulated against that
+colour by ``sandbox.app.simulate_request``. So the split and the stickiness the
+metrics show are the function's own. The tick's summary records which viewer
+went where (``assignments``, one letter per viewer: ``b``/``g``) and the
+routing the front door reported (``weights``).
+
+Without it (the ``route53`` router): read the weights of ``traffic.record_name``
+(SetIdentifier blue and green) in ``traffic.hosted_zone``; simulate about
+``requests_per_tick`` requests (±5 %, from a ``seed``-ed generator, so runs are
+reproducible), split by the weights (all weights 0 splits evenly, as Route 53
+does). A tick whose weighted records are missing publishes nothing and records
+the problem.
+
+Either way, one ``put_metric_data`` call per tick at 1-second storage
+resolution publishes production requests (Sum), 5xx errors (Sum) and latency (a
+statistic set, so Average works) with ``metrics.dimensions``; the same per
+serving colour with one more dimension, ``metrics.colour_dimension``; and the
+same for a healthy staging with ``metrics.staging_dimensions``.
 
 Alarm (``evaluate_alarms``): CloudWatch in moto does not evaluate alarms, so
 the simulator sets ``<alarms.prefix>5xx-errors`` itself. It is edge-triggered:
@@ -32,7 +45,8 @@ and otherwise leaves the alarm alone (so a state set by the control API stands
 until the traffic changes). A missing alarm is skipped.
 
 Every tick's summary is recorded: weights, versions, requests, errors,
-error_rate_percent, latency_ms, alarm (the state set, or None).
+error_rate_percent, latency_ms, alarm (the state set, or None), and through the
+front door: viewers (count per colour) and assignments.
 """
 
 from __future__ import annotations
@@ -47,6 +61,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import boto3
+import requests
 from botocore.exceptions import ClientError
 
 from sandbox.app import simulate_request
@@ -67,6 +82,8 @@ class TrafficSimulator:
         endpoint_url: str,
         version_of: Callable[[str], str | None],
         faults: Faults | None = None,
+        front_door_url: str | None = None,
+        viewers: int = 100,
         tick_seconds: float = 1.0,
         requests_per_tick: int = 200,
         seed: int = 0,
@@ -74,8 +91,10 @@ class TrafficSimulator:
         alarm_ticks: int = 3,
         recorder: Recorder | None = None,
     ) -> None:
-        if tick_seconds <= 0 or requests_per_tick < 0 or alarm_ticks < 1:
-            raise ValueError("tick_seconds must be > 0, requests_per_tick >= 0 and alarm_ticks >= 1")
+        if tick_seconds <= 0 or requests_per_tick < 0 or alarm_ticks < 1 or viewers < 1:
+            raise ValueError(
+                "tick_seconds must be > 0, requests_per_tick >= 0, alarm_ticks >= 1 and viewers >= 1"
+            )
         self.config = config
         self.version_of = version_of
         self.faults = faults or Faults()
@@ -96,6 +115,9 @@ class TrafficSimulator:
         )
         self._route53 = session.client("route53", endpoint_url=endpoint_url)
         self._cloudwatch = session.client("cloudwatch", endpoint_url=endpoint_url)
+        self.front_door_url = front_door_url.rstrip("/") if front_door_url else None
+        self._jars: list[dict[str, str]] = [{} for _ in range(viewers)]
+        self._http = requests.Session()
 
     # ---------------------------------------------------------------- lifecycle
     def start(self) -> None:
@@ -124,6 +146,8 @@ class TrafficSimulator:
     # --------------------------------------------------------------------- tick
     def tick(self) -> dict[str, Any]:
         """Simulate and publish one tick; return (and record) its summary."""
+        if self.front_door_url:
+            return self._front_door_tick()
         with self._tick_lock:
             weights = self.weights()
             if not weights:
@@ -134,13 +158,14 @@ class TrafficSimulator:
                 return self.recorder.record(error=problem)
             versions = {colour: self.version_of(colour) for colour in weights}
             total = round(self.requests_per_tick * self._rng.uniform(0.95, 1.05))
-            outcomes = []
+            by_colour: dict[str, list[tuple[int, float]]] = {}
             for colour, count in _split(total, weights).items():
-                outcomes += [
+                by_colour[colour] = [
                     simulate_request(self.faults, colour, versions[colour], self._rng) for _ in range(count)
                 ]
+            outcomes = [outcome for sample in by_colour.values() for outcome in sample]
             staging = [simulate_request(None, "staging", "staging", self._rng) for _ in range(total)]
-            self._publish(outcomes, staging)
+            self._publish(by_colour, staging)
             errors = sum(1 for status, _ in outcomes if status >= 500)
             summary = {
                 "weights": weights,
@@ -152,6 +177,62 @@ class TrafficSimulator:
                 "alarm": self._evaluate_alarm(len(outcomes), errors) if self.evaluate_alarms else None,
             }
             return self.recorder.record(**summary)
+
+    def _front_door_tick(self) -> dict[str, Any]:
+        with self._tick_lock:
+            routing = self._probe()
+            total = round(self.requests_per_tick * self._rng.uniform(0.95, 1.05))
+            per_viewer = _split(total, dict.fromkeys(range(len(self._jars)), 1))
+            reached = [self._visit(jar) for jar in self._jars]
+            versions = {colour: self.version_of(colour) for colour in COLOURS}
+            by_colour: dict[str, list[tuple[int, float]]] = {colour: [] for colour in COLOURS}
+            for viewer, colour in enumerate(reached):
+                if colour not in COLOURS:  # the front door failed this viewer: a 5xx for its whole page
+                    by_colour.setdefault("unrouted", []).extend([(502, 0.0)] * per_viewer[viewer])
+                    continue
+                by_colour.setdefault(colour, []).extend(
+                    simulate_request(self.faults, colour, versions[colour], self._rng)
+                    for _ in range(per_viewer[viewer])
+                )
+            outcomes = [outcome for sample in by_colour.values() for outcome in sample]
+            staging = [simulate_request(None, "staging", "staging", self._rng) for _ in range(total)]
+            self._publish(
+                {c: s for c, s in by_colour.items() if c in COLOURS}, staging, extra=by_colour.get("unrouted")
+            )
+            errors = sum(1 for status, _ in outcomes if status >= 500)
+            summary = {
+                "weights": routing,
+                "versions": versions,
+                "viewers": {colour: reached.count(colour) for colour in COLOURS},
+                "assignments": "".join(c[0] if c in COLOURS else "-" for c in reached),
+                "requests": len(outcomes),
+                "errors": errors,
+                "error_rate_percent": 100 * errors / len(outcomes) if outcomes else 0.0,
+                "latency_ms": sum(ms for _, ms in outcomes) / len(outcomes) if outcomes else None,
+                "alarm": self._evaluate_alarm(len(outcomes), errors) if self.evaluate_alarms else None,
+            }
+            return self.recorder.record(**summary)
+
+    def _probe(self) -> dict[str, int] | None:
+        """The split the front door's function reads now, as ``{colour: percent}``."""
+        try:
+            seen = self._http.get(f"{self.front_door_url}/__frontdoor", timeout=5).json()
+            stable, new, weight = seen["stable"], seen["new"], int(seen["weight"])
+        except (requests.RequestException, ValueError, KeyError, TypeError):
+            return None
+        return {stable: 100 - weight, new: weight} if stable in COLOURS else None
+
+    def _visit(self, jar: dict[str, str]) -> str | None:
+        """One viewer's page request through the front door: the colour that served it."""
+        headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in jar.items())} if jar else {}
+        try:
+            response = self._http.get(f"{self.front_door_url}/health", headers=headers, timeout=5)
+        except requests.RequestException:
+            return None
+        for cookie in response.raw.headers.getlist("Set-Cookie"):
+            name, _, rest = cookie.partition("=")
+            jar[name.strip()] = rest.split(";", 1)[0]
+        return response.headers.get("x-bg-colour")
 
     def weights(self) -> dict[str, int]:
         """The live weights of the blue/green records, ``{}`` when there are none."""
@@ -174,11 +255,23 @@ class TrafficSimulator:
             and r.get("SetIdentifier") in COLOURS
         }
 
-    def _publish(self, outcomes: list[tuple[int, float]], staging: list[tuple[int, float]]) -> None:
+    def _publish(
+        self,
+        by_colour: dict[str, list[tuple[int, float]]],
+        staging: list[tuple[int, float]],
+        extra: list[tuple[int, float]] | None = None,
+    ) -> None:
+        """Totals, the same per colour (``metrics.colour_dimension``), and staging, in one call."""
         metrics = self.config.metrics
         now = datetime.now(UTC)
         data: list[dict[str, Any]] = []
-        for dimensions, sample in ((metrics.dimensions, outcomes), (metrics.staging_dimensions, staging)):
+        outcomes = [outcome for sample in by_colour.values() for outcome in sample] + (extra or [])
+        series = [(metrics.dimensions, outcomes), (metrics.staging_dimensions, staging)]
+        series += [
+            ({**metrics.dimensions, metrics.colour_dimension: colour}, sample)
+            for colour, sample in sorted(by_colour.items())
+        ]
+        for dimensions, sample in series:
             dims = [{"Name": k, "Value": v} for k, v in dimensions.items()]
             common = {"Dimensions": dims, "Timestamp": now, "StorageResolution": 1}
             errors = sum(1 for status, _ in sample if status >= 500)

@@ -46,6 +46,8 @@ class Connections(_Model):
     app_green: str
     # PagerDuty Events API v2: the integration's routing key as password; host the API's base URL.
     pagerduty: str = "pagerduty_events"
+    # the front door's base URL as an HTTP connection's host; unset: traffic.front_door.url
+    front_door: str | None = None
 
     def app(self, colour: Colour) -> str:
         return self.app_blue if colour == "blue" else self.app_green
@@ -108,8 +110,8 @@ class FrontDoor(_Model):
     key_value_store_arn: str | None = None
     key_value_store_output: str = "FrontDoorKeyValueStoreArn"
     key: str = "routing"
-    # the front door's base URL; wait_applied probes <url><probe_path> until it reports the change
-    url: str
+    # the front door's base URL (or connections.front_door); wait_applied probes <url><probe_path>
+    url: str | None = None
     probe_path: str = "/__frontdoor"
     probe_interval_seconds: float = Field(default=2, gt=0)
     cookie: str = "bg-route"

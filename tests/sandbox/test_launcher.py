@@ -57,7 +57,7 @@ def test_start_serves_seeded_production_and_stop_leaves_nothing(tmp_path):
         assert endpoints["control"] == f"http://127.0.0.1:{base + 7}"
         assert endpoints["pagerduty"] == f"http://127.0.0.1:{base + 8}"
         exports = (state / "connections.env").read_text().splitlines()
-        assert all(line.startswith("export AIRFLOW_CONN_") for line in exports) and len(exports) == 9
+        assert all(line.startswith("export AIRFLOW_CONN_") for line in exports) and len(exports) == 10
 
         cloudformation = boto3.client(
             "cloudformation", endpoint_url=endpoints["aws"], region_name="us-west-2",

@@ -77,17 +77,31 @@ def simulator(aws, faults: Faults | None = None, **kwargs) -> TrafficSimulator:
     )
 
 
+def published(
+    cloudwatch, metric: str, dimensions: dict[str, str], start: datetime, stat: str = "Sum"
+) -> float:
+    """``stat`` of the series with exactly ``dimensions`` (GetMetricData matches them exactly, as
+    CloudWatch does; moto's GetMetricStatistics would also count the per-colour series)."""
+    query = {
+        "Id": "m",
+        "MetricStat": {
+            "Metric": {
+                "Namespace": CONFIG.metrics.namespace,
+                "MetricName": metric,
+                "Dimensions": [{"Name": k, "Value": v} for k, v in dimensions.items()],
+            },
+            "Period": 3600,
+            "Stat": stat,
+        },
+    }
+    result = cloudwatch.get_metric_data(
+        MetricDataQueries=[query], StartTime=start, EndTime=datetime.now(UTC) + timedelta(seconds=2)
+    )["MetricDataResults"][0]
+    return sum(result["Values"])
+
+
 def published_sum(cloudwatch, metric: str, dimensions: dict[str, str], start: datetime) -> float:
-    datapoints = cloudwatch.get_metric_statistics(
-        Namespace=CONFIG.metrics.namespace,
-        MetricName=metric,
-        Dimensions=[{"Name": k, "Value": v} for k, v in dimensions.items()],
-        StartTime=start,
-        EndTime=datetime.now(UTC) + timedelta(seconds=2),
-        Period=3600,
-        Statistics=["Sum"],
-    )["Datapoints"]
-    return sum(d["Sum"] for d in datapoints)
+    return published(cloudwatch, metric, dimensions, start)
 
 
 def alarm_state(cloudwatch) -> str:
@@ -124,17 +138,9 @@ def test_healthy_traffic_and_staging(aws) -> None:
     requests_sum = published_sum(cloudwatch, CONFIG.metrics.requests_metric, CONFIG.metrics.dimensions, start)
     errors_sum = published_sum(cloudwatch, CONFIG.metrics.errors_metric, CONFIG.metrics.dimensions, start)
     assert errors_sum / requests_sum < 0.01
-    latency = cloudwatch.get_metric_statistics(
-        Namespace=CONFIG.metrics.namespace,
-        MetricName=CONFIG.metrics.latency_metric,
-        Dimensions=[{"Name": k, "Value": v} for k, v in CONFIG.metrics.dimensions.items()],
-        StartTime=start,
-        EndTime=datetime.now(UTC) + timedelta(seconds=2),
-        Period=3600,
-        Statistics=["Average", "SampleCount"],
-    )["Datapoints"]
-    assert 110 < latency[0]["Average"] < 130
-    assert latency[0]["SampleCount"] == requests_sum
+    latency_metric, dims = CONFIG.metrics.latency_metric, CONFIG.metrics.dimensions
+    assert 110 < published(cloudwatch, latency_metric, dims, start, "Average") < 130
+    assert published(cloudwatch, latency_metric, dims, start, "SampleCount") == requests_sum
     staging = published_sum(
         cloudwatch, CONFIG.metrics.requests_metric, CONFIG.metrics.staging_dimensions, start
     )
@@ -214,3 +220,67 @@ def test_split_follows_weights() -> None:
 def test_rejects_bad_settings(aws) -> None:
     with pytest.raises(ValueError):
         simulator(aws, tick_seconds=0)
+
+
+# ------------------------------------------------------------------ through the front door
+def _app(colour: str):
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [f'{{"colour": "{colour}"}}'.encode()]
+
+    return app
+
+
+@pytest.fixture
+def door(aws):
+    import json
+
+    from deployment.frontdoor import first_routing, origins
+    from sandbox.frontdoor import FrontDoor, FunctionRunner
+    from sandbox.kvs import KeyValueStoreEmulator
+    from tests.sandbox._servers import serving
+
+    arn = "arn:aws:cloudfront::123456789012:key-value-store/traffic-test"
+    kvs = KeyValueStoreEmulator()
+    kvs.create(arn)
+    kvs.put(arn, "routing", first_routing(CONFIG, "blue"))
+
+    def route(**fields):
+        kvs.put(arn, "routing", json.dumps(json.loads(kvs.snapshot(arn)["routing"]) | fields))
+
+    with FunctionRunner() as runner, serving(_app("blue")) as blue, serving(_app("green")) as green:
+        apps = {origins(CONFIG)["blue"]: blue, origins(CONFIG)["green"]: green}
+        with serving(FrontDoor(runner, lambda: kvs.snapshot(arn), apps, blue)) as url:
+            yield {"url": url, "route": route}
+
+
+def test_viewers_through_the_front_door_split_stick_and_are_published_per_colour(aws, door) -> None:
+    faults = Faults()
+    faults.add("error_rate", colour="green", percent=50)
+    door["route"](weight=10, epoch=2)
+    start = datetime.now(UTC) - timedelta(seconds=1)
+    sim = simulator(aws, faults, seed=3, front_door_url=door["url"], viewers=200)
+    ticks = [sim.tick() for _ in range(4)]
+    assert all(t["weights"] == {"blue": 90, "green": 10} for t in ticks)
+    greens = ticks[0]["viewers"]["green"]
+    assert 6 <= greens <= 36  # 10 % of 200 viewers is 20, ±3.4 standard deviations
+    assert len({t["assignments"] for t in ticks}) == 1  # every viewer kept its colour
+
+    cloudwatch, m = aws["cloudwatch"], CONFIG.metrics
+    per_colour = {
+        colour: published_sum(
+            cloudwatch, m.requests_metric, {**m.dimensions, m.colour_dimension: colour}, start
+        )
+        for colour in ("blue", "green")
+    }
+    total = published_sum(cloudwatch, m.requests_metric, m.dimensions, start)
+    assert total == sum(t["requests"] for t in ticks) == per_colour["blue"] + per_colour["green"]
+    assert 0.5 * greens / 200 < per_colour["green"] / total < 1.5 * greens / 200
+    green_errors = published_sum(
+        cloudwatch, m.errors_metric, {**m.dimensions, m.colour_dimension: "green"}, start
+    )
+    assert 30 < 100 * green_errors / per_colour["green"] < 70
+
+    door["route"](weight=0, epoch=3)  # a rollback
+    after = sim.tick()
+    assert after["viewers"] == {"blue": 200, "green": 0} and set(after["assignments"]) == {"b"}

@@ -27,6 +27,27 @@ class Route53Hook(AwsBaseHook):
         super().__init__(*args, **kwargs)
 
 
+class KeyValueStoreHook(AwsBaseHook):
+    """CloudFront KeyValueStore's data plane; boto3 signs it with SigV4A, which needs ``awscrt``.
+
+    Its endpoint rules put the store's account ID in front of the host
+    (``<account>.<endpoint host>``), which a loopback endpoint cannot resolve: a
+    connection whose ``service_config`` for this service has ``proxy_url`` (the
+    sandbox) sends the requests through it instead.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["client_type"] = "cloudfront-keyvaluestore"
+        super().__init__(*args, **kwargs)
+
+    def _get_config(self, config: Any = None) -> Any:
+        from botocore.config import Config
+
+        merged = super()._get_config(config)
+        proxy = self.service_config.get("proxy_url")
+        return merged.merge(Config(proxies={"http": proxy, "https": proxy})) if proxy else merged
+
+
 class CloudWatchHook(AwsBaseHook):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs["client_type"] = "cloudwatch"

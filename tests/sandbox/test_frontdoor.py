@@ -1,0 +1,59 @@
+"""The sandbox's front door: the function file on every request, in front of the blue and green apps."""
+
+from __future__ import annotations
+
+import json
+
+import requests
+
+from deployment.frontdoor import origins
+
+
+def put_routing(sandbox, **routing) -> None:
+    value = {
+        "stable": "blue",
+        "new": "green",
+        "weight": 0,
+        "epoch": 1,
+        "origins": origins(sandbox.cfg),
+        **routing,
+    }
+    sandbox.kvs.put(sandbox.kvs_arn, "routing", json.dumps(value))
+
+
+def visit(sandbox, jar: dict[str, str]) -> requests.Response:
+    headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in jar.items())} if jar else {}
+    response = requests.get(f"{sandbox.endpoints['frontdoor']}/health", headers=headers, timeout=5)
+    for cookie in response.raw.headers.getlist("Set-Cookie"):
+        name, _, rest = cookie.partition("=")
+        jar[name] = rest.split(";", 1)[0]
+    return response
+
+
+def test_the_probe_reports_the_seeded_routing(sandbox):
+    probe = requests.get(f"{sandbox.endpoints['frontdoor']}/__frontdoor", timeout=5).json()
+    assert probe == {"stable": "blue", "new": "green", "weight": 0, "epoch": "1"}
+
+
+def test_a_viewer_reaches_the_stable_app_and_gets_a_cookie(sandbox):
+    jar: dict[str, str] = {}
+    response = visit(sandbox, jar)
+    assert response.status_code == 200 and response.json()["colour"] == "blue"
+    assert response.headers["x-bg-colour"] == "blue"
+    assert jar["bg-route"].startswith("1.")
+    assert "Max-Age" in response.headers["Set-Cookie"]
+    again = visit(sandbox, jar)
+    assert "Set-Cookie" not in again.headers  # the cookie holds: nothing to set
+
+
+def test_viewers_split_by_weight_stay_put_and_all_move_on_a_new_epoch(sandbox):
+    try:
+        put_routing(sandbox, weight=50, epoch=2)
+        jars: list[dict[str, str]] = [{} for _ in range(40)]
+        first = [visit(sandbox, jar).headers["x-bg-colour"] for jar in jars]
+        assert 5 <= first.count("green") <= 35  # 50 % of 40 viewers, ±4.7 standard deviations
+        assert [visit(sandbox, jar).headers["x-bg-colour"] for jar in jars] == first  # sticky
+        put_routing(sandbox, weight=0, epoch=3)  # a rollback: restore() writes a new epoch
+        assert {visit(sandbox, jar).headers["x-bg-colour"] for jar in jars} == {"blue"}
+    finally:
+        sandbox.reseed()

@@ -1,0 +1,141 @@
+"""The KeyValueStore router against the sandbox's KVS API and front door (boto3's own client, SigV4A)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from deployment.config import load_config
+from deployment.frontdoor import KeyValueStoreRouter, origins
+from deployment.router import RoutingChange, TrafficRoutingError, router_for
+from sandbox.frontdoor import FrontDoor, FunctionRunner
+from sandbox.kvs import KeyValueStoreEmulator
+from tests.sandbox._servers import serving
+
+ARN = "arn:aws:cloudfront::123456789012:key-value-store/0f1e2d3c-aaaa-bbbb-cccc-000000000001"
+
+
+def _ok(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"app"]
+
+
+@pytest.fixture
+def door(monkeypatch):
+    emulator = KeyValueStoreEmulator()
+    emulator.create(ARN)
+    with FunctionRunner() as runner, serving(emulator) as kvs_url, serving(_ok) as app_url:
+        base = load_config("sandbox")
+        front = FrontDoor(runner, lambda: emulator.snapshot(ARN), {}, app_url)
+        with serving(front) as door_url:
+            traffic = base.traffic.model_copy(
+                update={
+                    "router": "keyvaluestore",
+                    "front_door": base.traffic.front_door.model_copy(
+                        update={"key_value_store_arn": ARN, "probe_interval_seconds": 0.05}
+                    ),
+                }
+            )
+            cfg = base.model_copy(update={"traffic": traffic})
+            service = {"endpoint_url": kvs_url, "proxy_url": kvs_url}
+            monkeypatch.setenv(
+                f"AIRFLOW_CONN_{cfg.connections.front_door.upper()}",
+                json.dumps({"conn_type": "http", "host": door_url}),
+            )
+            extra = {"region_name": cfg.region, "service_config": {"cloudfront-keyvaluestore": service}}
+            monkeypatch.setenv(
+                f"AIRFLOW_CONN_{cfg.connections.aws.upper()}",
+                json.dumps({"conn_type": "aws", "login": "testing", "password": "testing", "extra": extra}),
+            )
+            router = router_for(cfg)
+            assert isinstance(router, KeyValueStoreRouter)
+            router.seed("blue")
+            yield {"cfg": cfg, "router": router, "kvs": emulator}
+
+
+def stored(door):
+    return json.loads(door["kvs"].snapshot(ARN)["routing"])
+
+
+def test_seeded_at_production_state(door):
+    router = door["router"]
+    assert router.weights() == {"blue": 100, "green": 0} and router.live_colour() == "blue"
+    assert stored(door)["origins"] == origins(door["cfg"])
+
+
+def test_a_release_shifts_keeps_the_epoch_and_waits_at_the_front_door(door):
+    router = door["router"]
+    change = router.set_weights({"blue": 90, "green": 10})
+    assert change.before == {"blue": 100, "green": 0} and change.after == {"blue": 90, "green": 10}
+    assert stored(door) | {"origins": None} == {
+        "stable": "blue",
+        "new": "green",
+        "weight": 10,
+        "epoch": 1,
+        "origins": None,
+    }
+    router.wait_applied(change, timeout=5)
+    assert change.applied_at and RoutingChange.from_dict(change.to_dict()) == change
+    assert router.set_weights({"blue": 90, "green": 10}) is None
+    router.set_weights({"blue": 0, "green": 100})
+    assert stored(door)["weight"] == 100 and stored(door)["epoch"] == 1
+    assert router.live_colour() == "green"
+
+
+def test_the_next_release_turns_the_pair_round_with_a_new_epoch(door):
+    router = door["router"]
+    router.set_weights({"blue": 0, "green": 100})
+    router.set_weights({"blue": 10, "green": 90})
+    assert {k: stored(door)[k] for k in ("stable", "new", "weight", "epoch")} == {
+        "stable": "green",
+        "new": "blue",
+        "weight": 10,
+        "epoch": 2,
+    }
+    assert router.weights() == {"blue": 10, "green": 90} and router.live_colour() == "green"
+
+
+def test_restore_moves_everyone_with_a_new_epoch_and_is_idempotent(door):
+    router = door["router"]
+    router.set_weights({"blue": 50, "green": 50})
+    change = router.restore("blue")
+    assert change.after == {"blue": 100, "green": 0} and change.epoch == 2
+    router.wait_applied(change, timeout=5)
+    assert router.restore("blue") is None
+    assert stored(door)["epoch"] == 2
+
+
+def test_a_concurrent_write_is_refused_not_overwritten(door):
+    router = door["router"]
+    kvs = router.kvs
+    _, etag = router.routing()
+    kvs.put_key(KvsARN=ARN, Key="other", Value="x", IfMatch=etag)  # someone else wrote since
+    with pytest.raises(kvs.exceptions.ConflictException):
+        router._write(
+            {"stable": "blue", "new": "green", "weight": 10, "epoch": 1}, etag, {"blue": 100, "green": 0}
+        )
+    assert stored(door)["weight"] == 0
+
+
+def test_wait_applied_times_out_naming_what_the_front_door_serves(door):
+    router = door["router"]
+    change = RoutingChange(
+        "keyvaluestore", "etag", {"blue": 100, "green": 0}, {"blue": 50, "green": 50}, epoch=1
+    )
+    with pytest.raises(TimeoutError, match="answers {'stable': 'blue'"):
+        router.wait_applied(change, timeout=0.3)
+
+
+def test_a_missing_key_is_named(door):
+    kvs, router = door["router"].kvs, door["router"]
+    _, etag = router.routing()
+    kvs.delete_key(KvsARN=ARN, Key="routing", IfMatch=etag)
+    with pytest.raises(TrafficRoutingError, match="no key 'routing'"):
+        router.weights()
+
+
+@pytest.mark.parametrize("bad", [{"blue": 100}, {"blue": 60, "green": 60}])
+def test_weights_must_be_percentages_of_both_colours(door, bad):
+    with pytest.raises(ValueError):
+        door["router"].set_weights(bad)
