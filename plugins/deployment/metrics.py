@@ -140,10 +140,14 @@ def firing_alarms(cloudwatch: Any, prefix: str) -> list[dict[str, Any]]:
 
 
 def fetch_sample(
-    cloudwatch: Any, query: MetricQuery, window_seconds: float, end: datetime | None = None
+    cloudwatch: Any,
+    query: MetricQuery,
+    window_seconds: float,
+    end: datetime | None = None,
+    ignore_alarms: list[str] | tuple[str, ...] = (),
 ) -> Sample:
     """One poll: the metrics over the ``window_seconds`` before ``end`` (now, less the lag), and the
-    alarms firing."""
+    alarms firing, less those ``ignore_alarms`` lists (``analysis.split_alarms``)."""
     end = query.window_end(end)
     start = end - timedelta(seconds=window_seconds)
     sums = _sums(cloudwatch, query, start, end)
@@ -157,7 +161,7 @@ def fetch_sample(
         requests=sums["requests"],
         errors=sums["errors"],
         latency_ms=latency,
-        alarms_firing=tuple(a["name"] for a in alarms),
+        alarms_firing=split_alarms([a["name"] for a in alarms], ignore_alarms)[0],
     )
 
 

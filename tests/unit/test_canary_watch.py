@@ -288,3 +288,14 @@ def test_an_ignored_alarm_is_recorded_and_another_breaches(aws_server, router):
         payload, _ = first_event(watch(cfg, since=since, hold=1, ignore_alarms=[ignored]))
     assert payload["status"] == "breach" and other in payload["watch"]["reason"]
     assert ignored not in payload["watch"]["reason"] and router.restored == ["blue"]
+
+
+def test_the_whole_environment_sample_applies_ignore_alarms_the_same_way(aws_server):
+    from deployment.metrics import fetch_sample
+
+    cfg, cloudwatch = aws_server["cfg"], aws_server["cloudwatch"]
+    ignored = fx.set_alarm(cloudwatch, cfg, "5xx-errors", "ALARM")
+    other = fx.set_alarm(cloudwatch, cfg, "latency", "ALARM")
+    query = MetricQuery.from_config(cfg)
+    assert fetch_sample(cloudwatch, query, 2).alarms_firing == (ignored, other)
+    assert fetch_sample(cloudwatch, query, 2, ignore_alarms=[ignored]).alarms_firing == (other,)
