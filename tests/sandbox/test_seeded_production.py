@@ -91,7 +91,12 @@ def test_connections_point_at_the_sandbox(sandbox):
     ids = sandbox.cfg.connections.model_dump().values()
     assert set(env) == {f"AIRFLOW_CONN_{cid.upper()}" for cid in ids}
     aws_conn = json.loads(env[f"AIRFLOW_CONN_{sandbox.cfg.connections.aws.upper()}"])
-    assert aws_conn["extra"] == {"endpoint_url": sandbox.endpoints["aws"], "region_name": sandbox.cfg.region}
+    kvs = {"endpoint_url": sandbox.endpoints["aws"], "proxy_url": sandbox.endpoints["aws"]}
+    assert aws_conn["extra"] == {
+        "endpoint_url": sandbox.endpoints["aws"],
+        "region_name": sandbox.cfg.region,
+        "service_config": {"cloudfront-keyvaluestore": kvs},
+    }
 
 
 def test_airflow_aws_hook_reaches_moto_and_amplify(sandbox, monkeypatch):
@@ -103,3 +108,7 @@ def test_airflow_aws_hook_reaches_moto_and_amplify(sandbox, monkeypatch):
     assert cloudformation.describe_stacks(StackName=cfg.stack.name)["Stacks"][0]["StackStatus"]
     amplify = AwsBaseHook(aws_conn_id=conn_id, client_type="amplify").get_conn()
     assert amplify.get_app(appId=cfg.amplify.app_id)["app"]["appId"] == cfg.amplify.app_id
+    from deployment.hooks.aws import KeyValueStoreHook
+
+    kvs = KeyValueStoreHook(aws_conn_id=conn_id).get_conn()
+    assert kvs.describe_key_value_store(KvsARN=sandbox.kvs_arn)["Status"] == "READY"
