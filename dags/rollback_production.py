@@ -52,7 +52,7 @@ CONFIG = load_config()
 )
 def rollback_production():
     plan = manual_plan_task()
-    no_concurrent_run("deploy_production") >> plan
+    no_concurrent_run("deploy_production", past_gate_only=True) >> plan
     rollback_steps(plan) >> manual_outcome_task()
 
 

@@ -114,10 +114,21 @@ def local_stack(tmp_path_factory, sandbox, stack_config):
     stack = Stack.with_free_ports(tmp_path_factory.mktemp("airflow-local"), connections=sandbox.connections(),
                                   deployment_config=str(stack_config.path))
     supervisor = start_stack(stack)
+    SUPERVISORS[stack.home] = supervisor
     try:
         yield stack
     finally:
         stop_stack(supervisor)
+
+
+# The supervisor of each stack this session started, by its home: the kill matrix restarts components.
+SUPERVISORS: dict[Path, Any] = {}
+
+
+@pytest.fixture(scope="session")
+def local_supervisor(local_stack):
+    """The LocalExecutor stack's supervisor (kill and restart one of its components)."""
+    return SUPERVISORS[local_stack.home]
 
 
 @pytest.fixture(scope="session")

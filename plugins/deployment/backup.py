@@ -44,7 +44,7 @@ def backup_stack(cfg: DeploymentConfig, ledger: Ledger) -> dict[str, Any]:
     """The live stack's template, parameters and outputs, copied into the record once per run."""
     existing = ledger.read("backup-stack")
     if existing is not None:
-        return {**existing, "reused": True}
+        return {**existing, "uri": ledger.uri("backup-stack"), "reused": True}
     from deployment.cloudformation import live_stack
 
     live = live_stack(cfg)
@@ -145,8 +145,16 @@ def _latest_succeeded_job(amplify: Any, app_id: str, branch: str) -> dict[str, A
         kwargs["nextToken"] = page["nextToken"]
 
 
-def tag_live_amplify(cfg: DeploymentConfig, version: str, run_id: str) -> dict[str, Any]:
-    """Tag the live colour's branch with the release, the backup id and its last good job."""
+def tag_live_amplify(cfg: DeploymentConfig, version: str, run_id: str, ledger: Ledger | None = None
+                     ) -> dict[str, Any]:
+    """Tag the live colour's branch with the release, the backup id and its last good job.
+
+    With ``ledger``, what was found is kept as ``backup-amplify`` and a rerun returns it
+    unchanged: after traffic moved, the live colour is no longer the one to go back to.
+    """
+    existing = ledger.read("backup-amplify") if ledger is not None else None
+    if existing is not None:
+        return {**existing, "reused": True}
     from deployment.hooks.aws import AmplifyHook, hook_for
     from deployment.router import router_for
 
@@ -180,7 +188,7 @@ def tag_live_amplify(cfg: DeploymentConfig, version: str, run_id: str) -> dict[s
         f"{TAG_PREFIX}live-version": served or "unknown",
     }
     amplify.tag_resource(resourceArn=branch["branchArn"], tags=tags)
-    return {
+    found = {
         "colour": colour,
         "branch": branch_name,
         "branch_arn": branch["branchArn"],
@@ -190,6 +198,9 @@ def tag_live_amplify(cfg: DeploymentConfig, version: str, run_id: str) -> dict[s
         "branches": branches,
         "tags": tags,
     }
+    if ledger is not None:
+        ledger.write("backup-amplify", found)
+    return found
 
 
 # ------------------------------------------------------------------------ manifest
@@ -201,13 +212,19 @@ def write_manifest(
     tables: list[dict[str, Any]],
     amplify: dict[str, Any],
 ) -> dict[str, Any]:
-    """The ``backup`` section: where every part of the recovery point is."""
+    """The ``backup`` section: where every part of the recovery point is; written once per release.
+
+    A rerun returns the section already written: it describes production before any
+    change, which a rerun after the release moved traffic or updated the stack cannot see.
+    """
     existing = ledger.read("backup") or {}
+    if existing.get("backup_id"):
+        return {**existing, "reused": True}
     manifest = {
         "backup_id": backup_id(ledger.version, ledger.run_id),
         "version": ledger.version,
         "run_id": ledger.run_id,
-        "created_at": existing.get("created_at") or _now(),
+        "created_at": _now(),
         "previous_version": stack.get("version"),
         "stack": {
             "name": cfg.stack.name,

@@ -101,3 +101,15 @@ def find_releases(config: DeploymentConfig, outcome: str | None = None) -> list[
     if outcome is not None:
         outcomes = [o for o in outcomes if o.get("status") == outcome]
     return sorted(outcomes, key=lambda o: o.get("finished_at", ""), reverse=True)
+
+
+def find_run(config: DeploymentConfig, run_id: str) -> Ledger | None:
+    """The record of the release run ``run_id`` (found by its ``conf`` section), when there is one."""
+    hook = S3Hook(aws_conn_id=config.connections.aws, region_name=config.region)
+    prefix = f"{config.artifacts.prefix.strip('/')}/"
+    suffix = f"/{run_key(run_id)}/conf.json"
+    for key in hook.list_keys(bucket_name=config.artifacts.bucket, prefix=prefix) or []:
+        if key.endswith(suffix):
+            version = key.removeprefix(prefix).removesuffix(suffix)
+            return Ledger(config, version, run_id)
+    return None

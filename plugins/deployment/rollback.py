@@ -100,29 +100,42 @@ def load_backed_up_stack(cfg: DeploymentConfig, backup: dict[str, Any]) -> dict[
 
 
 # ---------------------------------------------------------------------- the plan
-def plan_from_record(cfg: DeploymentConfig, record: dict[str, Any]) -> dict[str, Any]:
-    """What to undo, decided from the deployment record alone.
+def plan_from_record(cfg: DeploymentConfig, record: dict[str, Any],
+                     live: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What to undo, decided from the deployment record and from what is live now.
 
-    ``undo`` holds ``traffic``, ``stack`` and ``frontend`` flags; ``needed`` is False when
-    nothing was changed (a failure in validation, approval, backup or before the change set
-    ran), and then nothing is touched and nobody is paged.
+    ``live`` (:func:`live_differences`) is production as it is when the plan is made:
+    traffic not all on the stable colour, or a stack that differs from the backup, is
+    undone whatever the record says, so a second attempt is planned from the world and
+    not from the first attempt's notes. ``undo`` holds ``traffic``, ``stack`` and
+    ``frontend`` flags; ``needed`` is False when nothing was changed (a failure in
+    validation, approval, backup or before the change set ran), and then nothing is
+    touched and nobody is paged.
     """
+    from deployment.router import full, other
+
     backup = record.get("backup") or {}
     infrastructure = record.get("infrastructure") or {}
     frontend = record.get("frontend") or {}
+    live = live or {}
+    stable = frontend.get("live_colour_before") or backup_live_colour(backup)
     reasons = []
+    traffic_off = bool(live.get("weights")) and stable in COLOURS and live["weights"] != full(stable)
     undo = {
-        "traffic": bool(frontend.get("traffic_moved")),
-        "stack": bool(infrastructure.get("changed")),
+        "traffic": bool(frontend.get("traffic_moved")) or traffic_off,
+        "stack": bool(infrastructure.get("changed")) or bool(live.get("stack_differences")),
         "frontend": bool(frontend),
     }
-    if undo["traffic"]:
+    if frontend.get("traffic_moved"):
         reasons.append("frontend.traffic_moved: the weights were changed")
-    if undo["stack"]:
+    if traffic_off:
+        reasons.append(f"live now: traffic is {live['weights']}, not all on {stable}")
+    if infrastructure.get("changed"):
         reasons.append("infrastructure.changed: the change set was executed")
+    if live.get("stack_differences"):
+        reasons.append("live now: the stack differs from the backup: " + "; ".join(live["stack_differences"]))
     if undo["frontend"]:
         reasons.append("the frontend phase started: the idle branch may have new variables or a build")
-    stable = frontend.get("live_colour_before") or backup_live_colour(backup)
     if any(undo.values()) and not backup:
         raise RollbackError(
             "the record shows production was changed but has no backup section: nothing to restore from; "
@@ -135,15 +148,35 @@ def plan_from_record(cfg: DeploymentConfig, record: dict[str, Any]) -> dict[str,
         "undo": undo,
         "reasons": reasons or ["nothing was changed: the failure came before any change to production"],
         "stable_colour": stable,
-        "idle_colour": _other(stable) if stable in COLOURS else frontend.get("target_colour"),
+        "idle_colour": other(stable) if stable in COLOURS else frontend.get("target_colour"),
         "backup": backup,
         "previous_version": backup_version(cfg, backup) if backup else None,
         "dynamodb_backups": dynamodb_backups(backup),
     }
 
 
-def _other(colour: str) -> str:
-    return "green" if colour == "blue" else "blue"
+def live_differences(cfg: DeploymentConfig, backup: dict[str, Any]) -> dict[str, Any]:
+    """Production now against the backup: the router's weights and how the stack differs."""
+    from deployment import cloudformation as cf
+    from deployment.router import router_for
+
+    weights = router_for(cfg).weights()
+    if not (backup.get("stack") or {}).get("template_uri"):
+        return {"weights": weights, "stack_differences": []}
+    live = cf.live_stack(cfg)
+    differences = stack_differences(live, load_backed_up_stack(cfg, backup))
+    if live["status"].endswith("_IN_PROGRESS") or live["status"] == "UPDATE_ROLLBACK_FAILED":
+        differences.append(f"the stack is {live['status']}")
+    return {"weights": weights, "stack_differences": differences}
+
+
+def last_resort_colour(record: dict[str, Any], live_colour: str | None) -> str | None:
+    """The colour live before the release: from the record, else the backup, else the router's."""
+    frontend = record.get("frontend") or {}
+    for colour in (frontend.get("live_colour_before"), backup_live_colour(record.get("backup") or {})):
+        if colour in COLOURS:
+            return colour
+    return live_colour if live_colour in COLOURS else None
 
 
 # ------------------------------------------------------------------- 1. traffic
@@ -166,7 +199,8 @@ def restore_traffic(cfg: DeploymentConfig, stable: Colour, *, wait_seconds: floa
     if after != wanted:
         raise RollbackError(f"traffic weights are {after} after setting {wanted}")
     return {"before": before, "after": after, "change_id": change.change_id if change else None,
-            "changed": change is not None, "insync": insync, "routing_change": change.to_dict() if change else None,
+            "changed": change is not None, "insync": insync,
+            "routing_change": change.to_dict() if change else None,
             "restored_at": datetime.now(UTC).isoformat()}
 
 
@@ -239,14 +273,21 @@ def _unsafe_changes(cfg: DeploymentConfig, changes: list[dict[str, Any]]) -> lis
     return unsafe
 
 
-def settle_stack(cfg: DeploymentConfig, cfn: Any, *, timeout: float, poll: float) -> tuple[str, list[str]]:
-    """Bring an update in flight to rest: cancel it, or resume a failed rollback; (status, actions)."""
+def settle_stack(cfg: DeploymentConfig, cfn: Any, *, timeout: float, poll: float,
+                 own_update: bool = False) -> tuple[str, list[str]]:
+    """Bring an update in flight to rest: cancel it, or resume a failed rollback; (status, actions).
+
+    ``own_update``: the update in progress is this rollback's own redeploy (an earlier
+    try of the task executed it), so it is waited for, never cancelled.
+    """
     from botocore.exceptions import ClientError
 
     name = cfg.stack.name
     actions: list[str] = []
     status = cfn.describe_stacks(StackName=name)["Stacks"][0]["StackStatus"]
-    if status == "UPDATE_IN_PROGRESS":
+    if status == "UPDATE_IN_PROGRESS" and own_update:
+        actions.append("the update in progress is this rollback's own redeploy: waited for it")
+    elif status == "UPDATE_IN_PROGRESS":
         try:
             cfn.cancel_update_stack(StackName=name)
             actions.append("cancel_update_stack: the update in progress was cancelled")
@@ -270,15 +311,23 @@ def settle_stack(cfg: DeploymentConfig, cfn: Any, *, timeout: float, poll: float
 
 
 def restore_stack(cfg: DeploymentConfig, backup: dict[str, Any], run_id: str, *,
-                  timeout: float | None = None, poll: float = 5.0) -> dict[str, Any]:
-    """Bring the stack back to the backed-up template and parameters."""
+                  timeout: float | None = None, poll: float = 5.0, attempt: int = 1,
+                  ledger: Ledger | None = None) -> dict[str, Any]:
+    """Bring the stack back to the backed-up template and parameters; safe to rerun in any state.
+
+    The change set executed is noted in ``rollback.stack-execution`` before it runs, so a
+    rerun waits for its own redeploy instead of cancelling it; a change set already spent
+    (executed, failed, obsolete) is never reused: the next one gets a new name.
+    """
     from deployment import cloudformation as cf
 
     timeout = timeout if timeout is not None else cfg.timings.stack_timeout_seconds
     cfn = cf.client(cfg)
     name = cfg.stack.name
     backed_up = load_backed_up_stack(cfg, backup)
-    status, actions = settle_stack(cfg, cfn, timeout=timeout, poll=poll)
+    executing = (ledger.read(EXECUTION_SECTION) if ledger is not None else None) or {}
+    own = executing.get("attempt") == attempt
+    status, actions = settle_stack(cfg, cfn, timeout=timeout, poll=poll, own_update=own)
     differences = stack_differences(cf.live_stack(cfg, cfn), backed_up)
     result: dict[str, Any] = {"status_before": status, "actions": actions, "differences_found": differences,
                               "change_set": None}
@@ -286,8 +335,8 @@ def restore_stack(cfg: DeploymentConfig, backup: dict[str, Any], run_id: str, *,
         actions.append("the stack equals the backup: nothing to redeploy")
         return {**result, "status": status, "redeployed": False}
 
-    change_set = cf.change_set_name(backup_version(cfg, backup) or "previous", run_id, "rollback")
-    described = _ensure_rollback_change_set(cfg, cfn, change_set, backed_up, timeout, poll)
+    base = cf.change_set_name(backup_version(cfg, backup) or "previous", run_id, f"rollback-a{attempt}")
+    change_set, described = _usable_change_set(cfg, cfn, base, backed_up, timeout, poll)
     result["change_set"] = {"name": change_set, "id": described.get("ChangeSetId"),
                             "changes": cf.summarize(described.get("Changes", []))}
     if described.get("NoResourceChanges"):
@@ -300,6 +349,9 @@ def restore_stack(cfg: DeploymentConfig, backup: dict[str, Any], run_id: str, *,
                 f"change set {change_set} would remove or replace stateful resources ({'; '.join(unsafe)}); "
                 "not executed, to keep their data. Review it in the console and restore by hand."
             )
+        if ledger is not None:
+            ledger.write(EXECUTION_SECTION, {"attempt": attempt, "change_set": change_set,
+                                             "executed_at": datetime.now(UTC).isoformat()})
         cfn.execute_change_set(StackName=name, ChangeSetName=change_set)
         actions.append(f"execute_change_set {change_set}: the backed-up template and parameters")
     status = wait_stack(cfn, name, timeout, poll)
@@ -309,6 +361,23 @@ def restore_stack(cfg: DeploymentConfig, backup: dict[str, Any], run_id: str, *,
     if remaining:
         raise RollbackError(f"after redeploying the backup the stack still differs: {'; '.join(remaining)}")
     return {**result, "status": status, "redeployed": True}
+
+
+EXECUTION_SECTION = "rollback.stack-execution"
+SPENT = {"EXECUTE_IN_PROGRESS", "EXECUTE_COMPLETE", "EXECUTE_FAILED", "OBSOLETE"}
+MAX_CHANGE_SETS = 5
+
+
+def _usable_change_set(cfg: DeploymentConfig, cfn: Any, base: str, backed_up: dict[str, Any],
+                       timeout: float, poll: float) -> tuple[str, dict[str, Any]]:
+    """The first of ``base``, ``base-2``, ... that is not spent, created and described."""
+    for number in range(1, MAX_CHANGE_SETS + 1):
+        name = base if number == 1 else f"{base}-{number}"
+        described = _ensure_rollback_change_set(cfg, cfn, name, backed_up, timeout, poll)
+        if described.get("NoResourceChanges") or described.get("ExecutionStatus") not in SPENT:
+            return name, described
+    raise RollbackError(f"{MAX_CHANGE_SETS} rollback change sets ({base}...) are spent and the stack still "
+                        "differs from the backup; restore it by hand")
 
 
 def _update_parameters(
@@ -442,7 +511,7 @@ def metrics_health(cfg: DeploymentConfig, since: datetime | None = None, *,
     minimum = cfg.metrics.period_seconds * 2
     verdict = None
     for attempt in range(attempts):
-        end = datetime.now(UTC)
+        end = query.window_end()  # CloudWatch publishes with a lag: the newest datapoints are not in yet
         recent = end - timedelta(seconds=cfg.timings.poll_interval_seconds * 2)
         start = max(since, recent) if since else recent
         window = max((end - start).total_seconds(), minimum)
@@ -563,6 +632,7 @@ def manual_plan(cfg: DeploymentConfig, target: str | None, reason: str, requeste
     version older than that (whose branch was rebuilt since) is refused: release it anew.
     """
     from deployment.cloudformation import deployed_version
+    from deployment.router import other
 
     current = deployed_version(cfg)
     target = target or default_target(cfg, current)
@@ -583,7 +653,7 @@ def manual_plan(cfg: DeploymentConfig, target: str | None, reason: str, requeste
         "undo": {"traffic": True, "stack": True, "frontend": True},
         "reasons": [f"manual rollback to {target} requested by {requested_by or 'unknown'}: {reason}"],
         "stable_colour": stable,
-        "idle_colour": _other(stable),
+        "idle_colour": other(stable),
         "backup": backup,
         "previous_version": target,
         "rolled_back_version": current,
@@ -593,3 +663,45 @@ def manual_plan(cfg: DeploymentConfig, target: str | None, reason: str, requeste
         "failed_tasks": [],
         "started_at": datetime.now(UTC).isoformat(),
     }
+
+
+# ---------------------------------------------------------------- cancellation
+def restore_after_cancel(cfg: DeploymentConfig, run_id: str, task_id: str, stable: Colour) -> dict | None:
+    """A task (or its run) was marked failed by hand while traffic was split: all of it back on ``stable``.
+
+    Called from the watch trigger's ``on_kill``, which Airflow runs when a user acts on a
+    deferred task (mark failed, clear, mark success), not on a triggerer restart. Nothing
+    happens unless both colours carry traffic; what was done goes to the ``cancellation``
+    section and the team channel (once per attempt).
+    """
+    from deployment.guards import current_attempt
+    from deployment.ledger import find_run, now_iso
+    from deployment.notifications import send_once
+    from deployment.router import router_for
+
+    current = router_for(cfg).weights()
+    if min(current.values()) == 0:
+        return None
+    traffic = restore_traffic(cfg, stable)
+    ledger = find_run(cfg, run_id)
+    section = {"task_id": task_id, "run_id": run_id, "stable_colour": stable, "weights_before": current,
+               "traffic": traffic, "restored_at": now_iso()}
+    if ledger is None:
+        log.warning("no record of run %s: traffic restored to %s, not recorded", run_id, stable)
+        return section
+    section["attempt"] = current_attempt(ledger)
+    ledger.write("cancellation", section)
+
+    def announce() -> dict[str, Any]:
+        from deployment.announce import announce_team
+
+        announce_team(cfg, f":rotating_light: {cfg.application} {ledger.version}: {task_id} was cancelled "
+                           f"while traffic was split {current}; all traffic is back on {stable} "
+                           f"(run {run_id}).")
+        return {"colour": stable}
+
+    try:
+        send_once(ledger, f"cancellation.notice.a{section['attempt']}", announce)
+    except Exception:  # the traffic is back, which is what matters; the notice failure is recorded
+        log.exception("could not announce the cancellation")
+    return section

@@ -69,6 +69,7 @@ def test_group_ids_and_tasks(dag):
         "validate_infrastructure.lint_template",
         "validate_infrastructure.verify_change_set",
     }
+        "validate_infrastructure.open_attempt",
 
 
 def test_force_deploy_branch(dag):

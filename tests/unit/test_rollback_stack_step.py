@@ -21,7 +21,7 @@ def test_a_restored_stack_is_recorded_as_undone(cfg, record, monkeypatch):
     record.write("rollback.plan", plan)
     restored = {"status": "UPDATE_COMPLETE", "status_before": "UPDATE_COMPLETE", "redeployed": True,
                 "actions": ["execute_change_set rollback"], "change_set": None, "differences_found": []}
-    monkeypatch.setattr("deployment.rollback.restore_stack", lambda cfg, backup, run_id: restored)
+    monkeypatch.setattr("deployment.rollback.restore_stack", lambda cfg, backup, run_id, **kwargs: restored)
     with DAG("rollback_step", schedule=None) as dag:
         rollback_group(cfg)
     context = {"params": {"version": VERSION}, "run_id": RUN_ID}

@@ -1,4 +1,4 @@
-"""Phase 3, backup: the recovery point, taken once per run (a rerun reuses it).
+"""Phase 3, backup: the recovery point, taken once per release run (a rerun reuses every part of it).
 
 ``backup_stack``, ``backup_tables`` and ``tag_amplify`` run side by side;
 ``write_manifest`` puts their results into the ``backup`` section.
@@ -54,7 +54,7 @@ def backup_group(config: DeploymentConfig) -> TaskGroup:
             from deployment.backup import tag_live_amplify
 
             cfg, ledger, _ = _release()
-            return tag_live_amplify(cfg, ledger.version, ledger.run_id)
+            return tag_live_amplify(cfg, ledger.version, ledger.run_id, ledger)
 
         @task(task_id="write_manifest")
         def write_manifest(stack: dict[str, Any], tables: list[dict[str, Any]], amplify: dict[str, Any]):

@@ -69,5 +69,7 @@ def validate_infrastructure_group(config: DeploymentConfig) -> TaskGroup:
                 )
             return {"name": result["change_set"]["name"], "id": result["change_set"]["id"]}
 
-        lint_template() >> verify_change_set()
+        from deployment.groups.release import open_attempt
+
+        lint_template() >> verify_change_set() >> open_attempt()
     return group

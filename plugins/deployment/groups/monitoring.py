@@ -4,14 +4,18 @@ One analysis every ``timings.poll_interval_seconds`` (error rate, latency, alarm
 request-rate band), in the triggerer: no worker waits. A breach fails at once, and so
 does a lack of data beyond the configured policy. ``emergency.skip_monitoring``
 skips the watch; the skip and its reason go to the ``monitoring`` section and the
-team channel.
+team channel. Before it watches, and again when the watch ends, the shared guard
+(``deployment.guards``) checks that the release is what production serves: a rerun of
+monitoring alone after a rollback would otherwise watch the old version and pass.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import TaskGroup
+
+from deployment.operators.analysis import MonitorReleaseOperator
 
 if TYPE_CHECKING:
     from deployment.config import DeploymentConfig
@@ -19,13 +23,28 @@ if TYPE_CHECKING:
 GROUP_ID = "monitoring"
 
 
-def monitoring_group(config: DeploymentConfig) -> TaskGroup:
-    from deployment.operators.analysis import MonitorReleaseOperator
+class GuardedMonitorOperator(MonitorReleaseOperator):
+    """Watch production after the release, provided the release is live (checked before and after)."""
 
+    def execute(self, context: Any) -> dict[str, Any] | None:
+        from deployment.guards import require_live_release
+
+        require_live_release(context, "monitoring")
+        return super().execute(context)
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
+        from deployment.guards import require_live_release
+
+        result = super().execute_complete(context, event)
+        require_live_release(context, "monitoring")  # rolled back or moved while it watched
+        return result
+
+
+def monitoring_group(config: DeploymentConfig) -> TaskGroup:
     with TaskGroup(
         group_id=GROUP_ID,
         tooltip="Watch production metrics after the release, one analysis per poll interval (deferred)",
         doc_md=__doc__,
     ) as group:
-        MonitorReleaseOperator(task_id="watch_metrics", doc_md=MonitorReleaseOperator.__doc__)
+        GuardedMonitorOperator(task_id="watch_metrics", doc_md=MonitorReleaseOperator.__doc__)
     return group

@@ -24,11 +24,16 @@ GROUP_ID = "notify"
 RETRIES = 3
 
 
-def _run():
+def _run(guard: str | None = None):
+    """The task's context, config, record and conf; with ``guard``, refuse unless the release is live."""
     from deployment.config import load_config
     from deployment.groups.rollback import run_ledger
 
     context = get_current_context()
+    if guard:
+        from deployment.guards import require_live_release
+
+        require_live_release(context, f"notify.{guard}")
     cfg = load_config()
     ledger = run_ledger(cfg, context)
     conf = ledger.read("conf") or {**context["params"], "run_id": context["run_id"]}
@@ -70,7 +75,7 @@ def notify_group(config: DeploymentConfig) -> TaskGroup:
             from deployment.notifications import previous_production_tag
             from deployment.notifications import release_notes as build
 
-            _, cfg, ledger, conf = _run()
+            _, cfg, ledger, conf = _run("release_notes")
             previous = previous_production_tag(cfg, conf["version"], ledger.read("backup"))
             notes = build(cfg, conf, previous, ledger.read("approvals"))
             notes["uri"] = ledger.write_text("release_notes", notes["markdown"], "md")
@@ -82,7 +87,7 @@ def notify_group(config: DeploymentConfig) -> TaskGroup:
             """Create (or update) and publish the GitHub release vX.Y.Z with the notes."""
             from deployment.notifications import publish_github_release
 
-            _, cfg, ledger, conf = _run()
+            _, cfg, ledger, conf = _run("github_release")
             notes = ledger.read("release_notes")
             if notes is None:
                 raise RuntimeError(f"{ledger.uri('release_notes')} is missing: release_notes wrote none")
@@ -95,7 +100,7 @@ def notify_group(config: DeploymentConfig) -> TaskGroup:
             """The release announced in the team channel."""
             from deployment.notifications import render, send_once, send_slack
 
-            context, cfg, ledger, conf = _run()
+            context, cfg, ledger, conf = _run("slack_team")
             text = render("slack_team_released.md.j2", **_values(cfg, ledger, conf, context))
             return send_once(ledger, "notifications.slack_team",
                              lambda: send_slack(cfg.connections.slack_team, text))
@@ -105,7 +110,7 @@ def notify_group(config: DeploymentConfig) -> TaskGroup:
             """A short announcement in the company channel."""
             from deployment.notifications import render, send_once, send_slack
 
-            context, cfg, ledger, conf = _run()
+            context, cfg, ledger, conf = _run("slack_company")
             text = render("slack_company.md.j2", **_values(cfg, ledger, conf, context))
             return send_once(ledger, "notifications.slack_company",
                              lambda: send_slack(cfg.connections.slack_company, text))
@@ -122,6 +127,9 @@ def notify_group(config: DeploymentConfig) -> TaskGroup:
             failed = failed_release_tasks(task_states(context))
             if failed:  # all_done also runs it after a failed release: announce only a healthy one
                 raise AirflowSkipException(f"the release failed ({', '.join(failed)}): nothing to announce")
+            from deployment.guards import require_live_release
+
+            require_live_release(context, "notify.email_stakeholders")
             notes = (ledger.read("release_notes") or {}).get("markdown", "(release notes unavailable)")
             html = render("email_stakeholders.html.j2", notes=notes, **_values(cfg, ledger, conf, context))
             subject = f"{cfg.application} {conf['version']} is live"
@@ -137,7 +145,7 @@ def notify_group(config: DeploymentConfig) -> TaskGroup:
             from deployment.ledger import now_iso
             from deployment.notifications import StatusPage
 
-            _, cfg, ledger, _ = _run()
+            _, cfg, ledger, _ = _run("statuspage")
             result = StatusPage(cfg).set_component("operational")
             ledger.write("notifications.statuspage", {"status": "sent", "sent_at": now_iso(), **result})
             return result

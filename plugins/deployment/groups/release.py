@@ -41,3 +41,31 @@ def record_release():
         return info
 
     return _record_release()
+
+
+OPEN_ATTEMPT_TASK_ID = "open_attempt"
+
+
+def open_attempt():
+    """Start an attempt (one pass through the changing phases) once production is checked unchanged.
+
+    Wire it after ``validate_infrastructure`` and before ``deploy_infrastructure``, so that
+    clearing ``validate_infrastructure`` with its downstream tasks opens a new attempt.
+    """
+
+    @task(task_id=OPEN_ATTEMPT_TASK_ID, retries=0, doc_md=open_attempt.__doc__)
+    def _open_attempt() -> dict[str, Any]:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from deployment.guards import ProductionChanged
+        from deployment.guards import open_attempt as start
+        from deployment.operators._common import release
+
+        context = get_current_context()
+        rel = release(context)
+        try:
+            return start(rel.cfg, rel.ledger, int(context["ti"].try_number))
+        except ProductionChanged as err:
+            raise AirflowFailException(str(err)) from err
+
+    return _open_attempt()

@@ -29,6 +29,9 @@ MANUAL_RECORD_FOLDER = "manual-rollbacks"
 # Tasks whose failure does not make the release a failure.
 NOT_RELEASE_TASKS = ("notify.", f"{GROUP_ID}.", FINALIZE_TASK_ID, "announce_emergency", "announce_failure")
 FAILED_STATES = {"failed", "upstream_failed"}
+PLAN_RETRIES = 2
+# Every restore step is safe to rerun in any state, so a lost worker (or scheduler) is simply retried.
+STEP_RETRIES = {"retries": 2, "retry_delay": timedelta(seconds=5)}
 STEPS = ("traffic", "stack", "frontend")
 
 
@@ -86,7 +89,8 @@ def summary(ledger: Ledger) -> dict[str, Any]:
 
     plan = ledger.read("rollback.plan") or {}
     steps = {name: ledger.read(f"rollback.{name}") for name in (*STEPS, "verify")}
-    return summarize(plan, {k: v for k, v in steps.items() if v}, plan.get("failed_tasks", []))
+    return {**summarize(plan, {k: v for k, v in steps.items() if v}, plan.get("failed_tasks", [])),
+            "attempt": plan.get("attempt") or 1}
 
 
 def _version(ledger: Ledger, plan: dict[str, Any]) -> str:
@@ -94,39 +98,94 @@ def _version(ledger: Ledger, plan: dict[str, Any]) -> str:
 
 
 # ------------------------------------------------------------------------ tasks
-@task(task_id="plan", trigger_rule=TriggerRule.ONE_FAILED)
+@task(task_id="plan", trigger_rule=TriggerRule.ONE_FAILED, retries=PLAN_RETRIES,
+      retry_delay=timedelta(seconds=5))
 def plan_rollback() -> dict[str, Any]:
-    """Decide from the record what to undo; skip the whole group when nothing was changed."""
+    """Decide from the record and from what is live now what to undo; skip the group when nothing changed.
+
+    Planned anew every time it runs, for the current attempt: a second failure after a
+    rerun from ``validate_infrastructure`` is undone from the world as it is, not from
+    what the first rollback found.
+    """
     from airflow.sdk.exceptions import AirflowSkipException
 
     from deployment.config import load_config
+    from deployment.guards import current_attempt
     from deployment.ledger import now_iso
-    from deployment.rollback import plan_from_record
+    from deployment.rollback import live_differences, plan_from_record
 
     context = get_current_context()
     cfg = load_config()
     ledger = run_ledger(cfg, context)
-    existing = ledger.read("rollback.plan")
-    if existing and existing.get("needed") is not None:
-        plan = existing  # a rerun keeps the first decision: the record has moved on since
-    else:
-        plan = plan_from_record(cfg, ledger.record())
-        plan["failed_tasks"] = failed_release_tasks(task_states(context))
-        plan["started_at"] = now_iso()
-        plan["rolled_back_version"] = ledger.version
-        ledger.write("rollback.plan", plan)
+    record = ledger.record()
+    attempt = current_attempt(ledger)
+    previous = record.get("rollback.plan") or {}
+    backup = record.get("backup") or {}
+    plan = plan_from_record(cfg, record, live_differences(cfg, backup) if backup else None)
+    plan["attempt"] = attempt
+    plan["failed_tasks"] = failed_release_tasks(task_states(context))
+    same_attempt = int(previous.get("attempt") or 1) == attempt and previous.get("needed") is not None
+    plan["started_at"] = previous["started_at"] if same_attempt else now_iso()
+    plan["rolled_back_version"] = ledger.version
+    ledger.write("rollback.plan", plan)
     if not plan["needed"]:
         ledger.write("rollback", {"needed": False, "status": "not_needed", "reasons": plan["reasons"],
-                                  "failed_tasks": plan["failed_tasks"], "decided_at": now_iso()})
+                                  "attempt": attempt, "failed_tasks": plan["failed_tasks"],
+                                  "decided_at": now_iso()})
         raise AirflowSkipException("; ".join(plan["reasons"]))
-    return {"undo": plan["undo"], "stable_colour": plan["stable_colour"]}
+    return {"undo": plan["undo"], "stable_colour": plan["stable_colour"], "attempt": attempt}
+
+
+@task(task_id="last_resort_traffic", trigger_rule=TriggerRule.ALL_FAILED, retries=3,
+      retry_delay=timedelta(seconds=5))
+def last_resort_task() -> dict[str, Any]:
+    """No plan could be made: all traffic back on the colour live before the release; page on-call."""
+    from deployment.config import load_config
+    from deployment.ledger import now_iso
+    from deployment.notifications import send_once
+    from deployment.rollback import last_resort_colour, restore_traffic
+    from deployment.router import router_for
+
+    context = get_current_context()
+    cfg = load_config()
+    ledger = run_ledger(cfg, context)
+    record = ledger.record()
+    try:
+        live = router_for(cfg).live_colour()
+    except Exception:  # noqa: BLE001 - the record and the backup may still name the colour
+        live = None
+    colour = last_resort_colour(record, live)
+    if colour is None:
+        raise RuntimeError("neither the record, the backup nor the router names the colour live before "
+                           "the release: put traffic back by hand")
+    traffic = restore_traffic(cfg, colour)
+    section = {"needed": True, "status": "rollback_incomplete", "attempt": _attempt(ledger),
+               "last_resort": {"colour": colour, **traffic}, "undone": ["traffic"],
+               "not_undone": ["stack", "frontend"], "verified": False, "failed_checks": ["plan"],
+               "failed_tasks": failed_release_tasks(task_states(context)), "stable_colour": colour,
+               "reasons": ["the rollback plan could not be made: traffic put back as a last resort; the "
+                           "stack and the idle branch must be checked by hand"],
+               "finished_at": now_iso()}
+    ledger.write("rollback", section)
+    values = {"cfg": cfg, "summary": section, "version": ledger.version, "run_id": context["run_id"],
+              "reason": None, "url": _run_url(cfg, context)}
+    for channel, send in (("page_oncall_slack", _slack), ("incident_email", _email)):
+        send_once(ledger, f"rollback.notice.a{section['attempt']}.{channel}.last_resort",
+                  lambda send=send: send(cfg, values))
+    return {"colour": colour, "changed": traffic["changed"]}
+
+
+def _attempt(ledger: Ledger) -> int:
+    from deployment.guards import current_attempt
+
+    return current_attempt(ledger)
 
 
 def _not_needed(what: str) -> dict[str, Any]:
     return {"status": "not_needed", "detail": f"the record shows no change to {what}"}
 
 
-@task(task_id="restore_traffic")
+@task(task_id="restore_traffic", **STEP_RETRIES)
 def restore_traffic_task() -> dict[str, Any]:
     """All traffic back to the stable colour: the first, fastest step."""
 
@@ -140,7 +199,7 @@ def restore_traffic_task() -> dict[str, Any]:
     return _step("traffic", action)
 
 
-@task(task_id="restore_stack", trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS)
+@task(task_id="restore_stack", trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS, **STEP_RETRIES)
 def restore_stack_task() -> dict[str, Any]:
     """The stack back to the backed-up template and parameters (cancel / continue / change set)."""
 
@@ -149,14 +208,15 @@ def restore_stack_task() -> dict[str, Any]:
 
         if not plan["undo"]["stack"]:
             return _not_needed("the stack")
-        restored = restore_stack(cfg, plan["backup"], context["run_id"])
+        restored = restore_stack(cfg, plan["backup"], context["run_id"],
+                                 attempt=int(plan.get("attempt") or 1), ledger=ledger)
         # ``status`` is the step's (summarize() reads it); the stack's own is kept as ``stack_status``.
         return {**restored, "stack_status": restored["status"], "status": "done"}
 
     return _step("stack", action)
 
 
-@task(task_id="restore_frontend", trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS)
+@task(task_id="restore_frontend", trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS, **STEP_RETRIES)
 def restore_frontend_task() -> dict[str, Any]:
     """The idle Amplify branch's variables back, a build still running on it stopped."""
 
@@ -171,7 +231,8 @@ def restore_frontend_task() -> dict[str, Any]:
     return _step("frontend", action)
 
 
-@task(task_id="verify", trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS)
+@task(task_id="verify", trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS, retries=1,
+      retry_delay=timedelta(seconds=5))
 def verify_task() -> dict[str, Any]:
     """Stack equals the backup, smoke tests pass on the stable colour, metrics healthy."""
 
@@ -221,8 +282,10 @@ def _urgent(task_id: str, send):
         values = {"cfg": cfg, "summary": current, "version": _version(ledger, plan),
                   "run_id": context["run_id"], "reason": plan.get("reason"),
                   "url": _run_url(cfg, context)}
-        # Keyed by verification state, so a rerun after a fix sends the news once more.
-        key = f"rollback.notice.{task_id}.{'verified' if current['verified'] else 'unverified'}"
+        # Keyed by attempt and verification state: a second attempt's rollback is announced
+        # too, and a rerun after a fix sends the news once more.
+        state = "verified" if current["verified"] else "unverified"
+        key = f"rollback.notice.a{plan.get('attempt') or 1}.{task_id}.{state}"
         return send_once(ledger, key, lambda: send(cfg, values))
 
     return _notice()
@@ -265,7 +328,7 @@ def _statuspage(cfg, values):
     )
 
 
-def rollback_steps(plan_task) -> list:
+def rollback_steps(plan_task, last_resort=None) -> list:
     """Wire the restore, verify, record and notice tasks after ``plan_task``; returns the leaves."""
     traffic = restore_traffic_task()
     stack = restore_stack_task()
@@ -277,6 +340,8 @@ def rollback_steps(plan_task) -> list:
     notices = [_urgent("page_oncall_slack", _slack), _urgent("incident_email", _email),
                _urgent("statuspage_incident", _statuspage), _urgent("page_oncall_pagerduty", rollback_page)]
     plan_task >> traffic
+    if last_resort is not None:
+        plan_task >> last_resort
     [plan_task, traffic] >> stack
     [plan_task, traffic] >> frontend
     [plan_task, stack, frontend] >> check
@@ -289,7 +354,8 @@ def rollback_steps(plan_task) -> list:
 def rollback_group(config: DeploymentConfig) -> TaskGroup:
     """The ``rollback`` group; wire ``[every task of phases 3-8] >> group.children["rollback.plan"]``."""
     with TaskGroup(group_id=GROUP_ID, tooltip="Undo what a failed release changed, verify, page") as tg:
-        rollback_steps(plan_rollback())
+        plan = plan_rollback()
+        rollback_steps(plan, last_resort_task())
     return tg
 
 
@@ -315,6 +381,7 @@ def finalize_task(config: DeploymentConfig):
 
         from deployment.config import load_config
         from deployment.deployment_metrics import record_metrics
+        from deployment.guards import current_attempt, release_problems
         from deployment.ledger import now_iso
         from deployment.rollback import backup_version
 
@@ -323,8 +390,14 @@ def finalize_task(config: DeploymentConfig):
         ledger = run_ledger(cfg, context)
         states = task_states(context)
         failed = failed_release_tasks(states)
+        attempt = current_attempt(ledger)
         rollback = ledger.read("rollback")
+        if rollback and int(rollback.get("attempt") or 1) != attempt:
+            rollback = None  # an earlier attempt's rollback: the last attempt is what this run reports
         status = outcome_of(failed, rollback)
+        not_live = release_problems(cfg, ledger) if status == "succeeded" else []
+        if not_live:
+            status = "failed"  # nothing that is not live is reported as released
         backup = ledger.read("backup") or {}
         notification_failures = sorted(
             t for t, s in states.items() if t.startswith("notify.") and s == "failed"
@@ -339,6 +412,9 @@ def finalize_task(config: DeploymentConfig):
             "failed_tasks": failed,
             "rollback_status": (rollback or {}).get("status"),
             "notification_failures": notification_failures,
+            "attempt": attempt,
+            "attempts": len(ledger.read("attempts") or []) or 1,
+            "not_live": not_live,
         }
         ledger.write("outcome", outcome)
         if status != "succeeded":
@@ -349,19 +425,37 @@ def finalize_task(config: DeploymentConfig):
             raise AirflowFailException(
                 f"release {ledger.version} {status.replace('_', ' ')}: failed tasks {', '.join(failed)}; "
                 f"rollback {outcome['rollback_status'] or 'not run'}"
+                + (f"; not live: {'; '.join(not_live)}" if not_live else "")
             )
         return outcome
 
     return record_outcome()
 
 
-def no_concurrent_run(other_dag_id: str):
+# The first tasks after the approval gate: a release that started one of them may change production.
+PAST_GATE_TASKS = ("backup.backup_stack", "backup.backup_tables", "backup.tag_amplify")
+TERMINAL = {"success", "failed", "skipped", "upstream_failed", "removed"}
+
+
+def releases_past_gate(ti: Any, dag_id: str) -> list[str]:
+    """Runs of ``dag_id`` that went past the approval gate and have not recorded their outcome."""
+    states = ti.get_task_states(dag_id=dag_id, task_ids=[*PAST_GATE_TASKS, FINALIZE_TASK_ID])
+    return sorted(
+        run_id for run_id, tasks in states.items()
+        if any(tasks.get(t) not in (None, "none") for t in PAST_GATE_TASKS)
+        and str(tasks.get(FINALIZE_TASK_ID)) not in TERMINAL
+    )
+
+
+def no_concurrent_run(other_dag_id: str, *, past_gate_only: bool = False):
     """A guard task: fail at once while a run of ``other_dag_id`` is running.
 
     Put first in both ``deploy_production`` (other = ``rollback_production``) and
-    ``rollback_production`` (other = ``deploy_production``). Each run is already
-    ``running`` in the database when its guard asks, so of two runs started together
-    the later guard always sees the earlier run: at most one proceeds.
+    ``rollback_production`` (other = ``deploy_production``, ``past_gate_only``). Each run
+    is already ``running`` in the database when its guard asks, so of two runs started
+    together the later guard always sees the earlier run: at most one proceeds. A manual
+    rollback is refused only by a release past its approval gate: one still waiting for
+    approval re-checks production before it changes anything (``open_attempt``).
     """
 
     @task(task_id=f"no_running_{other_dag_id}", retries=0, doc_md=no_concurrent_run.__doc__)
@@ -369,7 +463,10 @@ def no_concurrent_run(other_dag_id: str):
         from airflow.sdk.exceptions import AirflowFailException
 
         context = get_current_context()
-        running = context["ti"].get_dr_count(dag_id=other_dag_id, states=["running"])
+        ti = context["ti"]
+        running = ti.get_dr_count(dag_id=other_dag_id, states=["running"])
+        if running and past_gate_only:
+            running = len(releases_past_gate(ti, other_dag_id))
         if running:
             raise AirflowFailException(
                 f"{running} run(s) of {other_dag_id} are running; a release and a rollback never run "

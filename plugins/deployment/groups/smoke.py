@@ -28,25 +28,19 @@ def check_section(name: str) -> str:
     return f"{SECTION}.{name}"
 
 
-def release_colour(cfg: DeploymentConfig, ledger: Ledger) -> str:
-    """The colour the release was deployed to, provided production traffic goes there.
+def release_colour(cfg: DeploymentConfig, ledger: Ledger, what: str) -> str:
+    """The colour the release was deployed to, provided the release is what production serves.
 
     After a rollback in this run the live colour is the old one again; testing it would
-    pass the old version off as the release, so that is an error with the way out.
+    pass the old version off as the release, so the shared guard refuses with the way out.
     """
-    from deployment.router import router_for
+    from deployment.guards import ReleaseNotLive, check_release_live
 
-    target = (ledger.read("frontend") or {}).get("target_colour")
-    live = router_for(cfg).live_colour()
-    if target is None:
-        raise SmokeTestsFailed(f"no target colour in {ledger.uri('frontend')}: deploy_frontend has not run")
-    if live != target:
-        raise SmokeTestsFailed(
-            f"production traffic goes to {live}, not to {target} where {ledger.version} was deployed "
-            "(rolled back, or the traffic shift did not finish): clear validate_infrastructure with its "
-            "downstream tasks to deploy the release again"
-        )
-    return live
+    try:
+        check_release_live(cfg, ledger, what)
+    except ReleaseNotLive as err:
+        raise SmokeTestsFailed(str(err)) from err
+    return ledger.read("frontend")["target_colour"]
 
 
 def run_one(cfg: DeploymentConfig, ledger: Ledger, name: str) -> dict[str, Any]:
@@ -58,7 +52,7 @@ def run_one(cfg: DeploymentConfig, ledger: Ledger, name: str) -> dict[str, Any]:
     ledger.write(
         check_section(name), {"name": name, "ok": False, "error": "did not finish", "started_at": now_iso()}
     )
-    colour = release_colour(cfg, ledger)
+    colour = release_colour(cfg, ledger, f"smoke check {name}")
     (result,) = run_smoke_checks(cfg, colour, [name])
     ledger.write(check_section(name), result)
     if not result["ok"]:
@@ -73,6 +67,7 @@ def gather(cfg: DeploymentConfig, ledger: Ledger) -> dict[str, Any]:
     """Every configured check's result in one ``smoke_tests`` section; raises unless all passed."""
     from deployment.ledger import now_iso
 
+    release_colour(cfg, ledger, "recording the smoke tests")
     results = {c.name: ledger.read(check_section(c.name)) for c in cfg.smoke_tests.checks}
     missing = sorted(name for name, result in results.items() if result is None)
     failed = sorted(name for name, result in results.items() if result is not None and not result["ok"])

@@ -1,0 +1,156 @@
+"""Attempts and the release guard: nothing judges or announces a version that is not live.
+
+**Attempts.** Each pass through the changing phases (deploy infrastructure, deploy
+frontend, smoke tests, monitoring) is an attempt. ``open_attempt`` runs once per pass,
+right before the first change, and its id is the try number of that task: clearing
+``validate_infrastructure`` with its downstream tasks clears it too, so a rerun is a new
+attempt. The ``attempt`` section holds the current one, ``attempts`` every one so far.
+Before anything changes, ``open_attempt`` re-checks production against the backup and the
+approved plan: a release that waited days for approval while someone rolled production
+back does not deploy over a state nobody approved.
+
+**The guard.** Smoke tests, monitoring, every notice and ``record_outcome`` call
+:func:`check_release_live` first: the release's colour holds 100 % of the traffic, the
+stack runs the release's version in a settled state, and no rollback of this attempt
+happened. Otherwise they fail with the way out: clear ``validate_infrastructure`` with its
+downstream tasks.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from deployment.config import DeploymentConfig
+    from deployment.ledger import Ledger
+
+ATTEMPT = "attempt"
+ATTEMPTS = "attempts"
+CLEAR_HINT = "clear validate_infrastructure with its downstream tasks to deploy the release again"
+STACK_RUNNING_OK = {"UPDATE_COMPLETE", "CREATE_COMPLETE", "IMPORT_COMPLETE"}
+
+
+class ReleaseNotLive(RuntimeError):
+    """The release this run deployed is not what production serves now."""
+
+
+class ProductionChanged(RuntimeError):
+    """Production is no longer the state the backup and the approved plan describe."""
+
+
+# --------------------------------------------------------------------- attempts
+def current_attempt(ledger: Ledger) -> int:
+    """The id of the current attempt (1 before any ``open_attempt`` ran, as in older records)."""
+    return int((ledger.read(ATTEMPT) or {}).get("id") or 1)
+
+
+def production_state(cfg: DeploymentConfig) -> dict[str, Any]:
+    """What production runs now: the router's weights and the stack's version and status."""
+    from deployment.cloudformation import live_stack
+    from deployment.router import router_for
+
+    stack = live_stack(cfg)
+    return {
+        "weights": router_for(cfg).weights(),
+        "version": stack["parameters"].get(cfg.stack.version_parameter),
+        "stack_status": stack["status"],
+    }
+
+
+def differences_from_backup(cfg: DeploymentConfig, record: dict[str, Any],
+                            state: dict[str, Any]) -> list[str]:
+    """How production (``state``) differs from the backup and from the plan the approvers saw."""
+    from deployment.rollback import backup_live_colour, backup_version
+    from deployment.router import full
+
+    backup = record.get("backup") or {}
+    if not backup:
+        return ["the record has no backup section"]
+    differences = []
+    colour, version = backup_live_colour(backup), backup_version(cfg, backup)
+    if colour and state["weights"] != full(colour):
+        differences.append(f"traffic is {state['weights']}, the backup found all of it on {colour}")
+    if state["version"] != version:
+        differences.append(f"the stack runs {state['version']}, the backup holds {version}")
+    approved = (record.get("plan") or {}).get("release") or {}
+    if approved.get("previous_version") and approved["previous_version"] != version:
+        differences.append(f"the approved plan was made against {approved['previous_version']}, "
+                           f"production ran {version} when the backup was taken")
+    if approved.get("live_colour") and colour and approved["live_colour"] != colour:
+        differences.append(f"the approved plan found {approved['live_colour']} live, the backup {colour}")
+    return differences
+
+
+def open_attempt(cfg: DeploymentConfig, ledger: Ledger, attempt_id: int) -> dict[str, Any]:
+    """Start attempt ``attempt_id`` once production is checked to be what was backed up and approved."""
+    from deployment.ledger import now_iso
+
+    existing = ledger.read(ATTEMPT) or {}
+    if existing.get("id") == attempt_id:
+        return {**existing, "reused": True}
+    state = production_state(cfg)
+    differences = differences_from_backup(cfg, ledger.record(), state)
+    if differences:
+        raise ProductionChanged(
+            "production changed since the backup or the approved plan: " + "; ".join(differences)
+            + ". Nothing was deployed. Trigger a new release (roll back first if production is half-changed)."
+        )
+    attempt = {"id": attempt_id, "opened_at": now_iso(), "production": state}
+    history = [a for a in ledger.read(ATTEMPTS) or [] if a.get("id") != attempt_id]
+    ledger.write(ATTEMPTS, [*history, attempt])
+    ledger.write(ATTEMPT, attempt)
+    return attempt
+
+
+def rollback_of_attempt(ledger: Ledger, attempt_id: int) -> dict[str, Any] | None:
+    """The rollback plan of ``attempt_id`` when one was made and found something to undo."""
+    plan = ledger.read("rollback.plan") or {}
+    if plan.get("needed") and int(plan.get("attempt") or 1) == attempt_id:
+        return plan
+    return None
+
+
+# ------------------------------------------------------------------------ guard
+def release_problems(cfg: DeploymentConfig, ledger: Ledger) -> list[str]:
+    """Why the release of this run is not what production serves (empty when it is)."""
+    from deployment.router import full
+
+    problems = []
+    attempt = current_attempt(ledger)
+    if rollback_of_attempt(ledger, attempt):
+        problems.append(f"attempt {attempt} of this run was rolled back")
+    target = (ledger.read("frontend") or {}).get("target_colour")
+    state = production_state(cfg)
+    if target is None:
+        problems.append("the record names no target colour: deploy_frontend has not run")
+    elif state["weights"] != full(target):
+        problems.append(f"traffic is {state['weights']}, not all on {target} "
+                        f"where {ledger.version} was deployed")
+    if state["version"] != ledger.version:
+        problems.append(f"the stack runs {state['version']}, not {ledger.version}")
+    elif state["stack_status"] not in STACK_RUNNING_OK:
+        problems.append(f"the stack is {state['stack_status']}")
+    return problems
+
+
+def check_release_live(cfg: DeploymentConfig, ledger: Ledger, what: str) -> None:
+    """Raise :class:`ReleaseNotLive` (with the way out) unless this run's release is live."""
+    problems = release_problems(cfg, ledger)
+    if problems:
+        raise ReleaseNotLive(
+            f"{what} refused: {ledger.version} is not what production serves ({'; '.join(problems)}); "
+            f"{CLEAR_HINT}"
+        )
+
+
+def require_live_release(context: Any, what: str) -> None:
+    """:func:`check_release_live` for the task running in ``context``; fails it without retries."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from deployment.operators._common import release
+
+    rel = release(context)
+    try:
+        check_release_live(rel.cfg, rel.ledger, what)
+    except ReleaseNotLive as err:
+        raise AirflowFailException(str(err)) from err

@@ -1,0 +1,217 @@
+"""Reruns and rollbacks that stay right (issue 12), against moto and the Amplify emulator.
+
+Each test reproduces a review finding on the code before the fix:
+- a rerun of ``backup`` recorded the already-changed state as the backup;
+- a rerun of ``backup`` failed on the reused stack snapshot (``KeyError: 'uri'``);
+- a rerun of ``restore_stack`` cancelled its own rollback update;
+- the rollback's metric check read the newest window, ignoring ``metrics.lag_seconds``;
+- a monitoring-only rerun after a rollback judged (and passed) the old version;
+- the plan was reused from the first attempt instead of made from what is live now;
+- a Slack outage under ``skip_monitoring`` failed monitoring, and so rolled the release back.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from _release import PREVIOUS, RUN_ID, VERSION
+
+from deployment import backup, guards, rollback
+from deployment.route53 import set_weights, weights
+
+
+def _take_backup(cfg, ledger):
+    stack = backup.backup_stack(cfg, ledger)
+    tables = backup.backup_tables(cfg, VERSION, RUN_ID, timeout=5)
+    amplify = backup.tag_live_amplify(cfg, VERSION, RUN_ID, ledger)
+    return backup.write_manifest(cfg, ledger, stack=stack, tables=tables, amplify=amplify)
+
+
+def _deploy(cfg, aws, ledger, purpose="deploy"):
+    """What deploy_infrastructure does: this run's change set for the release, executed."""
+    from deployment.cloudformation import ensure_change_set, release_template
+
+    change_set = ensure_change_set(cfg, VERSION, RUN_ID, purpose, ledger=ledger, poll=0.1,
+                                   packaged=release_template(cfg, ledger))
+    aws["cfn"].execute_change_set(StackName=cfg.stack.name, ChangeSetName=change_set["name"])
+
+
+def _stack_version(cfg):
+    from deployment.cloudformation import deployed_version
+
+    return deployed_version(cfg)
+
+
+def _release_live(cfg, aws, ledger):
+    """The release fully out: stack on VERSION, all traffic on green, the record saying so."""
+    _deploy(cfg, aws, ledger)
+    ledger.write("infrastructure", {"changed": True})
+    ledger.write("frontend", {"live_colour_before": "blue", "target_colour": "green", "traffic_moved": True})
+    set_weights(cfg, {"blue": 0, "green": 100})
+
+
+# ------------------------------------------------------------------- backup
+def test_a_rerun_of_backup_keeps_the_state_before_any_change(cfg, aws, ledger, amplify_emulator):
+    first = _take_backup(cfg, ledger)
+    assert first["amplify"]["colour"] == "blue" and first["previous_version"] == PREVIOUS
+    # The release went out: traffic on green, green's branch carries the release.
+    set_weights(cfg, {"blue": 0, "green": 100})
+    amplify_emulator["emulator"].start_job(cfg.amplify.app_id, cfg.amplify.branches["green"],
+                                           {"jobType": "RELEASE"})
+    import time
+
+    time.sleep(0.1)
+    again = _take_backup(cfg, ledger)
+    assert again["amplify"]["colour"] == "blue"
+    assert again["amplify"]["branches"] == first["amplify"]["branches"]
+    assert ledger.read("backup")["amplify"]["colour"] == "blue"
+    assert ledger.read("backup")["created_at"] == first["created_at"]
+
+
+# -------------------------------------------------------------------- stack
+class _OwnUpdateInProgress:
+    """CloudFormation as a rerun of restore_stack finds it: its own redeploy still running."""
+
+    def __init__(self, real):
+        self.real = real
+        self.cancelled = False
+        self.calls = 0
+
+    def describe_stacks(self, **kwargs):
+        self.calls += 1
+        stacks = self.real.describe_stacks(**kwargs)
+        if self.calls <= 2:
+            stacks["Stacks"][0]["StackStatus"] = "UPDATE_IN_PROGRESS"
+        return stacks
+
+    def cancel_update_stack(self, **kwargs):
+        self.cancelled = True
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+
+def test_a_rerun_of_restore_stack_waits_for_its_own_update(cfg, aws, ledger, monkeypatch):
+    manifest = _take_backup(cfg, ledger)
+    _deploy(cfg, aws, ledger)
+    rollback.restore_stack(cfg, manifest, RUN_ID, timeout=10, poll=0.1, attempt=1, ledger=ledger)
+    assert ledger.read(rollback.EXECUTION_SECTION)["attempt"] == 1
+    scripted = _OwnUpdateInProgress(aws["cfn"])
+    monkeypatch.setattr("deployment.cloudformation.client", lambda cfg, *a, **k: scripted)
+
+    again = rollback.restore_stack(cfg, manifest, RUN_ID, timeout=10, poll=0.05, attempt=1, ledger=ledger)
+
+    assert scripted.cancelled is False
+    assert "own redeploy" in again["actions"][0]
+    assert again["redeployed"] is False and _stack_version(cfg) == PREVIOUS
+
+
+# --------------------------------------------------------------------- plan
+def test_the_plan_is_made_from_what_is_live_now(cfg, aws, ledger):
+    manifest = _take_backup(cfg, ledger)
+    # The record of this attempt says nothing moved yet, but production is half-changed.
+    _deploy(cfg, aws, ledger)
+    set_weights(cfg, {"blue": 90, "green": 10})
+    record = {"backup": manifest}
+
+    plan = rollback.plan_from_record(cfg, record, rollback.live_differences(cfg, manifest))
+
+    assert plan["needed"] is True
+    assert plan["undo"]["traffic"] is True and plan["undo"]["stack"] is True
+    assert plan["stable_colour"] == "blue"
+
+
+def test_last_resort_colour_comes_from_the_record_then_the_backup_then_the_router():
+    assert rollback.last_resort_colour({"frontend": {"live_colour_before": "green"}}, "blue") == "green"
+    assert rollback.last_resort_colour({"backup": {"amplify": {"colour": "blue"}}}, "green") == "blue"
+    assert rollback.last_resort_colour({}, "green") == "green"
+    assert rollback.last_resort_colour({}, None) is None
+
+
+# ------------------------------------------------------------------ metrics
+def test_the_rollback_metric_check_reads_the_published_window(cfg, aws, monkeypatch):
+    from deployment import metrics
+
+    lagged = cfg.model_copy(update={"metrics": cfg.metrics.model_copy(update={"lag_seconds": 60})})
+    ends: list[datetime] = []
+    real = metrics.fetch_sample
+
+    def spy(cloudwatch, query, window, end=None):
+        ends.append(query.window_end(end))
+        return real(cloudwatch, query, window, end)
+
+    monkeypatch.setattr("deployment.metrics.fetch_sample", spy)
+    rollback.metrics_health(lagged, attempts=1, poll=0)
+    assert ends and ends[0] <= datetime.now(UTC) - timedelta(seconds=59)
+
+
+# ------------------------------------------------------------------- guards
+def test_the_guard_passes_only_while_the_release_is_live(cfg, aws, ledger):
+    _take_backup(cfg, ledger)
+    _release_live(cfg, aws, ledger)
+    assert guards.release_problems(cfg, ledger) == []
+
+    set_weights(cfg, {"blue": 50, "green": 50})
+    assert any("not all on green" in p for p in guards.release_problems(cfg, ledger))
+    set_weights(cfg, {"blue": 0, "green": 100})
+
+    ledger.write("rollback.plan", {"needed": True, "attempt": 1})
+    with pytest.raises(guards.ReleaseNotLive, match="validate_infrastructure"):
+        guards.check_release_live(cfg, ledger, "monitoring")
+
+
+def test_a_monitoring_rerun_after_a_rollback_is_refused(cfg, aws, ledger):
+    """Scenario 1 of the issue at the task level: rolled back, then only monitoring cleared."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from deployment.groups.monitoring import GuardedMonitorOperator
+
+    manifest = _take_backup(cfg, ledger)
+    _release_live(cfg, aws, ledger)
+    ledger.write("rollback.plan", {"needed": True, "attempt": 1})
+    rollback.restore_traffic(cfg, "blue", wait_seconds=1)
+    rollback.restore_stack(cfg, manifest, RUN_ID, timeout=10, poll=0.1)
+
+    operator = GuardedMonitorOperator(task_id="watch_metrics")
+    context = {"params": {"version": VERSION}, "run_id": RUN_ID}
+    with pytest.raises(AirflowFailException, match=f"{VERSION} is not what production serves"):
+        operator.execute(context)
+    assert ledger.read("monitoring") is None  # nothing watched, nothing recorded as healthy
+
+
+def test_a_new_attempt_is_refused_when_production_changed_since_the_approved_plan(cfg, aws, ledger):
+    _take_backup(cfg, ledger)
+    ledger.write("plan", {"release": {"previous_version": "v0.9.0", "live_colour": "blue"}})
+    with pytest.raises(guards.ProductionChanged, match="approved plan was made against v0.9.0"):
+        guards.open_attempt(cfg, ledger, 1)
+    assert ledger.read(guards.ATTEMPT) is None
+
+
+def test_attempts_are_numbered_and_a_new_one_clears_the_guard(cfg, aws, ledger):
+    _take_backup(cfg, ledger)
+    ledger.write("plan", {"release": {"previous_version": PREVIOUS, "live_colour": "blue"}})
+    assert guards.open_attempt(cfg, ledger, 1)["id"] == 1
+    assert guards.open_attempt(cfg, ledger, 1)["reused"] is True
+    ledger.write("rollback.plan", {"needed": True, "attempt": 1})  # attempt 1 rolled back
+    assert guards.open_attempt(cfg, ledger, 2)["id"] == 2
+    assert [a["id"] for a in ledger.read(guards.ATTEMPTS)] == [1, 2]
+    _release_live(cfg, aws, ledger)
+    assert guards.release_problems(cfg, ledger) == []
+
+
+def test_a_slack_outage_under_skip_monitoring_does_not_fail_monitoring(cfg, aws, ledger, monkeypatch):
+    from deployment.groups.monitoring import GuardedMonitorOperator
+
+    _take_backup(cfg, ledger)
+    _release_live(cfg, aws, ledger)
+
+    def outage(cfg, text):
+        raise ConnectionError("Slack webhook unreachable")
+
+    monkeypatch.setattr("deployment.announce.announce_team", outage)
+    params = {"version": VERSION, "emergency": {"skip_monitoring": True, "reason": "hotfix for incident 42"}}
+    result = GuardedMonitorOperator(task_id="watch_metrics").execute({"params": params, "run_id": RUN_ID})
+    assert result == {"skipped": True}
+    assert ledger.read("monitoring")["announced"] is False
+    assert weights(cfg) == {"blue": 0, "green": 100}

@@ -1,0 +1,143 @@
+"""The rollback and outcome tasks across attempts, run as tasks of the real group (issue 12).
+
+``_Ti`` answers ``get_task_states`` in the shape the Task SDK returns
+(``{run_id: {task_id: state}}``); everything else is moto, the Amplify emulator and S3.
+"""
+
+from __future__ import annotations
+
+import pytest
+from _release import PREVIOUS, RUN_ID, VERSION
+from airflow.sdk import DAG
+from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.execution_time.context import set_current_context
+from test_reruns import _deploy, _release_live, _stack_version, _take_backup
+
+from deployment import guards
+from deployment.groups.rollback import finalize_task, rollback_group
+from deployment.route53 import set_weights, weights
+
+
+class _Ti:
+    dag_id = "deploy_production"
+
+    def __init__(self, states: dict[str, str]) -> None:
+        self.states = states
+
+    def get_task_states(self, dag_id, run_ids=None, **kwargs):
+        return {RUN_ID: dict(self.states)}
+
+
+def _run(cfg, task_id: str, states: dict[str, str]):
+    with DAG("deploy_production", schedule=None) as dag:
+        rollback_group(cfg)
+        finalize_task(cfg)
+    context = {"params": {"version": VERSION}, "run_id": RUN_ID, "ti": _Ti(states)}
+    with set_current_context(context):
+        return dag.get_task(task_id).python_callable()
+
+
+def _approved(ledger):
+    ledger.write("plan", {"release": {"previous_version": PREVIOUS, "live_colour": "blue"}})
+
+
+def test_a_second_failure_after_a_rerun_rolls_the_stack_back_too(cfg, aws, ledger):
+    """Scenario 2 of the issue, task by task: the second plan is made for attempt 2, from the world."""
+    _take_backup(cfg, ledger)
+    _approved(ledger)
+    guards.open_attempt(cfg, ledger, 1)
+    _release_live(cfg, aws, ledger)
+    failed = {"smoke_tests.check_health": "failed"}
+    assert _run(cfg, "rollback.plan", failed)["attempt"] == 1
+    _run(cfg, "rollback.restore_traffic", failed)
+    _run(cfg, "rollback.restore_stack", failed)
+    assert _stack_version(cfg) == PREVIOUS and weights(cfg) == {"blue": 100, "green": 0}
+
+    # Cleared from validate_infrastructure: attempt 2 deploys again and fails at the 10 % step.
+    guards.open_attempt(cfg, ledger, 2)
+    _deploy(cfg, aws, ledger, purpose="deploy-again")
+    set_weights(cfg, {"blue": 90, "green": 10})
+    failed = {"deploy_frontend.shift_traffic_10": "failed"}
+    plan = _run(cfg, "rollback.plan", failed)
+    assert plan["attempt"] == 2 and plan["undo"]["stack"] and plan["undo"]["traffic"]
+    _run(cfg, "rollback.restore_traffic", failed)
+    _run(cfg, "rollback.restore_stack", failed)
+
+    assert _stack_version(cfg) == PREVIOUS
+    assert weights(cfg) == {"blue": 100, "green": 0}
+    assert ledger.read("rollback.plan")["failed_tasks"] == ["deploy_frontend.shift_traffic_10"]
+
+
+def test_record_outcome_reports_the_last_attempt(cfg, aws, ledger):
+    _take_backup(cfg, ledger)
+    _approved(ledger)
+    guards.open_attempt(cfg, ledger, 1)
+    ledger.write("rollback.plan", {"needed": True, "attempt": 1})
+    ledger.write("rollback", {"status": "rolled_back", "attempt": 1})
+    guards.open_attempt(cfg, ledger, 2)
+    _release_live(cfg, aws, ledger)
+
+    outcome = _run(cfg, "record_outcome", {"monitoring.watch_metrics": "success"})
+
+    assert outcome["status"] == "succeeded" and outcome["attempt"] == 2 and outcome["attempts"] == 2
+    assert outcome["rollback_status"] is None
+
+
+def test_record_outcome_never_reports_a_release_that_is_not_live(cfg, aws, ledger):
+    _take_backup(cfg, ledger)
+    _release_live(cfg, aws, ledger)
+    set_weights(cfg, {"blue": 100, "green": 0})  # traffic went back behind the run's back
+
+    with pytest.raises(AirflowFailException, match="not live"):
+        _run(cfg, "record_outcome", {"monitoring.watch_metrics": "success"})
+    assert ledger.read("outcome")["status"] == "failed"
+    assert ledger.read("outcome")["not_live"]
+
+
+def test_a_rolled_back_attempt_is_paged_once_per_attempt(cfg, aws, ledger, monkeypatch):
+    sent: list[str] = []
+    monkeypatch.setattr("deployment.groups.rollback._slack", lambda cfg, values: sent.append("slack") or {})
+    _take_backup(cfg, ledger)
+    _approved(ledger)
+    for attempt in (1, 2):
+        guards.open_attempt(cfg, ledger, attempt)
+        ledger.write("rollback.plan", {"needed": True, "attempt": attempt, "undo": {}, "failed_tasks": []})
+        _run(cfg, "rollback.page_oncall_slack", {})
+        _run(cfg, "rollback.page_oncall_slack", {})  # a rerun of the same attempt: no second page
+    assert sent == ["slack", "slack"]
+
+
+class _OtherRuns:
+    """The Task SDK's view of deploy_production from a rollback_production task."""
+
+    dag_id = "rollback_production"
+
+    def __init__(self, runs: dict[str, dict[str, str | None]]) -> None:
+        self.runs = runs
+
+    def get_dr_count(self, dag_id, states=None, **kwargs):
+        return len(self.runs)
+
+    def get_task_states(self, dag_id, task_ids=None, **kwargs):
+        return {run: {t: s for t, s in tasks.items() if t in task_ids} for run, tasks in self.runs.items()}
+
+
+def _manual_guard(runs):
+    from deployment.groups.rollback import no_concurrent_run
+
+    with DAG("rollback_production", schedule=None) as dag:
+        no_concurrent_run("deploy_production", past_gate_only=True)
+    with set_current_context({"ti": _OtherRuns(runs), "run_id": "manual_rb"}):
+        return dag.get_task("no_running_deploy_production").python_callable()
+
+
+def test_a_release_waiting_for_approval_does_not_block_a_manual_rollback():
+    waiting = {"approval.wait_timer": "deferred", "backup.backup_stack": None, "record_outcome": None}
+    assert _manual_guard({"waiting": waiting}) == 0
+
+
+def test_a_release_past_the_approval_gate_blocks_a_manual_rollback():
+    deploying = {"backup.backup_stack": "success", "backup.backup_tables": "success", "record_outcome": None}
+    finished = {"backup.backup_stack": "success", "record_outcome": "failed"}
+    with pytest.raises(AirflowFailException, match="1 run"):
+        _manual_guard({"deploying": deploying, "finished": finished})
