@@ -321,19 +321,27 @@ def approver_contacts(cfg: DeploymentConfig, user_ids: list[str]) -> tuple[list[
     return mentions, emails
 
 
-def approval_needed(cfg: DeploymentConfig, ledger: Ledger, *, version: str, task_id: str, try_number: int,
-                    assigned: list[str], deadline: str, link: str, run_id: str) -> dict[str, Any]:
-    """Tell the assigned approvers (Slack mention, email) that an approval waits, once per request."""
+def required_actions_url(cfg: DeploymentConfig, dag_id: str, run_id: str, task_id: str) -> str:
+    """The Required Actions page of an approval request, as ``HITLOperator.generate_link_to_ui`` builds it."""
+    return f"{run_url(cfg, dag_id, run_id)}/tasks/{task_id}/required_actions?map_index=-1"
+
+
+def approval_needed(cfg: DeploymentConfig, ledger: Ledger, *, version: str, task_id: str, key: str,
+                    assigned: list[str], deadline: str, link: str, run_id: str,
+                    reminder: bool = False) -> dict[str, Any]:
+    """Tell the assigned approvers (Slack mention, email) that an approval waits; once per ``key``."""
     mentions, emails = approver_contacts(cfg, assigned)
-    values = {"cfg": cfg, "version": version, "assigned": assigned, "deadline": deadline, "link": link}
+    values = {"cfg": cfg, "version": version, "assigned": assigned, "deadline": deadline, "link": link,
+              "reminder": reminder}
     text = render("slack_approval_needed.md.j2", mentions=" ".join(mentions), **values)
-    key = f"notifications.approval_needed.{task_id}.{try_number}"
-    slack = send_once(ledger, f"{key}.slack", lambda: send_slack(cfg.connections.slack_team, text))
+    section = f"notifications.approval_needed.{task_id}.{key}"
+    slack = send_once(ledger, f"{section}.slack", lambda: send_slack(cfg.connections.slack_team, text))
     email = {}
     if emails:
+        what = "Reminder: approval needed" if reminder else "Approval needed"
+        subject = f"{what}: {cfg.application} {version} to {cfg.environment}"
         html = render("email_approval_needed.html.j2", **values)
-        email = send_once(ledger, f"{key}.email", lambda: send_email(
-            cfg, emails, f"Approval needed: {cfg.application} {version} to {cfg.environment}", html, run_id))
+        email = send_once(ledger, f"{section}.email", lambda: send_email(cfg, emails, subject, html, run_id))
     return {"slack": slack, "email": email}
 
 

@@ -62,14 +62,15 @@ def test_group_ids_and_tasks(dag):
         "approval_gate.record_approvals",
         "approval_gate.wait_timer",
         "approval_gate.verify_gate",
+        "approval_gate.remind_approvers",
         "backup.backup_stack",
         "backup.backup_tables",
         "backup.tag_amplify",
         "backup.write_manifest",
         "validate_infrastructure.lint_template",
         "validate_infrastructure.verify_change_set",
-    }
         "validate_infrastructure.open_attempt",
+    }
 
 
 def test_force_deploy_branch(dag):
@@ -112,7 +113,8 @@ def test_approval_gate_order_and_operators(dag):
     assert isinstance(timer, DateTimeSensorAsync)
     assert _up(dag, timer.task_id) == {"approval_gate.record_approvals"}
     assert "approval_gate.record_approvals" in timer.target_time
-    assert _up(dag, "approval_gate.verify_gate") == {timer.task_id}
+    assert _up(dag, "approval_gate.verify_gate") == {timer.task_id, "approval_gate.remind_approvers"}
+    assert _up(dag, "approval_gate.remind_approvers") == {"approval_gate.announce_start"}
     assert _up(dag, "backup.backup_stack") >= {"approval_gate.verify_gate"}
 
 
@@ -132,7 +134,7 @@ def test_validate_infrastructure_order(dag):
 
 
 def test_default_trigger_rules_elsewhere(dag):
-    special = {f"{V}.record_checks", f"{V}.generate_plan"}
+    special = {f"{V}.record_checks", f"{V}.generate_plan", "approval_gate.verify_gate"}
     for task in dag.tasks:
         if task.task_id not in special:
             assert task.trigger_rule == TriggerRule.ALL_SUCCESS, task.task_id

@@ -7,7 +7,9 @@ plan (and any emergency flags) to the team channel and sets the status-page comp
 Actions link). The wait timer is deferrable (no worker slot) and ends at the last approval
 plus ``timings.wait_timer_seconds``; marking it failed cancels the release before anything
 has changed. ``verify_gate`` re-checks the answers read from Airflow just before the
-first change, so no hand-marked task or hand-written XCom opens the gate.
+first change, so no hand-marked task or hand-written XCom opens the gate. Beside the
+requests, ``remind_approvers`` (a rescheduling sensor) reminds whoever a request still
+waits for once half the gate's time has gone.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.standard.sensors.date_time import DateTimeSensorAsync
-from airflow.sdk import TaskGroup, chain, get_current_context, task
+from airflow.sdk import PokeReturnValue, TaskGroup, TriggerRule, chain, get_current_context, task
 from airflow.sdk.bases.notifier import BaseNotifier
 
 from deployment.approval import ReleaseApprovalOperator
@@ -30,6 +32,7 @@ GROUP_ID = "approval_gate"
 log = logging.getLogger(__name__)
 APPROVAL_TASKS = ("first_approval", "second_approval", "third_approval", "fourth_approval")
 NOTICE_RETRIES = 3
+FINISHED = {"success", "failed", "upstream_failed", "skipped", "removed"}
 
 
 class ApprovalNeeded(BaseNotifier):
@@ -52,7 +55,7 @@ class ApprovalNeeded(BaseNotifier):
                 rel.ledger,
                 version=rel.version,
                 task_id=op.task_id,
-                try_number=ti.try_number,
+                key=f"try{ti.try_number}",
                 assigned=[u["id"] for u in op.assigned_users],
                 deadline=entry.get("deadline", "unknown"),
                 link=link,
@@ -157,7 +160,65 @@ def approval_gate_group(config: DeploymentConfig) -> TaskGroup:
                 log.warning("could not announce the wait timer: %s", err)
             return result
 
-        @task(task_id="verify_gate", retries=0)
+        @task.sensor(
+            task_id="remind_approvers",
+            mode="reschedule",
+            poke_interval=max(
+                config.timings.poll_interval_seconds, min(300, config.timings.approval_timeout_seconds // 100)
+            ),
+            timeout=config.timings.approval_timeout_seconds * 2,
+            soft_fail=True,
+            retries=2,
+        )
+        def remind_approvers() -> PokeReturnValue:
+            """Half the gate's time gone and a request still open: remind its approvers once.
+
+            Rescheduled between looks (no worker slot held); done as soon as every approval
+            task has finished, so it never holds up the release.
+            """
+            from datetime import UTC, datetime
+
+            from deployment.approval import GATE_KEY, SECTION
+            from deployment.groups.rollback import task_states
+            from deployment.notifications import approval_needed, required_actions_url
+            from deployment.operators._common import release
+
+            context = get_current_context()
+            states = task_states(context)
+            if all(states.get(t) in FINISHED for t in approval_ids):
+                return PokeReturnValue(is_done=True, xcom_value={"reminded": []})
+            rel = release(context)
+            section = rel.ledger.read(SECTION) or {}
+            gate = section.get(GATE_KEY)
+            waiting = [t for t in approval_ids if states.get(t) == "awaiting_input"]
+            if not gate or not waiting:
+                return PokeReturnValue(is_done=False)
+            first, deadline = (datetime.fromisoformat(gate[k]) for k in ("first_requested_at", "deadline"))
+            if datetime.now(UTC) < first + (deadline - first) / 2:
+                return PokeReturnValue(is_done=False)
+            reminded = []
+            for task_id in waiting:
+                entry = section.get(task_id) or {}
+                link = required_actions_url(rel.cfg, context["ti"].dag_id, rel.run_id, task_id)
+                try:
+                    approval_needed(
+                        rel.cfg,
+                        rel.ledger,
+                        version=rel.version,
+                        task_id=task_id,
+                        key="reminder",
+                        assigned=entry.get("eligible", []),
+                        deadline=gate["deadline"],
+                        link=link,
+                        run_id=rel.run_id,
+                        reminder=True,
+                    )
+                    reminded.append(task_id)
+                except Exception as err:  # a reminder that cannot be sent must not stop the release
+                    log.warning("could not remind the approvers of %s: %s", task_id, err)
+            return PokeReturnValue(is_done=True, xcom_value={"reminded": reminded})
+
+        @task(task_id="verify_gate", retries=0, trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
         def verify_gate() -> dict[str, Any]:
             """The gate checked again just before the first change, from the answers read from Airflow."""
             from deployment.approval import VERIFIED_KEY, record_answer
@@ -175,5 +236,7 @@ def approval_gate_group(config: DeploymentConfig) -> TaskGroup:
             target_time=f"{{{{ ti.xcom_pull(task_ids='{recorded.operator.task_id}')['wait_until'] }}}}",
             doc_md="The cancellation window after the last approval; fail this task to cancel the release.",
         )
-        chain(announce_start(), *approvals, recorded, wait_timer, verify_gate())
+        started, verified = announce_start(), verify_gate()
+        chain(started, *approvals, recorded, wait_timer, verified)
+        started >> remind_approvers() >> verified
     return group
