@@ -13,9 +13,13 @@ sandbox needs the configured one, so apps and branches are added with
 
 A job is PENDING for the first quarter of ``job_seconds``, then RUNNING, then
 SUCCEED, or FAILED when an ``amplify_job_failure`` fault matched its branch or
-version when it started. Its version is the branch's ``APP_VERSION`` (the
-``version_variable``) at start; the job summary's ``commitMessage`` is
-``APP_VERSION=<version>`` unless the caller gave one. :meth:`served_version`
+version when it started. A RELEASE job builds a commit of the connected repository
+(``repository``, the GitHub emulator in the sandbox): StartJob's ``commitId``, or the
+head of the branch when none is given, as Amplify does; its version follows from that
+commit (``GitHubEmulator.version_at``), so a job without ``commitId`` serves whatever
+the head is. Without a repository (unit tests) the version is the branch's
+``APP_VERSION`` (the ``version_variable``) at start. The job summary's ``commitMessage``
+is ``APP_VERSION=<version>`` unless the caller gave one. :meth:`served_version`
 gives the version a branch serves: that of its last SUCCEED job.
 """
 
@@ -170,6 +174,9 @@ class AmplifyEmulator:
         self.clock = clock
         self._lock = threading.RLock()
         self._apps: dict[str, App] = {}
+        # ``commitId or None -> (commit, version)``: the connected repository (the sandbox sets
+        # the GitHub emulator's ``version_at``); None builds the branch's version variable.
+        self.repository: Callable[[str | None], tuple[str, str]] | None = None
 
     # --- state, for seeding and for the other emulators ------------------------------
 
@@ -248,7 +255,10 @@ class AmplifyEmulator:
                 retried = self._job(branch, body.get("jobId"))
                 if retried.status(self.clock()) != "FAILED":
                     raise bad_request(f"job {retried.job_id} did not fail; only failed jobs can be retried")
-            version = branch.environment.get(self.version_variable)
+            if job_type == "RETRY":
+                commit_id, version = retried.commit_id, retried.version
+            else:
+                commit_id, version = self._build_source(branch, body.get("commitId"))
             fault = self.faults.find("amplify_job_failure", branch=branch_name, version=version)
             now = self.clock()
             job_id = str(len(branch.jobs) + 1)
@@ -259,7 +269,7 @@ class AmplifyEmulator:
                 version=version,
                 start=now,
                 duration=self.job_seconds,
-                commit_id=body.get("commitId") or "HEAD",
+                commit_id=commit_id,
                 commit_message=body.get("commitMessage") or f"{self.version_variable}={version}",
                 commit_time=float(body.get("commitTime") or now),
                 failure=(fault.get("reason") or "Build failed (injected fault)") if fault else None,
@@ -310,6 +320,18 @@ class AmplifyEmulator:
         return {}
 
     # --- lookups and JSON ------------------------------------------------------------
+
+    def _build_source(self, branch: Branch, commit_id: Any) -> tuple[str, str | None]:
+        """``(commit, version)`` a RELEASE job builds: ``commitId``, else the head of the branch."""
+        if commit_id is not None and (not isinstance(commit_id, str) or not commit_id):
+            raise bad_request("commitId must be a non-empty string")
+        if self.repository is None:
+            return commit_id or "HEAD", branch.environment.get(self.version_variable)
+        try:
+            return self.repository(commit_id)
+        except Exception:
+            raise bad_request(f"commit {commit_id} is not in the app's repository") from None
+
 
     def _app(self, app_id: str) -> App:
         try:

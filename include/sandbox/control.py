@@ -1,8 +1,12 @@
 """The sandbox's control API (port B+7): inject faults, force alarms, read what was recorded.
 
 ``GET /health``; ``GET /faults``; ``POST /faults {"kind", matchers..., settings...}`` → 201
-``{"id"}``; ``DELETE /faults/{id}``; ``POST /reset`` (faults and recordings cleared, state
-kept); ``POST /reseed`` (back to the freshly seeded state); ``POST /alarms/{name}
+``{"id"}``; ``POST /builds/{version}/faults {"kind": tampered_object|missing_manifest|
+rc_tag_moved}`` → 201 (breaks that release candidate's build or tag until ``/reseed``);
+``DELETE /faults/{id}``; ``POST /reset`` (faults and recordings cleared, state
+kept); ``POST /reseed`` (back to the freshly seeded state, simulated viewers routed as
+configured); ``POST /traffic/router {"router": "keyvaluestore"|"route53"}`` (how the
+simulated viewers are routed from now on); ``POST /alarms/{name}
 {"state", "reason"?}``; ``GET /requests?since=<epoch>&service=<signing name>`` (the
 AWS request log); ``GET /recorded/{service}`` (github, slack, statuspage, smtp, app,
 traffic). Errors are ``{"error": "..."}`` with 400 or 404. See README.md.
@@ -19,6 +23,7 @@ from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
 from sandbox.faults import KINDS, MATCHERS
+from sandbox.github import GitHubError
 
 if TYPE_CHECKING:
     from sandbox.launcher import Sandbox
@@ -90,7 +95,9 @@ class ControlApi:
                 Rule("/faults/<int:fault_id>", methods=["DELETE"], endpoint="remove_fault"),
                 Rule("/reset", methods=["POST"], endpoint="reset"),
                 Rule("/reseed", methods=["POST"], endpoint="reseed"),
+                Rule("/traffic/router", methods=["POST"], endpoint="traffic_router"),
                 Rule("/alarms/<name>", methods=["POST"], endpoint="set_alarm"),
+                Rule("/builds/<version>/faults", methods=["POST"], endpoint="build_fault"),
                 Rule("/requests", methods=["GET"], endpoint="requests"),
                 Rule("/recorded/<service>", methods=["GET"], endpoint="recorded"),
             ]
@@ -132,6 +139,14 @@ class ControlApi:
         self.sandbox.reseed()
         return 200, {"reseeded": True}
 
+    def traffic_router(self, request: Request) -> tuple[int, Any]:
+        router = _json(request).get("router")
+        try:
+            self.sandbox.route_traffic(router)
+        except ValueError as err:
+            raise ControlError(400, str(err)) from None
+        return 200, {"router": router}
+
     def set_alarm(self, request: Request, name: str) -> tuple[int, Any]:
         body = _json(request)
         state = body.get("state") if isinstance(body, dict) else None
@@ -144,6 +159,19 @@ class ControlApi:
             code = err.response["Error"]["Code"]
             raise ControlError(404 if code == "ResourceNotFound" else 400, f"alarm {name}: {code}") from None
         return 200, {"alarm": name, "state": state}
+
+    def build_fault(self, request: Request, version: str) -> tuple[int, Any]:
+        from sandbox.seed import BUILD_FAULTS, inject_build_fault
+
+        kind = (_json(request) or {}).get("kind")
+        if kind not in BUILD_FAULTS:
+            raise ControlError(400, f"kind must be one of {list(BUILD_FAULTS)}, got {kind!r}")
+        try:
+            s3, github = self.sandbox.aws_client("s3"), self.sandbox.github
+            done = inject_build_fault(self.sandbox.cfg, s3, github, version, kind)
+        except (ClientError, ValueError, GitHubError) as err:
+            raise ControlError(404, f"no release candidate build of {version} to break: {err}") from None
+        return 201, done
 
     def requests(self, request: Request) -> tuple[int, Any]:
         try:

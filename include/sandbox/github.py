@@ -23,7 +23,8 @@ json, status).
 
 The repository has one linear history on ``main``. Seed it in Python:
 ``add_commits`` (optionally tagging the last commit), ``add_tag``,
-``add_release`` and ``add_workflow_run``.
+``add_release`` and ``add_workflow_run``; ``move_tag`` re-points a tag (a fault);
+``version_at`` is the version a build of a commit serves (the Amplify emulator's source).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import re
 import threading
 from datetime import UTC, datetime
 from typing import Any
@@ -235,6 +237,37 @@ class GitHubEmulator:
     def head(self) -> str:
         with self._lock:
             return self._commits[-1]["sha"]
+
+    def move_tag(self, tag: str, sha: str) -> str:
+        """Point an existing ``tag`` at ``sha`` (a force-pushed tag); return the sha it had."""
+        with self._lock:
+            if tag not in self._tags:
+                raise ValueError(f"no tag {tag!r}")
+            self._index_of(sha)
+            before, self._tags[tag] = self._tags[tag], sha
+            return before
+
+    def version_at(self, commit: str | None = None) -> tuple[str, str]:
+        """``(sha, version)`` of the code at ``commit`` (default: the head of ``main``).
+
+        The version is that of a ``vX.Y.Z`` or ``<rc prefix>X.Y.Z`` tag on the commit
+        itself; a commit without one is ``<nearest earlier version>-dev.<sha7>``: what a
+        build of an untagged branch head would serve.
+        """
+        with self._lock:
+            index = self._index_of(self._resolve(commit)) if commit else len(self._commits) - 1
+            for position in range(index, -1, -1):
+                sha = self._commits[position]["sha"]
+                versions = sorted(
+                    "v" + match.group(1)
+                    for tag, tagged in self._tags.items()
+                    if tagged == sha and (match := re.fullmatch(r"(?:v|[A-Za-z]+-)(\d+\.\d+\.\d+)", tag))
+                )
+                if versions:
+                    head = self._commits[index]["sha"]
+                    return head, versions[-1] if position == index else f"{versions[-1]}-dev.{head[:7]}"
+            head = self._commits[index]["sha"]
+            return head, f"v0.0.0-dev.{head[:7]}"
 
     def releases(self) -> list[dict[str, Any]]:
         """Copies of the stored releases (internal shape), oldest first."""

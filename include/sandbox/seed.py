@@ -1,35 +1,43 @@
 """Seed a fresh sandbox as a live production at the previous version.
 
-AWS goes through boto3 against the running endpoint, as the pipeline sees it:
-the artifacts bucket; the stack created from the SAM template (transformed
-locally by :func:`deployment.sam.transform_template`, since moto cannot run the
-transform) at ``PREVIOUS_VERSION``; a few items in each of its DynamoDB tables;
+GitHub first (the release candidates' commits), then AWS through boto3 against the
+running endpoint, as the pipeline sees it: the artifacts bucket with one build per
+seeded release candidate, packaged from the sample application (``stack.template``)
+by scripts/publish_build.py, the script staging runs; the stack created from the
+``v1.0.0`` build's packaged template (transformed locally by
+:func:`deployment.sam.transform_template`, since moto cannot run the transform), so
+its function runs that build's code object; a few items in each of its DynamoDB tables;
 the hosted zone with the two weighted records (blue 100, green 0) pointing at
 the branches' Amplify domains; alarms named ``<alarms.prefix>...`` in OK;
 healthy production and staging metrics over the last staging window. The
 Amplify app and branches are added through the emulator (Amplify ids cannot be
 chosen through its API), then blue gets a RELEASE job at ``PREVIOUS_VERSION``
-through boto3 and green stays idle. GitHub is seeded through its emulator:
-releases ``rc-1.0.0`` and ``v1.0.0`` on one commit and ``rc-1.1.0`` on a later
-one, each rc commit with a successful staging workflow run.
+of the ``v1.0.0`` commit through boto3 and green stays idle. GitHub is seeded through
+its emulator: releases ``rc-1.0.0`` and ``v1.0.0`` on one commit and ``rc-1.1.0`` on a
+later one, each rc commit with a successful staging workflow run, and one more
+commit at the head of ``main``.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
 
-from deployment.config import DeploymentConfig
+from deployment.config import PROJECT_ROOT, DeploymentConfig
 from deployment.sam import transform_template
 from sandbox.amplify import AmplifyEmulator
+from sandbox.github import GitHubEmulator
 
 PREVIOUS_VERSION = "v1.0.0"
 NEXT_VERSION = "v1.1.0"
 REQUESTS_PER_SECOND = 200
 CREDENTIALS = {"aws_access_key_id": "sandbox", "aws_secret_access_key": "sandbox"}
+PUBLISH_SCRIPT = PROJECT_ROOT / "scripts" / "publish_build.py"
 
 
 def aws_client(service: str, endpoint_url: str, region: str) -> Any:
@@ -37,19 +45,27 @@ def aws_client(service: str, endpoint_url: str, region: str) -> Any:
     return boto3.client(service, endpoint_url=endpoint_url, region_name=region, **CREDENTIALS)
 
 
-def seed_aws(cfg: DeploymentConfig, endpoint_url: str, amplify: AmplifyEmulator) -> None:
-    """Seed every AWS system (and the Amplify emulator) of a fresh sandbox."""
+def seed_aws(
+    cfg: DeploymentConfig, endpoint_url: str, amplify: AmplifyEmulator, releases: dict[str, dict[str, Any]]
+) -> None:
+    """Seed every AWS system (and the Amplify emulator) of a fresh sandbox.
+
+    ``releases`` is what :func:`seed_github` returned: each seeded release candidate's
+    commit and staging run, whose build is published here.
+    """
 
     def client(service: str) -> Any:
         return aws_client(service, endpoint_url, cfg.region)
 
-    amplify_client = client("amplify")
-    blue_job = _seed_amplify(cfg, amplify, amplify_client)
     s3 = client("s3")
     s3.create_bucket(
         Bucket=cfg.artifacts.bucket, CreateBucketConfiguration={"LocationConstraint": cfg.region}
     )
-    _seed_stack(cfg, client("cloudformation"))
+    for version, release in releases.items():
+        publish_sample_build(cfg, s3, release["commit"], version, staging_run=release["staging_run"])
+    amplify_client = client("amplify")
+    blue_job = _seed_amplify(cfg, amplify, amplify_client, releases[PREVIOUS_VERSION]["commit"])
+    _seed_stack(cfg, client("cloudformation"), s3, releases[PREVIOUS_VERSION]["commit"])
     _seed_tables(cfg, client("dynamodb"))
     _seed_records(cfg, client("route53"), amplify)
     _seed_alarms(cfg, client("cloudwatch"))
@@ -61,9 +77,37 @@ def stack_parameters(cfg: DeploymentConfig, version: str) -> dict[str, str]:
     return {**cfg.stack.parameters, cfg.stack.version_parameter: version}
 
 
-def _seed_stack(cfg: DeploymentConfig, cloudformation: Any) -> None:
+def publisher() -> Any:
+    """scripts/publish_build.py as a module: the sandbox publishes builds the way staging does."""
+    spec = importlib.util.spec_from_file_location("publish_build", PUBLISH_SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def publish_sample_build(
+    cfg: DeploymentConfig, s3: Any, commit: str, version: str, *, staging_run: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Package the sample application (``stack.template``) as ``commit``'s build; return its manifest."""
+    return publisher().publish(
+        s3,
+        bucket=cfg.artifacts.bucket,
+        prefix=cfg.artifacts.builds_prefix,
+        commit=commit,
+        version=version,
+        template=cfg.stack.template_path,
+        staging_run=staging_run,
+    )
+
+
+def packaged_template(cfg: DeploymentConfig, s3: Any, commit: str) -> str:
+    key = f"{cfg.artifacts.builds_prefix.strip('/')}/{commit}/template.yaml"
+    return s3.get_object(Bucket=cfg.artifacts.bucket, Key=key)["Body"].read().decode()
+
+
+def _seed_stack(cfg: DeploymentConfig, cloudformation: Any, s3: Any, commit: str) -> None:
     parameters = stack_parameters(cfg, PREVIOUS_VERSION)
-    body = transform_template(cfg.stack.template_path.read_text(), parameters, cfg.region)
+    body = transform_template(packaged_template(cfg, s3, commit), parameters, cfg.region)
     cloudformation.create_stack(
         StackName=cfg.stack.name,
         TemplateBody=body,
@@ -93,8 +137,8 @@ def _seed_tables(cfg: DeploymentConfig, dynamodb: Any) -> None:
             dynamodb.put_item(TableName=table, Item=item)
 
 
-def _seed_amplify(cfg: DeploymentConfig, amplify: AmplifyEmulator, client: Any) -> str:
-    """Add the app and both branches; start blue's RELEASE job and return its id."""
+def _seed_amplify(cfg: DeploymentConfig, amplify: AmplifyEmulator, client: Any, commit: str) -> str:
+    """Add the app and both branches; start blue's RELEASE job of ``commit`` and return its id."""
     app_id, branches = cfg.amplify.app_id, cfg.amplify.branches
     amplify.add_app(app_id, cfg.application, repository=f"https://github.com/{cfg.github.repository}")
     for colour in ("blue", "green"):
@@ -107,7 +151,9 @@ def _seed_amplify(cfg: DeploymentConfig, amplify: AmplifyEmulator, client: Any) 
             cfg.amplify.version_variable: PREVIOUS_VERSION,
         },
     )
-    job = client.start_job(appId=app_id, branchName=branches["blue"], jobType="RELEASE", jobReason="seed")
+    job = client.start_job(
+        appId=app_id, branchName=branches["blue"], jobType="RELEASE", jobReason="seed", commitId=commit
+    )
     return job["jobSummary"]["jobId"]
 
 
@@ -236,18 +282,74 @@ def _seed_metrics(cfg: DeploymentConfig, cloudwatch: Any) -> None:
         cloudwatch.put_metric_data(Namespace=metrics.namespace, MetricData=data[start : start + 900])
 
 
-def seed_github(cfg: DeploymentConfig, github: Any) -> None:
-    """Releases rc-1.0.0 and v1.0.0 (production) and rc-1.1.0, each rc with a green staging run."""
+def seed_github(cfg: DeploymentConfig, github: GitHubEmulator, amplify: AmplifyEmulator) -> dict[str, dict]:
+    """Releases rc-1.0.0 and v1.0.0 (production) and rc-1.1.0, each rc with a green staging run,
+    then a commit past rc-1.1.0 at the head of ``main`` (a build of the head is not v1.1.0).
+
+    Connects ``amplify`` to the repository (its jobs build commits of it). Returns
+    ``{version: {"commit", "staging_run"}}`` per release candidate.
+    """
     prefix, workflow = cfg.github.rc_tag_prefix, cfg.github.staging_workflow
     previous, following = PREVIOUS_VERSION.lstrip("v"), NEXT_VERSION.lstrip("v")
+    releases: dict[str, dict] = {}
     github.add_commits(["Initial import", "Content editor", f"Release {previous}"], tag=PREVIOUS_VERSION)
     commit = github.head()
     github.add_tag(f"{prefix}{previous}", commit)
     github.add_release(f"{prefix}{previous}", prerelease=True, body=f"Release candidate {previous}")
     github.add_release(PREVIOUS_VERSION, body=f"Production release {previous}")
-    github.add_workflow_run(workflow, commit)
+    run_id = github.add_workflow_run(workflow, commit)
+    releases[PREVIOUS_VERSION] = {"commit": commit, "staging_run": {"run_id": run_id, "workflow": workflow}}
     github.add_commits(["AI assistant prompts", "Payments: retry intents", f"Release candidate {following}"])
     commit = github.head()
     github.add_tag(f"{prefix}{following}", commit)
     github.add_release(f"{prefix}{following}", prerelease=True, body=f"Release candidate {following}")
-    github.add_workflow_run(workflow, commit)
+    run_id = github.add_workflow_run(workflow, commit)
+    releases[NEXT_VERSION] = {"commit": commit, "staging_run": {"run_id": run_id, "workflow": workflow}}
+    github.add_commits(["Dashboard: work in progress"])
+    amplify.repository = github.version_at
+    return releases
+
+
+# ------------------------------------------------------------------- build faults
+BUILD_FAULTS = ("tampered_object", "missing_manifest", "rc_tag_moved")
+
+
+def inject_build_fault(
+    cfg: DeploymentConfig, s3: Any, github: GitHubEmulator, version: str, kind: str
+) -> dict[str, Any]:
+    """Break ``version``'s release candidate: ``kind`` is one of :data:`BUILD_FAULTS`.
+
+    Undone only by reseeding. Returns what was changed (the object key or the tag).
+    """
+    tag = f"{cfg.github.rc_tag_prefix}{version.removeprefix('v')}"
+    commit = github.version_at(tag)[0]
+    if kind == "tampered_object":
+        return {"kind": kind, "commit": commit, "key": tamper_build_object(cfg, s3, commit)}
+    if kind == "missing_manifest":
+        return {"kind": kind, "commit": commit, "key": remove_build_manifest(cfg, s3, commit)}
+    if kind == "rc_tag_moved":
+        head = github.head()
+        github.move_tag(tag, head)
+        return {"kind": kind, "commit": commit, "tag": tag, "now": head}
+    raise ValueError(f"kind must be one of {list(BUILD_FAULTS)}, got {kind!r}")
+
+
+def tamper_build_object(cfg: DeploymentConfig, s3: Any, commit: str) -> str:
+    """Overwrite the first code object of ``commit``'s build with other bytes; return its key."""
+    manifest = _manifest(cfg, s3, commit)
+    key = manifest["objects"][0]["key"]
+    data = s3.get_object(Bucket=cfg.artifacts.bucket, Key=key)["Body"].read()
+    s3.put_object(Bucket=cfg.artifacts.bucket, Key=key, Body=data + b"tampered")
+    return key
+
+
+def remove_build_manifest(cfg: DeploymentConfig, s3: Any, commit: str) -> str:
+    """Delete the manifest of ``commit``'s build; return its key."""
+    key = f"{cfg.artifacts.builds_prefix.strip('/')}/{commit}/manifest.json"
+    s3.delete_object(Bucket=cfg.artifacts.bucket, Key=key)
+    return key
+
+
+def _manifest(cfg: DeploymentConfig, s3: Any, commit: str) -> dict[str, Any]:
+    key = f"{cfg.artifacts.builds_prefix.strip('/')}/{commit}/manifest.json"
+    return json.loads(s3.get_object(Bucket=cfg.artifacts.bucket, Key=key)["Body"].read())

@@ -53,6 +53,10 @@ def prepare_branch(cfg: DeploymentConfig, colour: Colour, version: str, amplify:
     }
 
 
+class WrongCommit(RuntimeError):
+    """An Amplify job that builds another commit than the release's."""
+
+
 def find_release_job(cfg: DeploymentConfig, branch: str, marker: str, amplify: Any) -> dict | None:
     """The newest job on ``branch`` carrying ``marker`` that is running or succeeded."""
     token = None
@@ -72,35 +76,53 @@ def find_release_job(cfg: DeploymentConfig, branch: str, marker: str, amplify: A
 
 
 def start_release(
-    cfg: DeploymentConfig, colour: Colour, version: str, run_key: str, amplify: Any | None = None
+    cfg: DeploymentConfig,
+    colour: Colour,
+    version: str,
+    run_key: str,
+    commit_sha: str,
+    amplify: Any | None = None,
 ) -> dict:
-    """Start (or find, when this run already started it) the RELEASE job of ``version`` on ``colour``."""
+    """Start (or find, when this run already started it) the RELEASE job of ``version`` on ``colour``.
+
+    The job builds ``commit_sha`` (StartJob's ``commitId``), not whatever the branch's head
+    is; the commit Amplify reports for the job is checked (:func:`job_commit`).
+    """
     amplify = amplify or client(cfg)
     branch = cfg.amplify.branches[colour]
     marker = release_marker(version, run_key)
     existing = find_release_job(cfg, branch, marker, amplify)
     if existing:
-        return {
-            "job_id": existing["jobId"],
-            "job_arn": existing.get("jobArn"),
-            "branch": branch,
-            "status": existing["status"],
-            "started": False,
-        }
-    summary = amplify.start_job(
-        appId=cfg.amplify.app_id,
-        branchName=branch,
-        jobType="RELEASE",
-        jobReason=f"release {version}"[:255],
-        commitMessage=marker,
-    )["jobSummary"]
-    return {
+        summary, started = existing, False
+    else:
+        summary = amplify.start_job(
+            appId=cfg.amplify.app_id,
+            branchName=branch,
+            jobType="RELEASE",
+            jobReason=f"release {version}"[:255],
+            commitId=commit_sha,
+            commitMessage=marker,
+        )["jobSummary"]
+        started = True
+    job = {
         "job_id": summary["jobId"],
         "job_arn": summary.get("jobArn"),
         "branch": branch,
         "status": summary["status"],
-        "started": True,
+        "started": started,
+        "commit_id": job_commit(amplify, cfg.amplify.app_id, branch, summary["jobId"], commit_sha),
     }
+    return job
+
+
+def job_commit(amplify: Any, app_id: str, branch: str, job_id: str, commit_sha: str) -> str:
+    """The commit Amplify says job ``job_id`` builds (GetJob); raises unless it is ``commit_sha``."""
+    commit = amplify.get_job(appId=app_id, branchName=branch, jobId=job_id)["job"]["summary"].get("commitId")
+    if commit != commit_sha:
+        raise WrongCommit(
+            f"Amplify job {job_id} on {branch} builds commit {commit}, not the release's {commit_sha}"
+        )
+    return commit
 
 
 def job_state(amplify: Any, app_id: str, branch: str, job_id: str) -> tuple[str, str]:

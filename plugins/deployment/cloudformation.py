@@ -85,14 +85,30 @@ def release_parameters(cfg: DeploymentConfig, version: str) -> dict[str, str]:
     return {**cfg.stack.parameters, cfg.stack.version_parameter: version}
 
 
-def template_body(cfg: DeploymentConfig, version: str) -> str:
-    """The template to submit: SAM as is, or expanded locally where ``stack.transform_locally``."""
-    source = cfg.stack.template_path.read_text()
+def template_body(cfg: DeploymentConfig, version: str, packaged: str) -> str:
+    """The packaged template to submit: SAM as is, or expanded locally where ``stack.transform_locally``."""
     if not cfg.stack.transform_locally:
-        return source
+        return packaged
     from deployment.sam import transform_template
 
-    return transform_template(source, release_parameters(cfg, version), cfg.region)
+    return transform_template(packaged, release_parameters(cfg, version), cfg.region)
+
+
+def release_template(cfg: DeploymentConfig, ledger: Ledger, template_sha256: str | None = None) -> str:
+    """The release's packaged template, read from its build and checked against the verified digest.
+
+    The digest is ``template_sha256`` when given (the approved plan's), else the one
+    ``pre_deployment_validation`` verified (the record's ``artifact`` section).
+    """
+    from deployment.artifacts import ArtifactError, packaged_template
+
+    build = ledger.read("artifact") or {}
+    if not build.get("ok") or not build.get("template_sha256"):
+        raise ArtifactError(
+            f"no verified build in {ledger.uri('artifact')}: "
+            "pre_deployment_validation.verify_artifact has not passed"
+        )
+    return packaged_template(cfg, build["commit_sha"], template_sha256 or build["template_sha256"])
 
 
 def template_digest(body: str) -> str:
@@ -173,13 +189,17 @@ def ensure_change_set(
     purpose: str,
     *,
     ledger: Ledger | None = None,
+    packaged: str | None = None,
     timeout: float | None = None,
     poll: float = 5.0,
 ) -> dict[str, Any]:
-    """Create (or find, on a rerun) this run's change set for ``purpose`` and describe it.
+    """Create (or find, on a rerun) this run's change set for ``purpose`` from the ``packaged`` template
+    (default: the build ``pre_deployment_validation`` verified, read through ``ledger``).
 
     Returns ``{name, id, status, execution_status, no_changes, parameters, template_sha256,
-    changes}``; ``changes`` is the normalized summary (see :func:`summarize`). A change set
+    submitted_sha256, changes}``: ``template_sha256`` is the packaged template's digest (the
+    build's), ``submitted_sha256`` that of the body sent (differs only when transformed
+    locally); ``changes`` is the normalized summary (see :func:`summarize`). A change set
     CloudFormation could not create for any reason other than "no changes" is an error.
     """
     cfn = client(cfg)
@@ -189,7 +209,11 @@ def ensure_change_set(
             f"stack {stack!r} does not exist in {cfg.region}; a release updates an existing stack"
         )
     name = change_set_name(version, run_id, purpose)
-    body = template_body(cfg, version)
+    if packaged is None:
+        if ledger is None:
+            raise CloudFormationError("a change set needs the packaged template or the run's record")
+        packaged = release_template(cfg, ledger)
+    body = template_body(cfg, version, packaged)
     parameters = release_parameters(cfg, version)
     timeout = timeout if timeout is not None else cfg.timings.stack_timeout_seconds
 
@@ -212,18 +236,24 @@ def ensure_change_set(
             )
         except ClientError as err:
             if any(marker in _error_text(err) for marker in NO_CHANGES_MARKERS):
-                return _result(name, None, parameters, body, no_changes=True)
+                return _result(name, None, parameters, packaged, body, no_changes=True)
             raise CloudFormationError(f"creating change set {name} failed: {_error_text(err)}") from None
     described = _wait(cfn, stack, name, timeout, poll)
     if described["Status"] == "FAILED" and not _is_no_changes(described):
         raise CloudFormationError(
             f"change set {name} FAILED: {described.get('StatusReason') or 'no reason given'}"
         )
-    return _result(name, described, parameters, body, no_changes=_is_no_changes(described))
+    return _result(name, described, parameters, packaged, body, no_changes=_is_no_changes(described))
 
 
 def _result(
-    name: str, described: dict[str, Any] | None, parameters: dict[str, str], body: str, *, no_changes: bool
+    name: str,
+    described: dict[str, Any] | None,
+    parameters: dict[str, str],
+    packaged: str,
+    body: str,
+    *,
+    no_changes: bool,
 ) -> dict[str, Any]:
     described = described or {}
     return {
@@ -233,7 +263,8 @@ def _result(
         "execution_status": described.get("ExecutionStatus", "UNAVAILABLE"),
         "no_changes": no_changes,
         "parameters": dict(sorted(parameters.items())),
-        "template_sha256": template_digest(body),
+        "template_sha256": template_digest(packaged),
+        "submitted_sha256": template_digest(body),
         "changes": [] if no_changes else summarize(described.get("Changes", [])),
     }
 
@@ -280,6 +311,11 @@ def _effect(change: dict[str, Any]) -> dict[str, Any]:
 def compare(expected: dict[str, Any], actual: dict[str, Any]) -> list[str]:
     """The differences in effect between two :func:`ensure_change_set` results, as sentences."""
     differences = []
+    if expected.get("template_sha256") != actual.get("template_sha256"):
+        differences.append(
+            f"packaged template differs: approved sha256 {expected.get('template_sha256')}, "
+            f"now {actual.get('template_sha256')}"
+        )
     if expected.get("parameters") != actual.get("parameters"):
         differences.append(
             f"parameters differ: approved {expected.get('parameters')}, now {actual.get('parameters')}"

@@ -62,6 +62,8 @@ class GitHub(_Model):
 class Artifacts(_Model):
     bucket: str = Field(min_length=3)
     prefix: str = "deployments"
+    # Release-candidate builds (scripts/publish_build.py): <builds_prefix>/<commit_sha>/...
+    builds_prefix: str = Field(default="builds", pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]*[A-Za-z0-9]$")
 
 
 class Stack(_Model):

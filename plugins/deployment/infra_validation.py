@@ -19,28 +19,26 @@ class ValidationFailed(RuntimeError):
     """The template has errors, or the change set differs from the approved one."""
 
 
-def sam_check(cfg: DeploymentConfig, version: str) -> dict[str, Any]:
-    """Run the SAM transform on the template, whether or not it is submitted transformed."""
+def sam_check(cfg: DeploymentConfig, version: str, packaged: str) -> dict[str, Any]:
+    """Run the SAM transform on the packaged template, whether or not it is submitted transformed."""
     import json
 
     from deployment.cloudformation import release_parameters
     from deployment.sam import SamTransformError, transform_template
 
     try:
-        transformed = transform_template(
-            cfg.stack.template_path.read_text(), release_parameters(cfg, version), cfg.region
-        )
+        transformed = transform_template(packaged, release_parameters(cfg, version), cfg.region)
     except SamTransformError as err:
         return {"ok": False, "error": str(err)}
     resources = json.loads(transformed).get("Resources", {})
     return {"ok": True, "error": None, "resources": len(resources)}
 
 
-def lint_findings(cfg: DeploymentConfig) -> list[dict[str, Any]]:
-    """cfn-lint's findings on the template (SAM included), for the configured region."""
+def lint_findings(cfg: DeploymentConfig, packaged: str) -> list[dict[str, Any]]:
+    """cfn-lint's findings on the packaged template (SAM included), for the configured region."""
     from cfnlint.api import ManualArgs, lint
 
-    matches = lint(cfg.stack.template_path.read_text(), config=ManualArgs(regions=[cfg.region]))
+    matches = lint(packaged, config=ManualArgs(regions=[cfg.region]))
     findings = [
         {
             "rule": match.rule.id,
@@ -53,13 +51,21 @@ def lint_findings(cfg: DeploymentConfig) -> list[dict[str, Any]]:
     return sorted(findings, key=lambda f: (f["line"], f["rule"]))
 
 
-def template_report(cfg: DeploymentConfig, version: str) -> dict[str, Any]:
-    findings = lint_findings(cfg)
+def template_report(cfg: DeploymentConfig, ledger: Ledger) -> dict[str, Any]:
+    """SAM transform and cfn-lint on the approved build's packaged template (its digest re-checked)."""
+    from deployment.cloudformation import release_template
+
+    plan = ledger.read("plan") or {}
+    approved = (plan.get("change_set") or {}).get("template_sha256")
+    packaged = release_template(cfg, ledger, approved)
+    findings = lint_findings(cfg, packaged)
     levels = ("error", "warning", "informational")
     counts = {level: sum(f["level"] == level for f in findings) for level in levels}
-    sam = sam_check(cfg, version)
+    sam = sam_check(cfg, ledger.version, packaged)
+    build = ledger.read("artifact") or {}
     return {
-        "template": str(cfg.stack.template),
+        "template": f"s3://{build.get('bucket')}/{build.get('template_key')}",
+        "template_sha256": approved or build.get("template_sha256"),
         "sam": sam,
         "cfn_lint": {"findings": findings, **counts},
         "ok": sam["ok"] and counts["error"] == 0,
@@ -85,7 +91,11 @@ def verify_change_set(cfg: DeploymentConfig, ledger: Ledger) -> dict[str, Any]:
     plan = ledger.read("plan")
     if plan is None:
         raise ValidationFailed(f"no plan in the deployment record {ledger.uri('plan')}: nothing was approved")
-    actual = ensure_change_set(cfg, ledger.version, ledger.run_id, "deploy", ledger=ledger)
+    from deployment.cloudformation import release_template
+
+    approved = plan["change_set"].get("template_sha256")
+    packaged = release_template(cfg, ledger, approved)
+    actual = ensure_change_set(cfg, ledger.version, ledger.run_id, "deploy", ledger=ledger, packaged=packaged)
     differences = compare(plan["change_set"], actual)
     return {
         "approved": {k: plan["change_set"].get(k) for k in ("name", "id", "template_sha256")},

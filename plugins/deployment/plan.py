@@ -70,7 +70,8 @@ def deployment_steps(cfg: DeploymentConfig, target_colour: str) -> list[dict[str
         },
         {
             "phase": "validate_infrastructure",
-            "detail": "SAM transform and cfn-lint; the change set is made again and must match this plan's",
+            "detail": "SAM transform and cfn-lint on this build's packaged template (digest re-checked); "
+            "the change set is made again from it and must match this plan's",
         },
         {
             "phase": "deploy_infrastructure",
@@ -109,6 +110,7 @@ def build_plan(
     *,
     release: dict[str, Any],
     checks: dict[str, Any],
+    build: dict[str, Any] | None,
     change_set: dict[str, Any],
     previous_version: str | None,
     live_colour: str,
@@ -128,11 +130,44 @@ def build_plan(
             "target_colour": target,
         },
         "checks": checks,
+        "artifact": artifact_summary(build),
         "steps": deployment_steps(cfg, target),
         "rollback_plan": rollback_plan(cfg, previous_version, live_colour),
         "change_set": change_set,
         "risk": assess_risk(cfg, change_set, checks),
     }
+
+
+def artifact_summary(build: dict[str, Any] | None) -> dict[str, Any] | None:
+    """What the approvers approve of the build: its commit, where it is, and its digests."""
+    if not build:
+        return None
+    return {
+        "commit_sha": build.get("commit_sha"),
+        "manifest": f"s3://{build.get('bucket')}/{build.get('manifest_key')}",
+        "manifest_sha256": build.get("manifest_sha256"),
+        "template": f"s3://{build.get('bucket')}/{build.get('template_key')}",
+        "template_sha256": build.get("template_sha256"),
+        "built_at": build.get("built_at"),
+        "staging_run": build.get("staging_run"),
+        "objects": build.get("objects", []),
+    }
+
+
+def _artifact_md(artifact: dict[str, Any] | None, change_set: dict[str, Any]) -> list[str]:
+    if not artifact:
+        return ["**No verified build.**"]
+    lines = [
+        f"- Commit: `{artifact['commit_sha']}`, built {artifact.get('built_at')}",
+        f"- Manifest: `{artifact['manifest']}` sha256 `{artifact['manifest_sha256']}`",
+        f"- Packaged template: `{artifact['template']}` sha256 `{artifact['template_sha256']}`",
+        *[f"- Code object: `{o['key']}` sha256 `{o['sha256']}`" for o in artifact["objects"]],
+    ]
+    if change_set.get("template_sha256") != artifact["template_sha256"]:
+        lines.append("- ⚠️ the change-set preview was NOT computed from this template")
+    else:
+        lines.append("- The change-set preview below was computed from this template.")
+    return lines
 
 
 def _cell(value: Any) -> str:
@@ -154,7 +189,8 @@ def _checks_md(checks: dict[str, Any]) -> list[str]:
 
 
 def _changes_md(change_set: dict[str, Any]) -> list[str]:
-    header = f"Change set `{change_set['name']}`, template sha256 `{change_set['template_sha256'][:12]}`."
+    digest = change_set["template_sha256"][:12]
+    header = f"Change set `{change_set['name']}`, packaged template sha256 `{digest}`."
     if not change_set.get("changes"):
         return [header, "", "No resource changes."]
     lines = [
@@ -191,6 +227,9 @@ def render_markdown(plan: dict[str, Any]) -> str:
         "",
         "## Pre-deployment checks",
         *_checks_md(plan["checks"]),
+        "",
+        "## Artifact (the release candidate's build)",
+        *_artifact_md(plan.get("artifact"), plan["change_set"]),
         "",
         "## Infrastructure changes",
         f"Parameters: {parameters}",

@@ -33,9 +33,20 @@ def _status(amplify, app_id, branch, job_id):
     return amplify.get_job(appId=app_id, branchName=branch, jobId=job_id)["job"]["summary"]["status"]
 
 
-def _release(amplify, app_id, branch, version):
+def _commit_of(sandbox, version):
+    """A commit of the sandbox's repository tagged ``version`` (made once)."""
+    try:
+        return sandbox.github.version_at(version)[0]
+    except Exception:
+        return sandbox.github.add_commits([f"Release {version}"], tag=version)[-1]
+
+
+def _release(amplify, app_id, branch, version, sandbox):
+    """A RELEASE job building the commit tagged ``version`` (the job's commitId)."""
+    commit = _commit_of(sandbox, version)
     amplify.update_branch(appId=app_id, branchName=branch, environmentVariables={"APP_VERSION": version})
-    return amplify.start_job(appId=app_id, branchName=branch, jobType="RELEASE")["jobSummary"]
+    job = amplify.start_job(appId=app_id, branchName=branch, jobType="RELEASE", commitId=commit)
+    return job["jobSummary"]
 
 
 def test_seeded_app_and_branches(sandbox, amplify):
@@ -60,7 +71,7 @@ def test_seeded_app_and_branches(sandbox, amplify):
 
 def test_release_job_goes_pending_running_succeed(sandbox, amplify, branch):
     app_id = sandbox.cfg.amplify.app_id
-    job = _release(amplify, app_id, branch, "v2.0.0")
+    job = _release(amplify, app_id, branch, "v2.0.0", sandbox)
     assert job["status"] == "PENDING" and job["jobType"] == "RELEASE"
     assert job["commitMessage"] == "APP_VERSION=v2.0.0"
     assert sandbox.amplify.served_version(app_id, branch) is None
@@ -79,12 +90,12 @@ def test_release_job_goes_pending_running_succeed(sandbox, amplify, branch):
 @pytest.mark.parametrize("matcher", ["version", "branch"])
 def test_amplify_job_failure_fault(sandbox, amplify, branch, matcher):
     app_id = sandbox.cfg.amplify.app_id
-    _release(amplify, app_id, branch, "v2.0.0")
+    _release(amplify, app_id, branch, "v2.0.0", sandbox)
     poll(lambda: sandbox.amplify.served_version(app_id, branch), lambda v: v == "v2.0.0")
     match = {"version": "v2.1.0"} if matcher == "version" else {"branch": branch}
     sandbox.faults.add("amplify_job_failure", reason="npm run build exited 1", **match)
 
-    job = _release(amplify, app_id, branch, "v2.1.0")
+    job = _release(amplify, app_id, branch, "v2.1.0", sandbox)
     poll(lambda: _status(amplify, app_id, branch, job["jobId"]), lambda s: s == "FAILED")
     steps = amplify.get_job(appId=app_id, branchName=branch, jobId=job["jobId"])["job"]["steps"]
     assert steps[-1]["status"] == "FAILED" and steps[-1]["statusReason"] == "npm run build exited 1"
@@ -99,13 +110,13 @@ def test_amplify_job_failure_fault(sandbox, amplify, branch, matcher):
 def test_fault_for_another_version_does_not_fail_the_job(sandbox, amplify, branch):
     app_id = sandbox.cfg.amplify.app_id
     sandbox.faults.add("amplify_job_failure", version="v9.9.9")
-    job = _release(amplify, app_id, branch, "v2.0.0")
+    job = _release(amplify, app_id, branch, "v2.0.0", sandbox)
     poll(lambda: _status(amplify, app_id, branch, job["jobId"]), lambda s: s == "SUCCEED")
 
 
 def test_stop_job_cancels_it(sandbox, amplify, branch):
     app_id = sandbox.cfg.amplify.app_id
-    job = _release(amplify, app_id, branch, "v2.0.0")
+    job = _release(amplify, app_id, branch, "v2.0.0", sandbox)
     stopped = amplify.stop_job(appId=app_id, branchName=branch, jobId=job["jobId"])["jobSummary"]
     assert stopped["status"] == "CANCELLED"
     assert _status(amplify, app_id, branch, job["jobId"]) == "CANCELLED"
@@ -114,7 +125,7 @@ def test_stop_job_cancels_it(sandbox, amplify, branch):
 
 def test_list_jobs_newest_first_and_paginated(sandbox, amplify, branch):
     app_id = sandbox.cfg.amplify.app_id
-    ids = [_release(amplify, app_id, branch, f"v3.0.{n}")["jobId"] for n in range(3)]
+    ids = [_release(amplify, app_id, branch, f"v3.0.{n}", sandbox)["jobId"] for n in range(3)]
     first = amplify.list_jobs(appId=app_id, branchName=branch, maxResults=2)
     assert [j["jobId"] for j in first["jobSummaries"]] == ids[::-1][:2]
     rest = amplify.list_jobs(appId=app_id, branchName=branch, maxResults=2, nextToken=first["nextToken"])
@@ -181,3 +192,34 @@ def test_error_response_wire_shape():
     assert captured["status"].startswith("400")
     assert captured["headers"]["x-amzn-ErrorType"] == "BadRequestException"
     assert json.loads(b"".join(body)) == {"message": "the request body is not valid JSON"}
+
+
+def test_release_job_builds_the_commit_it_names_and_the_version_follows(sandbox, amplify, branch):
+    app_id = sandbox.cfg.amplify.app_id
+    rc = sandbox.github.version_at("rc-1.1.0")[0]
+    job = amplify.start_job(appId=app_id, branchName=branch, jobType="RELEASE", commitId=rc)["jobSummary"]
+    assert job["commitId"] == rc
+    poll(lambda: _status(amplify, app_id, branch, job["jobId"]), lambda s: s == "SUCCEED")
+    got = amplify.get_job(appId=app_id, branchName=branch, jobId=job["jobId"])["job"]["summary"]
+    assert got["commitId"] == rc
+    assert sandbox.amplify.served_version(app_id, branch) == "v1.1.0"
+
+
+def test_release_job_without_commit_id_builds_the_branch_head(sandbox, amplify, branch):
+    """No commitId: the head of main (untagged, past rc-1.1.0), whatever APP_VERSION says."""
+    app_id = sandbox.cfg.amplify.app_id
+    sandbox.github.add_commits(["Untagged work on main"])
+    amplify.update_branch(appId=app_id, branchName=branch, environmentVariables={"APP_VERSION": "v1.1.0"})
+    job = amplify.start_job(appId=app_id, branchName=branch, jobType="RELEASE")["jobSummary"]
+    head, version = sandbox.github.version_at(None)
+    assert job["commitId"] == head != sandbox.github.version_at("rc-1.1.0")[0]
+    poll(lambda: _status(amplify, app_id, branch, job["jobId"]), lambda s: s == "SUCCEED")
+    assert sandbox.amplify.served_version(app_id, branch) == version != "v1.1.0"
+    assert version.endswith(f"-dev.{head[:7]}")
+
+
+def test_release_job_of_an_unknown_commit_is_refused(sandbox, amplify, branch):
+    with pytest.raises(ClientError) as err:
+        amplify.start_job(appId=sandbox.cfg.amplify.app_id, branchName=branch, jobType="RELEASE",
+                          commitId="0" * 40)
+    assert err.value.response["Error"]["Code"] == "BadRequestException"

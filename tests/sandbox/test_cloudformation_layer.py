@@ -9,6 +9,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from deployment.sam import transform_template
+from sandbox.seed import packaged_template
 from tests.sandbox._poll import poll
 
 _names = itertools.count(1)
@@ -145,9 +146,9 @@ def test_lifecycle_calls_in_the_wrong_state_are_validation_errors(cfn, stack):
 
 
 def test_sam_template_update_through_change_set(sandbox, cfn, aws):
-    """The real template, transformed locally, updated the way the pipeline does it."""
+    """The seeded v1.1.0 build's packaged template, transformed locally, updated as the pipeline does."""
     cfg, name = sandbox.cfg, "bayon-coagent-staging"
-    source = cfg.stack.template_path.read_text()
+    source = packaged_template(cfg, aws("s3"), sandbox.github.version_at("rc-1.1.0")[0])
 
     def body(version):
         return transform_template(source, {"Environment": "staging", "AppVersion": version}, cfg.region)

@@ -5,3 +5,4 @@ PREVIOUS = "v1.0.0"
 RUN_ID = "manual__2026-01-02T03:04:05+00:00"
 AUTHOR = "alice"
 COMMIT = "a" * 40
+PREVIOUS_COMMIT = "b" * 40

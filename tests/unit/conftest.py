@@ -14,10 +14,12 @@ import time
 
 import pytest
 from _aws import aws_connection, weighted
-from _release import PREVIOUS, RUN_ID, VERSION
+from _release import COMMIT, PREVIOUS, PREVIOUS_COMMIT, RUN_ID, VERSION
 
 from deployment.config import load_config
 from tests.sandbox._servers import serving as serve
+
+BUILDS = {PREVIOUS: PREVIOUS_COMMIT, VERSION: COMMIT}
 
 
 @pytest.fixture
@@ -67,10 +69,11 @@ def aws(cfg, moto, amplify_emulator, monkeypatch):
 
     aws_connection(cfg, monkeypatch, service_config={"amplify": {"endpoint_url": amplify_emulator["url"]}})
     session = moto
+    builds = publish_builds(cfg, session.client("s3"))
     cfn = session.client("cloudformation")
     cfn.create_stack(
         StackName=cfg.stack.name,
-        TemplateBody=template_body(cfg, PREVIOUS),
+        TemplateBody=template_body(cfg, PREVIOUS, builds[PREVIOUS]),
         Parameters=_stack_parameters(cfg, PREVIOUS),
         Capabilities=list(cfg.stack.capabilities),
     )
@@ -96,7 +99,23 @@ def aws(cfg, moto, amplify_emulator, monkeypatch):
         "route53": route53,
         "zone_id": zone["Id"],
         "amplify": emulator,
+        "builds": builds,
     }
+
+
+def publish_builds(cfg, s3) -> dict[str, str]:
+    """Both releases' builds of the sample application, published by scripts/publish_build.py; the
+    release's build verified into this run's record (as ``verify_artifact`` does). Returns
+    ``{version: packaged template}``."""
+    from deployment.artifacts import verify_build
+    from deployment.ledger import Ledger
+    from sandbox.seed import packaged_template, publish_sample_build
+
+    staging_run = {"run_id": 7, "workflow": cfg.github.staging_workflow}
+    for version, commit in BUILDS.items():
+        publish_sample_build(cfg, s3, commit, version, staging_run=staging_run)
+    Ledger(cfg, VERSION, RUN_ID).write("artifact", {**verify_build(cfg, COMMIT, VERSION), "ok": True})
+    return {version: packaged_template(cfg, s3, commit) for version, commit in BUILDS.items()}
 
 
 @pytest.fixture

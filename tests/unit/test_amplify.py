@@ -6,9 +6,9 @@ import time
 
 import boto3
 import pytest
+from _release import COMMIT, PREVIOUS
 
 from deployment import amplify
-from tests.unit.conftest import PREVIOUS
 
 
 @pytest.fixture
@@ -41,11 +41,11 @@ def test_prepare_sets_release_variables_and_keeps_the_others(client, cfg):
 
 def test_start_release_is_idempotent_per_version_and_run(client, cfg, amplify_emulator):
     amplify.prepare_branch(cfg, "green", "v1.1.0", amplify=client)
-    first = amplify.start_release(cfg, "green", "v1.1.0", "run-1", amplify=client)
-    again = amplify.start_release(cfg, "green", "v1.1.0", "run-1", amplify=client)
+    first = amplify.start_release(cfg, "green", "v1.1.0", "run-1", COMMIT, amplify=client)
+    again = amplify.start_release(cfg, "green", "v1.1.0", "run-1", COMMIT, amplify=client)
     assert first["started"] is True and again["started"] is False
     assert again["job_id"] == first["job_id"]
-    other_run = amplify.start_release(cfg, "green", "v1.1.0", "run-2", amplify=client)
+    other_run = amplify.start_release(cfg, "green", "v1.1.0", "run-2", COMMIT, amplify=client)
     assert other_run["started"] is True and other_run["job_id"] != first["job_id"]
     time.sleep(0.1)
     assert (
@@ -59,10 +59,26 @@ def test_a_failed_job_is_not_reused_and_its_reason_is_read(client, cfg, amplify_
     fault = emulator.faults.add(
         "amplify_job_failure", branch=cfg.amplify.branches["green"], reason="lint failed"
     )
-    failed = amplify.start_release(cfg, "green", "v1.1.0", "run-1", amplify=client)
+    failed = amplify.start_release(cfg, "green", "v1.1.0", "run-1", COMMIT, amplify=client)
     time.sleep(0.1)
     status, reason = amplify.job_state(client, cfg.amplify.app_id, failed["branch"], failed["job_id"])
     assert status == "FAILED" and "lint failed" in reason
     emulator.faults.remove(fault)
-    retried = amplify.start_release(cfg, "green", "v1.1.0", "run-1", amplify=client)
+    retried = amplify.start_release(cfg, "green", "v1.1.0", "run-1", COMMIT, amplify=client)
     assert retried["started"] is True and retried["job_id"] != failed["job_id"]
+
+
+def test_the_release_job_builds_the_release_commit_and_records_it(client, cfg, amplify_emulator):
+    job = amplify.start_release(cfg, "green", "v1.1.0", "run-1", COMMIT, amplify=client)
+    assert job["commit_id"] == COMMIT
+    summary = client.get_job(appId=cfg.amplify.app_id, branchName=job["branch"], jobId=job["job_id"])["job"]
+    assert summary["summary"]["commitId"] == COMMIT
+    again = amplify.start_release(cfg, "green", "v1.1.0", "run-1", COMMIT, amplify=client)
+    assert again["commit_id"] == COMMIT and again["started"] is False
+
+
+def test_a_job_building_another_commit_is_refused(client, cfg, amplify_emulator):
+    """The job this run started is found again, but for another commit: not the release's build."""
+    amplify.start_release(cfg, "green", "v1.1.0", "run-1", COMMIT, amplify=client)
+    with pytest.raises(amplify.WrongCommit, match=f"builds commit {COMMIT}, not the release's {'b' * 40}"):
+        amplify.start_release(cfg, "green", "v1.1.0", "run-1", "b" * 40, amplify=client)

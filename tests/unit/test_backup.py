@@ -34,7 +34,7 @@ def test_backup_stack_rerun_keeps_the_first_snapshot(cfg, aws, ledger):
     first = backup.backup_stack(cfg, ledger)
     aws["cfn"].update_stack(
         StackName=cfg.stack.name,
-        TemplateBody=template_body(cfg, VERSION),
+        TemplateBody=template_body(cfg, VERSION, aws["builds"][VERSION]),
         Parameters=[
             {"ParameterKey": k, "ParameterValue": v} for k, v in release_parameters(cfg, VERSION).items()
         ],

@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
-from _release import PREVIOUS, RUN_ID, VERSION
+from _release import COMMIT, PREVIOUS, RUN_ID, VERSION
 
 from deployment import cloudformation as cf
+from deployment.artifacts import ArtifactError
 
 
-def _with_template(cfg, tmp_path, mutate):
-    """A config whose template is the transformed one changed by ``mutate`` (submitted as is)."""
-    template = json.loads(cf.template_body(cfg, VERSION))
+def _with_template(cfg, aws, mutate):
+    """A config submitting templates as is, and the release's transformed template changed by ``mutate``."""
+    template = json.loads(cf.template_body(cfg, VERSION, aws["builds"][VERSION]))
     mutate(template["Resources"])
-    path = tmp_path / "template.json"
-    path.write_text(json.dumps(template))
-    stack = cfg.stack.model_copy(update={"template": str(path), "transform_locally": False})
-    return cfg.model_copy(update={"stack": stack})
+    stack = cfg.stack.model_copy(update={"transform_locally": False})
+    return cfg.model_copy(update={"stack": stack}), json.dumps(template)
 
 
 def test_change_set_name_is_valid_and_stable():
@@ -32,15 +32,34 @@ def test_release_parameters_add_the_version(cfg):
     assert cf.release_parameters(cfg, VERSION) == {"Environment": "production", "AppVersion": VERSION}
 
 
-def test_template_body_transforms_locally_in_the_sandbox(cfg):
-    body = json.loads(cf.template_body(cfg, VERSION))
+def test_template_body_transforms_the_packaged_template_locally_in_the_sandbox(cfg, aws):
+    body = json.loads(cf.template_body(cfg, VERSION, aws["builds"][VERSION]))
     assert "Transform" not in body
-    assert body["Resources"]["ApiFunction"]["Type"] == "AWS::Lambda::Function"
+    function = body["Resources"]["ApiFunction"]
+    assert function["Type"] == "AWS::Lambda::Function"
+    assert function["Properties"]["Code"]["S3Bucket"] == cfg.artifacts.bucket
+    assert function["Properties"]["Code"]["S3Key"].startswith(f"builds/{COMMIT}/code/")
 
 
-def test_template_body_is_the_sam_template_in_production(cfg):
+def test_template_body_is_the_packaged_sam_template_in_production(cfg, aws):
     production = cfg.model_copy(update={"stack": cfg.stack.model_copy(update={"transform_locally": False})})
-    assert cf.template_body(production, VERSION) == cfg.stack.template_path.read_text()
+    assert cf.template_body(production, VERSION, aws["builds"][VERSION]) == aws["builds"][VERSION]
+
+
+def test_change_set_comes_from_the_verified_build_in_the_record(cfg, aws, record):
+    result = cf.ensure_change_set(cfg, VERSION, RUN_ID, "plan", ledger=record, poll=0)
+    packaged = aws["builds"][VERSION]
+    assert result["template_sha256"] == hashlib.sha256(packaged.encode()).hexdigest()
+    assert result["template_sha256"] == record.read("artifact")["template_sha256"]
+    assert result["submitted_sha256"] == cf.template_digest(cf.template_body(cfg, VERSION, packaged))
+
+
+def test_change_set_refuses_a_packaged_template_changed_since_verification(cfg, aws, record):
+    key = f"builds/{COMMIT}/template.yaml"
+    aws["s3"].put_object(Bucket=cfg.artifacts.bucket, Key=key, Body=aws["builds"][VERSION] + "\n# edited\n")
+    with pytest.raises(ArtifactError, match=f"template s3://{cfg.artifacts.bucket}/{key} has SHA-256"):
+        cf.ensure_change_set(cfg, VERSION, RUN_ID, "plan", ledger=record, poll=0)
+    assert aws["cfn"].list_change_sets(StackName=cfg.stack.name)["Summaries"] == []
 
 
 def test_live_stack(cfg, aws):
@@ -59,7 +78,7 @@ def test_live_stack_missing(cfg, aws):
         cf.live_stack(cfg)
 
 
-def test_change_set_summarizes_adds_modifies_removes(cfg, aws, tmp_path):
+def test_change_set_summarizes_adds_modifies_removes(cfg, aws):
     def mutate(resources):
         resources["Queue"] = {"Type": "AWS::SQS::Queue", "Properties": {}}
         resources["ContentTable"]["Properties"]["BillingMode"] = "PROVISIONED"
@@ -69,10 +88,10 @@ def test_change_set_summarizes_adds_modifies_removes(cfg, aws, tmp_path):
         }
         del resources["UsersTable"]
 
-    changed = _with_template(cfg, tmp_path, mutate)
-    result = cf.ensure_change_set(changed, VERSION, RUN_ID, "plan", poll=0)
+    changed, packaged = _with_template(cfg, aws, mutate)
+    result = cf.ensure_change_set(changed, VERSION, RUN_ID, "plan", packaged=packaged, poll=0)
     assert result["status"] == "CREATE_COMPLETE" and result["no_changes"] is False
-    assert result["parameters"] == {"AppVersion": VERSION, "Environment": "production"}
+    assert result["parameters"] == cf.release_parameters(cfg, VERSION)
     assert [(c["action"], c["logical_id"]) for c in result["changes"]] == [
         ("Modify", "ContentTable"),
         ("Add", "Queue"),
@@ -83,8 +102,8 @@ def test_change_set_summarizes_adds_modifies_removes(cfg, aws, tmp_path):
 
 
 def test_change_set_rerun_finds_the_existing_one(cfg, aws):
-    first = cf.ensure_change_set(cfg, VERSION, RUN_ID, "plan", poll=0)
-    second = cf.ensure_change_set(cfg, VERSION, RUN_ID, "plan", poll=0)
+    first = cf.ensure_change_set(cfg, VERSION, RUN_ID, "plan", packaged=aws["builds"][VERSION], poll=0)
+    second = cf.ensure_change_set(cfg, VERSION, RUN_ID, "plan", packaged=aws["builds"][VERSION], poll=0)
     assert first == second
     summaries = aws["cfn"].list_change_sets(StackName=cfg.stack.name)["Summaries"]
     assert [s["ChangeSetName"] for s in summaries] == [first["name"]]
@@ -92,24 +111,24 @@ def test_change_set_rerun_finds_the_existing_one(cfg, aws):
 
 def test_executed_change_set_is_made_anew_after_a_rollback(cfg, aws):
     """A rerun after the stack was rolled back gets an executable change set, not the spent one."""
-    first = cf.ensure_change_set(cfg, VERSION, RUN_ID, "deploy", poll=0)
+    first = cf.ensure_change_set(cfg, VERSION, RUN_ID, "deploy", packaged=aws["builds"][VERSION], poll=0)
     cfn = aws["cfn"]
     cfn.execute_change_set(StackName=cfg.stack.name, ChangeSetName=first["name"])
     cfn.update_stack(
         StackName=cfg.stack.name,
-        TemplateBody=cf.template_body(cfg, PREVIOUS),
+        TemplateBody=cf.template_body(cfg, PREVIOUS, aws["builds"][PREVIOUS]),
         Parameters=[
             {"ParameterKey": k, "ParameterValue": v} for k, v in cf.release_parameters(cfg, PREVIOUS).items()
         ],
         Capabilities=list(cfg.stack.capabilities),
     )
-    again = cf.ensure_change_set(cfg, VERSION, RUN_ID, "deploy", poll=0)
+    again = cf.ensure_change_set(cfg, VERSION, RUN_ID, "deploy", packaged=aws["builds"][VERSION], poll=0)
     assert again["name"] == first["name"] and again["id"] != first["id"]
     assert again["execution_status"] == "AVAILABLE"
 
 
 def test_change_set_with_no_changes(cfg, aws):
-    result = cf.ensure_change_set(cfg, PREVIOUS, RUN_ID, "plan", poll=0)
+    result = cf.ensure_change_set(cfg, PREVIOUS, RUN_ID, "plan", packaged=aws["builds"][PREVIOUS], poll=0)
     assert result["no_changes"] is True
     assert result["changes"] == []
     assert result["id"] is None
@@ -118,7 +137,7 @@ def test_change_set_with_no_changes(cfg, aws):
 def test_change_set_needs_the_stack(cfg, aws):
     aws["cfn"].delete_stack(StackName=cfg.stack.name)
     with pytest.raises(cf.CloudFormationError, match="a release updates an existing stack"):
-        cf.ensure_change_set(cfg, VERSION, RUN_ID, "plan", poll=0)
+        cf.ensure_change_set(cfg, VERSION, RUN_ID, "plan", packaged=aws["builds"][VERSION], poll=0)
 
 
 def test_failed_change_set_is_made_again(cfg, aws, monkeypatch):
@@ -144,13 +163,13 @@ def test_failed_change_set_is_made_again(cfg, aws, monkeypatch):
         StackName=cfg.stack.name,
         ChangeSetName=name,
         ChangeSetType="UPDATE",
-        TemplateBody=cf.template_body(cfg, VERSION),
+        TemplateBody=cf.template_body(cfg, VERSION, aws["builds"][VERSION]),
         Parameters=[
             {"ParameterKey": k, "ParameterValue": v} for k, v in cf.release_parameters(cfg, VERSION).items()
         ],
     )
     monkeypatch.setattr(cf, "client", lambda _cfg: Recording(client))
-    result = cf.ensure_change_set(cfg, VERSION, RUN_ID, "plan", poll=0)
+    result = cf.ensure_change_set(cfg, VERSION, RUN_ID, "plan", packaged=aws["builds"][VERSION], poll=0)
     assert deleted == [name]
     assert result["status"] == "CREATE_COMPLETE"
 

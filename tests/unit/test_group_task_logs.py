@@ -11,7 +11,7 @@ import logging
 from datetime import UTC, datetime
 
 import pytest
-from _release import AUTHOR, RUN_ID, VERSION
+from _release import AUTHOR, COMMIT, RUN_ID, VERSION
 from airflow.sdk import DAG
 from airflow.sdk.exceptions import AirflowFailException
 from airflow.sdk.execution_time.context import set_current_context
@@ -41,19 +41,30 @@ def call(task, ti) -> object:
 
 
 def test_a_cfn_lint_error_is_logged_recorded_and_fails_the_task(cfg, record, tmp_path, monkeypatch, caplog):
+    """A build whose packaged template has a lint error, verified and approved as such."""
+    import boto3
+
+    from deployment.artifacts import verify_build
+    from sandbox.seed import publish_sample_build
+
     template = tmp_path / "template.yaml"
     broken = "\n  AuditQueue:\n    Type: AWS::SQS::Queue\n    Properties:\n      VisibilityTimeout: soon\n"
     template.write_text(cfg.stack.template_path.read_text().replace("\nOutputs:", broken + "\nOutputs:"))
+    (tmp_path / "functions").symlink_to(cfg.stack.template_path.parent / "functions")
     edited = cfg.model_copy(update={"stack": cfg.stack.model_copy(update={"template": str(template)})})
-    monkeypatch.setattr("deployment.config.load_config", lambda name=None: edited)
+    publish_sample_build(edited, boto3.client("s3", region_name=cfg.region), COMMIT, VERSION)
+    build = verify_build(cfg, COMMIT, VERSION)
+    record.write("artifact", {**build, "ok": True})
+    record.write("plan", {"change_set": {"template_sha256": build["template_sha256"]}})
     with DAG("phase_4", schedule=None) as dag:
-        validate_infrastructure_group(edited)
+        validate_infrastructure_group(cfg)
 
     with caplog.at_level(logging.INFO), pytest.raises(AirflowFailException, match="E3012"):
         call(dag.get_task("validate_infrastructure.lint_template"), TaskInstanceWithoutLog())
     assert "cfn-lint error E3012" in caplog.text
     findings = record.read("validation")["template"]["cfn_lint"]
-    assert findings["error"] == 1 and findings["findings"][0]["rule"] == "E3012"
+    assert findings["error"] == 1
+    assert [f["rule"] for f in findings["findings"] if f["level"] == "error"] == ["E3012"]
 
 
 def _answered(cfg, record) -> dict:

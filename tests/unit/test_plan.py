@@ -92,11 +92,25 @@ def test_skipped_checks_raise_the_risk(cfg):
     assert "force_deploy" in risk["reasons"][0] and "CVE-1" in risk["reasons"][0]
 
 
+BUILD = {
+    "commit_sha": COMMIT,
+    "bucket": "artifacts",
+    "manifest_key": f"builds/{COMMIT}/manifest.json",
+    "manifest_sha256": "1" * 64,
+    "template_key": f"builds/{COMMIT}/template.yaml",
+    "template_sha256": "2" * 64,
+    "built_at": "2026-01-01T00:00:00+00:00",
+    "staging_run": {"run_id": 7, "workflow": "deploy-staging.yml"},
+    "objects": [{"key": f"builds/{COMMIT}/code/api-3333.zip", "sha256": "3" * 64, "size": 10}],
+}
+
+
 def _plan(cfg, checks=PASSED, change_set=None):
     return build_plan(
         cfg,
         release={"version": VERSION, "commit_sha": COMMIT, "author": AUTHOR},
         checks=checks,
+        build=BUILD,
         change_set=change_set or _change_set(_change("ApiFunction", "AWS::Lambda::Function")),
         previous_version=PREVIOUS,
         live_colour="blue",
@@ -149,3 +163,22 @@ def test_markdown_shows_the_force_deploy_skip(cfg):
 
 def test_markdown_without_changes(cfg):
     assert "No resource changes." in render_markdown(_plan(cfg, change_set=_change_set()))
+
+
+def test_plan_shows_the_build_and_that_the_preview_comes_from_its_template(cfg):
+    plan = _plan(cfg, change_set={**_change_set(), "template_sha256": "2" * 64})
+    assert plan["artifact"]["manifest_sha256"] == "1" * 64
+    assert plan["artifact"]["template_sha256"] == "2" * 64
+    assert plan["artifact"]["manifest"] == f"s3://artifacts/builds/{COMMIT}/manifest.json"
+    markdown = render_markdown(plan)
+    assert "## Artifact (the release candidate's build)" in markdown
+    assert f"Manifest: `s3://artifacts/builds/{COMMIT}/manifest.json` sha256 `{'1' * 64}`" in markdown
+    template = f"s3://artifacts/builds/{COMMIT}/template.yaml"
+    assert f"Packaged template: `{template}` sha256 `{'2' * 64}`" in markdown
+    assert f"`builds/{COMMIT}/code/api-3333.zip` sha256 `{'3' * 64}`" in markdown
+    assert "The change-set preview below was computed from this template." in markdown
+
+
+def test_plan_warns_when_the_preview_is_not_from_the_build(cfg):
+    markdown = render_markdown(_plan(cfg, change_set={**_change_set(), "template_sha256": "9" * 64}))
+    assert "the change-set preview was NOT computed from this template" in markdown

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from _release import PREVIOUS, RUN_ID, VERSION
+from _release import COMMIT, PREVIOUS, RUN_ID, VERSION
 
 from deployment import backup, rollback
 from deployment.route53 import set_weights, weights
@@ -188,7 +188,7 @@ def test_restore_frontend_puts_the_idle_branch_back_without_rebuilding(cfg, aws,
     from deployment.amplify import client, prepare_branch, start_release
 
     prepare_branch(cfg, "green", VERSION)
-    start_release(cfg, "green", VERSION, "run")
+    start_release(cfg, "green", VERSION, "run", COMMIT)
     result = rollback.restore_frontend(cfg, manifest, "green", "blue")
     env = client(cfg).get_branch(appId=cfg.amplify.app_id, branchName=cfg.amplify.branches["green"])["branch"]
     assert env["environmentVariables"] == manifest["amplify"]["branches"]["green"]["environment_variables"]

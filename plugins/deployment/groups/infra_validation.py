@@ -1,6 +1,7 @@
 """Phase 4, validate infrastructure: the template is sound and the change is the approved one.
 
-``lint_template`` (SAM transform + cfn-lint; errors fail) → ``verify_change_set``
+``lint_template`` (SAM transform + cfn-lint on the approved build's packaged template, read
+back and checked against the approved digest; errors fail) → ``verify_change_set``
 (the deploy change set, compared in effect with the plan's; any difference stops
 the run before anything changes). Both write their key of ``validation``.
 """
@@ -40,10 +41,15 @@ def validate_infrastructure_group(config: DeploymentConfig) -> TaskGroup:
             """SAM transform and cfn-lint; every finding logged and recorded, errors fail."""
             from airflow.sdk.exceptions import AirflowFailException
 
+            from deployment.artifacts import ArtifactError
             from deployment.infra_validation import record, report_problems, template_report
 
             cfg, ledger, _ = _release()
-            report = template_report(cfg, ledger.version)
+            try:
+                report = template_report(cfg, ledger)
+            except ArtifactError as err:
+                record(ledger, "template", {"ok": False, "error": str(err)})
+                raise AirflowFailException(f"the approved build cannot be deployed: {err}") from None
             for finding in report["cfn_lint"]["findings"]:
                 log.info("cfn-lint %(level)s %(rule)s line %(line)s: %(message)s", finding)
             record(ledger, "template", report)
@@ -56,11 +62,15 @@ def validate_infrastructure_group(config: DeploymentConfig) -> TaskGroup:
             """The deploy change set must equal, in effect, the one in the approved plan."""
             from airflow.sdk.exceptions import AirflowFailException
 
+            from deployment.artifacts import ArtifactError
             from deployment.infra_validation import record
             from deployment.infra_validation import verify_change_set as verify
 
             cfg, ledger, _ = _release()
-            result = verify(cfg, ledger)
+            try:
+                result = verify(cfg, ledger)
+            except ArtifactError as err:
+                raise AirflowFailException(f"the approved build cannot be deployed: {err}") from None
             record(ledger, "change_set", result)
             if not result["identical"]:
                 raise AirflowFailException(

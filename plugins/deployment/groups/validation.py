@@ -1,5 +1,8 @@
 """Phase 1, pre-deployment validation: staging evidence, then the deployment plan.
 
+``verify_artifact`` proves the release candidate's build (manifest, SHA-256 of every
+object, tags resolving to ``commit_sha``, the staging run that published it) on every
+path, ``force_deploy`` included: it is what gets deployed, not staging evidence.
 ``choose_checks`` branches on ``emergency.force_deploy``: either the three checks
 run (each fails on its own with the value at fault; ``record_checks`` keeps all
 three results in ``staging_checks`` and fails if any did), or ``skip_checks``
@@ -139,6 +142,45 @@ def pre_deployment_validation_group(config: DeploymentConfig) -> TaskGroup:
                 raise AirflowFailException(f"pre-deployment validation failed: {failures}")
             return {"passed": True}
 
+        @task(task_id="verify_artifact")
+        def verify_artifact() -> dict[str, Any]:
+            """The build of ``commit_sha``: manifest names ``version``, every object's SHA-256 matches,
+            the rc tag (and ``vX.Y.Z`` if it exists) resolves to ``commit_sha``, and staging published it.
+
+            Runs under ``force_deploy`` too: an emergency may skip staging evidence, never the proof
+            of what is deployed. Every failure is named; the run stops before any approval.
+            """
+            from airflow.sdk.exceptions import AirflowFailException
+
+            from deployment.artifacts import ArtifactError, verify_build
+            from deployment.github_checks import check_staging_build, check_tags
+            from deployment.ledger import now_iso
+
+            cfg, ledger, params, _ = _release()
+            version, commit_sha = params["version"], params["commit_sha"]
+            problems, build = [], {}
+            try:
+                build = verify_build(cfg, commit_sha, version)
+            except ArtifactError as err:
+                problems.append(f"artifact: {err}")
+            checks = [check_tags(cfg, version, commit_sha)]
+            if build:
+                checks.append(check_staging_build(cfg, commit_sha, build))
+            problems += [f"{c['check']}: {c['detail']}" for c in checks if not c["ok"]]
+            section = {
+                **build,
+                "commit_sha": commit_sha,
+                "version": version,
+                "ok": not problems,
+                "problems": problems,
+                "checks": {c["check"]: c for c in checks},
+                "at": now_iso(),
+            }
+            ledger.write("artifact", section)
+            if problems:
+                raise AirflowFailException("the release's build cannot be trusted: " + "; ".join(problems))
+            return {k: section[k] for k in ("commit_sha", "manifest_sha256", "template_sha256")}
+
         @task(task_id="generate_plan", trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
         def generate_plan() -> str:
             """Change-set preview + plan (JSON and Markdown) into the record; returns the Markdown."""
@@ -151,11 +193,22 @@ def pre_deployment_validation_group(config: DeploymentConfig) -> TaskGroup:
             checks = ledger.read("staging_checks")
             if checks is None:
                 raise RuntimeError(f"no staging_checks section at {ledger.uri('staging_checks')}")
-            change_set = ensure_change_set(cfg, params["version"], context["run_id"], "plan", ledger=ledger)
+            from deployment.cloudformation import release_template
+
+            build = ledger.read("artifact")
+            change_set = ensure_change_set(
+                cfg,
+                params["version"],
+                context["run_id"],
+                "plan",
+                ledger=ledger,
+                packaged=release_template(cfg, ledger),
+            )
             plan = build_plan(
                 cfg,
                 release=params,
                 checks=checks,
+                build=build,
                 change_set=change_set,
                 previous_version=deployed_version(cfg),
                 live_colour=router_for(cfg).live_colour(),
@@ -174,5 +227,5 @@ def pre_deployment_validation_group(config: DeploymentConfig) -> TaskGroup:
         skipped = skip_checks()
         branch >> checks >> recorded
         branch >> skipped
-        [recorded, skipped] >> generate_plan()
+        [recorded, skipped, verify_artifact()] >> generate_plan()
     return group

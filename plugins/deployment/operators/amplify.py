@@ -20,6 +20,9 @@ class AmplifyBuildError(RuntimeError):
 class AmplifyReleaseOperator(BaseOperator):
     """Start (or find, on a rerun) the release's RELEASE job on the target branch; wait for ``SUCCEED``.
 
+    The job builds the release's ``commit_sha`` (StartJob ``commitId``); the commit Amplify
+    reports for it (GetJob) is checked and recorded as ``frontend.amplify_job.commit_id``.
+
     The target colour comes from the ``frontend`` section written by ``prepare_idle_branch``.
     """
 
@@ -57,7 +60,8 @@ class AmplifyReleaseOperator(BaseOperator):
                 f"no target colour in {rel.ledger.uri(SECTION)}: prepare_idle_branch has not run"
             )
         hook = AmplifyHook(aws_conn_id=conn_id, region_name=region)
-        job = start_release(cfg, target, rel.version, rel.run_key, amplify=hook.conn)
+        commit_sha = rel.params["commit_sha"]
+        job = start_release(cfg, target, rel.version, rel.run_key, commit_sha, amplify=hook.conn)
         AmplifyJobLink.persist(
             context,
             self,
