@@ -128,6 +128,7 @@ class Sandbox:
             update_seconds=update_seconds,
         )
         self._traffic_enabled = traffic
+        self.traffic_router = cfg.traffic.router
         self.traffic: TrafficSimulator | None = None
         self.github: GitHubEmulator | None = None
         self.statuspage: StatusPage | None = None
@@ -233,7 +234,20 @@ class Sandbox:
             self.amplify.reset()
             self._build_stateful()
             self.reset()
+            self.traffic_router = self.cfg.traffic.router
             self._seed()
+
+    def route_traffic(self, router: str) -> None:
+        """Send the simulated viewers by ``router``'s state: ``keyvaluestore`` through the front
+        door, ``route53`` by the weighted records (a test whose pipeline uses the other router)."""
+        if router not in ("keyvaluestore", "route53"):
+            raise ValueError(f"no such router {router!r}")
+        with self._lock:
+            self.traffic_router = router
+            if self.traffic is not None:
+                self.traffic.stop()
+                self.traffic = None
+                self._start_traffic()
 
     def set_alarm_state(self, name: str, state: str, reason: str) -> None:
         self.aws_client("cloudwatch").set_alarm_state(AlarmName=name, StateValue=state, StateReason=reason)
@@ -375,12 +389,15 @@ class Sandbox:
         seed_aws(self.cfg, self.endpoints["aws"], self.amplify, releases)
         self._seed_front_door()
         if self._traffic_enabled:
-            through_door = self.cfg.traffic.router == "keyvaluestore"
-            self.traffic = TrafficSimulator(
-                self.cfg,
-                endpoint_url=self.endpoints["aws"],
-                version_of=self.version_of,
-                faults=self.faults,
-                front_door_url=self.endpoints["frontdoor"] if through_door else None,
-            )
-            self.traffic.start()
+            self._start_traffic()
+
+    def _start_traffic(self) -> None:
+        through_door = self.traffic_router == "keyvaluestore"
+        self.traffic = TrafficSimulator(
+            self.cfg,
+            endpoint_url=self.endpoints["aws"],
+            version_of=self.version_of,
+            faults=self.faults,
+            front_door_url=self.endpoints["frontdoor"] if through_door else None,
+        )
+        self.traffic.start()

@@ -57,3 +57,18 @@ def test_viewers_split_by_weight_stay_put_and_all_move_on_a_new_epoch(sandbox):
         assert {visit(sandbox, jar).headers["x-bg-colour"] for jar in jars} == {"blue"}
     finally:
         sandbox.reseed()
+
+
+def test_the_simulated_viewers_follow_the_router_the_control_api_names(sandbox):
+    try:
+        response = requests.post(
+            f"{sandbox.endpoints['control']}/traffic/router", json={"router": "keyvaluestore"}, timeout=10
+        )
+        assert response.json() == {"router": "keyvaluestore"} and sandbox.traffic_router == "keyvaluestore"
+        refused = requests.post(
+            f"{sandbox.endpoints['control']}/traffic/router", json={"router": "dns"}, timeout=10
+        )
+        assert refused.status_code == 400
+    finally:
+        sandbox.reseed()
+    assert sandbox.traffic_router == sandbox.cfg.traffic.router
