@@ -2,7 +2,8 @@
 
 ``GET /health``; ``GET /faults``; ``POST /faults {"kind", matchers..., settings...}`` → 201
 ``{"id"}``; ``POST /builds/{version}/faults {"kind": tampered_object|missing_manifest|
-rc_tag_moved}`` → 201 (breaks that release candidate's build or tag until ``/reseed``);
+rc_tag_moved|republished, "template"?}`` → 201 (that release candidate's build or tag broken,
+or its build published again from ``template``, until ``/reseed``);
 ``DELETE /faults/{id}``; ``POST /reset`` (faults and recordings cleared, state
 kept); ``POST /reseed`` (back to the freshly seeded state, simulated viewers routed as
 configured); ``POST /traffic/router {"router": "keyvaluestore"|"route53"}`` (how the
@@ -163,12 +164,15 @@ class ControlApi:
     def build_fault(self, request: Request, version: str) -> tuple[int, Any]:
         from sandbox.seed import BUILD_FAULTS, inject_build_fault
 
-        kind = (_json(request) or {}).get("kind")
+        body = _json(request) or {}
+        kind, template = body.get("kind"), body.get("template")
         if kind not in BUILD_FAULTS:
             raise ControlError(400, f"kind must be one of {list(BUILD_FAULTS)}, got {kind!r}")
+        if template is not None and not isinstance(template, str):
+            raise ControlError(400, "template must be the template's text")
         try:
             s3, github = self.sandbox.aws_client("s3"), self.sandbox.github
-            done = inject_build_fault(self.sandbox.cfg, s3, github, version, kind)
+            done = inject_build_fault(self.sandbox.cfg, s3, github, version, kind, template)
         except (ClientError, ValueError, GitHubError) as err:
             raise ControlError(404, f"no release candidate build of {version} to break: {err}") from None
         return 201, done

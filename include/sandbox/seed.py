@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import tempfile
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -311,15 +313,22 @@ def seed_github(cfg: DeploymentConfig, github: GitHubEmulator, amplify: AmplifyE
 
 
 # ------------------------------------------------------------------- build faults
-BUILD_FAULTS = ("tampered_object", "missing_manifest", "rc_tag_moved")
+BUILD_FAULTS = ("tampered_object", "missing_manifest", "rc_tag_moved", "republished")
 
 
 def inject_build_fault(
-    cfg: DeploymentConfig, s3: Any, github: GitHubEmulator, version: str, kind: str
+    cfg: DeploymentConfig,
+    s3: Any,
+    github: GitHubEmulator,
+    version: str,
+    kind: str,
+    template: str | None = None,
 ) -> dict[str, Any]:
     """Break ``version``'s release candidate: ``kind`` is one of :data:`BUILD_FAULTS`.
 
-    Undone only by reseeding. Returns what was changed (the object key or the tag).
+    ``republished`` publishes the commit's build again, properly, from ``template`` (the
+    sample application's template as edited): a valid build, other bytes. Undone only by
+    reseeding. Returns what was changed (the object key, the tag or the new manifest).
     """
     tag = f"{cfg.github.rc_tag_prefix}{version.removeprefix('v')}"
     commit = github.version_at(tag)[0]
@@ -327,6 +336,10 @@ def inject_build_fault(
         return {"kind": kind, "commit": commit, "key": tamper_build_object(cfg, s3, commit)}
     if kind == "missing_manifest":
         return {"kind": kind, "commit": commit, "key": remove_build_manifest(cfg, s3, commit)}
+    if kind == "republished":
+        if not template:
+            raise ValueError("republished needs the template to publish")
+        return {"kind": kind, "commit": commit, "manifest": republish(cfg, s3, commit, version, template)}
     if kind == "rc_tag_moved":
         head = github.head()
         github.move_tag(tag, head)
@@ -348,6 +361,20 @@ def remove_build_manifest(cfg: DeploymentConfig, s3: Any, commit: str) -> str:
     key = f"{cfg.artifacts.builds_prefix.strip('/')}/{commit}/manifest.json"
     s3.delete_object(Bucket=cfg.artifacts.bucket, Key=key)
     return key
+
+
+def republish(cfg: DeploymentConfig, s3: Any, commit: str, version: str, template: str) -> dict[str, Any]:
+    """Publish ``commit``'s build again from ``template`` beside the sample application's code."""
+    staging_run = _manifest(cfg, s3, commit).get("staging_run")
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / cfg.stack.template_path.name
+        path.write_text(template)
+        for item in cfg.stack.template_path.parent.iterdir():
+            if item.is_dir():
+                (Path(folder) / item.name).symlink_to(item)
+        stack = cfg.stack.model_copy(update={"template": str(path)})
+        edited = cfg.model_copy(update={"stack": stack})
+        return publish_sample_build(edited, s3, commit, version, staging_run=staging_run)
 
 
 def _manifest(cfg: DeploymentConfig, s3: Any, commit: str) -> dict[str, Any]:

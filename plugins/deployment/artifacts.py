@@ -187,3 +187,31 @@ def packaged_template(cfg: DeploymentConfig, commit_sha: str, expected_sha256: s
 def code_objects(build: dict[str, Any]) -> dict[str, str]:
     """``{key: sha256}`` of a verified build's code objects (for comparing with what runs)."""
     return {o["key"]: o["sha256"] for o in build.get("objects", [])}
+
+
+def build_of_template(
+    cfg: DeploymentConfig, template_body: str, version: str, s3: Any = None
+) -> dict[str, Any]:
+    """Verify the build a deployed (or backed-up) template runs, before a rollback puts it back.
+
+    The commit comes from the template's own code objects (``<builds_prefix>/<commit>/code/...``),
+    so this works for any template a build produced, packaged or transformed; the build is
+    then proven with :func:`verify_build` for ``version``. Raises :class:`ArtifactError` when
+    the template's code is not one verified build's.
+    """
+    prefix = cfg.artifacts.builds_prefix.strip("/") + "/"
+    uris = template_code_uris(template_body)
+    commits = {key.removeprefix(prefix).split("/", 1)[0] for bucket, key in uris
+               if bucket == cfg.artifacts.bucket and str(key).startswith(prefix)}
+    if len(commits) != 1 or len(uris) == 0:
+        raise ArtifactError(
+            f"the template's code objects {[f's3://{b}/{k}' for b, k in uris]} are not one build's "
+            f"(under s3://{cfg.artifacts.bucket}/{prefix}<commit>/)"
+        )
+    build = verify_build(cfg, commits.pop(), version, s3)
+    running = {key for _, key in uris}
+    if not running <= set(code_objects(build)):
+        raise ArtifactError(
+            f"the template runs {sorted(running)}, not all of them objects of {build['manifest_key']}"
+        )
+    return build

@@ -55,6 +55,7 @@ def test_group_ids_and_tasks(dag):
         f"{V}.check_staging_workflow",
         f"{V}.check_staging_metrics",
         f"{V}.record_checks",
+        f"{V}.verify_artifact",
         f"{V}.generate_plan",
         "approval_gate.announce_start",
         "approval_gate.first_approval",
@@ -91,7 +92,9 @@ def test_force_deploy_branch(dag):
     }
     assert dag.get_task(f"{V}.record_checks").trigger_rule == TriggerRule.ALL_DONE
     plan = dag.get_task(f"{V}.generate_plan")
-    assert _up(dag, plan.task_id) == {f"{V}.record_checks", f"{V}.skip_checks"}
+    assert _up(dag, plan.task_id) == {f"{V}.record_checks", f"{V}.skip_checks", f"{V}.verify_artifact"}
+    # the build's proof runs on both branches: force_deploy never skips it
+    assert f"{V}.choose_checks" not in dag.get_task(f"{V}.verify_artifact").upstream_task_ids
     assert plan.trigger_rule == TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS
 
 

@@ -197,3 +197,20 @@ def test_verify_artifact_fails_naming_the_cause(cfg, moto, github, verify_task, 
     assert cause in str(err.value)
     section = record.read("artifact")
     assert section["ok"] is False and any(cause in p for p in section["problems"])
+
+
+def test_a_rollback_target_is_proven_from_the_template_it_puts_back(cfg, aws):
+    """The live stack (seeded from the v1.0.0 build, transformed) names its build through its code."""
+    from _release import PREVIOUS_COMMIT
+
+    from deployment.artifacts import build_of_template
+    from deployment.cloudformation import live_stack
+
+    body = live_stack(cfg)["template_body"]
+    build = build_of_template(cfg, body, PREVIOUS)
+    assert build["commit_sha"] == PREVIOUS_COMMIT and build["version"] == PREVIOUS
+    tamper_build_object(cfg, aws["s3"], PREVIOUS_COMMIT)
+    with pytest.raises(ArtifactError, match="was changed"):
+        build_of_template(cfg, body, PREVIOUS)
+    with pytest.raises(ArtifactError, match="are not one build's"):
+        build_of_template(cfg, "Resources: {}\n", PREVIOUS)
