@@ -60,6 +60,16 @@ def ts(value: str | float | datetime | None) -> float | None:
     return value.timestamp()
 
 
+def is_traffic_write(request: Mapping[str, Any]) -> bool:
+    """A served change of the split: Route 53's ChangeResourceRecordSets, or the front door's
+    KeyValueStore UpdateKeys (``POST /key-value-stores/{arn}/keys``)."""
+    if request["status"] >= 400:
+        return False
+    if request["service"] == "cloudfront-keyvaluestore":
+        return request["action"].startswith("POST /key-value-stores/")
+    return route53_action(request["service"], request["action"]) == "ChangeResourceRecordSets"
+
+
 def route53_action(service: str, action: str) -> str:
     """Route 53 is REST-XML, so the request log names its calls by method and path; name them as AWS does."""
     if service != "route53" or " " not in action:
@@ -403,14 +413,7 @@ def restore(
     ``rollback.verify`` section's ``verified_at``. The chain between them is read from the
     watched step's verdicts and the task events.
     """
-    changes = sorted(
-        r["time"]
-        for r in requests
-        if r["service"] == "route53"
-        and r["status"] < 400
-        and route53_action(r["service"], r["action"]) == "ChangeResourceRecordSets"
-        and r["time"] >= fault_at
-    )
+    changes = sorted(r["time"] for r in requests if is_traffic_write(r) and r["time"] >= fault_at)
     traffic_at = changes[0] if changes else None
     verify = ledger.get("rollback.verify") or {}
     verified_at = ts(verify.get("verified_at"))

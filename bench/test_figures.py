@@ -117,6 +117,14 @@ def test_worker_time_counts_running_only_and_checks_each_wait():
     assert figures.worker_time(RUN, held, {"b": None})["every_wait_parked"] is False  # an expected wait
 
 
+def test_a_front_door_keyvaluestore_update_is_a_traffic_write():
+    kvs = {"service": "cloudfront-keyvaluestore", "status": 200}
+    assert figures.is_traffic_write({**kvs, "action": "POST /key-value-stores/arn%3Aaws%3Acloudfront/keys"})
+    assert not figures.is_traffic_write({**kvs, "action": "GET /key-value-stores/arn%3Aaws%3Acloudfront"})
+    assert not figures.is_traffic_write({**kvs, "action": "POST /key-value-stores/a/keys", "status": 409})
+    assert figures.is_traffic_write({"service": "route53", "action": CHANGE, "status": 200})
+
+
 def test_route53_actions_are_named_from_method_and_path():
     assert (
         figures.route53_action("route53", "POST /2013-04-01/hostedzone/Z1/rrset/")
