@@ -215,3 +215,27 @@ def test_a_slack_outage_under_skip_monitoring_does_not_fail_monitoring(cfg, aws,
     assert result == {"skipped": True}
     assert ledger.read("monitoring")["announced"] is False
     assert weights(cfg) == {"blue": 0, "green": 100}
+
+
+# ------------------------------------------------------------- cancellation
+def test_a_step_cancelled_while_traffic_is_split_puts_it_all_back(cfg, aws, ledger, monkeypatch):
+    """What the watch trigger's on_kill runs when the step (or its run) is marked failed by hand."""
+    sent: list[str] = []
+    monkeypatch.setattr("deployment.announce.announce_team", lambda cfg, text: sent.append(text))
+    _take_backup(cfg, ledger)
+    ledger.write("conf", {"version": VERSION, "run_id": RUN_ID})
+    set_weights(cfg, {"blue": 90, "green": 10})
+
+    done = rollback.restore_after_cancel(cfg, RUN_ID, "deploy_frontend.shift_traffic_10", "blue")
+
+    assert weights(cfg) == {"blue": 100, "green": 0}
+    assert done["weights_before"] == {"blue": 90, "green": 10}
+    assert ledger.read("cancellation")["task_id"] == "deploy_frontend.shift_traffic_10"
+    assert rollback.restore_after_cancel(cfg, RUN_ID, "deploy_frontend.shift_traffic_10", "blue") is None
+    assert len(sent) == 1 and "back on blue" in sent[0]
+
+
+def test_a_cancelled_monitoring_leaves_a_release_at_100_percent_alone(cfg, aws, ledger):
+    set_weights(cfg, {"blue": 0, "green": 100})
+    assert rollback.restore_after_cancel(cfg, RUN_ID, "monitoring.watch_metrics", "blue") is None
+    assert weights(cfg) == {"blue": 0, "green": 100}
