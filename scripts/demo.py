@@ -194,6 +194,7 @@ def summary(run: dict, tis: list[dict], approved: list[str], ui_url: str, rollba
         f"Log in as {ADMIN} / {pw[ADMIN]}; approvers: "
         + ", ".join(f"{u} / {pw[u]}" for u in APPROVERS),
         "The stack keeps running: `make down` stops it.",
+        f"Deployments view (releases, canary charts, DORA's four keys): {ui_url}/plugin/deployments",
     ]
     return "\n".join(lines)
 

@@ -128,9 +128,12 @@ def _facts(records: Iterable[Record], first_commit_times: Callable[[Record], dat
         if status not in DEPLOYED:
             continue
         live = live_at_100(record)
+        triggered = parse_time(record.section("conf").get("started_at"))
         committed = first_commit_times(record)
+        if committed is not None and triggered is not None and committed > triggered:
+            committed = None  # a commit after its release's trigger is not this release's first commit
         from_trigger = committed is None
-        begin = committed or parse_time(record.section("conf").get("started_at"))
+        begin = committed or triggered
         facts.append(
             {
                 "kind": "deployment",

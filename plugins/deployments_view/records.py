@@ -21,6 +21,23 @@ if TYPE_CHECKING:
 
 MANUAL_ROLLBACKS = "manual-rollbacks"  # the record folder of rollback_production's runs
 READ_THREADS = 8
+# What the releases table and DORA's keys read; the release page reads every section of its run.
+SUMMARY_SECTIONS = frozenset(
+    {
+        "conf",
+        "approvals",
+        "outcome",
+        "frontend",
+        "monitoring",
+        "rollback",
+        "rollback.plan",
+        "release_notes",
+        "backup",
+        "infrastructure",
+        "notifications.github_release",
+        "metrics",
+    }
+)
 
 
 @dataclass
@@ -81,8 +98,8 @@ class RecordStore:
             return response.get("ETag", ""), None
 
     def records(self) -> list[Record]:
-        """Every run's record (unordered), with each JSON section parsed."""
-        return self._read(self.prefix)
+        """Every run's record (unordered), with the sections the table and DORA's keys read."""
+        return self._read(self.prefix, SUMMARY_SECTIONS)
 
     def record(self, folder: str, run: str) -> Record | None:
         """One run's record (re-listed, so a release still running shows its latest sections)."""
@@ -91,8 +108,13 @@ class RecordStore:
         found = self._read(f"{self.prefix}{folder}/{run}/")
         return found[0] if found else None
 
-    def _read(self, prefix: str) -> list[Record]:
-        listing = self._listing(prefix)
+    def _read(self, prefix: str, sections: frozenset[str] | None = None) -> list[Record]:
+        everything = self._listing(prefix)
+        listing = everything
+        if sections is not None:
+            listing = {
+                k: v for k, v in everything.items() if k.rsplit("/", 1)[-1].removesuffix(".json") in sections
+            }
         with self._lock:
             stale = [
                 key
@@ -104,7 +126,7 @@ class RecordStore:
                     for key, fetched in zip(stale, pool.map(self._fetch, stale), strict=True):
                         self._cache[key] = (listing[key][0], fetched[1])
             if prefix == self.prefix:
-                for gone in set(self._cache) - set(listing):
+                for gone in set(self._cache) - set(everything):
                     del self._cache[gone]
             cached = {key: self._cache[key][1] for key in listing}
         by_run: dict[tuple[str, str], Record] = {}

@@ -373,6 +373,6 @@ def detail(record: Record, config: DeploymentConfig) -> dict[str, Any]:
         "watches": watches(record, config),
         "smoke_tests": smoke(record),
         "rollback": rollback(record),
-        "outcome": record.section("outcome") or None,
+        "outcome_record": record.section("outcome") or None,
         "sections": sorted(record.sections),
     }

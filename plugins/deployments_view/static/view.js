@@ -48,18 +48,43 @@ function linkList(links) {
 }
 
 /* ---------------------------------------------------------------- charts */
+/* opts.lines: horizontal thresholds [{value, label}], drawn across the plot and kept inside the y range. */
 function chart(container, title, opts) {
+  const lines = (opts.lines || []).filter((l) => l.value !== null && l.value !== undefined);
   const box = el("div", { class: "chart", "data-chart": title });
-  box.append(el("div", { class: "title" }, title));
+  box.append(el("div", { class: "title" }, title, lines.length ? el("span", { class: "muted" }, ` — ${lines.map((l) => l.label).join(", ")}`) : null));
   container.append(box);
-  const width = opts.width || 420;
-  return new uPlot({ width, height: opts.height || 180, scales: { x: { time: opts.time !== false } },
-    series: [{}, ...opts.series], axes: opts.axes, legend: { show: true } }, opts.data, box);
+  const xs = opts.data[0].filter((v) => v !== null);
+  const pad = Math.max((Math.max(...xs) - Math.min(...xs)) * 0.03, 5);
+  const xRange = xs.length ? [Math.min(...xs) - pad, Math.max(...xs) + pad] : undefined;
+  const yRange = (u, min, max) => {
+    const values = [min, max, ...lines.map((l) => l.value)].filter((v) => v !== null && Number.isFinite(v));
+    const high = Math.max(...values, 0);
+    return [Math.min(0, ...values), high > 0 ? high * 1.15 : 1];
+  };
+  const drawLines = (u) => {
+    const ctx = u.ctx;
+    ctx.save();
+    ctx.strokeStyle = "#c62828";
+    ctx.lineWidth = 1.5 * devicePixelRatio;
+    ctx.setLineDash([6 * devicePixelRatio, 4 * devicePixelRatio]);
+    for (const line of lines) {
+      const y = u.valToPos(line.value, "y", true);
+      ctx.beginPath();
+      ctx.moveTo(u.bbox.left, y);
+      ctx.lineTo(u.bbox.left + u.bbox.width, y);
+      ctx.stroke();
+    }
+    ctx.restore();
+  };
+  return new uPlot({ width: opts.width || 420, height: opts.height || 180,
+    scales: { x: { time: opts.time !== false, range: xRange }, y: { range: yRange } },
+    series: [{}, ...opts.series], axes: opts.axes, legend: { show: true }, hooks: { draw: [drawLines] } }, opts.data, box);
 }
 
-const threshold = (label) => ({ label, stroke: "#c62828", dash: [6, 4], width: 1.5, points: { show: false } });
 const breachMarks = { label: "breach", stroke: "#c62828", width: 0, paths: () => null,
   points: { show: true, size: 10, fill: "#c62828", stroke: "#c62828" } };
+const pollSeries = (label, stroke) => ({ label, stroke, width: 2, points: { show: true, size: 5 } });
 
 function watchCharts(watch) {
   const box = el("div", { class: "charts" });
@@ -69,28 +94,26 @@ function watchCharts(watch) {
   const breached = polls.map((p) => p.outcome === "breach");
   const t = watch.thresholds || {};
   const mark = (values) => values.map((v, i) => (breached[i] ? v : null));
-  const constant = (v) => xs.map(() => (v === undefined || v === null ? null : v));
   const errors = polls.map((p) => p.error_rate_percent);
-  const hasStable = polls.some((p) => p.stable_error_rate_percent !== null && p.stable_error_rate_percent !== undefined);
-  chart(box, "error rate %", { data: [xs, errors, ...(hasStable ? [polls.map((p) => p.stable_error_rate_percent)] : []),
-    constant(t.error_rate_percent), mark(errors)],
-  series: [{ label: "new colour", stroke: "#2b6cb0", width: 2 },
-    ...(hasStable ? [{ label: "stable colour", stroke: "#6b7785", width: 1.5 }] : []),
-    threshold(`threshold ${t.error_rate_percent} %`), breachMarks] });
+  const stable = polls.map((p) => p.stable_error_rate_percent);
+  const hasStable = stable.some((v) => v !== null && v !== undefined);
+  chart(box, "error rate %", { lines: [{ value: t.error_rate_percent, label: `threshold ${t.error_rate_percent} %` }],
+    data: [xs, errors, ...(hasStable ? [stable] : []), mark(errors)],
+    series: [pollSeries("new colour", "#2b6cb0"), ...(hasStable ? [pollSeries("stable colour", "#6b7785")] : []), breachMarks] });
   const latency = polls.map((p) => p.latency_ms);
-  chart(box, "latency ms", { data: [xs, latency, constant(t.latency_ms), mark(latency)],
-    series: [{ label: "latency", stroke: "#2b6cb0", width: 2 }, threshold(`threshold ${t.latency_ms} ms`), breachMarks] });
+  chart(box, "latency ms", { lines: [{ value: t.latency_ms, label: `threshold ${t.latency_ms} ms` }],
+    data: [xs, latency, mark(latency)], series: [pollSeries("latency", "#2b6cb0"), breachMarks] });
   const rps = polls.map((p) => p.requests_per_second);
-  const band = Array.isArray(t.traffic_band) && watch.baseline_rps ? t.traffic_band.map((f) => f * watch.baseline_rps) : [null, null];
-  chart(box, "requests / s", { data: [xs, rps, constant(band[0]), constant(band[1]), mark(rps)],
-    series: [{ label: "requests/s", stroke: "#2b6cb0", width: 2 }, threshold("band low"), threshold("band high"), breachMarks] });
+  const band = Array.isArray(t.traffic_band) && watch.baseline_rps ? t.traffic_band.map((f) => f * watch.baseline_rps) : [];
+  chart(box, "requests / s", { lines: band.map((v, i) => ({ value: v, label: `${i ? "high" : "low"} ${v.toFixed(0)}/s` })),
+    data: [xs, rps, mark(rps)], series: [pollSeries("requests/s", "#2b6cb0"), breachMarks] });
   return box;
 }
 
 function trendCharts(trend) {
   const box = el("div", { class: "charts", id: "dora-trend" });
   const xs = trend.map((b) => epoch(b.start));
-  const line = (label, colour) => ({ label, stroke: colour, width: 2, spanGaps: true });
+  const line = (label, colour) => ({ label, stroke: colour, width: 2, spanGaps: true, points: { show: true, size: 6 } });
   const bars = uPlot.paths && uPlot.paths.bars ? uPlot.paths.bars({ size: [0.6, 40] }) : undefined;
   chart(box, "deployments", { width: 320, data: [xs, trend.map((b) => b.deployments)],
     series: [{ label: "deployments", stroke: "#2b6cb0", fill: "#2b6cb055", paths: bars }] });
@@ -245,7 +268,7 @@ function rollbackSection(rollback) {
       ["reasons", (rollback.reasons || []).join("; ") || "—"], ["undone", rollback.undone.join(", ") || "—"],
       ["not undone", rollback.not_undone.join(", ") || "—"]]),
     el("table", {}, el("thead", {}, el("tr", {}, ["step", "status", "started", "finished", "detail"].map((h) => el("th", {}, h)))),
-      el("tbody", {}, rollback.steps.map((s) => el("tr", { "data-step": s.name }, el("td", {}, s.name), el("td", {}, badge(s.status)),
+      el("tbody", {}, [...rollback.steps].sort((a, b) => String(a.started_at).localeCompare(String(b.started_at))).map((s) => el("tr", { "data-step": s.name }, el("td", {}, s.name), el("td", {}, badge(s.status)),
         el("td", {}, when(s.started_at)), el("td", {}, when(s.finished_at)),
         el("td", { class: "mono" }, s.detail || (s.checks ? Object.entries(s.checks).map(([k, v]) => `${k}: ${v && v.ok ? "ok" : "FAILED"}`).join(", ") : "")))))));
 }

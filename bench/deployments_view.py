@@ -1,0 +1,221 @@
+#!/usr/bin/env python3
+"""The Deployments view with 500 recorded releases: ``.venv/bin/python bench/deployments_view.py``.
+
+Generates N release records from the ones real sandbox releases wrote
+(``tests/unit/deployments_view_records``): each a copy of the successful release, the
+canary breach rolled back, or the manual rollback, with its version, run and times moved
+back along a year (one release every ~17 h for 500), put into a moto S3 server reached
+over HTTP through the AWS connection, as the API server reaches S3. Then times, through
+the plugin's app behind Airflow's SimpleAuthManager (a viewer's token):
+
+- the releases page: ``GET /api/releases?limit=200`` (what the page asks for) and the page's
+  other calls (``/api/dora?days=30``);
+- the DORA endpoint for 7, 30 and 90 days;
+
+each once cold (empty cache: every section read from S3) and then warm (median of 5: one
+listing of the bucket, sections read again only when their ETag changed). Target: warm
+answers in at most 1 s. Prints the figures; ``--json`` also writes them to a file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+RECORDS = ROOT / "tests" / "unit" / "deployments_view_records" / "records" / "deployments"
+sys.path[:0] = [str(ROOT / "include"), str(ROOT / "plugins")]
+TARGET_SECONDS = 1.0
+WARM_REPEATS = 5
+
+
+def templates() -> dict[str, dict[str, Any]]:
+    """The captured runs' sections, by kind: ``success``, ``breach``, ``manual``."""
+    runs: dict[str, dict[str, Any]] = {}
+    for path in sorted(RECORDS.rglob("*.json")):
+        folder, run, name = path.relative_to(RECORDS).parts
+        runs.setdefault(f"{folder}/{run}", {})[name.removesuffix(".json")] = json.loads(path.read_text())
+    kinds = {}
+    for key, sections in runs.items():
+        status = sections["outcome"]["status"]
+        kind = "manual" if key.startswith("manual-") else ("success" if status == "succeeded" else "breach")
+        kinds[kind] = sections
+    return kinds
+
+
+def _shift(value: Any, delta: timedelta, replace: dict[str, str]) -> Any:
+    """``value`` with every ISO timestamp moved by ``delta`` and every string in ``replace`` swapped."""
+    if isinstance(value, dict):
+        return {k: _shift(v, delta, replace) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_shift(v, delta, replace) for v in value]
+    if isinstance(value, str):
+        if len(value) >= 19 and value[4] == "-" and value[10] == "T":
+            try:
+                return (datetime.fromisoformat(value) + delta).isoformat()
+            except ValueError:
+                pass
+        for old, new in replace.items():
+            value = value.replace(old, new)
+    return value
+
+
+def generate(count: int, now: datetime) -> dict[str, bytes]:
+    """``count`` records as S3 keys → bodies: mostly successes, every 8th a breach, every 25th by hand."""
+    kinds = templates()
+    anchor = datetime.fromisoformat(kinds["success"]["conf"]["started_at"])
+    step = timedelta(days=365) / count
+    objects: dict[str, bytes] = {}
+    for i in range(count):
+        kind = "manual" if i % 25 == 24 else ("breach" if i % 8 == 7 else "success")
+        template = kinds[kind]
+        version = f"v{1 + i // 100}.{(i // 10) % 10}.{i % 10}"
+        started = now - step * (count - i)
+        delta = started - anchor
+        old_run = template["outcome"]["run_id"]
+        run = f"bench__{kind}__{i:04d}"
+        swaps = {old_run: run, "v1.1.0": version}
+        folder = "manual-rollbacks" if kind == "manual" else version
+        for name, body in template.items():
+            shifted = _shift(copy.deepcopy(body), delta, swaps)
+            objects[f"deployments/{folder}/{run}/{name}.json"] = json.dumps(shifted).encode()
+    return objects
+
+
+def timed(call) -> tuple[float, Any]:
+    started = time.perf_counter()
+    result = call()
+    return time.perf_counter() - started, result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--releases", type=int, default=500)
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args(argv)
+
+    home = Path(tempfile.mkdtemp(prefix="bench-deployments-view-"))
+    os.environ.update(
+        AIRFLOW_HOME=str(home),
+        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{home}/airflow.db",
+        AIRFLOW__CORE__LOAD_EXAMPLES="False",
+        AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS="viewer:viewer",
+        AIRFLOW__API_AUTH__JWT_SECRET="bench-deployments-view-" + "x" * 48,
+        AWS_ACCESS_KEY_ID="bench",
+        AWS_SECRET_ACCESS_KEY="bench",
+    )
+    os.environ.setdefault("DEPLOYMENT_CONFIG", "sandbox")
+    from moto.server import ThreadedMotoServer
+
+    from deployment.config import load_config
+
+    cfg = load_config()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        os.environ[f"AIRFLOW_CONN_{cfg.connections.aws.upper()}"] = json.dumps(
+            {
+                "conn_type": "aws",
+                "login": "bench",
+                "password": "bench",
+                "extra": {"region_name": cfg.region, "endpoint_url": endpoint},
+            }
+        )
+        figures = run(cfg, endpoint, args.releases)
+    finally:
+        server.stop()
+    print(
+        f"Deployments view, {figures['releases']} releases ({figures['objects']} sections in S3 over HTTP):"
+    )
+    for name, value in figures["timings"].items():
+        print(
+            f"  {name:<34} cold {value['cold_s']:6.3f} s   warm median {value['warm_median_s']:6.3f} s"
+            f"   {'ok' if value['warm_median_s'] <= TARGET_SECONDS else 'OVER'} (target {TARGET_SECONDS} s)"
+        )
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2))
+    return 0
+
+
+def run(cfg, endpoint: str, count: int) -> dict[str, Any]:
+    import airflow.models
+    import boto3
+    from airflow import settings
+    from airflow.models.base import Base
+
+    airflow.models.import_all_models()
+    Base.metadata.create_all(settings.engine)
+    s3 = boto3.client("s3", endpoint_url=endpoint, region_name=cfg.region)
+    s3.create_bucket(
+        Bucket=cfg.artifacts.bucket, CreateBucketConfiguration={"LocationConstraint": cfg.region}
+    )
+    now = datetime.now(UTC)
+    objects = generate(count, now)
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(8) as pool:
+        list(
+            pool.map(
+                lambda kv: s3.put_object(Bucket=cfg.artifacts.bucket, Key=kv[0], Body=kv[1]), objects.items()
+            )
+        )
+
+    from airflow.api_fastapi.app import init_auth_manager
+    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+    from deployments_view import records
+    from deployments_view.app import URL_PREFIX, create_app
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    root = FastAPI()
+    root.mount(URL_PREFIX, create_app())
+    token = init_auth_manager(root).generate_jwt(SimpleAuthManagerUser(username="viewer", role="viewer"))
+    client = TestClient(root, headers={"Authorization": f"Bearer {token}"})
+
+    def get(path: str) -> dict:
+        response = client.get(f"{URL_PREFIX}{path}")
+        response.raise_for_status()
+        return response.json()
+
+    calls = {
+        "releases page (limit=200)": "/api/releases?limit=200",
+        "DORA 7 days": "/api/dora?days=7",
+        "DORA 30 days": "/api/dora?days=30",
+        "DORA 90 days": "/api/dora?days=90",
+    }
+    timings: dict[str, dict[str, float]] = {}
+    checks: dict[str, Any] = {}
+    for name, path in calls.items():
+        records._stores.clear()  # cold: nothing cached
+        cold, body = timed(lambda p=path: get(p))
+        warm = [timed(lambda p=path: get(p))[0] for _ in range(WARM_REPEATS)]
+        timings[name] = {
+            "cold_s": round(cold, 4),
+            "warm_median_s": round(statistics.median(warm), 4),
+            "warm_max_s": round(max(warm), 4),
+        }
+        checks[name] = body.get("total", body.get("deployments"))
+    return {
+        "releases": count,
+        "objects": len(objects),
+        "target_s": TARGET_SECONDS,
+        "timings": timings,
+        "answers": checks,
+        "measured_at": now.isoformat(),
+    }
+
+
+if __name__ == "__main__":
+    sys.exit(main())
