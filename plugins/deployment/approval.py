@@ -11,9 +11,9 @@ minus whoever already approved, so Airflow answers 403 to anyone else and 409 to
 second answer. The whole gate has one deadline (``timings.approval_timeout_seconds``
 from the first request, kept in the record): a later request waits only what is left.
 
-Each answer is read back from Airflow's own HITL detail of the task (Task SDK, the
-task's own token) and written to the ``approvals`` section of the record with the
-plan's digest. :func:`verify_gate` re-checks those entries before the first change;
+Each answer, as Airflow resumes the task with it (built by its API server from the HITL
+detail the authenticated user wrote), is written to the ``approvals`` section of the
+record with the plan's digest. :func:`verify_gate` re-checks those entries before the first change;
 XCom is never read, so an approval task marked successful by hand or an XCom written
 by hand cannot open the gate.
 """
@@ -273,7 +273,7 @@ class ReleaseApprovalOperator(ApprovalOperator):
                 )
             return super().execute_complete(context=context, event=event)
 
-        detail = hitl_answer(context)
+        detail = hitl_answer(event)
         answer = {
             **entry,
             "decision": "approved" if detail["chosen_options"] == [self.APPROVE] else "rejected",
@@ -305,19 +305,20 @@ class ReleaseApprovalOperator(ApprovalOperator):
         return super().execute_complete(context=context, event=event)
 
 
-def hitl_answer(context: Any) -> dict[str, Any]:
-    """This task's answer as Airflow stored it (the HITL detail, read with the task's own token)."""
-    from airflow.sdk.execution_time.hitl import get_hitl_detail_content_detail
+def hitl_answer(event: dict[str, Any]) -> dict[str, Any]:
+    """The answer as Airflow resumed the task with it.
 
-    detail = get_hitl_detail_content_detail(context["ti"].id)
-    if not detail.response_received:
-        raise ApprovalRefused("Airflow holds no answer to this approval request")
-    user = detail.responded_by_user
+    Airflow 3.3 resumes a parked HITL task with the event its API server built from the
+    HITL detail row when the authenticated user answered (``responded_by_user`` is that
+    user). A task cannot read the detail again itself: its supervisor refuses
+    ``GetHITLDetailResponse`` ("Unhandled request"), which only the triggerer may send.
+    """
+    user = event.get("responded_by_user") or {}
     return {
-        "chosen_options": list(detail.chosen_options or []),
-        "user_id": user.id if user else None,
-        "user_name": user.name if user else None,
-        "responded_at": _iso(detail.responded_at),
+        "chosen_options": list(event.get("chosen_options") or []),
+        "user_id": user.get("id"),
+        "user_name": user.get("name"),
+        "responded_at": _iso(event.get("responded_at")),
     }
 
 

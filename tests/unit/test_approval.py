@@ -38,25 +38,13 @@ def _operator(cfg, number=1):
     )
 
 
-def _detail(user: str | None, option: str = "Approve", at: datetime = AT):
-    return SimpleNamespace(
-        response_received=user is not None,
-        chosen_options=[option],
-        responded_at=at,
-        responded_by_user=SimpleNamespace(id=user, name=user.title()) if user else None,
-    )
-
-
 @pytest.fixture
 def hitl(monkeypatch):
-    """What the operator writes as HITL requests, and the detail Airflow would hold for the answer."""
-    state = {"requests": [], "detail": None}
+    """What the operator writes as HITL requests (the Execution API is not running here)."""
+    state = {"requests": []}
     monkeypatch.setattr(
         "airflow.providers.standard.operators.hitl.upsert_hitl_detail",
         lambda **kw: state["requests"].append(kw),
-    )
-    monkeypatch.setattr(
-        "airflow.sdk.execution_time.hitl.get_hitl_detail_content_detail", lambda ti_id: state["detail"]
     )
     return state
 
@@ -67,10 +55,10 @@ def planned(record, github):
     return record
 
 
-def _event(user="bob"):
-    # What Airflow passes to execute_complete; the operator re-reads the answer from the HITL detail.
+def _event(user="bob", option="Approve"):
+    # What Airflow resumes the task with: its API server builds it from the HITL detail the user wrote.
     return {
-        "chosen_options": ["Approve"],
+        "chosen_options": [option],
         "params_input": {},
         "responded_at": AT,
         "responded_by_user": {"id": user, "name": user.title()},
@@ -162,26 +150,24 @@ def test_an_earlier_approval_marked_by_hand_does_not_count(cfg, hitl, planned):
 
 
 # ---------------------------------------------------------------------- answers
-def test_the_answer_is_read_from_airflow_not_from_the_event(cfg, hitl, planned):
+def test_the_answer_airflow_resumed_with_is_recorded_for_this_plan(cfg, hitl, planned):
     with pytest.raises(TaskAwaitingInput):
         _operator(cfg).execute(_context())
-    hitl["detail"] = _detail("bob")
-    _operator(cfg).execute_complete(_context(), _event("mallory"))
+    _operator(cfg).execute_complete(_context(), _event("bob"))
     entry = planned.read(SECTION)["first_approval"]
     assert (entry["decision"], entry["user_id"], entry["source"]) == ("approved", "bob", SOURCE)
+    assert entry["plan_digest"] == approval.plan_digest(PLAN) and entry["run_id"] == RUN_ID
 
 
 def test_rejection_fails_the_run(cfg, hitl, planned):
-    hitl["detail"] = _detail("carol", "Reject")
     with pytest.raises(
         ApprovalRefused, match="Carol rejected release v1.1.0 .approval 1.; nothing was changed"
     ):
-        _operator(cfg).execute_complete(_context(), _event("carol"))
+        _operator(cfg).execute_complete(_context(), _event("carol", "Reject"))
     assert planned.read(SECTION)["first_approval"]["decision"] == "rejected"
 
 
 def test_an_excluded_answer_is_refused_even_if_airflow_let_it_through(cfg, hitl, planned):
-    hitl["detail"] = _detail("alice")
     with pytest.raises(ApprovalRefused, match="came from 'alice', who may not approve"):
         _operator(cfg).execute_complete(_context(), _event("alice"))
     assert planned.read(SECTION)["first_approval"]["decision"] == "refused"
