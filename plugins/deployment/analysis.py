@@ -24,6 +24,9 @@ from typing import Any, Literal
 
 from deployment.config import Thresholds
 
+# Below this p-value a rate over a limit is some evidence, not enough: the poll asks for more data.
+# Above it the window shows no evidence of a breach (e.g. one error in 40 or in 120 requests against 1 %).
+UNDECIDED_P = 0.1
 HEALTHY = "healthy"
 BREACH = "breach"
 INSUFFICIENT_DATA = "insufficient_data"
@@ -361,7 +364,7 @@ def judge(  # noqa: C901, PLR0912 - one rule per branch, read top to bottom
     - Errors: a breach when the canary's error rate is above ``error_rate_percent`` by a one-sided
       exact binomial test, or above the stable colour's by more than ``error_rate_margin_percent``
       by the Agresti-Caffo test, each at ``significance``. A rate above a limit that the window is
-      too small to confirm is not enough data, never a pass.
+      too small to confirm (p below ``UNDECIDED_P``) is not enough data, never a pass.
     - Latency: a breach at or above ``latency_ms``, or more than ``latency_margin_percent`` above
       the stable colour's.
     - The request-rate band is checked on the total traffic against ``baseline_rps``.
@@ -394,9 +397,13 @@ def judge(  # noqa: C901, PLR0912 - one rule per branch, read top to bottom
     p_abs = binomial_tail(x, n, limit / 100)
     if rate >= limit and p_abs < alpha:
         breaches.append(Breach("error_rate_percent", rate, f"< {limit:g} ({x}/{n}, p = {p_abs:.2g})"))
-    elif rate >= limit:
+    elif rate >= limit and p_abs < UNDECIDED_P:
         undecided.append(
             f"{who} error rate {rate:g} % ({x}/{n}) is at or above {limit:g} % but p = {p_abs:.2g}"
+        )
+    elif rate >= limit:
+        reasons.append(
+            f"{who} error rate {rate:g} % ({x}/{n}): no evidence above {limit:g} % (p = {p_abs:.2g})"
         )
     else:
         reasons.append(f"{who} error rate {rate:g} % ({x}/{n}) below {limit:g} %")
@@ -411,13 +418,17 @@ def judge(  # noqa: C901, PLR0912 - one rule per branch, read top to bottom
             breaches.append(
                 Breach("error_rate_vs_stable", rate, f"<= {versus} + {margin:g} points, p = {p_rel:.2g}")
             )
-        elif rate > stable_rate + margin:
+        elif rate > stable_rate + margin and p_rel < UNDECIDED_P:
             undecided.append(
                 f"{who} error rate {rate:g} % worse than {versus} + {margin:g} but p = {p_rel:.2g}"
             )
         elif stable_rate > rate:
             reasons.append(
                 f"{versus} is worse than the new colour: the stable colour is degraded, not the release"
+            )
+        elif rate > stable_rate + margin:
+            reasons.append(
+                f"{who} error rate {rate:g} %: no evidence of worse than {versus} (p = {p_rel:.2g})"
             )
         else:
             reasons.append(f"{who} error rate within {margin:g} points of {versus}")

@@ -93,10 +93,18 @@ def test_too_few_canary_requests_is_not_enough_data_never_a_pass(thresholds):
 
 
 def test_a_rate_above_the_limit_that_the_window_cannot_confirm_is_not_enough_data(thresholds):
-    # 1 error in 40 is 2.5 %, but at 1 % one error in 40 happens a third of the time.
-    verdict = judge(sample(Series(requests=40, errors=1, latency_ms=120)), thresholds)
+    # 2 errors in 40 is 5 %, but at 1 % two errors in 40 happen 6 % of the time: more data, not a pass.
+    verdict = judge(sample(Series(requests=40, errors=2, latency_ms=120)), thresholds)
     assert verdict.outcome == INSUFFICIENT_DATA
-    assert "p = 0.33" in verdict.detail
+    assert "p = 0.061" in verdict.detail
+
+
+def test_one_error_in_a_small_window_is_no_evidence(thresholds):
+    # 1 error in 40 happens a third of the time at 1 %, and the stable colour errs as often.
+    stable = Series(requests=360, errors=9, latency_ms=120)
+    verdict = judge(sample(Series(requests=40, errors=1, latency_ms=120), stable), thresholds)
+    assert verdict.outcome == HEALTHY, verdict.detail
+    assert "no evidence above 1 % (p = 0.33)" in verdict.detail
 
 
 def test_baseline_noise_passes(thresholds):
