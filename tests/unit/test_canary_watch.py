@@ -299,3 +299,29 @@ def test_the_whole_environment_sample_applies_ignore_alarms_the_same_way(aws_ser
     query = MetricQuery.from_config(cfg)
     assert fetch_sample(cloudwatch, query, 2).alarms_firing == (ignored, other)
     assert fetch_sample(cloudwatch, query, 2, ignore_alarms=[ignored]).alarms_firing == (other,)
+
+
+def test_a_step_reads_data_from_the_next_metric_period_after_its_change():
+    # CloudWatch rounds StartTime down to the period (the whole minute at 60 s): the step's data
+    # starts at the next boundary, so no window reaches back before the change.
+    from airflow.sdk.exceptions import TaskDeferred
+
+    from deployment.config import load_config
+
+    cfg = load_config("production")
+    rel = type("Rel", (), {"cfg": cfg, "emergency": {"ignore_alarms": ["b", "a"]}})()
+    applied = (datetime.now(UTC) + timedelta(days=1)).replace(minute=7, second=7, microsecond=500000)
+    with pytest.raises(TaskDeferred) as deferred:
+        TrafficShiftOperator(task_id="shift_traffic_10", weight=10)._defer_watch(
+            rel, canary="green", data_since=applied.isoformat(), hold=300, baseline=None
+        )
+    trigger = deferred.value.trigger
+    since = applied.replace(minute=8, second=0, microsecond=0)
+    assert trigger.data_since == since.isoformat()
+    assert trigger.hold_until == (since + timedelta(seconds=300)).isoformat()
+    assert (trigger.canary_colour, trigger.stable_colour, trigger.ignore_alarms) == (
+        "green",
+        "blue",
+        ["a", "b"],
+    )
+    assert datetime.fromisoformat(trigger.deadline) > since + timedelta(seconds=300 + cfg.metrics.lag_seconds)

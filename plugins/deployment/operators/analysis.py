@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -37,8 +38,8 @@ class _MetricWatchOperator(BaseOperator):
     def _defer_watch(
         self, rel: Any, *, canary: str, data_since: str | datetime, hold: float, baseline: float | None
     ) -> None:
-        """Defer to a watch fixed in absolute time: data from ``data_since`` (whole seconds, rounded up)
-        for ``hold`` seconds and at least one full poll, decided by an absolute deadline."""
+        """Defer to a watch fixed in absolute time: data from ``data_since`` (rounded up to the metric
+        period) for ``hold`` seconds and at least one full poll, decided by an absolute deadline."""
         from deployment.metrics import MetricQuery
         from deployment.router import other
         from deployment.triggers.analysis import MetricWatchTrigger
@@ -46,7 +47,10 @@ class _MetricWatchOperator(BaseOperator):
         cfg = rel.cfg
         poll = float(self.poll_interval or cfg.timings.poll_interval_seconds)
         since = datetime.fromisoformat(data_since) if isinstance(data_since, str) else data_since
-        since = since.replace(microsecond=0) + timedelta(seconds=1 if since.microsecond else 0)
+        # CloudWatch rounds a query's StartTime down to its period (the whole minute at 60 s): start
+        # the step's data at the next period boundary, so no window reaches back before the change.
+        period = cfg.metrics.period_seconds
+        since = datetime.fromtimestamp(math.ceil(since.timestamp() / period) * period, UTC)
         hold_until = since + timedelta(seconds=max(float(hold), poll))
         # Room for the polls the extend policy may add, CloudWatch's lag, and API retries.
         extra = poll * (cfg.thresholds.max_insufficient_polls + 2) + cfg.metrics.lag_seconds + 30
