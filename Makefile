@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install lint test test-fast demo demo-rollback up down
+.PHONY: install lint test test-fast test-unit test-sandbox demo demo-rollback up down
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,14 +22,20 @@ $(STAMP): $(BIN)/python requirements.txt requirements-dev.txt constraints.txt
 install: $(STAMP)
 
 lint: install
-	$(BIN)/ruff check .
+	$(TIMED) $(BIN)/ruff check .
 
 # Fast tiers first (unit, DAG policy, sandbox contracts), then the tiers that run
 # the DAG against a started sandbox and on real Airflow components.
 # The unit tier uses moto in-process (mock_aws) and the sandbox tier runs one sandbox
 # whose moto backend lives in the test process: separate processes keep them apart.
+# The real-engine tier runs in two pytest-xdist workers, each with its own sandbox and
+# LocalExecutor stack: a release mostly waits, so two share the 2 cores well.
+# Each tier prints its time when it ends (TIMED).
+REAL_ENGINE_WORKERS ?= 2
+TIMED = @started=$$(date +%s); trap 'echo "== $@: $$(( $$(date +%s) - started )) s"' EXIT;
+
 test: test-fast
-	$(BIN)/python -m pytest tests/integration tests/e2e
+	$(TIMED) $(BIN)/python -m pytest -n $(REAL_ENGINE_WORKERS) --durations=25 tests/integration tests/e2e
 
 # The main job: a full release on the local sandbox, triggered and approved over REST.
 # The stack stays up afterwards for the UI; `make down` stops every process of it.
@@ -46,6 +52,10 @@ up: install
 down:
 	$(BIN)/python scripts/stack.py down
 
-test-fast: lint
-	$(BIN)/python -m pytest tests/unit tests/dags bench/test_figures.py
-	$(BIN)/python -m pytest tests/sandbox
+test-fast: lint test-unit test-sandbox
+
+test-unit: install
+	$(TIMED) $(BIN)/python -m pytest tests/unit tests/dags bench/test_figures.py
+
+test-sandbox: install
+	$(TIMED) $(BIN)/python -m pytest tests/sandbox

@@ -148,14 +148,39 @@ def local(local_clients, sandbox):
 
 
 def pytest_collection_modifyitems(items):
-    """Tests on the Celery stack first: it starts and stops its own stack, and until it has
-    stopped the session's LocalExecutor stack must not run beside it (2 cores)."""
+    """Tests on the Celery stack first: it starts and stops its own stack before its process
+    starts a LocalExecutor stack, so no process runs two stacks at once (2 cores). Under
+    pytest-xdist (``make test`` runs this tier with ``-n 2``) each worker is a session of its
+    own, with its own sandbox and stack, so at most two stacks run side by side."""
     items.sort(key=lambda item: "celery" not in getattr(item, "fixturenames", ()))
 
 
+# Stack timings reported by pytest-xdist workers, by worker id (filled on the controller).
+_WORKER_TIMINGS: dict[str, list[tuple[str, float]]] = {}
+
+
+def _timings() -> list[tuple[str, float]]:
+    return getattr(sys.modules.get("_e2e"), "TIMINGS", [])
+
+
+def pytest_sessionfinish(session):
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # an xdist worker: hand the timings to the controller
+        workeroutput["stack_timings"] = list(_timings())
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    found = getattr(node, "workeroutput", {}).get("stack_timings")
+    if found:
+        _WORKER_TIMINGS[node.gateway.id] = found
+
+
 def pytest_terminal_summary(terminalreporter):
-    timings = getattr(sys.modules.get("_e2e"), "TIMINGS", None)
-    if timings:
+    sources = {"": _timings(), **{f"[{worker}] ": found for worker, found in sorted(_WORKER_TIMINGS.items())}}
+    lines = [f"{seconds:7.1f} s  {prefix}{what}"
+             for prefix, found in sources.items() for what, seconds in found]
+    if lines:
         terminalreporter.section("end-to-end stack timings")
-        for what, seconds in timings:
-            terminalreporter.write_line(f"{seconds:7.1f} s  {what}")
+        for line in lines:
+            terminalreporter.write_line(line)

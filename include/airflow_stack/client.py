@@ -19,6 +19,7 @@ import requests
 from airflow_stack.env import DAG_ID
 
 RESPONSE_SETTLE_SECONDS = 3.0
+READ_ATTEMPTS = 3
 TERMINAL_RUN_STATES = frozenset({"success", "failed"})
 TERMINAL_TASK_STATES = frozenset({"success", "failed", "skipped", "upstream_failed", "removed"})
 
@@ -67,7 +68,20 @@ class AirflowClient:
         return self._token
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
-        """Call ``/api/v2{path}``; the decoded JSON body, or ApiError."""
+        """Call ``/api/v2{path}``; the decoded JSON body, or ApiError. A read that times out or
+        loses its connection is asked again (the API server can stall for seconds on a loaded
+        machine); a write is not, since it may have been applied."""
+        attempts, attempt = (READ_ATTEMPTS if method == "GET" else 1), 1
+        while True:
+            try:
+                return self._request_once(method, path, **kwargs)
+            except (requests.Timeout, requests.ConnectionError):
+                if attempt >= attempts:
+                    raise
+                time.sleep(attempt)
+                attempt += 1
+
+    def _request_once(self, method: str, path: str, **kwargs: Any) -> Any:
         if self._token is None:
             self.token()
         url = f"{self.base_url}/api/v2{path}"
