@@ -196,6 +196,7 @@ def main(argv: list[str] | None = None) -> int:
         print("publish_build: --commit is required (or $GITHUB_SHA)", file=sys.stderr)
         return 2
     import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
 
     s3 = boto3.client("s3", region_name=args.region, endpoint_url=args.endpoint_url)
     staging_run = {"run_id": int(args.run_id), "workflow": args.workflow} if args.run_id else None
@@ -210,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
             packaged_template=args.packaged_template,
             staging_run=staging_run,
         )
-    except (PublishError, OSError) as err:
+    except (PublishError, OSError, BotoCoreError, ClientError) as err:
         print(f"publish_build: {err}", file=sys.stderr)
         return 1
     where = f"s3://{args.bucket}/{build_prefix(args.prefix, args.commit)}/manifest.json"
