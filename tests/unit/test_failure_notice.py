@@ -9,6 +9,7 @@ from airflow.sdk import DAG
 from airflow.sdk.exceptions import AirflowSkipException
 from airflow.sdk.execution_time.context import set_current_context
 
+from deployment.config import load_config
 from deployment.groups.notify import announce_failure
 
 PARAMS = {"version": VERSION, "commit_sha": COMMIT, "author": AUTHOR, "emergency": {}}
@@ -32,20 +33,35 @@ def _run(states: dict[str, str]):
         return task.operator.python_callable()
 
 
+def _announce_start(states: dict[str, str]):
+    from deployment.groups.approval import approval_gate_group
+
+    with DAG("deploy_production", schedule=None) as dag:
+        approval_gate_group(load_config())
+    ti = RunTI(states)
+    with set_current_context({"params": PARAMS, "run_id": RUN_ID, "ti": ti, "task_instance": ti}):
+        return dag.get_task("approval_gate.announce_start").python_callable()
+
+
 def test_a_rejection_is_announced_with_its_cause_and_the_page_restored(cfg, record, slack, statuspage):  # noqa: F811
+    record.write_text("plan", "# Deployment plan: v1.1.0\n", "md")
+    _announce_start({})  # "deployment started", the page under maintenance, as the gate leaves them
+    page, component = cfg.notifications.statuspage_page_id, cfg.notifications.statuspage_component_id
+    assert statuspage.components(page)[component]["status"] == "under_maintenance"
     record.write("approvals", {"approval_gate.first_approval": {
         "decision": "rejected", "user_id": "carol", "user_name": "<!channel> Carol"}})
-    record.write("notifications.statuspage_maintenance", {"status": "sent"})
     result = _run({"approval_gate.first_approval": "failed", "backup.backup_stack": "upstream_failed"})
-    (message,) = slack.recorder.list()
+    started, message = slack.recorder.list()
+    assert "Deployment started" in started["text"]
     text = message["text"]
     assert "did not reach sandbox" in text and "Nothing in production was changed" in text
     assert "approval_gate.first_approval rejected by &lt;!channel&gt; Carol" in message["text"]
     assert "<!channel>" not in message["text"]
     assert result["cause"].startswith("failed: approval_gate.first_approval, backup.backup_stack")
     assert record.read("notifications.statuspage_maintenance")["status"] == "resolved"
+    assert statuspage.components(page)[component]["status"] == "operational"
     _run({"approval_gate.first_approval": "failed"})  # a retry sends nothing more
-    assert len(slack.recorder.list()) == 1
+    assert len(slack.recorder.list()) == 2
 
 
 @pytest.mark.parametrize(

@@ -117,7 +117,8 @@ def approval_gate_group(config: DeploymentConfig) -> TaskGroup:
             )
             page = StatusPage(rel.cfg).set_component("under_maintenance")
             rel.ledger.write(
-                "notifications.statuspage_maintenance", {"status": "sent", "sent_at": now_iso(), **page}
+                "notifications.statuspage_maintenance",
+                {"status": "sent", "sent_at": now_iso(), "component_status": page["status"]},
             )
             return {"slack": slack.get("status"), "statuspage": page["status"]}
 
