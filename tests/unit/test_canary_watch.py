@@ -223,7 +223,8 @@ def test_a_canary_breach_restores_traffic_once_before_the_task_fails(aws_server,
     cfg, cloudwatch = aws_server["cfg"], aws_server["cloudwatch"]
     since = whole_second(datetime.now(UTC))
     failing = {"requests": 40, "errors": 4, "latency_ms": 121}  # 10 %, against 0 % on blue
-    with ColourFeeder(cloudwatch, cfg, blue={**HEALTHY_BLUE, "requests": 360}, green=failing):
+    with ColourFeeder(cloudwatch, cfg, blue={**HEALTHY_BLUE, "requests": 360}, green=failing) as feeder:
+        feeder.publish(since + timedelta(milliseconds=500))  # in the first window however slow the machine
         payload, elapsed = first_event(watch(cfg, since=since, hold=60))
     assert payload["status"] == "breach" and "error_rate" in payload["watch"]["reason"]
     first_window_end = (since + timedelta(seconds=1) - datetime.now(UTC)).total_seconds() + elapsed
