@@ -69,7 +69,20 @@ def releases_page(records: list, offset: int, limit: int, outcome: str | None) -
     rows = sorted((row(r, config) for r in records), key=sort_key, reverse=True)
     if outcome:
         rows = [r for r in rows if r["outcome"] == outcome]
-    return {"total": len(rows), "offset": offset, "limit": limit, "releases": rows[offset : offset + limit]}
+    return {
+        "as_of": _as_of(),
+        "total": len(rows),
+        "offset": offset,
+        "limit": limit,
+        "releases": rows[offset : offset + limit],
+    }
+
+
+def _as_of() -> str | None:
+    """When the listing the table and DORA's keys were built from started."""
+    from deployments_view.records import store_for
+
+    return store_for(_config()).as_of
 
 
 def create_app() -> FastAPI:
@@ -131,6 +144,7 @@ def create_app() -> FastAPI:
         config = _config()
         if until is not None and until.tzinfo is None:
             until = until.replace(tzinfo=UTC)
-        return dora(_records(user), days, now=until, first_commit_times=_first_commit_times(config))
+        keys = dora(_records(user), days, now=until, first_commit_times=_first_commit_times(config))
+        return {"as_of": _as_of(), **keys}
 
     return app

@@ -10,17 +10,21 @@ other tasks add fields over time, so nothing here assumes more than a key it che
 from __future__ import annotations
 
 import json
+import logging
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from deployment.config import DeploymentConfig
 
+log = logging.getLogger(__name__)
 MANUAL_ROLLBACKS = "manual-rollbacks"  # the record folder of rollback_production's runs
 READ_THREADS = 8
+REFRESH_SECONDS = 30.0  # an older listing is answered from, and refreshed in the background
 # What the releases table and DORA's keys read; the release page reads every section of its run.
 SUMMARY_SECTIONS = frozenset(
     {
@@ -68,6 +72,9 @@ class RecordStore:
         self.prefix = f"{config.artifacts.prefix.strip('/')}/"
         self._cache: dict[str, tuple[str, Any]] = {}  # key -> (etag, parsed body)
         self._lock = threading.Lock()
+        self._snapshot_lock = threading.Lock()
+        self._snapshot: tuple[float, str, list[Record]] | None = None  # (monotonic, ISO time, records)
+        self._refreshing = False
         self._s3: Any = None
 
     @property
@@ -98,8 +105,39 @@ class RecordStore:
             return response.get("ETag", ""), None
 
     def records(self) -> list[Record]:
-        """Every run's record (unordered), with the sections the table and DORA's keys read."""
-        return self._read(self.prefix, SUMMARY_SECTIONS)
+        """Every run's record (unordered), with the sections the table and DORA's keys read.
+
+        The first call lists and reads the bucket; later calls answer from the last listing and,
+        when it is older than ``REFRESH_SECONDS``, start one listing in the background (listing
+        thousands of sections takes seconds; a page must not wait for it). ``as_of`` says when
+        the answer's listing started.
+        """
+        with self._snapshot_lock:
+            if self._snapshot is None:
+                self._snapshot = self._take_snapshot()
+            elif time.monotonic() - self._snapshot[0] > REFRESH_SECONDS and not self._refreshing:
+                self._refreshing = True
+                threading.Thread(target=self._refresh, name="deployments-view-refresh", daemon=True).start()
+            return self._snapshot[2]
+
+    @property
+    def as_of(self) -> str | None:
+        return self._snapshot[1] if self._snapshot else None
+
+    def _take_snapshot(self) -> tuple[float, str, list[Record]]:
+        at = datetime.now(UTC).isoformat()
+        found = self._read(self.prefix, SUMMARY_SECTIONS)
+        return time.monotonic(), at, found  # its age counts from when it was ready
+
+    def _refresh(self) -> None:
+        try:
+            snapshot = self._take_snapshot()
+            with self._snapshot_lock:
+                self._snapshot = snapshot
+        except Exception:  # S3 unreachable for a moment: keep answering from the last listing
+            log.exception("refreshing the deployment records failed")
+        finally:
+            self._refreshing = False
 
     def record(self, folder: str, run: str) -> Record | None:
         """One run's record (re-listed, so a release still running shows its latest sections)."""

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The Deployments view with 500 recorded releases: ``.venv/bin/python bench/deployments_view.py``.
+"""The Deployments view with 500 recorded releases: ``.venv/bin/python bench/deployments_view_load.py``.
 
 Generates N release records from the ones real sandbox releases wrote
 (``tests/unit/deployments_view_records``): each a copy of the successful release, the
@@ -12,9 +12,11 @@ the plugin's app behind Airflow's SimpleAuthManager (a viewer's token):
   other calls (``/api/dora?days=30``);
 - the DORA endpoint for 7, 30 and 90 days;
 
-each once cold (empty cache: every section read from S3) and then warm (median of 5: one
-listing of the bucket, sections read again only when their ETag changed). Target: warm
-answers in at most 1 s. Prints the figures; ``--json`` also writes them to a file.
+each once cold (the first request: the bucket listed and every section read from S3), then
+warm (median of 5: the answer built from the last listing, which a background thread renews
+when older than ``REFRESH_SECONDS``), and the time one such renewal (a listing, sections read
+again only when their ETag changed) takes: how much older than REFRESH_SECONDS the data can be. Target:
+warm answers in at most 1 s. Prints the figures; ``--json`` also writes them to a file.
 """
 
 from __future__ import annotations
@@ -115,7 +117,11 @@ def main(argv: list[str] | None = None) -> int:
         AWS_SECRET_ACCESS_KEY="bench",
     )
     os.environ.setdefault("DEPLOYMENT_CONFIG", "sandbox")
+    import logging
+
     from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request
 
     from deployment.config import load_config
 
@@ -140,6 +146,9 @@ def main(argv: list[str] | None = None) -> int:
         f"Deployments view, {figures['releases']} releases ({figures['objects']} sections in S3 over HTTP):"
     )
     for name, value in figures["timings"].items():
+        if name.startswith("background"):
+            print(f"  {name:<34} {value['warm_median_s']:6.3f} s (median of 3; not on a request's path)")
+            continue
         print(
             f"  {name:<34} cold {value['cold_s']:6.3f} s   warm median {value['warm_median_s']:6.3f} s"
             f"   {'ok' if value['warm_median_s'] <= TARGET_SECONDS else 'OVER'} (target {TARGET_SECONDS} s)"
@@ -165,7 +174,7 @@ def run(cfg, endpoint: str, count: int) -> dict[str, Any]:
     objects = generate(count, now)
     from concurrent.futures import ThreadPoolExecutor
 
-    with ThreadPoolExecutor(8) as pool:
+    with ThreadPoolExecutor(16) as pool:
         list(
             pool.map(
                 lambda kv: s3.put_object(Bucket=cfg.artifacts.bucket, Key=kv[0], Body=kv[1]), objects.items()
@@ -207,6 +216,13 @@ def run(cfg, endpoint: str, count: int) -> dict[str, Any]:
             "warm_max_s": round(max(warm), 4),
         }
         checks[name] = body.get("total", body.get("deployments"))
+    store = records.store_for(cfg)
+    renewal = [timed(store._take_snapshot)[0] for _ in range(3)]
+    timings["background renewal (listing)"] = {
+        "cold_s": round(renewal[0], 4),
+        "warm_median_s": round(statistics.median(renewal), 4),
+        "warm_max_s": round(max(renewal), 4),
+    }
     return {
         "releases": count,
         "objects": len(objects),
