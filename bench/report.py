@@ -101,11 +101,13 @@ def _summary(results: dict[str, Any], engines: dict[str, dict[str, Any]]) -> lis
     per_release_median("critical-path tasks of a successful release", "critical_path_tasks", 0)
     per_release_median(
         "overhead per critical-path task, s (wall − configured waits − approvers' time)",
-        "overhead_per_task_seconds", 2,
+        "overhead_per_task_seconds",
+        2,
     )
     per_release_median(
         "… also less the sandbox's emulated stack update and Amplify build, s",
-        "net_overhead_per_task_seconds", 2,
+        "net_overhead_per_task_seconds",
+        2,
     )
     for restore in _restores(engines):
         r = restore["restore"]
@@ -147,8 +149,10 @@ def _summary(results: dict[str, Any], engines: dict[str, dict[str, Any]]) -> lis
     )
     per_api_run(
         "… the same at production's poll interval, calls per minute",
-        lambda a: f"{_n(a.get('calls_per_minute_at_production_poll'))} at one poll per "
-        f"{_n(a.get('production_poll_interval_seconds'), 0)} s",
+        lambda a: (
+            f"{_n(a.get('calls_per_minute_at_production_poll'))} at one poll per "
+            f"{_n(a.get('production_poll_interval_seconds'), 0)} s"
+        ),
     )
     per_api_run(
         "AWS calls per minute while a metric watch runs",

@@ -51,8 +51,10 @@ class StackConfig:
             **overrides,
             "stack": {**overrides.get("stack", {}), "template": str(self.template)},
         }
-        text = ("# The test stack's configuration (tests/_stack_fixtures.py): sandbox.yaml, the template "
-                "read from a copy.\n" + yaml.safe_dump(body, sort_keys=False))
+        text = (
+            "# The test stack's configuration (tests/_stack_fixtures.py): sandbox.yaml, the template "
+            "read from a copy.\n" + yaml.safe_dump(body, sort_keys=False)
+        )
         _replace(self.path, text)
 
     @contextlib.contextmanager
@@ -111,8 +113,11 @@ def local_stack(tmp_path_factory, sandbox, stack_config):
 
     from airflow_stack.env import Stack
 
-    stack = Stack.with_free_ports(tmp_path_factory.mktemp("airflow-local"), connections=sandbox.connections(),
-                                  deployment_config=str(stack_config.path))
+    stack = Stack.with_free_ports(
+        tmp_path_factory.mktemp("airflow-local"),
+        connections=sandbox.connections(),
+        deployment_config=str(stack_config.path),
+    )
     supervisor = start_stack(stack)
     SUPERVISORS[stack.home] = supervisor
     try:
@@ -178,8 +183,9 @@ def pytest_testnodedown(node, error):
 
 def pytest_terminal_summary(terminalreporter):
     sources = {"": _timings(), **{f"[{worker}] ": found for worker, found in sorted(_WORKER_TIMINGS.items())}}
-    lines = [f"{seconds:7.1f} s  {prefix}{what}"
-             for prefix, found in sources.items() for what, seconds in found]
+    lines = [
+        f"{seconds:7.1f} s  {prefix}{what}" for prefix, found in sources.items() for what, seconds in found
+    ]
     if lines:
         terminalreporter.section("end-to-end stack timings")
         for line in lines:

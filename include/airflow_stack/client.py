@@ -44,8 +44,9 @@ def _q(value: str) -> str:
 class AirflowClient:
     """One user's session with the API server at ``base_url``."""
 
-    def __init__(self, base_url: str, username: str, password: str, *, dag_id: str = DAG_ID,
-                 timeout: float = 15) -> None:
+    def __init__(
+        self, base_url: str, username: str, password: str, *, dag_id: str = DAG_ID, timeout: float = 15
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.username = username
         self._password = password
@@ -60,8 +61,11 @@ class AirflowClient:
     # --- plumbing -------------------------------------------------------------------------------
 
     def token(self) -> str:
-        response = self._session.post(f"{self.base_url}/auth/token", timeout=self.timeout,
-                                      json={"username": self.username, "password": self._password})
+        response = self._session.post(
+            f"{self.base_url}/auth/token",
+            timeout=self.timeout,
+            json={"username": self.username, "password": self._password},
+        )
         if response.status_code not in (200, 201):
             raise ApiError("POST", "/auth/token", response.status_code, _detail(response))
         self._token = response.json()["access_token"]
@@ -126,8 +130,11 @@ class AirflowClient:
     def task_instances(self, run_id: str) -> list[dict]:
         found: list[dict] = []
         while True:
-            page = self.request("GET", f"{self._dag}/dagRuns/{_q(run_id)}/taskInstances",
-                                params={"limit": 100, "offset": len(found)})
+            page = self.request(
+                "GET",
+                f"{self._dag}/dagRuns/{_q(run_id)}/taskInstances",
+                params={"limit": 100, "offset": len(found)},
+            )
             found.extend(page["task_instances"])
             if not page["task_instances"] or len(found) >= page["total_entries"]:
                 return found
@@ -137,26 +144,43 @@ class AirflowClient:
 
     def task_log(self, run_id: str, task_id: str, try_number: int) -> str:
         body = self.request(
-            "GET", f"{self._dag}/dagRuns/{_q(run_id)}/taskInstances/{_q(task_id)}/logs/{try_number}",
-            params={"full_content": "true"}, headers={"Accept": "application/json"},
+            "GET",
+            f"{self._dag}/dagRuns/{_q(run_id)}/taskInstances/{_q(task_id)}/logs/{try_number}",
+            params={"full_content": "true"},
+            headers={"Accept": "application/json"},
         )
         return "\n".join(_log_line(entry) for entry in body.get("content", []))
 
-    def clear(self, run_id: str, task_ids: list[str], *, include_downstream: bool = True,
-              only_failed: bool = False) -> list[dict]:
+    def clear(
+        self, run_id: str, task_ids: list[str], *, include_downstream: bool = True, only_failed: bool = False
+    ) -> list[dict]:
         """Clear ``task_ids`` of ``run_id`` (and downstream) so the scheduler runs them again."""
-        body = {"dry_run": False, "dag_run_id": run_id, "task_ids": task_ids, "only_failed": only_failed,
-                "include_downstream": include_downstream, "reset_dag_runs": True}
+        body = {
+            "dry_run": False,
+            "dag_run_id": run_id,
+            "task_ids": task_ids,
+            "only_failed": only_failed,
+            "include_downstream": include_downstream,
+            "reset_dag_runs": True,
+        }
         return self.request("POST", f"{self._dag}/clearTaskInstances", json=body)["task_instances"]
 
     # --- human in the loop -----------------------------------------------------------------------
 
     def hitl_detail(self, run_id: str, task_id: str, map_index: int = -1) -> dict:
         return self.request(
-            "GET", f"{self._dag}/dagRuns/{_q(run_id)}/taskInstances/{_q(task_id)}/{map_index}/hitlDetails")
+            "GET", f"{self._dag}/dagRuns/{_q(run_id)}/taskInstances/{_q(task_id)}/{map_index}/hitlDetails"
+        )
 
-    def respond(self, run_id: str, task_id: str, option: str = "Approve", *,
-                params_input: dict[str, Any] | None = None, map_index: int = -1) -> dict:
+    def respond(
+        self,
+        run_id: str,
+        task_id: str,
+        option: str = "Approve",
+        *,
+        params_input: dict[str, Any] | None = None,
+        map_index: int = -1,
+    ) -> dict:
         """Answer a human-in-the-loop task as this client's user.
 
         An answer given within a moment of the request races Airflow 3.3.2: the scheduler
@@ -169,15 +193,22 @@ class AirflowClient:
         if age < RESPONSE_SETTLE_SECONDS:
             time.sleep(RESPONSE_SETTLE_SECONDS - age)
         return self.request(
-            "PATCH", f"{self._dag}/dagRuns/{_q(run_id)}/taskInstances/{_q(task_id)}/{map_index}/hitlDetails",
+            "PATCH",
+            f"{self._dag}/dagRuns/{_q(run_id)}/taskInstances/{_q(task_id)}/{map_index}/hitlDetails",
             json={"chosen_options": [option], "params_input": params_input or {}},
         )
 
     # --- waiting ---------------------------------------------------------------------------------
 
-    def wait_for_run(self, run_id: str, states: Iterable[str] = TERMINAL_RUN_STATES, *,
-                     timeout: float = 300, poll: float = 1.0,
-                     on_poll: Callable[[dict, dict[str, str | None]], None] | None = None) -> dict:
+    def wait_for_run(
+        self,
+        run_id: str,
+        states: Iterable[str] = TERMINAL_RUN_STATES,
+        *,
+        timeout: float = 300,
+        poll: float = 1.0,
+        on_poll: Callable[[dict, dict[str, str | None]], None] | None = None,
+    ) -> dict:
         """Poll until the run is in one of ``states``; ``on_poll(run, task_states)`` sees each poll."""
         wanted = set(states)
         deadline = time.monotonic() + timeout
@@ -188,15 +219,19 @@ class AirflowClient:
             if run["state"] in wanted:
                 return run
             if run["state"] in TERMINAL_RUN_STATES:
-                raise AssertionError(f"run {run_id} ended {run['state']}, expected {sorted(wanted)}\n"
-                                     + self.diagnose(run_id))
+                raise AssertionError(
+                    f"run {run_id} ended {run['state']}, expected {sorted(wanted)}\n" + self.diagnose(run_id)
+                )
             if time.monotonic() > deadline:
-                raise WaitTimeout(f"run {run_id} still {run['state']} after {timeout:.0f}s, expected "
-                                  f"{sorted(wanted)}\n" + self.diagnose(run_id))
+                raise WaitTimeout(
+                    f"run {run_id} still {run['state']} after {timeout:.0f}s, expected "
+                    f"{sorted(wanted)}\n" + self.diagnose(run_id)
+                )
             time.sleep(poll)
 
-    def wait_for_task(self, run_id: str, task_id: str, states: Iterable[str], *, timeout: float = 300,
-                      poll: float = 1.0) -> dict:
+    def wait_for_task(
+        self, run_id: str, task_id: str, states: Iterable[str], *, timeout: float = 300, poll: float = 1.0
+    ) -> dict:
         """Poll until ``task_id`` of the run is in one of ``states``; its task instance."""
         wanted = set(states)
         deadline = time.monotonic() + timeout
@@ -206,12 +241,15 @@ class AirflowClient:
             if ti is not None and ti["state"] in wanted:
                 return ti
             if ti is not None and ti["state"] in TERMINAL_TASK_STATES - wanted:
-                raise AssertionError(f"{task_id} ended {ti['state']}, expected {sorted(wanted)}\n"
-                                     + self.diagnose(run_id))
+                raise AssertionError(
+                    f"{task_id} ended {ti['state']}, expected {sorted(wanted)}\n" + self.diagnose(run_id)
+                )
             if time.monotonic() > deadline:
                 state = ti["state"] if ti else "absent"
-                raise WaitTimeout(f"{task_id} still {state} after {timeout:.0f}s, expected {sorted(wanted)}"
-                                  "\n" + self.diagnose(run_id))
+                raise WaitTimeout(
+                    f"{task_id} still {state} after {timeout:.0f}s, expected {sorted(wanted)}"
+                    "\n" + self.diagnose(run_id)
+                )
             time.sleep(poll)
 
     def diagnose(self, run_id: str, log_lines: int = 60) -> str:

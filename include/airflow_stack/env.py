@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DAG_ID = "deploy_production"
 
 Executor = Literal["LocalExecutor", "CeleryExecutor"]
+SIMPLE_AUTH_MANAGER = "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
 
 # SimpleAuthManager roles: viewer < user < op < admin. Triggering a DAG run and
 # answering a human-in-the-loop task both need ``user`` (is_authorized_dag with
@@ -97,8 +98,13 @@ class Stack:
 
     @classmethod
     def with_free_ports(cls, home: Path, **kwargs) -> Stack:
-        return cls(home=home, api_port=free_port(), worker_log_port=free_port(),
-                   trigger_log_port=free_port(), **kwargs)
+        return cls(
+            home=home,
+            api_port=free_port(),
+            worker_log_port=free_port(),
+            trigger_log_port=free_port(),
+            **kwargs,
+        )
 
     def components(self) -> dict[str, list[str]]:
         """Component name → its ``airflow`` command line (without the leading ``airflow``)."""
@@ -110,8 +116,12 @@ class Stack:
         }
         if self.executor == "CeleryExecutor":
             commands["celery-worker"] = [
-                "celery", "worker", "--queues", self.celery_queue,
-                "--concurrency", str(self.worker_concurrency),
+                "celery",
+                "worker",
+                "--queues",
+                self.celery_queue,
+                "--concurrency",
+                str(self.worker_concurrency),
             ]
         return commands
 
@@ -124,8 +134,11 @@ class Stack:
 
 def airflow_env(stack: Stack, base: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment every component of ``stack`` runs with, over ``base`` (default: os.environ)."""
-    env = {k: v for k, v in (os.environ if base is None else base).items()
-           if not k.startswith(("AIRFLOW__", "AIRFLOW_CONN_"))}
+    env = {
+        k: v
+        for k, v in (os.environ if base is None else base).items()
+        if not k.startswith(("AIRFLOW__", "AIRFLOW_CONN_"))
+    }
     env.update(airflow_settings(stack))
     env.update(stack.connections)
     return env
@@ -143,8 +156,7 @@ def airflow_settings(stack: Stack) -> dict[str, str]:
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
         "AIRFLOW__CORE__EXECUTOR": stack.executor,
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": stack.db_url,
-        "AIRFLOW__CORE__AUTH_MANAGER":
-            "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
+        "AIRFLOW__CORE__AUTH_MANAGER": SIMPLE_AUTH_MANAGER,
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(f"{u}:{r}" for u, r in users().items()),
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(stack.passwords_file),
         "AIRFLOW__API__HOST": stack.api_host,

@@ -23,8 +23,13 @@ def sandbox() -> SandboxProcess:
 
 
 def stack(connections: dict[str, str] | None = None) -> Stack:
-    return Stack(home=AIRFLOW_HOME, api_port=int(os.environ.get("AIRFLOW_PORT", "8080")),
-                 worker_log_port=free_port(), trigger_log_port=free_port(), connections=connections or {})
+    return Stack(
+        home=AIRFLOW_HOME,
+        api_port=int(os.environ.get("AIRFLOW_PORT", "8080")),
+        worker_log_port=free_port(),
+        trigger_log_port=free_port(),
+        connections=connections or {},
+    )
 
 
 def is_up() -> bool:

@@ -37,15 +37,22 @@ class SandboxProcess:
 
     def _cli(self, *args: str) -> subprocess.CompletedProcess:
         env_path = f"{ROOT / 'plugins'}:{ROOT / 'include'}"
-        return subprocess.run([sys.executable, "-m", "sandbox", *args, "--state-dir", str(self.state_dir)],
-                              cwd=ROOT, env={**_environ(), "PYTHONPATH": env_path}, capture_output=True,
-                              text=True, timeout=120)
+        return subprocess.run(
+            [sys.executable, "-m", "sandbox", *args, "--state-dir", str(self.state_dir)],
+            cwd=ROOT,
+            env={**_environ(), "PYTHONPATH": env_path},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
     def start(self) -> None:
         result = self._cli("start", "--base-port", str(self.base_port), "--config", self.config)
         if result.returncode != 0:
-            raise SandboxError(f"python -m sandbox start failed ({result.returncode}):\n"
-                               f"{result.stdout}{result.stderr}\n{self.log_tail()}")
+            raise SandboxError(
+                f"python -m sandbox start failed ({result.returncode}):\n"
+                f"{result.stdout}{result.stderr}\n{self.log_tail()}"
+            )
 
     def stop(self) -> None:
         result = self._cli("stop")
@@ -64,8 +71,9 @@ class SandboxProcess:
     def control(self, method: str, path: str, body: Any = None) -> Any:
         response = requests.request(method, f"{self.control_url}{path}", json=body, timeout=30)
         if not response.ok:
-            raise SandboxError(f"sandbox control API {method} {path} → HTTP {response.status_code}: "
-                               f"{response.text}")
+            raise SandboxError(
+                f"sandbox control API {method} {path} → HTTP {response.status_code}: {response.text}"
+            )
         return response.json()
 
     def inject(self, kind: str, **fields: Any) -> int:
@@ -84,8 +92,11 @@ class SandboxProcess:
 
         cfg = load_config(self.config)
         conn = json.loads(self.connections()[f"AIRFLOW_CONN_{cfg.connections.github.upper()}"])
-        response = requests.get(f"{conn['host'].rstrip('/')}/repos/{cfg.github.repository}/commits/{ref}",
-                                headers={"Authorization": f"token {conn['password']}"}, timeout=10)
+        response = requests.get(
+            f"{conn['host'].rstrip('/')}/repos/{cfg.github.repository}/commits/{ref}",
+            headers={"Authorization": f"token {conn['password']}"},
+            timeout=10,
+        )
         if not response.ok:
             raise SandboxError(f"the sandbox's GitHub has no commit for {ref}: HTTP {response.status_code}")
         return response.json()["sha"]

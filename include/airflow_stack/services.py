@@ -25,9 +25,16 @@ def postgres_url(database: str) -> str:
 def celery_stack(home: Path, database: str, queue: str, connections: Mapping[str, str], **kwargs) -> Stack:
     """A CeleryExecutor stack on ``database`` and ``queue``: docker-compose.yaml's settings, here."""
     db = postgres_url(database)
-    return Stack.with_free_ports(home, executor="CeleryExecutor", database_url=db, broker_url=REDIS_URL,
-                                 result_backend=f"db+{db}", celery_queue=queue, connections=connections,
-                                 **kwargs)
+    return Stack.with_free_ports(
+        home,
+        executor="CeleryExecutor",
+        database_url=db,
+        broker_url=REDIS_URL,
+        result_backend=f"db+{db}",
+        celery_queue=queue,
+        connections=connections,
+        **kwargs,
+    )
 
 
 def celery_services_missing() -> list[str]:
@@ -40,8 +47,10 @@ def celery_services_missing() -> list[str]:
     try:
         psycopg2.connect(dbname="postgres", connect_timeout=3, **POSTGRES).close()
     except psycopg2.Error as exc:
-        missing.append(f"PostgreSQL at {POSTGRES['host']}:{POSTGRES['port']} (user postgres, trust auth): "
-                       f"{str(exc).strip()}")
+        missing.append(
+            f"PostgreSQL at {POSTGRES['host']}:{POSTGRES['port']} (user postgres, trust auth): "
+            f"{str(exc).strip()}"
+        )
     try:
         with socket.create_connection(REDIS, timeout=3) as sock:
             sock.sendall(b"PING\r\n")

@@ -60,8 +60,11 @@ def caused_by(leaders: Iterable[int]) -> list[psutil.Process]:
             continue
     for proc in list(found.values()):
         try:
-            found.update((child.pid, child) for child in proc.children(recursive=True)
-                         if child.status() != psutil.STATUS_ZOMBIE)
+            found.update(
+                (child.pid, child)
+                for child in proc.children(recursive=True)
+                if child.status() != psutil.STATUS_ZOMBIE
+            )
         except psutil.Error:
             continue
     return list(found.values())
@@ -99,8 +102,14 @@ class Supervisor:
         log = self.stack.logs_dir / "db-migrate.log"
         started = time.monotonic()
         with log.open("wb") as out:
-            result = subprocess.run([airflow_bin(), "db", "migrate"], env=self.env, stdout=out,
-                                    stderr=subprocess.STDOUT, cwd=self.stack.root, timeout=600)
+            result = subprocess.run(
+                [airflow_bin(), "db", "migrate"],
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=self.stack.root,
+                timeout=600,
+            )
         if result.returncode != 0:
             raise StackError(f"airflow db migrate failed ({result.returncode}):\n{tail(log)}")
         return time.monotonic() - started
@@ -108,8 +117,9 @@ class Supervisor:
     def start(self) -> None:
         """Migrate the database, then start every component in its own session."""
         if self.state_file.exists():
-            raise StackError(f"a stack already runs from {self.stack.home} ({self.state_file}); "
-                             "stop it first")
+            raise StackError(
+                f"a stack already runs from {self.stack.home} ({self.state_file}); stop it first"
+            )
         self.stack.write_passwords()
         self.migrate()
         try:
@@ -124,8 +134,15 @@ class Supervisor:
         self.stack.logs_dir.mkdir(parents=True, exist_ok=True)
         log = self.stack.logs_dir / f"{name}.log"
         with log.open("ab") as out:
-            proc = subprocess.Popen(argv, env=self.env, stdout=out, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, cwd=self.stack.root, start_new_session=True)
+            proc = subprocess.Popen(
+                argv,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=self.stack.root,
+                start_new_session=True,
+            )
         self._popen[name] = proc
         self.running[name] = Running(name, proc.pid, log)
         self._save()
@@ -171,8 +188,10 @@ class Supervisor:
     def health(self) -> dict[str, str | None]:
         """Component → status, from the API server's health endpoint (raises when it does not answer)."""
         body = requests.get(f"{self.stack.api_url}/api/v2/monitor/health", timeout=5).json()
-        return {name: (body.get(name) or {}).get("status") for name in
-                ("metadatabase", "scheduler", "triggerer", "dag_processor")}
+        return {
+            name: (body.get(name) or {}).get("status")
+            for name in ("metadatabase", "scheduler", "triggerer", "dag_processor")
+        }
 
     def wait_healthy(self, timeout: float = 240) -> float:
         """Wait until every component reports healthy and the DAG is parsed; the seconds it took."""
@@ -182,8 +201,9 @@ class Supervisor:
         while time.monotonic() < deadline:
             if gone := self.exited():
                 name = next(iter(gone))
-                raise StackError(f"{name} exited ({gone[name]}) while starting:\n"
-                                 f"{tail(self.running[name].log)}")
+                raise StackError(
+                    f"{name} exited ({gone[name]}) while starting:\n{tail(self.running[name].log)}"
+                )
             try:
                 last = self.health()
                 if all(v == "healthy" for v in last.values()) and self._dag_parsed():
@@ -195,13 +215,18 @@ class Supervisor:
         raise StackError(f"stack not healthy after {timeout:.0f}s (last: {last}):\n{logs}")
 
     def _dag_parsed(self) -> bool:
-        token = requests.post(f"{self.stack.api_url}/auth/token",
-                              json={"username": "admin", "password": passwords()["admin"]}, timeout=5)
+        token = requests.post(
+            f"{self.stack.api_url}/auth/token",
+            json={"username": "admin", "password": passwords()["admin"]},
+            timeout=5,
+        )
         if token.status_code not in (200, 201):
             return False
         headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
-        return requests.get(f"{self.stack.api_url}/api/v2/dags/{DAG_ID}", headers=headers,
-                            timeout=5).status_code == 200
+        return (
+            requests.get(f"{self.stack.api_url}/api/v2/dags/{DAG_ID}", headers=headers, timeout=5).status_code
+            == 200
+        )
 
     def stop(self, timeout: float = 30) -> None:
         """SIGTERM every process the stack caused, SIGKILL what is left, check that none remains.
@@ -226,8 +251,9 @@ class Supervisor:
         self._reap(wait=True)
         psutil.wait_procs(alive(), timeout=5)
         if left := alive():
-            raise StackError("processes left after SIGKILL: "
-                             + ", ".join(f"{p.pid} {_name(p)}" for p in left))
+            raise StackError(
+                "processes left after SIGKILL: " + ", ".join(f"{p.pid} {_name(p)}" for p in left)
+            )
         self.running.clear()
         self._popen.clear()
         self.state_file.unlink(missing_ok=True)

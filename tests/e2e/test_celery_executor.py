@@ -27,8 +27,9 @@ def celery(tmp_path_factory, sandbox) -> Iterator[tuple[Stack, dict[str, Airflow
             pytest.fail(message + " (REQUIRE_CELERY_STACK=1)")
         pytest.skip(message)
     with scratch_database("airflow_e2e") as (database, token):
-        stack = celery_stack(tmp_path_factory.mktemp("airflow-celery"), database, f"e2e-{token}",
-                             sandbox.connections())
+        stack = celery_stack(
+            tmp_path_factory.mktemp("airflow-celery"), database, f"e2e-{token}", sandbox.connections()
+        )
         supervisor = start_stack(stack)
         try:
             users = clients(stack)

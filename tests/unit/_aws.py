@@ -14,8 +14,14 @@ def aws_connection(cfg, monkeypatch, **extra: Any) -> None:
     monkeypatch.setenv("AWS_DEFAULT_REGION", cfg.region)
     monkeypatch.setenv(
         f"AIRFLOW_CONN_{cfg.connections.aws.upper()}",
-        json.dumps({"conn_type": "aws", "login": "testing", "password": "testing",
-                    "extra": {"region_name": cfg.region, **extra}}),
+        json.dumps(
+            {
+                "conn_type": "aws",
+                "login": "testing",
+                "password": "testing",
+                "extra": {"region_name": cfg.region, **extra},
+            }
+        ),
     )
 
 

@@ -16,8 +16,10 @@ import pytest
     ("argv", "expected"),
     [
         (["airflow", "scheduler"], local_settings.PARSE + local_settings.TASKS),
-        (["airflow", "celery", "worker", "--queues", "default", "--concurrency", "4"],
-         local_settings.PARSE + local_settings.TASKS),
+        (
+            ["airflow", "celery", "worker", "--queues", "default", "--concurrency", "4"],
+            local_settings.PARSE + local_settings.TASKS,
+        ),
         (["airflow", "dag-processor"], local_settings.PARSE),
         (["airflow", "api-server", "--port", "8080"], ()),
         (["airflow", "triggerer"], ()),
@@ -36,9 +38,12 @@ def test_every_preloaded_module_is_installed():
 def test_a_scheduler_process_has_them_before_it_forks():
     # Airflow imports airflow_local_settings while `import airflow` initialises its settings.
     wanted = ("boto3", "cfnlint.api", "airflow.providers.standard.operators.hitl")
-    probe = (f"import sys; sys.argv = ['airflow', 'scheduler']; import airflow; "
-             f"print(all(m in sys.modules for m in {wanted!r}))")
+    probe = (
+        f"import sys; sys.argv = ['airflow', 'scheduler']; import airflow; "
+        f"print(all(m in sys.modules for m in {wanted!r}))"
+    )
     env = {**os.environ, "PYTHONPATH": str(Path(local_settings.__file__).parent)}
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300,
-                         check=True, env=env)
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=300, check=True, env=env
+    )
     assert out.stdout.strip().splitlines()[-1] == "True", out.stderr[-2000:]

@@ -68,7 +68,8 @@ def test_stop_leaves_no_process_the_component_caused(supervisor, tmp_path):
     orphan = psutil.Process(helpers["orphan"])
     assert orphan.ppid() != leader and orphan.ppid() != 0, "the orphan should have lost its parent"
     assert psutil.Process(helpers["own-session"]).pid not in [
-        p.pid for p in psutil.process_iter() if _sid(p.pid) == leader]
+        p.pid for p in psutil.process_iter() if _sid(p.pid) == leader
+    ]
     assert {leader, *helpers.values()} <= {p.pid for p in caused_by([leader])}
 
     supervisor.stop(timeout=2)
