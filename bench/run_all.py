@@ -41,6 +41,7 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path[:0] = [str(BENCH), str(ROOT / "include"), str(ROOT / "plugins")]
 
+import deployments_view_load  # noqa: E402
 import figures  # noqa: E402
 import harness  # noqa: E402
 import parse_cost  # noqa: E402
@@ -290,6 +291,7 @@ def main(argv: list[str] | None = None) -> int:
         results["parse_cost"] = runner.scenario(
             "parse cost", lambda: parse_cost.measure(3 if args.quick else 7, log=lambda m: log("  " + m))
         )
+        results["deployments_view"] = runner.scenario("deployments view", deployments_view_load.measure)
     box = harness.start_sandbox(workdir, log)
     results["sandbox"] = {"job_seconds": box.job_seconds, "update_seconds": box.update_seconds}
     engines: dict[str, Any] = {}
