@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pytest
 from airflow.sdk.exceptions import TaskDeferred
@@ -48,12 +48,15 @@ def test_breach_during_the_10_percent_step_fails_within_one_poll_interval(aws_se
     cfg, ledger, context = release
     operator = TrafficShiftOperator(task_id="shift_traffic_10", weight=10)
     canary = {"requests": 10, "errors": 2, "latency_ms": 100}  # 20 % on green, 0 % on blue
-    with ColourFeeder(aws_server["cloudwatch"], cfg, blue={**HEALTHY_BLUE, "requests": 90}, green=canary):
+    blue = {**HEALTHY_BLUE, "requests": 90}
+    with ColourFeeder(aws_server["cloudwatch"], cfg, blue=blue, green=canary) as feeder:
         with pytest.raises(TaskDeferred) as deferred:
             operator.execute(context)
         assert weights(cfg) == {"blue": 90, "green": 10}
         assert ledger.read("frontend")["traffic_moved"] is True
         trigger = deferred.value.trigger
+        # in the first window however slow the machine
+        feeder.publish(datetime.fromisoformat(trigger.data_since) + timedelta(milliseconds=500))
         assert (trigger.canary_colour, trigger.stable_colour) == ("green", "blue")
         started = time.monotonic()
         event = run_trigger(trigger)
