@@ -11,6 +11,7 @@ monitoring alone after a rollback would otherwise watch the old version and pass
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import TaskGroup
@@ -21,10 +22,21 @@ if TYPE_CHECKING:
     from deployment.config import DeploymentConfig
 
 GROUP_ID = "monitoring"
+MONITOR_RETRIES = 3
 
 
 class GuardedMonitorOperator(MonitorReleaseOperator):
-    """Watch production after the release, provided the release is live (checked before and after)."""
+    """Watch production after the release, provided the release is live (checked before and after).
+
+    A breach or the guard's refusal fails at once (``AirflowFailException``); a task whose worker
+    or API server went away is retried, and the retry watches again.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("retries", MONITOR_RETRIES)
+        kwargs.setdefault("retry_delay", timedelta(seconds=5))
+        kwargs.setdefault("retry_exponential_backoff", 2.0)
+        super().__init__(**kwargs)
 
     def execute(self, context: Any) -> dict[str, Any] | None:
         from deployment.guards import require_live_release

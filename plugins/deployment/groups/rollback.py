@@ -29,9 +29,9 @@ MANUAL_RECORD_FOLDER = "manual-rollbacks"
 # Tasks whose failure does not make the release a failure.
 NOT_RELEASE_TASKS = ("notify.", f"{GROUP_ID}.", FINALIZE_TASK_ID, "announce_emergency", "announce_failure")
 FAILED_STATES = {"failed", "upstream_failed"}
-PLAN_RETRIES = 2
-# Every restore step is safe to rerun in any state, so a lost worker (or scheduler) is simply retried.
-STEP_RETRIES = {"retries": 2, "retry_delay": timedelta(seconds=5)}
+# Every rollback task is safe to rerun in any state, so a lost worker, scheduler or API server is
+# simply retried, with backoff (5, 10, 20, 40 s) long enough to outlast a component's restart.
+STEP_RETRIES = {"retries": 4, "retry_delay": timedelta(seconds=5), "retry_exponential_backoff": 2.0}
 STEPS = ("traffic", "stack", "frontend")
 
 
@@ -98,8 +98,7 @@ def _version(ledger: Ledger, plan: dict[str, Any]) -> str:
 
 
 # ------------------------------------------------------------------------ tasks
-@task(task_id="plan", trigger_rule=TriggerRule.ONE_FAILED, retries=PLAN_RETRIES,
-      retry_delay=timedelta(seconds=5))
+@task(task_id="plan", trigger_rule=TriggerRule.ONE_FAILED, **STEP_RETRIES)
 def plan_rollback() -> dict[str, Any]:
     """Decide from the record and from what is live now what to undo; skip the group when nothing changed.
 
@@ -136,14 +135,19 @@ def plan_rollback() -> dict[str, Any]:
     return {"undo": plan["undo"], "stable_colour": plan["stable_colour"], "attempt": attempt}
 
 
-@task(task_id="last_resort_traffic", trigger_rule=TriggerRule.ALL_FAILED, retries=3,
-      retry_delay=timedelta(seconds=5))
+@task(task_id="last_resort_traffic", trigger_rule=TriggerRule.ALL_FAILED, **STEP_RETRIES)
 def last_resort_task() -> dict[str, Any]:
     """No plan could be made: all traffic back on the colour live before the release; page on-call."""
     from deployment.config import load_config
     from deployment.ledger import now_iso
     from deployment.notifications import send_once
-    from deployment.rollback import last_resort_colour, restore_traffic
+    from deployment.rollback import (
+        backup_version,
+        dynamodb_backups,
+        last_resort_colour,
+        restore_traffic,
+        summarize,
+    )
     from deployment.router import router_for
 
     context = get_current_context()
@@ -159,13 +163,16 @@ def last_resort_task() -> dict[str, Any]:
         raise RuntimeError("neither the record, the backup nor the router names the colour live before "
                            "the release: put traffic back by hand")
     traffic = restore_traffic(cfg, colour)
-    section = {"needed": True, "status": "rollback_incomplete", "attempt": _attempt(ledger),
-               "last_resort": {"colour": colour, **traffic}, "undone": ["traffic"],
-               "not_undone": ["stack", "frontend"], "verified": False, "failed_checks": ["plan"],
-               "failed_tasks": failed_release_tasks(task_states(context)), "stable_colour": colour,
-               "reasons": ["the rollback plan could not be made: traffic put back as a last resort; the "
-                           "stack and the idle branch must be checked by hand"],
-               "finished_at": now_iso()}
+    backup = record.get("backup") or {}
+    plan = {"needed": True, "undo": {"traffic": True, "stack": True, "frontend": True},
+            "stable_colour": colour, "previous_version": backup_version(cfg, backup) if backup else None,
+            "dynamodb_backups": dynamodb_backups(backup),
+            "reasons": ["the rollback plan could not be made: traffic put back as a last resort; the "
+                        "stack and the idle branch must be checked by hand"]}
+    failed = failed_release_tasks(task_states(context))
+    section = {**summarize(plan, {"traffic": {"status": "done", **traffic}}, failed),
+               "attempt": _attempt(ledger), "last_resort": {"colour": colour, **traffic},
+               "failed_checks": ["plan"], "finished_at": now_iso()}
     ledger.write("rollback", section)
     values = {"cfg": cfg, "summary": section, "version": ledger.version, "run_id": context["run_id"],
               "reason": None, "url": _run_url(cfg, context)}
@@ -231,8 +238,7 @@ def restore_frontend_task() -> dict[str, Any]:
     return _step("frontend", action)
 
 
-@task(task_id="verify", trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS, retries=1,
-      retry_delay=timedelta(seconds=5))
+@task(task_id="verify", trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS, **STEP_RETRIES)
 def verify_task() -> dict[str, Any]:
     """Stack equals the backup, smoke tests pass on the stable colour, metrics healthy."""
 
@@ -252,7 +258,7 @@ def verify_task() -> dict[str, Any]:
     return result
 
 
-@task(task_id="record_rollback", trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS)
+@task(task_id="record_rollback", trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS, **STEP_RETRIES)
 def record_rollback_task() -> dict[str, Any]:
     """Write the ``rollback`` section: what failed, when, what was undone, verification."""
     from deployment.config import load_config
