@@ -16,10 +16,7 @@ import pytest
     ("argv", "expected"),
     [
         (["airflow", "scheduler"], local_settings.PARSE + local_settings.TASKS),
-        (
-            ["airflow", "celery", "worker", "--queues", "default", "--concurrency", "4"],
-            local_settings.PARSE + local_settings.TASKS,
-        ),
+        (["airflow", "celery", "worker", "--queues", "default", "--concurrency", "4"], ()),
         (["airflow", "dag-processor"], local_settings.PARSE),
         (["airflow", "api-server", "--port", "8080"], ()),
         (["airflow", "triggerer"], ()),
