@@ -183,8 +183,8 @@ def run(cfg, endpoint: str, count: int) -> dict[str, Any]:
 
     from airflow.api_fastapi.app import init_auth_manager
     from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
-    from deployments_view import records
-    from deployments_view.app import URL_PREFIX, create_app
+    from deployments_view import URL_PREFIX, records
+    from deployments_view.app import create_app
     from fastapi import FastAPI
     from fastapi.testclient import TestClient
 

@@ -18,7 +18,6 @@ from fastapi import Depends, FastAPI, HTTPException, Query
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
-URL_PREFIX = "/deployments-view"
 STATIC = Path(__file__).resolve().parent / "static"
 MAX_PAGE = 1000
 

@@ -1,21 +1,37 @@
 """Registers the Deployments view with Airflow: its FastAPI app and its entry in the navigation bar.
 
-The plugin manager imports every ``.py`` file under ``plugins/``; this is the only one
-that defines an ``AirflowPlugin`` (import the class from nowhere else, or it registers
-twice). Building the app imports FastAPI and Airflow's API security only: records, AWS
-and GitHub are imported inside the handlers.
+The plugin manager executes every ``.py`` file under ``plugins/`` in every component, task
+processes included; ``.airflowignore`` beside this file leaves it only this one. The app
+itself (FastAPI, the API server's security, the records) is built on the first request the
+API server hands it, so no other component imports any of that.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from airflow.plugins_manager import AirflowPlugin
 
-from deployments_view.app import URL_PREFIX, create_app
+from deployments_view import URL_PREFIX
+
+
+class LazyApp:
+    """An ASGI app that builds ``deployments_view.app.create_app()`` on its first request."""
+
+    def __init__(self) -> None:
+        self._app: Any = None
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if self._app is None:
+            from deployments_view.app import create_app
+
+            self._app = create_app()
+        await self._app(scope, receive, send)
 
 
 class DeploymentsViewPlugin(AirflowPlugin):
     name = "deployments_view"
-    fastapi_apps = [{"app": create_app(), "url_prefix": URL_PREFIX, "name": "Deployments view"}]
+    fastapi_apps = [{"app": LazyApp(), "url_prefix": URL_PREFIX, "name": "Deployments view"}]
     external_views = [
         {
             "name": "Deployments",

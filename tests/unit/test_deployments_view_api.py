@@ -69,8 +69,7 @@ def auth_manager():
 def view(aws, cfg, auth_manager):
     """The plugin's app mounted at its prefix, with the captured records in the artifacts bucket."""
     from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
-    from deployments_view import records
-    from deployments_view.app import URL_PREFIX, create_app
+    from deployments_view import URL_PREFIX, records
     from deployments_view.plugin import DeploymentsViewPlugin
     from fastapi import FastAPI
     from fastapi.testclient import TestClient
@@ -82,9 +81,10 @@ def view(aws, cfg, auth_manager):
         aws["s3"].put_object(
             Bucket=cfg.artifacts.bucket, Key=str(path.relative_to(RECORDS)), Body=path.read_bytes()
         )
-    assert DeploymentsViewPlugin.fastapi_apps[0]["url_prefix"] == URL_PREFIX
+    registered = DeploymentsViewPlugin.fastapi_apps[0]
+    assert registered["url_prefix"] == URL_PREFIX
     root = FastAPI()
-    root.mount(URL_PREFIX, create_app())
+    root.mount(URL_PREFIX, registered["app"])  # as the API server mounts it
     manager = auth_manager(root)
     client = TestClient(root)
 
@@ -248,3 +248,20 @@ def test_missing_record_and_a_release_still_running(view, aws, cfg):
     assert row["outcome"] == "running" and row["duration_seconds"] is None and row["approvers"] == []
     release = ok(view(f"/api/releases/v1.2.0/{run}"))
     assert release["watches"] == [] and release["rollback"] is None and release["timeline"] == []
+
+
+def test_the_plugin_manager_executes_only_the_plugin_file():
+    """Every component (task processes too) executes what the plugin manager finds: one small file."""
+    from airflow._shared.module_loading import find_path_from_directory
+
+    plugins = Path(__file__).resolve().parents[2] / "plugins"
+    found = [
+        Path(p).name
+        for p in find_path_from_directory(str(plugins), ".airflowignore", "glob")
+        if "deployments_view" in p and p.endswith(".py")
+    ]
+    assert found == ["plugin.py"]
+    from deployments_view.plugin import DeploymentsViewPlugin
+
+    view = DeploymentsViewPlugin.external_views[0]
+    assert view["url_route"] == "deployments" and view["href"] == "/deployments-view/"
