@@ -30,7 +30,10 @@ def _sandbox(*args: str) -> subprocess.CompletedProcess:
 
 
 def _port_free(port: int) -> bool:
+    """Nothing listens on ``port``: a server can bind it again. SO_REUSEADDR as the sandbox's servers
+    set it, so a connection in TIME_WAIT (whichever side closed it first) does not count."""
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
