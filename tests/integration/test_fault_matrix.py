@@ -14,6 +14,7 @@ import contextlib
 import os
 import signal
 import time
+from pathlib import Path
 
 import psutil
 import pytest
@@ -31,6 +32,7 @@ from _matrix import (
 pytestmark = pytest.mark.integration
 
 FIRST, SECOND = "approval_gate.first_approval", "approval_gate.second_approval"
+SAMPLE_TEMPLATE = Path(__file__).resolve().parents[2] / "include" / "templates" / "bayon-coagent.yaml"
 # smoke_tests.record_results runs ALL_DONE: when the checks never ran (upstream_failed) it fails too,
 # recording every check as "did not report" (see the report: left as it is).
 NO_SMOKE_RESULTS = ("smoke_tests.record_results",)
@@ -101,21 +103,20 @@ def test_backup_fails(local, world, seeded):
     assert_nothing_rolled_back(release, seeded)
 
 
-def _approve_after_editing_template(release: Release, template, edit) -> None:
-    """Approve the plan, with the template changed between the plan and its validation."""
-    release.wait_task(FIRST, {"awaiting_input"}, timeout=180)  # the plan and its change set exist
-    template.write_text(edit(template.read_text()))
-    release.approve()
+def _republish(world, edit) -> None:
+    """Staging publishes the release candidate's build again, from the sample template ``edit`` changed."""
+    template = edit(SAMPLE_TEMPLATE.read_text())
+    world.sandbox.control("POST", f"/builds/{NEW}/faults", {"kind": "republished", "template": template})
 
 
-def test_cfn_lint_error(local, world, seeded, stack_config):
+def test_cfn_lint_error(local, world, seeded):
+    """A release candidate built with a template cfn-lint rejects: verified, planned, stopped at lint."""
     broken = ("\n  AuditQueue:\n    Type: AWS::SQS::Queue\n    Properties:\n"
               "      VisibilityTimeout: not-a-number\n")
-    with stack_config.restored_template() as template:
-        release = Release.trigger(local, world, "cfnlint")
-        _approve_after_editing_template(release, template, lambda text: text.replace("\nOutputs:", broken
-                                                                                        + "\nOutputs:"))
-        release.wait("failed")
+    _republish(world, lambda text: text.replace("\nOutputs:", broken + "\nOutputs:"))
+    release = Release.trigger(local, world, "cfnlint")
+    release.approve()
+    release.wait("failed")
     states = release.states()
     assert states["validate_infrastructure.lint_template"] == "failed"
     assert states["validate_infrastructure.verify_change_set"] == "upstream_failed"
@@ -126,19 +127,20 @@ def test_cfn_lint_error(local, world, seeded, stack_config):
     assert_nothing_rolled_back(release, seeded)
 
 
-def test_change_set_drifted_from_the_approved_one(local, world, seeded, stack_config):
+def test_build_republished_after_the_plan_was_approved(local, world, seeded):
+    """The packaged template changed between the approved plan and the deploy: the run stops."""
     extra = "\n  AuditQueue:\n    Type: AWS::SQS::Queue\n"
-    with stack_config.restored_template() as template:
-        release = Release.trigger(local, world, "drift")
-        _approve_after_editing_template(release, template, lambda text: text.replace("\nOutputs:", extra
-                                                                                        + "\nOutputs:"))
-        release.wait("failed")
+    release = Release.trigger(local, world, "drift")
+    release.wait_task(FIRST, {"awaiting_input"}, timeout=180)  # the plan and its change set exist
+    _republish(world, lambda text: text.replace("\nOutputs:", extra + "\nOutputs:"))
+    release.approve()
+    release.wait("failed")
     states = release.states()
-    assert states["validate_infrastructure.lint_template"] == "success"
-    assert states["validate_infrastructure.verify_change_set"] == "failed"
-    compared = release.section("validation")["change_set"]
-    assert compared["identical"] is False and compared["template_changed"] is True
-    assert any("AuditQueue" in d for d in compared["differences"]), compared["differences"]
+    assert states["validate_infrastructure.lint_template"] == "failed"
+    assert states["validate_infrastructure.verify_change_set"] == "upstream_failed"
+    approved = release.section("plan")["artifact"]["template_sha256"]
+    error = release.section("validation")["template"]["error"]
+    assert f"not the {approved} that was verified and approved" in error, error
     assert_data_kept(release, [])
     assert_nothing_rolled_back(release, seeded)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 
 import pytest
+from _artifacts import assert_released_the_build
+from _e2e import RC_COMMITS
 from _matrix import NEW, OLD, Release
 
 from airflow_stack.client import AirflowClient
@@ -32,6 +34,7 @@ def test_manual_rollback_after_a_release_puts_the_previous_version_back(local, w
     release = Release.trigger(local, world, "released")
     release.approve()
     release.wait("success")
+    assert_released_the_build(release, RC_COMMITS[NEW])  # issue 15, on this test's release
     released = world.snapshot()
     assert released["weights"] == {"blue": 0, "green": 100}
     assert released["stack"]["parameters"][world.cfg.stack.version_parameter] == NEW
