@@ -44,59 +44,68 @@ def dump(world) -> int:
 
 
 def main() -> int:
-    from _e2e import RC_COMMITS, clients, fresh_world, start_stack, stop_stack
-    from _matrix import NEW, OLD, Release, World
+    from _e2e import RC_COMMITS, clients, start_stack, stop_stack
+    from _matrix import NEW, World
     from _stack_fixtures import StackConfig
 
-    from airflow_stack.client import AirflowClient
-    from airflow_stack.env import Stack, passwords
+    from airflow_stack.env import Stack
     from airflow_stack.sandbox_process import SandboxProcess
     from sandbox.testing import free_base_port
 
     work = Path(tempfile.mkdtemp(prefix="deployments-view-records-"))
     box = SandboxProcess(work / "sandbox", base_port=free_base_port())
     box.start()
-    RC_COMMITS[NEW] = box.commit_of("rc-" + NEW.removeprefix("v"))
-    config = StackConfig(work / "config")
-    stack = Stack.with_free_ports(
-        work / "airflow", connections=box.connections(), deployment_config=str(config.path)
-    )
-    supervisor = start_stack(stack)
-    users = clients(stack)
-    world = World(box, config.path)
-    shutil.rmtree(OUT, ignore_errors=True)
+    supervisor = None
     try:
-        fresh_world(users["admin"], box)
-        release = Release.trigger(users, world, "success")
-        release.approve()
-        print("success:", release.wait("success")["state"], flush=True)
-        rollback = AirflowClient(stack.api_url, "alice", passwords()["alice"], dag_id="rollback_production")
-        run_id = f"manual__to-v1.0.0__{int(time.time() * 1000)}"
-        rollback.trigger(
-            {
-                "target_version": OLD,
-                "reason": "checkout conversion dropped 30 % since v1.1.0",
-                "requested_by": "alice",
-            },
-            run_id=run_id,
+        RC_COMMITS[NEW] = box.commit_of("rc-" + NEW.removeprefix("v"))
+        config = StackConfig(work / "config")
+        stack = Stack.with_free_ports(
+            work / "airflow", connections=box.connections(), deployment_config=str(config.path)
         )
-        print(
-            "manual rollback:",
-            rollback.wait_for_run(run_id, {"success", "failed"}, timeout=300)["state"],
-            flush=True,
-        )
-        print("records:", dump(world), flush=True)
-
-        fresh_world(users["admin"], box)  # reseeding empties the bucket: the first records are saved
-        box.inject("error_rate", version=NEW, percent=60)
-        breach = Release.trigger(users, world, "breach10")
-        breach.approve()
-        print("breach:", breach.wait("failed")["state"], flush=True)
-        print("records:", dump(world), flush=True)
+        supervisor = start_stack(stack)
+        capture(stack, clients(stack), box, World(box, config.path))
     finally:
-        stop_stack(supervisor)
+        if supervisor is not None:
+            stop_stack(supervisor)
         box.stop()
     return 0
+
+
+def capture(stack, users, box, world) -> None:
+    from _e2e import fresh_world
+    from _matrix import NEW, OLD, Release
+
+    from airflow_stack.client import AirflowClient
+    from airflow_stack.env import passwords
+
+    shutil.rmtree(OUT, ignore_errors=True)
+    fresh_world(users["admin"], box)
+    release = Release.trigger(users, world, "success")
+    release.approve()
+    print("success:", release.wait("success")["state"], flush=True)
+    rollback = AirflowClient(stack.api_url, "alice", passwords()["alice"], dag_id="rollback_production")
+    run_id = f"manual__to-v1.0.0__{int(time.time() * 1000)}"
+    rollback.trigger(
+        {
+            "target_version": OLD,
+            "reason": "checkout conversion dropped 30 % since v1.1.0",
+            "requested_by": "alice",
+        },
+        run_id=run_id,
+    )
+    print(
+        "manual rollback:",
+        rollback.wait_for_run(run_id, {"success", "failed"}, timeout=300)["state"],
+        flush=True,
+    )
+    print("records:", dump(world), flush=True)
+
+    fresh_world(users["admin"], box)  # reseeding empties the bucket: the first records are saved
+    box.inject("error_rate", version=NEW, percent=60)
+    breach = Release.trigger(users, world, "breach10")
+    breach.approve()
+    print("breach:", breach.wait("failed")["state"], flush=True)
+    print("records:", dump(world), flush=True)
 
 
 if __name__ == "__main__":
