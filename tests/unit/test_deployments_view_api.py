@@ -4,8 +4,9 @@ The records under ``deployments_view_records/records`` were captured by
 ``deployments_view_records/capture.py`` from runs on the real engine (sandbox + LocalExecutor
 stack): a release of v1.1.0 that succeeded, a manual rollback to v1.0.0 after it, and a
 release whose canary breached at 10 % and was rolled back automatically. They are put into
-moto's S3 (the ``aws`` fixture: production seeded at v1.0.0) and read by the plugin's app,
-mounted as the API server mounts it, with Airflow's SimpleAuthManager issuing the tokens.
+moto's S3 and read by the plugin's app, mounted as the API server mounts it, with Airflow's
+SimpleAuthManager issuing the tokens. The live-now test adds the ``aws`` fixture (production
+seeded at v1.0.0).
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ def auth_manager():
 
 
 @pytest.fixture
-def view(aws, cfg, auth_manager):
+def view(moto, cfg, auth_manager):
     """The plugin's app mounted at its prefix, with the captured records in the artifacts bucket."""
     from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
     from deployments_view import URL_PREFIX, records
@@ -75,12 +76,9 @@ def view(aws, cfg, auth_manager):
     from fastapi.testclient import TestClient
 
     records._stores.clear()  # the bucket is a new moto one for each test
-    for listed in aws["s3"].list_objects_v2(Bucket=cfg.artifacts.bucket).get("Contents", []):
-        aws["s3"].delete_object(Bucket=cfg.artifacts.bucket, Key=listed["Key"])  # only the captured runs
+    s3 = moto.client("s3")
     for path in RECORDS.rglob("*.json"):
-        aws["s3"].put_object(
-            Bucket=cfg.artifacts.bucket, Key=str(path.relative_to(RECORDS)), Body=path.read_bytes()
-        )
+        s3.put_object(Bucket=cfg.artifacts.bucket, Key=str(path.relative_to(RECORDS)), Body=path.read_bytes())
     registered = DeploymentsViewPlugin.fastapi_apps[0]
     assert registered["url_prefix"] == URL_PREFIX
     root = FastAPI()
@@ -200,7 +198,8 @@ def test_breach_marked_and_rollback_steps_verified(view):
     assert manual["reason"] == RUNS[MANUAL]["outcome"]["reason"]
 
 
-def test_live_now_from_the_stack_route53_and_amplify(view):
+def test_live_now_from_the_stack_route53_and_amplify(view, aws):
+    """``aws``: production seeded at v1.0.0 in moto and the Amplify emulator."""
     live = ok(view("/api/live"))
     assert live["errors"] == []
     assert live["stack"]["version"] == "v1.0.0"  # the aws fixture's production
@@ -236,10 +235,10 @@ def test_a_user_who_may_not_read_deploy_production_sees_nothing(view):
     assert view("/static/view.js", user=None).status_code == 200  # the script: no data in it
 
 
-def test_missing_record_and_a_release_still_running(view, aws, cfg):
+def test_missing_record_and_a_release_still_running(view, moto, cfg):
     assert view("/api/releases/v9.9.9/nope").status_code == 404
     run = "manual__running"
-    aws["s3"].put_object(
+    moto.client("s3").put_object(
         Bucket=cfg.artifacts.bucket,
         Key=f"deployments/v1.2.0/{run}/conf.json",
         Body=json.dumps({**RUNS[SUCCESS]["conf"], "version": "v1.2.0", "run_id": run}).encode(),
