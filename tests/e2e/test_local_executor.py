@@ -9,6 +9,15 @@ from pathlib import Path
 
 import pytest
 from _e2e import SHA, approve, expect_api_error, release_conf
+from _notices import (
+    Recorded,
+    assert_no_secret_leaked,
+    assert_release_notices,
+    assert_rollback_notices,
+    record_objects,
+    run_artifacts,
+    secret_values,
+)
 
 from airflow_stack.env import CI_USER, passwords
 
@@ -79,8 +88,9 @@ def test_approval_rules_author_outsiders_and_repeat_approvers_are_refused(local)
     expect_api_error(lambda: local["bob"].respond(run_id, second, "Approve"), 403)
 
 
-def test_release_approved_by_two_users_succeeds(local):
+def test_release_approved_by_two_users_succeeds(local, sandbox, stack_config):
     ci = local[CI_USER]
+    recorded = Recorded(sandbox)
     run_id = ci.trigger(release_conf())["dag_run_id"]
     approvers = approve(local, run_id)
     assert len(set(approvers)) == 2 and "dave" not in approvers
@@ -89,6 +99,10 @@ def test_release_approved_by_two_users_succeeds(local):
     states = ci.task_states(run_id)
     assert states["record_release"] == "success"
     assert all(state == "skipped" for task, state in states.items() if task.startswith("rollback."))
+    record = record_objects(sandbox, str(stack_config.path), "v1.1.0", run_id)
+    notes = next(text for key, text in record.items() if key.endswith("/release_notes.md"))
+    assert_release_notices(recorded, approvers=approvers, notes=notes)
+    assert_no_secret_leaked(secret_values(sandbox.connections()), {**run_artifacts(ci, run_id), **record})
 
 
 def test_second_trigger_waits_in_the_queue_while_a_release_runs(local):
@@ -108,9 +122,11 @@ def test_second_trigger_waits_in_the_queue_while_a_release_runs(local):
 def test_failed_release_is_rolled_back_then_cleared_and_completed(local, sandbox):
     ci = local[CI_USER]
     fault = sandbox.inject("smoke_failure", version="v1.1.0")
+    recorded = Recorded(sandbox)
     run_id = ci.trigger(release_conf())["dag_run_id"]
     approve(local, run_id)
     ci.wait_for_run(run_id, {"failed"}, timeout=ROLLBACK_TIMEOUT)
+    assert_rollback_notices(recorded, "v1.1.0")
     states = ci.task_states(run_id)
     failed_groups = {t.split(".")[0] for t, s in states.items() if s == "failed" and "." in t}
     assert failed_groups == {"smoke_tests"}, states
