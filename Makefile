@@ -22,7 +22,7 @@ $(STAMP): $(BIN)/python requirements.txt requirements-dev.txt constraints.txt
 install: $(STAMP)
 
 lint: install
-	$(TIMED) $(BIN)/ruff check .
+	$(TIMED) $(BIN)/ruff check . && $(BIN)/ruff format --check .
 
 # Fast tiers first (unit, DAG policy, sandbox contracts), then the tiers that run
 # the DAG against a started sandbox and on real Airflow components.

@@ -36,9 +36,20 @@ from airflow_stack.supervisor import StackError  # noqa: E402
 
 TRIGGER_SCRIPT = ROOT / "scripts" / "trigger_release.py"
 PHASES = (
-    "no_running_rollback_production", "record_release", "announce_emergency", "pre_deployment_validation",
-    "approval_gate", "backup", "validate_infrastructure", "deploy_infrastructure", "deploy_frontend",
-    "smoke_tests", "monitoring", "notify", "rollback", "record_outcome",
+    "no_running_rollback_production",
+    "record_release",
+    "announce_emergency",
+    "pre_deployment_validation",
+    "approval_gate",
+    "backup",
+    "validate_infrastructure",
+    "deploy_infrastructure",
+    "deploy_frontend",
+    "smoke_tests",
+    "monitoring",
+    "notify",
+    "rollback",
+    "record_outcome",
 )
 ACTIVE = {"running", "queued", "scheduled", "up_for_retry", "up_for_reschedule", "restarting"}
 
@@ -46,8 +57,15 @@ ACTIVE = {"running", "queued", "scheduled", "up_for_retry", "up_for_reschedule",
 class Display:
     """The phase table: redrawn in place on a terminal, one line per change otherwise."""
 
-    COLOURS = {"done": "32", "failed": "31", "running": "36", "waiting": "33", "approval": "35",
-               "skipped": "90", "not run": "90"}
+    COLOURS = {
+        "done": "32",
+        "failed": "31",
+        "running": "36",
+        "waiting": "33",
+        "approval": "35",
+        "skipped": "90",
+        "not run": "90",
+    }
 
     def __init__(self, stream=sys.stdout) -> None:
         self.stream = stream
@@ -72,8 +90,11 @@ class Display:
         if not self.tty:
             for phase, state, detail in rows:
                 if self.last.get(phase) != state and state != "pending":
-                    print(f"{datetime.now():%H:%M:%S} {phase}: {state} {detail}".rstrip(),
-                          file=self.stream, flush=True)
+                    print(
+                        f"{datetime.now():%H:%M:%S} {phase}: {state} {detail}".rstrip(),
+                        file=self.stream,
+                        flush=True,
+                    )
                 self.last[phase] = state
             return
         table = [f"  {self.paint(f'{state:<9}', state)} {phase:<27} {info}" for phase, state, info in rows]
@@ -130,9 +151,26 @@ def phase_seconds(tis: list[dict]) -> float | None:
 def trigger(api_url: str, version: str, commit: str, author: str) -> str:
     """Run the CI client as CI does; the run id it created."""
     result = subprocess.run(
-        [sys.executable, str(TRIGGER_SCRIPT), "--url", api_url, "--username", CI_USER,
-         "--password", passwords()[CI_USER], "--tag", version, "--commit-sha", commit, "--author", author],
-        capture_output=True, text=True, timeout=120)
+        [
+            sys.executable,
+            str(TRIGGER_SCRIPT),
+            "--url",
+            api_url,
+            "--username",
+            CI_USER,
+            "--password",
+            passwords()[CI_USER],
+            "--tag",
+            version,
+            "--commit-sha",
+            commit,
+            "--author",
+            author,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     if result.returncode != 0:
         raise RuntimeError(f"trigger_release.py exited {result.returncode}: {result.stderr.strip()}")
     match = re.search(r"^release run: (\S+)$", result.stdout, re.MULTILINE)
@@ -141,8 +179,9 @@ def trigger(api_url: str, version: str, commit: str, author: str) -> str:
     return match.group(1)
 
 
-def approve_waiting(users: dict[str, AirflowClient], run_id: str, tis: list[dict], display: Display,
-                    approved: list[str]) -> None:
+def approve_waiting(
+    users: dict[str, AirflowClient], run_id: str, tis: list[dict], display: Display, approved: list[str]
+) -> None:
     """Answer every task awaiting input as the first assigned approver who has not approved yet."""
     for ti in tis:
         if ti["state"] != "awaiting_input":
@@ -171,8 +210,11 @@ def summary(run: dict, tis: list[dict], approved: list[str], ui_url: str, rollba
     seconds = {p: phase_seconds([ti for ti in tis if phase_of(ti["task_id"]) == p]) for p, _, _ in rows}
     width = max(len(p) for p, _, _ in rows)
     started, ended = run.get("start_date"), run.get("end_date")
-    total = ((datetime.fromisoformat(ended) - datetime.fromisoformat(started)).total_seconds()
-             if started and ended else None)
+    total = (
+        (datetime.fromisoformat(ended) - datetime.fromisoformat(started)).total_seconds()
+        if started and ended
+        else None
+    )
     outcome = {"success": "SUCCEEDED", "failed": "FAILED"}.get(run["state"], run["state"].upper())
     if run["state"] == "failed" and any(p == "rollback" and s == "done" for p, s, _ in rows):
         outcome = "FAILED and ROLLED BACK"
@@ -184,15 +226,17 @@ def summary(run: dict, tis: list[dict], approved: list[str], ui_url: str, rollba
         + (" (a smoke-test failure was injected)" if rollback_demo else ""),
         f"Approved by: {', '.join(approved) or 'nobody'} (author: {run['conf'].get('author')})",
         "Phase durations:",
-        *[f"  {p:<{width}}  {s:<9} {seconds.get(p) or 0:6.1f} s" for p, s, _ in rows
-          if s not in ("pending", "skipped", "not run")],
+        *[
+            f"  {p:<{width}}  {s:<9} {seconds.get(p) or 0:6.1f} s"
+            for p, s, _ in rows
+            if s not in ("pending", "skipped", "not run")
+        ],
         "",
         "Look in the UI:",
         f"  this run:          {ui_url}/dags/{DAG_ID}/runs/{run['dag_run_id']}",
         f"  its graph:         {ui_url}/dags/{DAG_ID}/runs/{run['dag_run_id']}?mode=graph",
         f"  approvals:         {ui_url}/required_actions",
-        f"Log in as {ADMIN} / {pw[ADMIN]}; approvers: "
-        + ", ".join(f"{u} / {pw[u]}" for u in APPROVERS),
+        f"Log in as {ADMIN} / {pw[ADMIN]}; approvers: " + ", ".join(f"{u} / {pw[u]}" for u in APPROVERS),
         "The stack keeps running: `make down` stops it.",
         f"Deployments view (releases, canary charts, DORA's four keys): {ui_url}/plugin/deployments",
     ]

@@ -67,8 +67,10 @@ class Api:
     def login(self, username: str, password: str) -> None:
         status, body = self.call("POST", "/auth/token", {"username": username, "password": password})
         if status in (401, 403):
-            raise ClientError(f"Airflow refused the credentials of user {username!r} "
-                              f"(HTTP {status}: {_detail(body)})", EXIT_AUTH)
+            raise ClientError(
+                f"Airflow refused the credentials of user {username!r} (HTTP {status}: {_detail(body)})",
+                EXIT_AUTH,
+            )
         if status not in (200, 201) or not isinstance(body, dict) or "access_token" not in body:
             raise ClientError(f"POST /auth/token answered HTTP {status}: {_detail(body)}", EXIT_API)
         self.token = body["access_token"]
@@ -139,8 +141,9 @@ def wait(api: Api, dag_id: str, run_id: str, timeout: float, poll: float) -> str
     while True:
         status, run = api.call("GET", path)
         if status == 401:
-            raise ClientError("the token expired while waiting (see [api_auth] jwt_expiration_time)",
-                              EXIT_AUTH)
+            raise ClientError(
+                "the token expired while waiting (see [api_auth] jwt_expiration_time)", EXIT_AUTH
+            )
         if status != 200 or not isinstance(run, dict):
             raise ClientError(f"reading the run failed (HTTP {status}: {_detail(run)})", EXIT_API)
         status, tis = api.call("GET", f"{path}/taskInstances?limit=1000")
@@ -159,9 +162,11 @@ def wait(api: Api, dag_id: str, run_id: str, timeout: float, poll: float) -> str
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     env = os.environ.get
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     epilog="Exit status: see the module docstring (0 ok, 1 failed, 2 usage, "
-                                            "3 auth, 4 unreachable, 5 conf refused, 6 timeout, 7 API).")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog="Exit status: see the module docstring (0 ok, 1 failed, 2 usage, "
+        "3 auth, 4 unreachable, 5 conf refused, 6 timeout, 7 API).",
+    )
     parser.add_argument("--url", default=env("AIRFLOW_URL"), help="Airflow API server base URL [AIRFLOW_URL]")
     parser.add_argument("--ui-url", default=env("AIRFLOW_UI_URL"), help="base URL for links (default: --url)")
     parser.add_argument("--username", default=env("AIRFLOW_USERNAME"), help="[AIRFLOW_USERNAME]")
@@ -180,8 +185,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--poll-interval", type=float, default=15.0)
     parser.add_argument("--http-timeout", type=float, default=30.0)
     args = parser.parse_args(argv)
-    missing = [name for name in ("url", "username", "password", "tag", "commit_sha", "author")
-               if not getattr(args, name)]
+    missing = [
+        name
+        for name in ("url", "username", "password", "tag", "commit_sha", "author")
+        if not getattr(args, name)
+    ]
     if missing:
         parser.error("missing " + ", ".join("--" + m.replace("_", "-") for m in missing))
     return args

@@ -30,13 +30,17 @@ SANDBOX_PORTS = 9  # B+0 AWS ... B+7 control API, B+8 PagerDuty (include/sandbox
 SECRETS_FILE = STATE / "secrets.env"
 SECRET_SETTINGS = ("AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__API__SECRET_KEY", "AIRFLOW__CORE__FERNET_KEY")
 # Written once, readable by the container user only; the API's JWT secret doubles as its secret key.
-_PRINT_SECRETS = "; ".join([
-    "import base64, os, secrets",
-    "jwt = secrets.token_hex(32)",
-    "fernet = base64.urlsafe_b64encode(os.urandom(32)).decode()",
-    *(f"print('{name}=' + {value})"
-      for name, value in zip(SECRET_SETTINGS, ("jwt", "jwt", "fernet"), strict=True)),
-])
+_PRINT_SECRETS = "; ".join(
+    [
+        "import base64, os, secrets",
+        "jwt = secrets.token_hex(32)",
+        "fernet = base64.urlsafe_b64encode(os.urandom(32)).decode()",
+        *(
+            f"print('{name}=' + {value})"
+            for name, value in zip(SECRET_SETTINGS, ("jwt", "jwt", "fernet"), strict=True)
+        ),
+    ]
+)
 GENERATE_SECRETS = (
     f'umask 077 && {{ test -s {SECRETS_FILE} || python -c "{_PRINT_SECRETS}" > {SECRETS_FILE}; }}'
 )
@@ -71,8 +75,7 @@ def compose_stack() -> Stack:
 
 def _airflow_service(stack: Stack, command: list[str], **extra: Any) -> dict[str, Any]:
     # Secrets and connections come from files in the shared volume.
-    entry = (f"set -a && . {SECRETS_FILE} && . {SANDBOX_STATE}/connections.env && set +a "
-             "&& exec airflow \"$@\"")
+    entry = f'set -a && . {SECRETS_FILE} && . {SANDBOX_STATE}/connections.env && set +a && exec airflow "$@"'
     return {
         "image": IMAGE,
         "environment": _settings(stack),
@@ -106,8 +109,11 @@ def render() -> dict[str, Any]:
     services: dict[str, Any] = {
         "postgres": {
             "image": "postgres:16",
-            "environment": {"POSTGRES_USER": "airflow", "POSTGRES_PASSWORD": "airflow",
-                            "POSTGRES_DB": "airflow"},
+            "environment": {
+                "POSTGRES_USER": "airflow",
+                "POSTGRES_PASSWORD": "airflow",
+                "POSTGRES_DB": "airflow",
+            },
             "volumes": ["postgres-db:/var/lib/postgresql/data"],
             "healthcheck": {"test": ["CMD", "pg_isready", "-U", "airflow"], "interval": "5s", "retries": 10},
             "restart": "unless-stopped",
@@ -120,17 +126,32 @@ def render() -> dict[str, Any]:
         "sandbox": {
             "image": IMAGE,
             "build": {"context": ".", "dockerfile": "include/airflow_stack/Dockerfile"},
-            "environment": {"PYTHONPATH": settings["PYTHONPATH"],
-                            "DEPLOYMENT_CONFIG": stack.deployment_config},
+            "environment": {
+                "PYTHONPATH": settings["PYTHONPATH"],
+                "DEPLOYMENT_CONFIG": stack.deployment_config,
+            },
             "volumes": _mounts(),
             "entrypoint": ["python", "-m", "sandbox"],
-            "command": ["run", "--base-port", str(SANDBOX_BASE_PORT), "--state-dir", str(SANDBOX_STATE),
-                        "--host", "0.0.0.0", "--public-host", "sandbox"],
+            "command": [
+                "run",
+                "--base-port",
+                str(SANDBOX_BASE_PORT),
+                "--state-dir",
+                str(SANDBOX_STATE),
+                "--host",
+                "0.0.0.0",
+                "--public-host",
+                "sandbox",
+            ],
             "ports": [f"{LOCAL}:{sandbox_ports}:{sandbox_ports}"],
             "healthcheck": {
-                "test": ["CMD-SHELL", f"test -f {SANDBOX_STATE}/connections.env && "
-                                      f"curl --fail http://localhost:{SANDBOX_BASE_PORT + 7}/health"],
-                "interval": "5s", "retries": 20,
+                "test": [
+                    "CMD-SHELL",
+                    f"test -f {SANDBOX_STATE}/connections.env && "
+                    f"curl --fail http://localhost:{SANDBOX_BASE_PORT + 7}/health",
+                ],
+                "interval": "5s",
+                "retries": 20,
             },
             "restart": "unless-stopped",
         },
@@ -138,23 +159,36 @@ def render() -> dict[str, Any]:
             "image": IMAGE,
             "environment": dict(settings),
             "volumes": _mounts(),
-            "entrypoint": ["bash", "-c", f"{GENERATE_SECRETS} && set -a && . {SECRETS_FILE} && set +a "
-                           "&& exec python -m airflow_stack \"$@\"", "airflow_stack"],
+            "entrypoint": [
+                "bash",
+                "-c",
+                f"{GENERATE_SECRETS} && set -a && . {SECRETS_FILE} && set +a "
+                '&& exec python -m airflow_stack "$@"',
+                "airflow_stack",
+            ],
             "command": ["init"],
             "depends_on": {"postgres": {"condition": "service_healthy"}},
         },
         "airflow-apiserver": _airflow_service(
-            stack, commands["api-server"], ports=[f"{LOCAL}:8080:8080"],
-            healthcheck={"test": ["CMD", "curl", "--fail", "http://localhost:8080/api/v2/monitor/health"],
-                         "interval": "10s", "retries": 10},
+            stack,
+            commands["api-server"],
+            ports=[f"{LOCAL}:8080:8080"],
+            healthcheck={
+                "test": ["CMD", "curl", "--fail", "http://localhost:8080/api/v2/monitor/health"],
+                "interval": "10s",
+                "retries": 10,
+            },
         ),
     }
     for name in ("scheduler", "dag-processor", "triggerer", "celery-worker"):
         services[f"airflow-{name}"] = _airflow_service(stack, commands[name])
     services["airflow-celery-worker"]["depends_on"]["redis"] = {"condition": "service_healthy"}
     services["airflow-scheduler"]["depends_on"]["redis"] = {"condition": "service_healthy"}
-    return {"name": "airflow-production-deployments", "services": services,
-            "volumes": {"postgres-db": {}, "airflow-state": {}}}
+    return {
+        "name": "airflow-production-deployments",
+        "services": services,
+        "volumes": {"postgres-db": {}, "airflow-state": {}},
+    }
 
 
 def render_text() -> str:

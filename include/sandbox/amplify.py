@@ -332,7 +332,6 @@ class AmplifyEmulator:
         except Exception:
             raise bad_request(f"commit {commit_id} is not in the app's repository") from None
 
-
     def _app(self, app_id: str) -> App:
         try:
             return self._apps[app_id]

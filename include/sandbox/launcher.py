@@ -294,8 +294,11 @@ class Sandbox:
                 "extra": {"disable_ssl": True, "disable_tls": True, "from_email": notes.email_from},
             },
             ids.statuspage: {**http, "host": self.endpoints["statuspage"], "password": STATUSPAGE_KEY},
-            ids.pagerduty: {"conn_type": "pagerduty_events", "host": self.endpoints["pagerduty"],
-                            "password": PAGERDUTY_ROUTING_KEY},
+            ids.pagerduty: {
+                "conn_type": "pagerduty_events",
+                "host": self.endpoints["pagerduty"],
+                "password": PAGERDUTY_ROUTING_KEY,
+            },
             ids.app_blue: {**http, "host": self.endpoints["app_blue"], **SMOKE_ACCOUNT},
             ids.app_green: {**http, "host": self.endpoints["app_green"], **SMOKE_ACCOUNT},
             **({ids.front_door: {**http, "host": self.endpoints["frontdoor"]}} if ids.front_door else {}),

@@ -41,8 +41,13 @@ SUMMARY_LIMIT = 1024
 class PagerDutyEvents:
     """The WSGI app; ``recorder`` holds one entry per accepted event."""
 
-    def __init__(self, routing_keys: Iterable[str] = (), *, faults: Faults | None = None,
-                 recorder: Recorder | None = None) -> None:
+    def __init__(
+        self,
+        routing_keys: Iterable[str] = (),
+        *,
+        faults: Faults | None = None,
+        recorder: Recorder | None = None,
+    ) -> None:
         self.faults = faults or Faults()
         self.recorder = recorder if recorder is not None else Recorder()
         self.routing_keys = set(routing_keys)
@@ -76,8 +81,13 @@ class PagerDutyEvents:
         dedup_key = event.get("dedup_key") or uuid.uuid4().hex
         with self._lock:
             self._alerts[dedup_key] = STATES[event["event_action"]]
-        self.recorder.record(routing_key=event["routing_key"], event_action=event["event_action"],
-                             dedup_key=dedup_key, payload=event.get("payload"), links=event.get("links"))
+        self.recorder.record(
+            routing_key=event["routing_key"],
+            event_action=event["event_action"],
+            dedup_key=dedup_key,
+            payload=event.get("payload"),
+            links=event.get("links"),
+        )
         return _json({"status": "success", "message": "Event processed", "dedup_key": dedup_key}, 202)
 
     def _errors(self, event: dict[str, Any]) -> list[str]:

@@ -140,7 +140,9 @@ def verify_build(cfg: DeploymentConfig, commit_sha: str, version: str, s3: Any =
     entries = [manifest.get("template") or {}, *(manifest.get("objects") or [])]
     for entry in entries:
         if not str(entry.get("key", "")).startswith(prefix):
-            raise ArtifactError(f"the manifest {where} lists {entry.get('key')!r}, outside s3://{bucket}/{prefix}")
+            raise ArtifactError(
+                f"the manifest {where} lists {entry.get('key')!r}, outside s3://{bucket}/{prefix}"
+            )
     template_bytes, template = _check_object(s3, bucket, entries[0])
     objects = [_check_object(s3, bucket, entry)[1] for entry in entries[1:]]
     listed = {o["key"] for o in objects}
@@ -201,8 +203,11 @@ def build_of_template(
     """
     prefix = cfg.artifacts.builds_prefix.strip("/") + "/"
     uris = template_code_uris(template_body)
-    commits = {key.removeprefix(prefix).split("/", 1)[0] for bucket, key in uris
-               if bucket == cfg.artifacts.bucket and str(key).startswith(prefix)}
+    commits = {
+        key.removeprefix(prefix).split("/", 1)[0]
+        for bucket, key in uris
+        if bucket == cfg.artifacts.bucket and str(key).startswith(prefix)
+    }
     if len(commits) != 1 or len(uris) == 0:
         raise ArtifactError(
             f"the template's code objects {[f's3://{b}/{k}' for b, k in uris]} are not one build's "

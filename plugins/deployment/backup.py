@@ -145,8 +145,9 @@ def _latest_succeeded_job(amplify: Any, app_id: str, branch: str) -> dict[str, A
         kwargs["nextToken"] = page["nextToken"]
 
 
-def tag_live_amplify(cfg: DeploymentConfig, version: str, run_id: str, ledger: Ledger | None = None
-                     ) -> dict[str, Any]:
+def tag_live_amplify(
+    cfg: DeploymentConfig, version: str, run_id: str, ledger: Ledger | None = None
+) -> dict[str, Any]:
     """Tag the live colour's branch with the release, the backup id and its last good job.
 
     With ``ledger``, what was found is kept as ``backup-amplify`` and a rerun returns it

@@ -55,8 +55,9 @@ def _parse(value: Any) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def phase_durations(started_at: datetime, boundaries: dict[str, dict[str, datetime | None]],
-                    end: datetime) -> dict[str, Any]:
+def phase_durations(
+    started_at: datetime, boundaries: dict[str, dict[str, datetime | None]], end: datetime
+) -> dict[str, Any]:
     """Durations in seconds from each section's ``{"started": ..., "ended": ...}`` times.
 
     A phase without a section (never ran, or skipped) has no duration and does not move
@@ -71,11 +72,17 @@ def phase_durations(started_at: datetime, boundaries: dict[str, dict[str, dateti
             continue
         start = times.get("started") or previous_end
         ended = times["ended"]
-        phases[phase] = {"started_at": start.isoformat(), "ended_at": ended.isoformat(),
-                         "seconds": round(max((ended - start).total_seconds(), 0.0), 3)}
+        phases[phase] = {
+            "started_at": start.isoformat(),
+            "ended_at": ended.isoformat(),
+            "seconds": round(max((ended - start).total_seconds(), 0.0), 3),
+        }
         previous_end = ended
-    phases["total"] = {"started_at": started_at.isoformat(), "ended_at": end.isoformat(),
-                       "seconds": round(max((end - started_at).total_seconds(), 0.0), 3)}
+    phases["total"] = {
+        "started_at": started_at.isoformat(),
+        "ended_at": end.isoformat(),
+        "seconds": round(max((end - started_at).total_seconds(), 0.0), 3),
+    }
     return phases
 
 
@@ -109,11 +116,18 @@ def measure(cfg: DeploymentConfig, ledger: Ledger, end: datetime | None = None) 
 
 
 def metric_data(cfg: DeploymentConfig, phases: dict[str, Any], timestamp: datetime) -> list[dict[str, Any]]:
-    dimensions = [{"Name": "Application", "Value": cfg.application},
-                  {"Name": "Environment", "Value": cfg.environment}]
+    dimensions = [
+        {"Name": "Application", "Value": cfg.application},
+        {"Name": "Environment", "Value": cfg.environment},
+    ]
     return [
-        {"MetricName": METRIC_NAMES[phase], "Dimensions": dimensions, "Timestamp": timestamp,
-         "Value": value["seconds"], "Unit": "Seconds"}
+        {
+            "MetricName": METRIC_NAMES[phase],
+            "Dimensions": dimensions,
+            "Timestamp": timestamp,
+            "Value": value["seconds"],
+            "Unit": "Seconds",
+        }
         for phase, value in phases.items()
         if value is not None
     ]

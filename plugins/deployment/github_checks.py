@@ -114,15 +114,17 @@ def check_tags(cfg: DeploymentConfig, version: str, commit_sha: str) -> dict[str
         tags = {rc: tag_commit(repository, rc), version: tag_commit(repository, version)}
     except GithubException as err:
         detail = (
-            f"could not read the tags {rc!r} and {version!r} of {cfg.github.repository}: "
-            f"{_github_error(err)}"
+            f"could not read the tags {rc!r} and {version!r} of {cfg.github.repository}: {_github_error(err)}"
         )
         return {**result, "ok": False, "detail": detail}
     result["tags"] = tags
     if tags[rc] is None:
         return {**result, "ok": False, "detail": f"tag {rc!r} does not exist in {cfg.github.repository}"}
-    wrong = [f"tag {tag!r} points at {sha}, not at commit_sha {commit_sha}"
-             for tag, sha in tags.items() if sha is not None and sha != commit_sha]
+    wrong = [
+        f"tag {tag!r} points at {sha}, not at commit_sha {commit_sha}"
+        for tag, sha in tags.items()
+        if sha is not None and sha != commit_sha
+    ]
     if wrong:
         return {**result, "ok": False, "detail": "; ".join(wrong)}
     found = " and ".join(repr(tag) for tag, sha in tags.items() if sha)
@@ -135,15 +137,21 @@ def check_staging_build(cfg: DeploymentConfig, commit_sha: str, build: dict[str,
     run_id = (build.get("staging_run") or {}).get("run_id")
     result: dict[str, Any] = {"check": "staging_build", "workflow": workflow, "run_id": run_id}
     if not isinstance(run_id, int):
-        return {**result, "ok": False,
-                "detail": f"the manifest {build['manifest_key']} names no staging run: "
-                          f"it was not published by {workflow}"}
+        return {
+            **result,
+            "ok": False,
+            "detail": f"the manifest {build['manifest_key']} names no staging run: "
+            f"it was not published by {workflow}",
+        }
     try:
         run = _repository(cfg).get_workflow_run(run_id)
         facts = {"head_sha": run.head_sha, "path": run.path, "conclusion": run.conclusion}
     except GithubException as err:
-        return {**result, "ok": False,
-                "detail": f"could not read staging run {run_id} named by the manifest: {_github_error(err)}"}
+        return {
+            **result,
+            "ok": False,
+            "detail": f"could not read staging run {run_id} named by the manifest: {_github_error(err)}",
+        }
     problems = []
     if facts["head_sha"] != commit_sha:
         problems.append(f"it ran on commit {facts['head_sha']}, not {commit_sha}")

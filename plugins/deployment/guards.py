@@ -57,8 +57,9 @@ def production_state(cfg: DeploymentConfig) -> dict[str, Any]:
     }
 
 
-def differences_from_backup(cfg: DeploymentConfig, record: dict[str, Any],
-                            state: dict[str, Any]) -> list[str]:
+def differences_from_backup(
+    cfg: DeploymentConfig, record: dict[str, Any], state: dict[str, Any]
+) -> list[str]:
     """How production (``state``) differs from the backup and from the plan the approvers saw."""
     from deployment.rollback import backup_live_colour, backup_version
     from deployment.router import full
@@ -74,8 +75,10 @@ def differences_from_backup(cfg: DeploymentConfig, record: dict[str, Any],
         differences.append(f"the stack runs {state['version']}, the backup holds {version}")
     approved = (record.get("plan") or {}).get("release") or {}
     if approved.get("previous_version") and approved["previous_version"] != version:
-        differences.append(f"the approved plan was made against {approved['previous_version']}, "
-                           f"production ran {version} when the backup was taken")
+        differences.append(
+            f"the approved plan was made against {approved['previous_version']}, "
+            f"production ran {version} when the backup was taken"
+        )
     if approved.get("live_colour") and colour and approved["live_colour"] != colour:
         differences.append(f"the approved plan found {approved['live_colour']} live, the backup {colour}")
     return differences
@@ -92,7 +95,8 @@ def open_attempt(cfg: DeploymentConfig, ledger: Ledger, attempt_id: int) -> dict
     differences = differences_from_backup(cfg, ledger.record(), state)
     if differences:
         raise ProductionChanged(
-            "production changed since the backup or the approved plan: " + "; ".join(differences)
+            "production changed since the backup or the approved plan: "
+            + "; ".join(differences)
             + ". Nothing was deployed. Trigger a new release (roll back first if production is half-changed)."
         )
     attempt = {"id": attempt_id, "opened_at": now_iso(), "production": state}
@@ -124,8 +128,9 @@ def release_problems(cfg: DeploymentConfig, ledger: Ledger) -> list[str]:
     if target is None:
         problems.append("the record names no target colour: deploy_frontend has not run")
     elif state["weights"] != full(target):
-        problems.append(f"traffic is {state['weights']}, not all on {target} "
-                        f"where {ledger.version} was deployed")
+        problems.append(
+            f"traffic is {state['weights']}, not all on {target} where {ledger.version} was deployed"
+        )
     if state["version"] != ledger.version:
         problems.append(f"the stack runs {state['version']}, not {ledger.version}")
     elif state["stack_status"] not in STACK_RUNNING_OK:

@@ -138,8 +138,9 @@ def _ref_exists(repo, tag: str) -> bool:
     return True
 
 
-def release_notes(cfg: DeploymentConfig, conf: dict[str, Any], previous: str | None,
-                  approvals: Any = None) -> dict[str, Any]:
+def release_notes(
+    cfg: DeploymentConfig, conf: dict[str, Any], previous: str | None, approvals: Any = None
+) -> dict[str, Any]:
     """Markdown release notes from GitHub's compare of ``previous``...this release."""
     repo = _repo(cfg)
     version = conf["version"]
@@ -164,8 +165,13 @@ def release_notes(cfg: DeploymentConfig, conf: dict[str, Any], previous: str | N
         approvers=_approvers(approvals),
         emergency=active_flags(conf.get("emergency") or {}),
     )
-    return {"previous_version": previous, "head": head, "commits": len(commits),
-            "compare_url": compare_url, "markdown": markdown}
+    return {
+        "previous_version": previous,
+        "head": head,
+        "commits": len(commits),
+        "compare_url": compare_url,
+        "markdown": markdown,
+    }
 
 
 def publish_github_release(
@@ -179,7 +185,11 @@ def publish_github_release(
         release = repo.get_release(version)
     except UnknownObjectException:
         release = repo.create_git_release(
-            version, name=version, message=notes, draft=False, prerelease=False,
+            version,
+            name=version,
+            message=notes,
+            draft=False,
+            prerelease=False,
             target_commitish=commit_sha,
         )
         action = "created"
@@ -249,8 +259,12 @@ class StatusPage:
             raise NotificationError(f"connection {self.conn_id!r} has no API key (password)")
         headers = {"Authorization": f"OAuth {key}", "Content-Type": "application/json"}
         try:
-            response = hook.run(f"/v1/pages/{self.page}/{endpoint}", json=body, headers=headers,
-                                extra_options={"check_response": False})
+            response = hook.run(
+                f"/v1/pages/{self.page}/{endpoint}",
+                json=body,
+                headers=headers,
+                extra_options={"check_response": False},
+            )
         except Exception as err:
             raise NotificationError(f"status page {self.conn_id!r} unreachable: {err}") from err
         if response.status_code >= 300:
@@ -264,24 +278,34 @@ class StatusPage:
         component = self._call("PATCH", f"components/{self.component}", {"component": {"status": status}})
         return {"component": self.component, "status": component["status"]}
 
-    def open_or_update_incident(self, name: str, status: str, body: str, component_status: str,
-                                incident_id: str | None = None) -> dict[str, Any]:
+    def open_or_update_incident(
+        self, name: str, status: str, body: str, component_status: str, incident_id: str | None = None
+    ) -> dict[str, Any]:
         """Open the incident ``name``, or update it when it (or ``incident_id``) is already open."""
         if incident_id is None:
             for incident in self._call("GET", "incidents/unresolved"):
                 if incident["name"] == name:
                     incident_id = incident["id"]
                     break
-        spec = {"name": name, "status": status, "body": body, "component_ids": [self.component],
-                "components": {self.component: component_status}}
+        spec = {
+            "name": name,
+            "status": status,
+            "body": body,
+            "component_ids": [self.component],
+            "components": {self.component: component_status},
+        }
         if incident_id is None:
             incident = self._call("POST", "incidents", {"incident": spec})
             action = "opened"
         else:
             incident = self._call("PATCH", f"incidents/{incident_id}", {"incident": spec})
             action = "updated"
-        return {"action": action, "incident_id": incident["id"], "status": incident["status"],
-                "component_status": component_status}
+        return {
+            "action": action,
+            "incident_id": incident["id"],
+            "status": incident["status"],
+            "component_status": component_status,
+        }
 
 
 # -------------------------------------------------------------- message values
@@ -308,8 +332,13 @@ def emergency_text(cfg: DeploymentConfig, conf: dict[str, Any], dag_id: str) -> 
     active = active_flags(conf.get("emergency") or {})
     if not active:
         return None
-    return render("slack_emergency.md.j2", conf=conf, emergency=active, cfg=cfg,
-                  url=run_url(cfg, dag_id, conf["run_id"]))
+    return render(
+        "slack_emergency.md.j2",
+        conf=conf,
+        emergency=active,
+        cfg=cfg,
+        url=run_url(cfg, dag_id, conf["run_id"]),
+    )
 
 
 # ------------------------------------------------------------ approval needed
@@ -326,13 +355,29 @@ def required_actions_url(cfg: DeploymentConfig, dag_id: str, run_id: str, task_i
     return f"{run_url(cfg, dag_id, run_id)}/tasks/{task_id}/required_actions?map_index=-1"
 
 
-def approval_needed(cfg: DeploymentConfig, ledger: Ledger, *, version: str, task_id: str, key: str,
-                    assigned: list[str], deadline: str, link: str, run_id: str,
-                    reminder: bool = False) -> dict[str, Any]:
+def approval_needed(
+    cfg: DeploymentConfig,
+    ledger: Ledger,
+    *,
+    version: str,
+    task_id: str,
+    key: str,
+    assigned: list[str],
+    deadline: str,
+    link: str,
+    run_id: str,
+    reminder: bool = False,
+) -> dict[str, Any]:
     """Tell the assigned approvers (Slack mention, email) that an approval waits; once per ``key``."""
     mentions, emails = approver_contacts(cfg, assigned)
-    values = {"cfg": cfg, "version": version, "assigned": assigned, "deadline": deadline, "link": link,
-              "reminder": reminder}
+    values = {
+        "cfg": cfg,
+        "version": version,
+        "assigned": assigned,
+        "deadline": deadline,
+        "link": link,
+        "reminder": reminder,
+    }
     text = render("slack_approval_needed.md.j2", mentions=" ".join(mentions), **values)
     section = f"notifications.approval_needed.{task_id}.{key}"
     slack = send_once(ledger, f"{section}.slack", lambda: send_slack(cfg.connections.slack_team, text))
@@ -359,8 +404,9 @@ def failure_cause(failed: list[str], approvals: dict[str, Any] | None) -> str:
 PAGERDUTY_API = "https://events.pagerduty.com"
 
 
-def page_oncall(cfg: DeploymentConfig, summary: str, dedup_key: str, details: dict[str, Any],
-                links: list[dict[str, str]]) -> dict[str, Any]:
+def page_oncall(
+    cfg: DeploymentConfig, summary: str, dedup_key: str, details: dict[str, Any], links: list[dict[str, str]]
+) -> dict[str, Any]:
     """Trigger a critical PagerDuty alert (Events API v2) through the ``pagerduty`` connection.
 
     The provider's hook reads the routing key (the connection's password) and shapes the
@@ -373,10 +419,22 @@ def page_oncall(cfg: DeploymentConfig, summary: str, dedup_key: str, details: di
 
     conn_id = cfg.connections.pagerduty
     events = PagerdutyEventsHook(pagerduty_events_conn_id=conn_id)
-    event = {"routing_key": events.integration_key, **prepare_event_data(
-        summary=summary[:1024], severity="critical", source=cfg.application, group=cfg.environment,
-        component="release", class_type="rollback", action="trigger", dedup_key=dedup_key,
-        custom_details=details, links=links, action_key_name="event_action")}
+    event = {
+        "routing_key": events.integration_key,
+        **prepare_event_data(
+            summary=summary[:1024],
+            severity="critical",
+            source=cfg.application,
+            group=cfg.environment,
+            component="release",
+            class_type="rollback",
+            action="trigger",
+            dedup_key=dedup_key,
+            custom_details=details,
+            links=links,
+            action_key_name="event_action",
+        ),
+    }
     hook = HttpHook(method="POST", http_conn_id=conn_id)
     if not hook.get_connection(conn_id).host:
         raise NotificationError(f"connection {conn_id!r} has no host: set it to {PAGERDUTY_API}")
@@ -385,8 +443,9 @@ def page_oncall(cfg: DeploymentConfig, summary: str, dedup_key: str, details: di
     except Exception as err:
         raise NotificationError(f"PagerDuty {conn_id!r} unreachable: {err}") from err
     if response.status_code != 202:
-        raise NotificationError(f"PagerDuty {conn_id!r} refused the page: {response.status_code} "
-                                f"{response.text[:300]}")
+        raise NotificationError(
+            f"PagerDuty {conn_id!r} refused the page: {response.status_code} {response.text[:300]}"
+        )
     return {"dedup_key": response.json()["dedup_key"], "severity": "critical"}
 
 
@@ -398,8 +457,12 @@ def rollback_page(cfg: DeploymentConfig, values: dict[str, Any]) -> dict[str, An
         cfg,
         summary=f"{cfg.application} {values['version']} {state} in {cfg.environment}",
         dedup_key=f"{cfg.application}/{cfg.environment}/{values['run_id']}",
-        details={"failed_tasks": summary_.get("failed_tasks"), "undone": summary_.get("undone"),
-                 "not_undone": summary_.get("not_undone"), "failed_checks": summary_.get("failed_checks"),
-                 "version_now": summary_.get("previous_version")},
+        details={
+            "failed_tasks": summary_.get("failed_tasks"),
+            "undone": summary_.get("undone"),
+            "not_undone": summary_.get("not_undone"),
+            "failed_checks": summary_.get("failed_checks"),
+            "version_now": summary_.get("previous_version"),
+        },
         links=[{"href": values["url"], "text": "Airflow run"}],
     )

@@ -36,8 +36,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 COLOURS = ("blue", "green")
-STACK_SETTLED_OK = {"UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE", "CREATE_COMPLETE", "IMPORT_COMPLETE",
-                    "IMPORT_ROLLBACK_COMPLETE"}
+STACK_SETTLED_OK = {
+    "UPDATE_COMPLETE",
+    "UPDATE_ROLLBACK_COMPLETE",
+    "CREATE_COMPLETE",
+    "IMPORT_COMPLETE",
+    "IMPORT_ROLLBACK_COMPLETE",
+}
 AMPLIFY_IN_FLIGHT = {"CREATED", "PENDING", "PROVISIONING", "RUNNING"}
 MASKED = "****"
 
@@ -100,8 +105,9 @@ def load_backed_up_stack(cfg: DeploymentConfig, backup: dict[str, Any]) -> dict[
 
 
 # ---------------------------------------------------------------------- the plan
-def plan_from_record(cfg: DeploymentConfig, record: dict[str, Any],
-                     live: dict[str, Any] | None = None) -> dict[str, Any]:
+def plan_from_record(
+    cfg: DeploymentConfig, record: dict[str, Any], live: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """What to undo, decided from the deployment record and from what is live now.
 
     ``live`` (:func:`live_differences`) is production as it is when the plan is made:
@@ -198,10 +204,15 @@ def restore_traffic(cfg: DeploymentConfig, stable: Colour, *, wait_seconds: floa
     after = router.weights()
     if after != wanted:
         raise RollbackError(f"traffic weights are {after} after setting {wanted}")
-    return {"before": before, "after": after, "change_id": change.change_id if change else None,
-            "changed": change is not None, "insync": insync,
-            "routing_change": change.to_dict() if change else None,
-            "restored_at": datetime.now(UTC).isoformat()}
+    return {
+        "before": before,
+        "after": after,
+        "change_id": change.change_id if change else None,
+        "changed": change is not None,
+        "insync": insync,
+        "routing_change": change.to_dict() if change else None,
+        "restored_at": datetime.now(UTC).isoformat(),
+    }
 
 
 # --------------------------------------------------------------------- 2. stack
@@ -268,13 +279,16 @@ def _unsafe_changes(cfg: DeploymentConfig, changes: list[dict[str, Any]]) -> lis
         if change["resource_type"] not in stateful:
             continue
         if change["action"] == "Remove" or change.get("replacement") in ("True", "Conditional"):
-            unsafe.append(f"{change['logical_id']} ({change['resource_type']}): {change['action']}"
-                          f"{' with replacement' if change['action'] == 'Modify' else ''}")
+            unsafe.append(
+                f"{change['logical_id']} ({change['resource_type']}): {change['action']}"
+                f"{' with replacement' if change['action'] == 'Modify' else ''}"
+            )
     return unsafe
 
 
-def settle_stack(cfg: DeploymentConfig, cfn: Any, *, timeout: float, poll: float,
-                 own_update: bool = False) -> tuple[str, list[str]]:
+def settle_stack(
+    cfg: DeploymentConfig, cfn: Any, *, timeout: float, poll: float, own_update: bool = False
+) -> tuple[str, list[str]]:
     """Bring an update in flight to rest: cancel it, or resume a failed rollback; (status, actions).
 
     ``own_update``: the update in progress is this rollback's own redeploy (an earlier
@@ -310,9 +324,16 @@ def settle_stack(cfg: DeploymentConfig, cfn: Any, *, timeout: float, poll: float
     return status, actions
 
 
-def restore_stack(cfg: DeploymentConfig, backup: dict[str, Any], run_id: str, *,
-                  timeout: float | None = None, poll: float = 5.0, attempt: int = 1,
-                  ledger: Ledger | None = None) -> dict[str, Any]:
+def restore_stack(
+    cfg: DeploymentConfig,
+    backup: dict[str, Any],
+    run_id: str,
+    *,
+    timeout: float | None = None,
+    poll: float = 5.0,
+    attempt: int = 1,
+    ledger: Ledger | None = None,
+) -> dict[str, Any]:
     """Bring the stack back to the backed-up template and parameters; safe to rerun in any state.
 
     The change set executed is noted in ``rollback.stack-execution`` before it runs, so a
@@ -329,16 +350,23 @@ def restore_stack(cfg: DeploymentConfig, backup: dict[str, Any], run_id: str, *,
     own = executing.get("attempt") == attempt
     status, actions = settle_stack(cfg, cfn, timeout=timeout, poll=poll, own_update=own)
     differences = stack_differences(cf.live_stack(cfg, cfn), backed_up)
-    result: dict[str, Any] = {"status_before": status, "actions": actions, "differences_found": differences,
-                              "change_set": None}
+    result: dict[str, Any] = {
+        "status_before": status,
+        "actions": actions,
+        "differences_found": differences,
+        "change_set": None,
+    }
     if not differences:
         actions.append("the stack equals the backup: nothing to redeploy")
         return {**result, "status": status, "redeployed": False}
 
     base = cf.change_set_name(backup_version(cfg, backup) or "previous", run_id, f"rollback-a{attempt}")
     change_set, described = _usable_change_set(cfg, cfn, base, backed_up, timeout, poll)
-    result["change_set"] = {"name": change_set, "id": described.get("ChangeSetId"),
-                            "changes": cf.summarize(described.get("Changes", []))}
+    result["change_set"] = {
+        "name": change_set,
+        "id": described.get("ChangeSetId"),
+        "changes": cf.summarize(described.get("Changes", [])),
+    }
     if described.get("NoResourceChanges"):
         # No resource changes, yet the parameters differ: update them in place.
         _update_parameters(cfg, cfn, backed_up, actions)
@@ -350,8 +378,10 @@ def restore_stack(cfg: DeploymentConfig, backup: dict[str, Any], run_id: str, *,
                 "not executed, to keep their data. Review it in the console and restore by hand."
             )
         if ledger is not None:
-            ledger.write(EXECUTION_SECTION, {"attempt": attempt, "change_set": change_set,
-                                             "executed_at": datetime.now(UTC).isoformat()})
+            ledger.write(
+                EXECUTION_SECTION,
+                {"attempt": attempt, "change_set": change_set, "executed_at": datetime.now(UTC).isoformat()},
+            )
         cfn.execute_change_set(StackName=name, ChangeSetName=change_set)
         actions.append(f"execute_change_set {change_set}: the backed-up template and parameters")
     status = wait_stack(cfn, name, timeout, poll)
@@ -368,16 +398,19 @@ SPENT = {"EXECUTE_IN_PROGRESS", "EXECUTE_COMPLETE", "EXECUTE_FAILED", "OBSOLETE"
 MAX_CHANGE_SETS = 5
 
 
-def _usable_change_set(cfg: DeploymentConfig, cfn: Any, base: str, backed_up: dict[str, Any],
-                       timeout: float, poll: float) -> tuple[str, dict[str, Any]]:
+def _usable_change_set(
+    cfg: DeploymentConfig, cfn: Any, base: str, backed_up: dict[str, Any], timeout: float, poll: float
+) -> tuple[str, dict[str, Any]]:
     """The first of ``base``, ``base-2``, ... that is not spent, created and described."""
     for number in range(1, MAX_CHANGE_SETS + 1):
         name = base if number == 1 else f"{base}-{number}"
         described = _ensure_rollback_change_set(cfg, cfn, name, backed_up, timeout, poll)
         if described.get("NoResourceChanges") or described.get("ExecutionStatus") not in SPENT:
             return name, described
-    raise RollbackError(f"{MAX_CHANGE_SETS} rollback change sets ({base}...) are spent and the stack still "
-                        "differs from the backup; restore it by hand")
+    raise RollbackError(
+        f"{MAX_CHANGE_SETS} rollback change sets ({base}...) are spent and the stack still "
+        "differs from the backup; restore it by hand"
+    )
 
 
 def _update_parameters(
@@ -388,9 +421,12 @@ def _update_parameters(
     from deployment.cloudformation import NO_CHANGES_MARKERS
 
     try:
-        cfn.update_stack(StackName=cfg.stack.name, TemplateBody=backed_up["template_body"],
-                         Parameters=_parameter_list(backed_up["parameters"]),
-                         Capabilities=list(cfg.stack.capabilities))
+        cfn.update_stack(
+            StackName=cfg.stack.name,
+            TemplateBody=backed_up["template_body"],
+            Parameters=_parameter_list(backed_up["parameters"]),
+            Capabilities=list(cfg.stack.capabilities),
+        )
         actions.append("update_stack: the change set had no resource changes; parameters set back in place")
     except ClientError as err:
         if not any(marker in str(err) for marker in NO_CHANGES_MARKERS):
@@ -407,8 +443,9 @@ def _parameter_list(parameters: dict[str, str]) -> list[dict[str, Any]]:
     ]
 
 
-def _ensure_rollback_change_set(cfg: DeploymentConfig, cfn: Any, name: str, backed_up: dict[str, Any],
-                                timeout: float, poll: float) -> dict[str, Any]:
+def _ensure_rollback_change_set(
+    cfg: DeploymentConfig, cfn: Any, name: str, backed_up: dict[str, Any], timeout: float, poll: float
+) -> dict[str, Any]:
     """This run's rollback change set, created if missing; waits until it is described."""
     from botocore.exceptions import ClientError
 
@@ -431,12 +468,19 @@ def _ensure_rollback_change_set(cfg: DeploymentConfig, cfn: Any, name: str, back
     if described is None:
         body = backed_up["template_body"]
         if len(body.encode()) > MAX_TEMPLATE_BODY:
-            raise RollbackError(f"the backed-up template is over {MAX_TEMPLATE_BODY} bytes; "
-                                "redeploy it from its S3 copy by hand")
-        cfn.create_change_set(StackName=stack, ChangeSetName=name, ChangeSetType="UPDATE",
-                              TemplateBody=body, Parameters=_parameter_list(backed_up["parameters"]),
-                              Capabilities=list(cfg.stack.capabilities),
-                              Description="rollback to the backed-up template and parameters")
+            raise RollbackError(
+                f"the backed-up template is over {MAX_TEMPLATE_BODY} bytes; "
+                "redeploy it from its S3 copy by hand"
+            )
+        cfn.create_change_set(
+            StackName=stack,
+            ChangeSetName=name,
+            ChangeSetType="UPDATE",
+            TemplateBody=body,
+            Parameters=_parameter_list(backed_up["parameters"]),
+            Capabilities=list(cfg.stack.capabilities),
+            Description="rollback to the backed-up template and parameters",
+        )
     deadline = time.monotonic() + timeout
     while True:
         described = describe() or {}
@@ -453,8 +497,9 @@ def _ensure_rollback_change_set(cfg: DeploymentConfig, cfn: Any, name: str, back
 
 
 # ------------------------------------------------------------------ 3. frontend
-def restore_frontend(cfg: DeploymentConfig, backup: dict[str, Any], idle: Colour,
-                     stable: Colour | None = None) -> dict[str, Any]:
+def restore_frontend(
+    cfg: DeploymentConfig, backup: dict[str, Any], idle: Colour, stable: Colour | None = None
+) -> dict[str, Any]:
     """Stop a build still running on the idle branch and put its variables back as backed up.
 
     Without the branch's variables in the backup, only the version variable is set back,
@@ -486,13 +531,23 @@ def restore_frontend(cfg: DeploymentConfig, backup: dict[str, Any], idle: Colour
         actions.append(f"environment variables of {branch} restored from the {source}")
     else:
         actions.append(f"environment variables of {branch} already equal the {source}")
-    return {"branch": branch, "colour": idle, "actions": actions, "variables_changed": wanted != current,
-            "rebuilt": False}
+    return {
+        "branch": branch,
+        "colour": idle,
+        "actions": actions,
+        "variables_changed": wanted != current,
+        "rebuilt": False,
+    }
 
 
 # ------------------------------------------------------------------- 4. verify
-def metrics_health(cfg: DeploymentConfig, since: datetime | None = None, *,
-                   attempts: int | None = None, poll: float | None = None) -> dict[str, Any]:
+def metrics_health(
+    cfg: DeploymentConfig,
+    since: datetime | None = None,
+    *,
+    attempts: int | None = None,
+    poll: float | None = None,
+) -> dict[str, Any]:
     """Production's metrics over the last two poll intervals, none before ``since`` (traffic
     restored), judged by the thresholds.
 
@@ -523,8 +578,14 @@ def metrics_health(cfg: DeploymentConfig, since: datetime | None = None, *,
     return {"ok": verdict.outcome == HEALTHY, **verdict.to_dict()}
 
 
-def verify(cfg: DeploymentConfig, backup: dict[str, Any], stable: Colour | None, *,
-           check_stack: bool, since: datetime | None = None) -> dict[str, Any]:
+def verify(
+    cfg: DeploymentConfig,
+    backup: dict[str, Any],
+    stable: Colour | None,
+    *,
+    check_stack: bool,
+    since: datetime | None = None,
+) -> dict[str, Any]:
     """Check production is back: traffic, stack = backup, smoke tests on the stable colour, metrics."""
     from deployment import cloudformation as cf
     from deployment.router import full, router_for
@@ -539,12 +600,19 @@ def verify(cfg: DeploymentConfig, backup: dict[str, Any], stable: Colour | None,
     if check_stack:
         live = cf.live_stack(cfg)
         differences = stack_differences(live, load_backed_up_stack(cfg, backup))
-        checks["stack"] = {"ok": not differences and live["status"] in STACK_SETTLED_OK,
-                           "status": live["status"], "differences": differences}
+        checks["stack"] = {
+            "ok": not differences and live["status"] in STACK_SETTLED_OK,
+            "status": live["status"],
+            "differences": differences,
+        }
     checks["metrics"] = metrics_health(cfg, since)
     failed = [name for name, check in checks.items() if not check["ok"]]
-    return {"verified": not failed, "failed_checks": failed, "checks": checks,
-            "verified_at": datetime.now(UTC).isoformat()}
+    return {
+        "verified": not failed,
+        "failed_checks": failed,
+        "checks": checks,
+        "verified_at": datetime.now(UTC).isoformat(),
+    }
 
 
 # ------------------------------------------------------------------- 5. record
@@ -572,7 +640,7 @@ def summarize(plan: dict[str, Any], steps: dict[str, Any], failed_tasks: list[st
         "reasons": plan.get("reasons", []),
         "dynamodb_backups": plan.get("dynamodb_backups", []),
         "data": "no table was restored; items written during the release are kept; "
-                "restore from the DynamoDB backups above by hand if data must go back",
+        "restore from the DynamoDB backups above by hand if data must go back",
         "steps": steps,
     }
 
@@ -684,8 +752,14 @@ def restore_after_cancel(cfg: DeploymentConfig, run_id: str, task_id: str, stabl
         return None
     traffic = restore_traffic(cfg, stable)
     ledger = find_run(cfg, run_id)
-    section = {"task_id": task_id, "run_id": run_id, "stable_colour": stable, "weights_before": current,
-               "traffic": traffic, "restored_at": now_iso()}
+    section = {
+        "task_id": task_id,
+        "run_id": run_id,
+        "stable_colour": stable,
+        "weights_before": current,
+        "traffic": traffic,
+        "restored_at": now_iso(),
+    }
     if ledger is None:
         log.warning("no record of run %s: traffic restored to %s, not recorded", run_id, stable)
         return section
@@ -695,9 +769,12 @@ def restore_after_cancel(cfg: DeploymentConfig, run_id: str, task_id: str, stabl
     def announce() -> dict[str, Any]:
         from deployment.announce import announce_team
 
-        announce_team(cfg, f":rotating_light: {cfg.application} {ledger.version}: {task_id} was cancelled "
-                           f"while traffic was split {current}; all traffic is back on {stable} "
-                           f"(run {run_id}).")
+        announce_team(
+            cfg,
+            f":rotating_light: {cfg.application} {ledger.version}: {task_id} was cancelled "
+            f"while traffic was split {current}; all traffic is back on {stable} "
+            f"(run {run_id}).",
+        )
         return {"colour": stable}
 
     try:

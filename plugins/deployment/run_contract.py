@@ -27,6 +27,7 @@ _REASON_REQUIRED = {"required": ["reason"], "properties": {"reason": {"minLength
 class EmergencyNotAllowed(PermissionError):
     """Emergency flags set by someone not in ``emergency_users``."""
 
+
 EMERGENCY_SCHEMA: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
@@ -113,8 +114,9 @@ def active_emergency(params: dict[str, Any]) -> list[str]:
     return [name for name in ("force_deploy", "skip_monitoring", "ignore_alarms") if flags[name]]
 
 
-def check_emergency_allowed(emergency_users: list[str], params: dict[str, Any],
-                            triggering_user: str | None) -> None:
+def check_emergency_allowed(
+    emergency_users: list[str], params: dict[str, Any], triggering_user: str | None
+) -> None:
     """Raise unless no flag is set or the run's triggering user is in ``emergency_users``."""
     active = active_emergency(params)
     allowed = {u.lower() for u in emergency_users}

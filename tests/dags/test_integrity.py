@@ -11,8 +11,16 @@ from airflow.dag_processing.dagbag import DagBag
 DAGS_DIR = Path(__file__).resolve().parents[2] / "dags"
 DAG_FILES = sorted(DAGS_DIR.glob("*.py"))
 # Modules a DAG file may import at its top level: cheap ones only.
-ALLOWED_TOP_LEVEL = ("__future__", "datetime", "airflow.sdk", "deployment.config", "deployment.docs",
-                     "deployment.run_contract", "deployment.groups", "deployment.dag_policy")
+ALLOWED_TOP_LEVEL = (
+    "__future__",
+    "datetime",
+    "airflow.sdk",
+    "deployment.config",
+    "deployment.docs",
+    "deployment.run_contract",
+    "deployment.groups",
+    "deployment.dag_policy",
+)
 
 
 @pytest.fixture(scope="module")

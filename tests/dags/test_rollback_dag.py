@@ -30,8 +30,15 @@ def test_guard_comes_first_and_outcome_last(dag):
     guard = dag.task_dict["no_running_deploy_production"]
     assert guard.downstream_task_ids == {"plan"}
     assert dag.task_dict["plan"].downstream_task_ids == {
-        "restore_traffic", "restore_stack", "restore_frontend", "verify", "record_rollback",
-        "page_oncall_slack", "incident_email", "statuspage_incident", "page_oncall_pagerduty",
+        "restore_traffic",
+        "restore_stack",
+        "restore_frontend",
+        "verify",
+        "record_rollback",
+        "page_oncall_slack",
+        "incident_email",
+        "statuspage_incident",
+        "page_oncall_pagerduty",
     }
     leaves = [t.task_id for t in dag.tasks if not t.downstream_task_ids]
     assert leaves == ["record_outcome"]
@@ -79,16 +86,26 @@ def test_group_first_task_fires_on_one_failure_and_steps_keep_going():
 
 
 def test_only_release_tasks_count_as_failures():
-    states = {"backup.backup_stack": "success", "smoke_tests.payment_processing": "failed",
-              "monitoring.watch": "upstream_failed", "notify.slack_team": "failed",
-              "rollback.verify": "failed", "record_outcome": "running"}
+    states = {
+        "backup.backup_stack": "success",
+        "smoke_tests.payment_processing": "failed",
+        "monitoring.watch": "upstream_failed",
+        "notify.slack_team": "failed",
+        "rollback.verify": "failed",
+        "record_outcome": "running",
+    }
     assert failed_release_tasks(states) == ["monitoring.watch", "smoke_tests.payment_processing"]
 
 
 @pytest.mark.parametrize(
     ("failed", "rollback", "status"),
-    [([], None, "succeeded"), (["x"], None, "failed"), (["x"], {"status": "not_needed"}, "failed"),
-     (["x"], {"status": "rolled_back"}, "rolled_back"), (["x"], {"status": "rollback_incomplete"}, "failed")],
+    [
+        ([], None, "succeeded"),
+        (["x"], None, "failed"),
+        (["x"], {"status": "not_needed"}, "failed"),
+        (["x"], {"status": "rolled_back"}, "rolled_back"),
+        (["x"], {"status": "rollback_incomplete"}, "failed"),
+    ],
 )
 def test_outcome(failed, rollback, status):
     assert outcome_of(failed, rollback) == status

@@ -22,8 +22,12 @@ def validate(conf: dict) -> dict:
 
 def test_good_conf_gets_default_emergency_flags():
     resolved = validate(GOOD)
-    assert resolved["emergency"] == {"force_deploy": False, "skip_monitoring": False,
-                                     "ignore_alarms": [], "reason": ""}
+    assert resolved["emergency"] == {
+        "force_deploy": False,
+        "skip_monitoring": False,
+        "ignore_alarms": [],
+        "reason": "",
+    }
 
 
 @pytest.mark.parametrize(
@@ -61,14 +65,23 @@ def test_required_fields(missing):
 
 
 def test_emergency_with_reason_is_accepted():
-    conf = {**GOOD, "emergency": {"force_deploy": True, "skip_monitoring": True,
-                                  "reason": "CVE-2026-1234 hotfix, outage in progress"}}
+    conf = {
+        **GOOD,
+        "emergency": {
+            "force_deploy": True,
+            "skip_monitoring": True,
+            "reason": "CVE-2026-1234 hotfix, outage in progress",
+        },
+    }
     assert validate(conf)["emergency"]["force_deploy"] is True
 
 
 def test_reason_and_alarm_names_may_hold_any_printable_text():
-    conf = {**GOOD, "author": "Dave-Dev", "emergency": {
-        "ignore_alarms": ["<!channel> alarm"], "reason": "<!channel> " + "r" * 489}}
+    conf = {
+        **GOOD,
+        "author": "Dave-Dev",
+        "emergency": {"ignore_alarms": ["<!channel> alarm"], "reason": "<!channel> " + "r" * 489},
+    }
     assert validate(conf)["emergency"]["reason"].startswith("<!channel>")
 
 

@@ -30,7 +30,7 @@ class Recorded:
 
     def since(self, service: str) -> list[dict[str, Any]]:
         entries = self._all(service)
-        return entries[self.start.get(service, 0):]
+        return entries[self.start.get(service, 0) :]
 
     def slack(self) -> list[str]:
         return [m["text"] for m in self.since("slack")]
@@ -116,12 +116,15 @@ def record_objects(sandbox, config_path: str, version: str, run_id: str) -> dict
     s3 = boto3.client("s3", endpoint_url=endpoints["aws"], region_name=cfg.region, **CREDENTIALS)
     prefix = f"{cfg.artifacts.prefix.strip('/')}/{version}/{run_key(run_id)}/"
     objects = s3.list_objects_v2(Bucket=cfg.artifacts.bucket, Prefix=prefix).get("Contents", [])
-    return {o["Key"]: s3.get_object(Bucket=cfg.artifacts.bucket, Key=o["Key"])["Body"].read().decode()
-            for o in objects}
+    return {
+        o["Key"]: s3.get_object(Bucket=cfg.artifacts.bucket, Key=o["Key"])["Body"].read().decode()
+        for o in objects
+    }
 
 
 def assert_no_secret_leaked(secrets: set[str], places: dict[str, str]) -> None:
     assert secrets and places
-    leaks = sorted(f"{where}: {secret[:4]}…" for where, text in places.items() for secret in secrets
-                   if secret in text)
+    leaks = sorted(
+        f"{where}: {secret[:4]}…" for where, text in places.items() for secret in secrets if secret in text
+    )
     assert not leaks, f"secret values found in {leaks}"

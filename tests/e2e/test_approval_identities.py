@@ -57,8 +57,10 @@ def test_excluded_people_get_403_and_a_hand_marked_approval_opens_nothing(local,
     before = {s: len(_recorded(sandbox, s)) for s in ("slack", "smtp")}
     with stack_config.overridden(people=people, approvals={"approvers": approvers}):
         ci = local[CI_USER]
-        conf = release_conf(author="Alice", emergency={"ignore_alarms": [f"{SHOUT} alarm"],
-                                                       "reason": f"{SHOUT} drill of the escaping"})
+        conf = release_conf(
+            author="Alice",
+            emergency={"ignore_alarms": [f"{SHOUT} alarm"], "reason": f"{SHOUT} drill of the escaping"},
+        )
         run_id = local["bob"].trigger(conf)["dag_run_id"]  # bob may set emergency flags
         _wait(ci.wait_for_task, run_id, FIRST, {"awaiting_input"}, timeout=RELEASE_TIMEOUT)
         assert _assigned(ci, run_id, FIRST) == {"carol", "dave"}
@@ -69,15 +71,18 @@ def test_excluded_people_get_403_and_a_hand_marked_approval_opens_nothing(local,
         assert _assigned(ci, run_id, SECOND) == {"dave"}
         expect_api_error(lambda: local["carol"].respond(run_id, SECOND, "Approve"), 403)
 
-        local["admin"].request("PATCH", f"/dags/{ci.dag_id}/dagRuns/{run_id}/taskInstances/{SECOND}",
-                               json={"new_state": "success"})
+        local["admin"].request(
+            "PATCH",
+            f"/dags/{ci.dag_id}/dagRuns/{run_id}/taskInstances/{SECOND}",
+            json={"new_state": "success"},
+        )
         _wait(ci.wait_for_run, run_id, {"failed"}, timeout=RELEASE_TIMEOUT)
     states = ci.task_states(run_id)
     assert states["approval_gate.record_approvals"] == "failed", states
     assert all(s in ("upstream_failed", None) for t, s in states.items() if t.startswith("backup.")), states
     assert "marked by hand does not count" in ci.task_log(run_id, "approval_gate.record_approvals", 1)
 
-    texts = [m["text"] for m in _recorded(sandbox, "slack")[before["slack"]:]]
+    texts = [m["text"] for m in _recorded(sandbox, "slack")[before["slack"] :]]
     assert not any(SHOUT in text for text in texts), "a user's <!channel> reached Slack as a mention"
     started = [t for t in texts if "Deployment started" in t]
     assert len(started) == 1 and "&lt;!channel&gt; drill of the escaping" in started[0]
@@ -86,9 +91,11 @@ def test_excluded_people_get_403_and_a_hand_marked_approval_opens_nothing(local,
     assert "<@U01DAVE>" in asked[1] and "<@U01CAROL>" not in asked[1] and "/required_actions" in asked[1]
     (failed,) = [t for t in texts if "did not reach" in t]
     assert "approval_gate.record_approvals" in failed and "Nothing in production was changed" in failed
-    mails = _recorded(sandbox, "smtp")[before["smtp"]:]
+    mails = _recorded(sandbox, "smtp")[before["smtp"] :]
     assert [m["rcpt_tos"] for m in mails if m["subject"].startswith("Approval needed")] == [
-        ["carol@example.test", "dave@example.test"], ["dave@example.test"]]
+        ["carol@example.test", "dave@example.test"],
+        ["dave@example.test"],
+    ]
     page = [(e["method"], e["json"]) for e in _recorded(sandbox, "statuspage") if e["method"] == "PATCH"]
     assert [body["component"]["status"] for _, body in page] == ["under_maintenance", "operational"]
 

@@ -53,7 +53,9 @@ def test_airflow_services_run_celery_on_postgres_and_redis_with_generated_secret
     envs = [compose["services"][name]["environment"] for name in [*AIRFLOW_SERVICES, "airflow-init"]]
     for env in envs:
         assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
-        assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql+psycopg2://airflow:airflow@postgres/")
+        assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith(
+            "postgresql+psycopg2://airflow:airflow@postgres/"
+        )
         assert env["AIRFLOW__CELERY__BROKER_URL"] == "redis://redis:6379/0"
         assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://airflow-apiserver:8080/execution/"
         assert env["DEPLOYMENT_CONFIG"] == "sandbox"
@@ -113,8 +115,13 @@ def test_same_settings_and_commands_as_the_celery_e2e_stack(compose, e2e_stack):
 def test_sandbox_service_arguments_are_accepted_by_the_sandbox_cli(compose):
     command = compose["services"]["sandbox"]["command"]
     env = {"PYTHONPATH": f"{ROOT / 'plugins'}:{ROOT / 'include'}", "PATH": "/usr/bin:/bin"}
-    help_text = subprocess.run([sys.executable, "-m", "sandbox", command[0], "--help"], capture_output=True,
-                               text=True, cwd=ROOT, env=env).stdout
+    help_text = subprocess.run(
+        [sys.executable, "-m", "sandbox", command[0], "--help"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+    ).stdout
     for flag in (arg for arg in command if arg.startswith("--")):
         assert flag in help_text, f"python -m sandbox {command[0]} has no {flag}"
 
@@ -126,14 +133,32 @@ def _fast_only(stack) -> set[str]:
 
 
 def _site_specific(key: str) -> bool:
-    return any(word in key for word in ("HOME", "FOLDER", "CONN", "URL", "PORT", "HOST", "SECRET", "FERNET",
-                                        "PASSWORDS_FILE", "PYTHONPATH", "QUEUE", "BACKEND"))
+    return any(
+        word in key
+        for word in (
+            "HOME",
+            "FOLDER",
+            "CONN",
+            "URL",
+            "PORT",
+            "HOST",
+            "SECRET",
+            "FERNET",
+            "PASSWORDS_FILE",
+            "PYTHONPATH",
+            "QUEUE",
+            "BACKEND",
+        )
+    )
 
 
 def _portable(command: list[str], tested, deployed) -> list[str]:
     """The tested command with the tested stack's host, port and queue replaced by the compose stack's."""
-    swap = {tested.api_host: deployed.api_host, str(tested.api_port): str(deployed.api_port),
-            tested.celery_queue: deployed.celery_queue}
+    swap = {
+        tested.api_host: deployed.api_host,
+        str(tested.api_port): str(deployed.api_port),
+        tested.celery_queue: deployed.celery_queue,
+    }
     return [swap.get(arg, arg) for arg in command]
 
 

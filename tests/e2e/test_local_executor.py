@@ -50,9 +50,25 @@ def test_bad_conf_is_refused_at_run_creation_naming_the_field(local_clients, con
 def test_ci_client_against_the_api_server(local, local_stack):
     def client(*args: str, password: str = passwords()[CI_USER]) -> subprocess.CompletedProcess:
         return subprocess.run(
-            [sys.executable, str(TRIGGER_SCRIPT), "--url", local_stack.api_url, "--username", CI_USER,
-             "--password", password, "--commit-sha", release_conf()["commit_sha"], "--author", "dave", *args],
-            capture_output=True, text=True, timeout=60)
+            [
+                sys.executable,
+                str(TRIGGER_SCRIPT),
+                "--url",
+                local_stack.api_url,
+                "--username",
+                CI_USER,
+                "--password",
+                password,
+                "--commit-sha",
+                release_conf()["commit_sha"],
+                "--author",
+                "dave",
+                *args,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
 
     refused = client("--tag", "v1.1.0", password="not-the-password")
     assert refused.returncode == 3, refused.stderr

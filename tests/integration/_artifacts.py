@@ -46,7 +46,9 @@ def assert_released_the_build(release: Release, commit: str) -> None:
 
     assert world.sandbox.commit_of(release.version) == commit  # the tag GitHub's release created
     github = json.loads(world.sandbox.connections()[f"AIRFLOW_CONN_{cfg.connections.github.upper()}"])
-    response = requests.get(f"{github['host'].rstrip('/')}/repos/{cfg.github.repository}/releases/tags/"
-                            f"{release.version}", headers={"Authorization": f"token {github['password']}"},
-                            timeout=10)
+    response = requests.get(
+        f"{github['host'].rstrip('/')}/repos/{cfg.github.repository}/releases/tags/{release.version}",
+        headers={"Authorization": f"token {github['password']}"},
+        timeout=10,
+    )
     assert response.ok and response.json()["target_commitish"] == commit, response.text

@@ -30,8 +30,17 @@ from deployment.config import DeploymentConfig, load_config
 NEW, OLD = "v1.1.0", "v1.0.0"
 CREDENTIALS = {"aws_access_key_id": "sandbox", "aws_secret_access_key": "sandbox"}
 RELEASE_TIMEOUT = 420
-ROLLBACK_TASKS = ("plan", "restore_traffic", "restore_stack", "restore_frontend", "verify", "record_rollback",
-                  "page_oncall_slack", "incident_email", "statuspage_incident")
+ROLLBACK_TASKS = (
+    "plan",
+    "restore_traffic",
+    "restore_stack",
+    "restore_frontend",
+    "verify",
+    "record_rollback",
+    "page_oncall_slack",
+    "incident_email",
+    "statuspage_incident",
+)
 
 
 def normalize_template(body: Any) -> Any:
@@ -55,8 +64,9 @@ class World:
 
     def client(self, service: str) -> Any:
         if service not in self._clients:
-            self._clients[service] = boto3.client(service, endpoint_url=self.endpoints["aws"],
-                                                  region_name=self.cfg.region, **CREDENTIALS)
+            self._clients[service] = boto3.client(
+                service, endpoint_url=self.endpoints["aws"], region_name=self.cfg.region, **CREDENTIALS
+            )
         return self._clients[service]
 
     # ------------------------------------------------------------------ AWS
@@ -75,12 +85,16 @@ class World:
         zone = self.cfg.traffic.hosted_zone
         zone_id = next(z["Id"] for z in route53.list_hosted_zones()["HostedZones"] if z["Name"] == zone)
         records = route53.list_resource_record_sets(HostedZoneId=zone_id)["ResourceRecordSets"]
-        return {r["SetIdentifier"]: r["Weight"] for r in records
-                if r["Name"] == self.cfg.traffic.record_name and "SetIdentifier" in r}
+        return {
+            r["SetIdentifier"]: r["Weight"]
+            for r in records
+            if r["Name"] == self.cfg.traffic.record_name and "SetIdentifier" in r
+        }
 
     def branch_env(self, colour: str) -> dict[str, str]:
-        branch = self.client("amplify").get_branch(appId=self.cfg.amplify.app_id,
-                                                   branchName=self.cfg.amplify.branches[colour])["branch"]
+        branch = self.client("amplify").get_branch(
+            appId=self.cfg.amplify.app_id, branchName=self.cfg.amplify.branches[colour]
+        )["branch"]
         return dict(branch.get("environmentVariables") or {})
 
     def served(self, colour: str) -> str | None:
@@ -103,13 +117,16 @@ class World:
     def write_items(self) -> list[tuple[str, dict[str, str]]]:
         """One item written by a user of the live app (content table) and one through the API (users)."""
         content, users = self.cfg.dynamodb.tables
-        response = requests.post(f"{self.endpoints['app_blue']}/api/content",
-                                 json={"title": "written during the release", "body": "must survive"},
-                                 timeout=10)
+        response = requests.post(
+            f"{self.endpoints['app_blue']}/api/content",
+            json={"title": "written during the release", "body": "must survive"},
+            timeout=10,
+        )
         assert response.status_code == 201, response.text
         user_id = f"user-{uuid.uuid4()}"
-        self.client("dynamodb").put_item(TableName=users, Item={"user_id": {"S": user_id},
-                                                                "name": {"S": "signed up mid-release"}})
+        self.client("dynamodb").put_item(
+            TableName=users, Item={"user_id": {"S": user_id}, "name": {"S": "signed up mid-release"}}
+        )
         return [(content, {"id": response.json()["id"]}), (users, {"user_id": user_id})]
 
     # --------------------------------------------------------- the record
@@ -133,8 +150,11 @@ class World:
 
     def weight_changes(self, since: float) -> list[dict[str, Any]]:
         """Route 53 ChangeResourceRecordSets calls since ``since`` (REST: ``POST .../rrset``)."""
-        return [r for r in self.aws_requests(since, "route53")
-                if r["action"].startswith("POST ") and r["action"].rstrip("/").endswith("/rrset")]
+        return [
+            r
+            for r in self.aws_requests(since, "route53")
+            if r["action"].startswith("POST ") and r["action"].rstrip("/").endswith("/rrset")
+        ]
 
     def urgent_notices(self) -> dict[str, list[dict[str, Any]]]:
         """The rollback's notices received: Slack with the on-call mentions, incident mail, incidents."""
@@ -142,13 +162,17 @@ class World:
         return {
             "slack": [m for m in self.recorded("slack") if any(x in (m.get("text") or "") for x in mentions)],
             "email": [m for m in self.recorded("smtp") if (m.get("subject") or "").startswith("[INCIDENT]")],
-            "statuspage": [r for r in self.recorded("statuspage")
-                           if r["method"] == "POST" and r["path"].endswith("/incidents")],
+            "statuspage": [
+                r
+                for r in self.recorded("statuspage")
+                if r["method"] == "POST" and r["path"].endswith("/incidents")
+            ],
         }
 
     def set_alarm(self, suffix: str, state: str, reason: str) -> None:
-        self.sandbox.control("POST", f"/alarms/{self.cfg.alarms.prefix}{suffix}",
-                             {"state": state, "reason": reason})
+        self.sandbox.control(
+            "POST", f"/alarms/{self.cfg.alarms.prefix}{suffix}", {"state": state, "reason": reason}
+        )
 
 
 @dataclass
@@ -178,8 +202,9 @@ class Release:
     def wait(self, state: str, timeout: float = RELEASE_TIMEOUT) -> dict:
         return self.ci.wait_for_run(self.run_id, {state}, timeout=timeout)
 
-    def wait_task(self, task_id: str, states: Iterable[str], timeout: float = RELEASE_TIMEOUT,
-                  poll: float = 0.3) -> dict:
+    def wait_task(
+        self, task_id: str, states: Iterable[str], timeout: float = RELEASE_TIMEOUT, poll: float = 0.3
+    ) -> dict:
         return self.ci.wait_for_task(self.run_id, task_id, set(states), timeout=timeout, poll=poll)
 
     def states(self) -> dict[str, str | None]:
@@ -216,8 +241,14 @@ def assert_nothing_rolled_back(release: Release, before: dict[str, Any]) -> None
     assert release.world.snapshot() == before
 
 
-def assert_rolled_back(release: Release, before: dict[str, Any], items: list[tuple[str, dict[str, str]]],
-                       *, traffic_moved: bool, undone: set[str]) -> dict[str, Any]:
+def assert_rolled_back(
+    release: Release,
+    before: dict[str, Any],
+    items: list[tuple[str, dict[str, str]]],
+    *,
+    traffic_moved: bool,
+    undone: set[str],
+) -> dict[str, Any]:
     """Production back on the previous version, verified, on-call paged, data and backups kept."""
     world = release.world
     states = release.states()
@@ -252,8 +283,9 @@ def assert_rolled_back(release: Release, before: dict[str, Any], items: list[tup
     return section
 
 
-def assert_data_kept(release: Release, items: list[tuple[str, dict[str, str]]],
-                     rollback: dict[str, Any] | None = None) -> None:
+def assert_data_kept(
+    release: Release, items: list[tuple[str, dict[str, str]]], rollback: dict[str, Any] | None = None
+) -> None:
     """Items written during the release are there; every table's backup is in the record and exists."""
     world = release.world
     for table, key in items:

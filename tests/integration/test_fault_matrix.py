@@ -111,8 +111,9 @@ def _republish(world, edit) -> None:
 
 def test_cfn_lint_error(local, world, seeded):
     """A release candidate built with a template cfn-lint rejects: verified, planned, stopped at lint."""
-    broken = ("\n  AuditQueue:\n    Type: AWS::SQS::Queue\n    Properties:\n"
-              "      VisibilityTimeout: not-a-number\n")
+    broken = (
+        "\n  AuditQueue:\n    Type: AWS::SQS::Queue\n    Properties:\n      VisibilityTimeout: not-a-number\n"
+    )
     _republish(world, lambda text: text.replace("\nOutputs:", broken + "\nOutputs:"))
     release = Release.trigger(local, world, "cfnlint")
     release.approve()
@@ -228,8 +229,11 @@ def test_each_smoke_check_failing(local, world, seeded, sandbox):
     release.approve()
     items = world.write_items()
     release.wait("failed")
-    assert release.failed() == {*(f"smoke_tests.check_{n}" for n in names), "smoke_tests.record_results",
-                                "record_outcome"}
+    assert release.failed() == {
+        *(f"smoke_tests.check_{n}" for n in names),
+        "smoke_tests.record_results",
+        "record_outcome",
+    }
     results = release.section("smoke_tests")
     assert results["passed"] is False and results["failed"] == sorted(names), results
     assert_rolled_back(release, seeded, items, traffic_moved=True, undone={"traffic", "stack", "frontend"})
@@ -262,9 +266,19 @@ def test_slack_down_during_notify(local, world, seeded, sandbox):
     assert release.task("notify.slack_team")["try_number"] > 1, "a notification is retried before failing"
     assert states["notify.email_stakeholders"] == "success" and states["notify.statuspage"] == "success"
     assert {t: s for t, s in states.items() if t.startswith("rollback.")} == {
-        f"rollback.{t}": "skipped" for t in ("plan", "restore_traffic", "restore_stack", "restore_frontend",
-                                             "verify", "record_rollback", "page_oncall_slack",
-                                             "incident_email", "statuspage_incident")}
+        f"rollback.{t}": "skipped"
+        for t in (
+            "plan",
+            "restore_traffic",
+            "restore_stack",
+            "restore_frontend",
+            "verify",
+            "record_rollback",
+            "page_oncall_slack",
+            "incident_email",
+            "statuspage_incident",
+        )
+    }
     outcome = release.section("outcome")
     assert outcome["status"] == "succeeded"
     assert {"notify.slack_team", "notify.slack_company"} <= set(outcome["notification_failures"])

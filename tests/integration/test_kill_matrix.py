@@ -63,8 +63,9 @@ def _kill_worker(release: Release, task_id: str, timeout: float = 120) -> list[i
     while True:
         ti = release.task(task_id)
         if ti["state"] == "running":
-            procs = [p for p in psutil.process_iter(["cmdline"])
-                     if ti["id"] in " ".join(p.info["cmdline"] or [])]
+            procs = [
+                p for p in psutil.process_iter(["cmdline"]) if ti["id"] in " ".join(p.info["cmdline"] or [])
+            ]
             if procs:
                 killed = []
                 for proc in sorted(procs, key=lambda p: "LocalExecutor" not in " ".join(p.info["cmdline"])):
@@ -80,10 +81,16 @@ def _kill_worker(release: Release, task_id: str, timeout: float = 120) -> list[i
 def _announced(world) -> dict[str, int]:
     """How often the release was announced: Slack (team and company channels), GitHub, email."""
     slack = [m.get("text") or "" for m in world.recorded("slack")]
-    github = [r for r in world.recorded("github")
-              if r["method"] == "POST" and r["path"].endswith("/releases") and r["status"] in (200, 201)]
-    mails = [m for m in world.recorded("smtp")
-             if NEW in (m.get("subject") or "") and "[INCIDENT]" not in (m.get("subject") or "")]
+    github = [
+        r
+        for r in world.recorded("github")
+        if r["method"] == "POST" and r["path"].endswith("/releases") and r["status"] in (200, 201)
+    ]
+    mails = [
+        m
+        for m in world.recorded("smtp")
+        if NEW in (m.get("subject") or "") and "[INCIDENT]" not in (m.get("subject") or "")
+    ]
     return {
         "slack": sum(NEW in text and " live" in text and "roll" not in text.lower() for text in slack),
         "github_release": len(github),
@@ -114,15 +121,24 @@ def test_kills_during_a_release_that_completes(local, world, seeded, local_stack
     rows: list[dict[str, Any]] = []
     release = Release.trigger(local, world, "kills-ok")
     release.wait_task(FIRST, {"awaiting_input"}, timeout=180)
-    _row(rows, "scheduler", "approval wait", restart_s=_restart(local_supervisor, "scheduler",
-                                                                  local_stack.api_url))
+    _row(
+        rows,
+        "scheduler",
+        "approval wait",
+        restart_s=_restart(local_supervisor, "scheduler", local_stack.api_url),
+    )
     release.approve()
     items = world.write_items()
 
     release.wait_task(STACK_WAIT, {"deferred"}, timeout=180, poll=0.1)
     status = world.stack()["status"]
-    _row(rows, "triggerer", "stack update", stack_status=status,
-         restart_s=_restart(local_supervisor, "triggerer", local_stack.api_url))
+    _row(
+        rows,
+        "triggerer",
+        "stack update",
+        stack_status=status,
+        restart_s=_restart(local_supervisor, "triggerer", local_stack.api_url),
+    )
     assert status == "UPDATE_IN_PROGRESS", rows
 
     step = "deploy_frontend.shift_traffic_50"
@@ -132,8 +148,12 @@ def test_kills_during_a_release_that_completes(local, world, seeded, local_stack
     assert weights == {"blue": 50, "green": 50}, rows
 
     release.wait_task(MONITOR, {"deferred"}, poll=0.2)
-    _row(rows, "api-server", "monitoring",
-         restart_s=_restart(local_supervisor, "api-server", local_stack.api_url))
+    _row(
+        rows,
+        "api-server",
+        "monitoring",
+        restart_s=_restart(local_supervisor, "api-server", local_stack.api_url),
+    )
 
     run = release.wait("success", timeout=RELEASE_TIMEOUT)
     assert run["state"] == "success", release.ci.diagnose(release.run_id)
@@ -149,32 +169,46 @@ def test_kills_during_a_release_that_completes(local, world, seeded, local_stack
 
 
 # --------------------------------------------------- rows 5-8, then scenario 1
-def test_kills_during_a_rollback_then_a_monitoring_only_rerun_is_refused(local, world, seeded, sandbox,
-                                                                        local_stack, local_supervisor):
+def test_kills_during_a_rollback_then_a_monitoring_only_rerun_is_refused(
+    local, world, seeded, sandbox, local_stack, local_supervisor
+):
     rows: list[dict[str, Any]] = []
     release = Release.trigger(local, world, "kills-rb")
     release.wait_task(FIRST, {"awaiting_input"}, timeout=180)
-    _row(rows, "api-server", "approval wait",
-         restart_s=_restart(local_supervisor, "api-server", local_stack.api_url))
+    _row(
+        rows,
+        "api-server",
+        "approval wait",
+        restart_s=_restart(local_supervisor, "api-server", local_stack.api_url),
+    )
     release.approve()
     items = world.write_items()
 
     release.wait_task("smoke_tests.record_results", {"success"})
     fault = sandbox.inject("error_rate", version=NEW, percent=60)
     release.wait_task(MONITOR, {"deferred"}, poll=0.1)
-    _row(rows, "triggerer", "monitoring",
-         restart_s=_restart(local_supervisor, "triggerer", local_stack.api_url))
+    _row(
+        rows,
+        "triggerer",
+        "monitoring",
+        restart_s=_restart(local_supervisor, "triggerer", local_stack.api_url),
+    )
 
     release.wait_task("rollback.restore_stack", {"running"}, poll=0.1)
     while world.stack()["status"] != "UPDATE_IN_PROGRESS":  # the rollback's own redeploy has started
         assert release.task("rollback.restore_stack")["state"] == "running", rows
         time.sleep(0.05)
-    _row(rows, "task worker", "rollback (restore_stack)",
-         pids=_kill_worker(release, "rollback.restore_stack"))
+    _row(
+        rows, "task worker", "rollback (restore_stack)", pids=_kill_worker(release, "rollback.restore_stack")
+    )
 
     release.wait_task("rollback.verify", {"running"}, poll=0.1)
-    _row(rows, "scheduler", "rollback (verify)",
-         restart_s=_restart(local_supervisor, "scheduler", local_stack.api_url))
+    _row(
+        rows,
+        "scheduler",
+        "rollback (verify)",
+        restart_s=_restart(local_supervisor, "scheduler", local_stack.api_url),
+    )
 
     release.wait("failed", timeout=RELEASE_TIMEOUT)
     assert release.failed() >= {MONITOR, "record_outcome"}, release.ci.diagnose(release.run_id)
@@ -248,5 +282,7 @@ def test_a_second_failure_after_a_rerun_rolls_the_stack_back_too(local, world, s
     assert (pages["slack"], pages["email"]) == (2, 2), f"one page per rolled-back attempt: {pages}"
     assert _announced(world) == NOTHING_ANNOUNCED
     assert_data_kept(release, items)
-    print(f"traffic back on blue {restored_after:.1f} s after the step was marked failed "
-          f"(poll interval {world.cfg.timings.poll_interval_seconds} s)")
+    print(
+        f"traffic back on blue {restored_after:.1f} s after the step was marked failed "
+        f"(poll interval {world.cfg.timings.poll_interval_seconds} s)"
+    )

@@ -73,8 +73,11 @@ def test_rollback_is_refused_while_a_release_runs(local, world, seeded):
     states = rollback.task_states(run_id)
     assert states["no_running_deploy_production"] == "failed"
     assert states["plan"] == "upstream_failed"
-    assert all(s in ("upstream_failed", "skipped") for t, s in states.items()
-               if t not in ("no_running_deploy_production", "record_outcome")), states
+    assert all(
+        s in ("upstream_failed", "skipped")
+        for t, s in states.items()
+        if t not in ("no_running_deploy_production", "record_outcome")
+    ), states
     assert world.record(RECORD_FOLDER, run_id, "rollback.plan") is None
     assert release.ci.run(release.run_id)["state"] == "running", "the release goes on"
     assert world.snapshot() == seeded

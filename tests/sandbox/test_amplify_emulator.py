@@ -220,6 +220,7 @@ def test_release_job_without_commit_id_builds_the_branch_head(sandbox, amplify, 
 
 def test_release_job_of_an_unknown_commit_is_refused(sandbox, amplify, branch):
     with pytest.raises(ClientError) as err:
-        amplify.start_job(appId=sandbox.cfg.amplify.app_id, branchName=branch, jobType="RELEASE",
-                          commitId="0" * 40)
+        amplify.start_job(
+            appId=sandbox.cfg.amplify.app_id, branchName=branch, jobType="RELEASE", commitId="0" * 40
+        )
     assert err.value.response["Error"]["Code"] == "BadRequestException"

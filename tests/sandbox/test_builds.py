@@ -39,8 +39,9 @@ def test_each_release_candidate_has_its_build_and_production_runs_v1_0_0s(sandbo
     assert code[PREVIOUS_VERSION] != code[NEXT_VERSION]
     (function,) = aws("lambda").list_functions()["Functions"]
     assert function["CodeSha256"] == base64.b64encode(bytes.fromhex(code[PREVIOUS_VERSION])).decode()
-    blue = aws("amplify").list_jobs(appId=sandbox.cfg.amplify.app_id,
-                                    branchName=sandbox.cfg.amplify.branches["blue"])["jobSummaries"]
+    blue = aws("amplify").list_jobs(
+        appId=sandbox.cfg.amplify.app_id, branchName=sandbox.cfg.amplify.branches["blue"]
+    )["jobSummaries"]
     assert blue[0]["commitId"] == manifests[PREVIOUS_VERSION]["commit_sha"]
 
 

@@ -31,8 +31,12 @@ def url(events: PagerDutyEvents):
 
 
 def _trigger(**extra) -> dict:
-    return {"routing_key": KEY, "event_action": "trigger",
-            "payload": {"summary": "release rolled back", "source": "app", "severity": "critical"}, **extra}
+    return {
+        "routing_key": KEY,
+        "event_action": "trigger",
+        "payload": {"summary": "release rolled back", "source": "app", "severity": "critical"},
+        **extra,
+    }
 
 
 def test_a_trigger_is_accepted_with_a_dedup_key_and_recorded(url, events):
@@ -41,8 +45,11 @@ def test_a_trigger_is_accepted_with_a_dedup_key_and_recorded(url, events):
     assert answer.json() == {"status": "success", "message": "Event processed", "dedup_key": "run-1"}
     generated = requests.post(f"{url}/v2/enqueue", json=_trigger(), timeout=5).json()["dedup_key"]
     assert generated and generated != "run-1"
-    requests.post(f"{url}/v2/enqueue", json={"routing_key": KEY, "event_action": "resolve",
-                                             "dedup_key": "run-1"}, timeout=5)
+    requests.post(
+        f"{url}/v2/enqueue",
+        json={"routing_key": KEY, "event_action": "resolve", "dedup_key": "run-1"},
+        timeout=5,
+    )
     assert events.alerts() == {"run-1": "resolved", generated: "triggered"}
     assert [e["event_action"] for e in events.recorder.list()] == ["trigger", "trigger", "resolve"]
 
@@ -77,12 +84,23 @@ def test_the_pipeline_pages_through_the_pagerduty_provider(url, events, monkeypa
     from deployment.notifications import NotificationError, rollback_page
 
     cfg = load_config("sandbox")
-    monkeypatch.setenv(f"AIRFLOW_CONN_{cfg.connections.pagerduty.upper()}",
-                       json.dumps({"conn_type": "pagerduty_events", "host": url, "password": KEY}))
-    values = {"version": "v1.1.0", "run_id": "manual__1", "url": "http://airflow/run",
-              "summary": {"verified": True, "failed_tasks": ["smoke_tests.content_creation"],
-                          "undone": ["stack"], "not_undone": [], "failed_checks": [],
-                          "previous_version": "v1.0.0"}}
+    monkeypatch.setenv(
+        f"AIRFLOW_CONN_{cfg.connections.pagerduty.upper()}",
+        json.dumps({"conn_type": "pagerduty_events", "host": url, "password": KEY}),
+    )
+    values = {
+        "version": "v1.1.0",
+        "run_id": "manual__1",
+        "url": "http://airflow/run",
+        "summary": {
+            "verified": True,
+            "failed_tasks": ["smoke_tests.content_creation"],
+            "undone": ["stack"],
+            "not_undone": [],
+            "failed_checks": [],
+            "previous_version": "v1.0.0",
+        },
+    }
     sent = rollback_page(cfg, values)
     (event,) = events.recorder.list()
     assert sent["dedup_key"] == event["dedup_key"] == f"{cfg.application}/sandbox/manual__1"
@@ -90,7 +108,9 @@ def test_the_pipeline_pages_through_the_pagerduty_provider(url, events, monkeypa
     assert event["payload"]["summary"] == f"{cfg.application} v1.1.0 rolled back in sandbox"
     assert event["payload"]["custom_details"]["failed_tasks"] == ["smoke_tests.content_creation"]
     assert event["links"] == [{"href": "http://airflow/run", "text": "Airflow run"}]
-    monkeypatch.setenv(f"AIRFLOW_CONN_{cfg.connections.pagerduty.upper()}",
-                       json.dumps({"conn_type": "pagerduty_events", "host": url, "password": "k" * 32}))
+    monkeypatch.setenv(
+        f"AIRFLOW_CONN_{cfg.connections.pagerduty.upper()}",
+        json.dumps({"conn_type": "pagerduty_events", "host": url, "password": "k" * 32}),
+    )
     with pytest.raises(NotificationError, match="refused the page: 400"):
         rollback_page(cfg, values)

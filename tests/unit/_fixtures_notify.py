@@ -17,11 +17,15 @@ from tests.sandbox._servers import serving as serve
 def statuspage(cfg, monkeypatch):
     from sandbox.statuspage import StatusPage
 
-    page = StatusPage("page-key", {cfg.notifications.statuspage_page_id: {
-        cfg.notifications.statuspage_component_id: "Web app"}})
+    page = StatusPage(
+        "page-key",
+        {cfg.notifications.statuspage_page_id: {cfg.notifications.statuspage_component_id: "Web app"}},
+    )
     with serve(page) as url:
-        monkeypatch.setenv(f"AIRFLOW_CONN_{cfg.connections.statuspage.upper()}",
-                           json.dumps({"conn_type": "http", "host": url, "password": "page-key"}))
+        monkeypatch.setenv(
+            f"AIRFLOW_CONN_{cfg.connections.statuspage.upper()}",
+            json.dumps({"conn_type": "http", "host": url, "password": "page-key"}),
+        )
         yield page
 
 
@@ -31,9 +35,17 @@ def smtp(cfg, monkeypatch):
 
     port = free_port()
     with SmtpSink(port) as sink:
-        monkeypatch.setenv(f"AIRFLOW_CONN_{cfg.connections.smtp.upper()}", json.dumps({
-            "conn_type": "smtp", "host": "127.0.0.1", "port": port,
-            "extra": {"disable_ssl": True, "disable_tls": True, "retry_limit": 0, "timeout": 5}}))
+        monkeypatch.setenv(
+            f"AIRFLOW_CONN_{cfg.connections.smtp.upper()}",
+            json.dumps(
+                {
+                    "conn_type": "smtp",
+                    "host": "127.0.0.1",
+                    "port": port,
+                    "extra": {"disable_ssl": True, "disable_tls": True, "retry_limit": 0, "timeout": 5},
+                }
+            ),
+        )
         yield sink
 
 

@@ -35,11 +35,17 @@ def _poke(cfg, states: dict[str, str]):
 
 def _gate(record, elapsed: float, total: float = 600) -> None:
     first = datetime.now(UTC) - timedelta(seconds=elapsed)
-    record.write("approvals", {
-        "gate": {"first_requested_at": first.isoformat(), "excluded": ["alice"],
-                 "deadline": (first + timedelta(seconds=total)).isoformat()},
-        FIRST: {"decision": "awaiting", "eligible": ["bob", "carol"]},
-    })
+    record.write(
+        "approvals",
+        {
+            "gate": {
+                "first_requested_at": first.isoformat(),
+                "excluded": ["alice"],
+                "deadline": (first + timedelta(seconds=total)).isoformat(),
+            },
+            FIRST: {"decision": "awaiting", "eligible": ["bob", "carol"]},
+        },
+    )
 
 
 def test_before_half_the_time_nobody_is_reminded(cfg, record, slack, smtp):  # noqa: F811
@@ -58,7 +64,9 @@ def test_after_half_the_time_the_open_request_is_reminded_once(cfg, record, slac
     assert f"/tasks/{FIRST}/required_actions" in message["text"]
     (mail,) = smtp.recorder.list()
     assert mail["subject"].startswith("Reminder: approval needed") and mail["rcpt_tos"] == [
-        "bob@example.test", "carol@example.test"]
+        "bob@example.test",
+        "carol@example.test",
+    ]
     _poke(cfg, {FIRST: "awaiting_input"})  # a rerun sends nothing more
     assert len(slack.recorder.list()) == 1
 

@@ -64,8 +64,14 @@ def test_publish_takes_a_sam_package_output(cfg, moto, tmp_path):
     packaged = tmp_path / "packaged.yaml"
     uri = f"CodeUri: s3://{cfg.artifacts.bucket}/{key}"
     packaged.write_text(cfg.stack.template_path.read_text().replace("CodeUri: functions/api/", uri))
-    manifest = publisher().publish(s3, bucket=cfg.artifacts.bucket, prefix="builds", commit=COMMIT,
-                                   version=VERSION, packaged_template=packaged)
+    manifest = publisher().publish(
+        s3,
+        bucket=cfg.artifacts.bucket,
+        prefix="builds",
+        commit=COMMIT,
+        version=VERSION,
+        packaged_template=packaged,
+    )
     assert manifest["objects"] == [{"key": key, "sha256": sha256_hex(b"zip bytes"), "size": 9}]
     assert verify_build(cfg, COMMIT, VERSION, s3)["objects"] == manifest["objects"]
 
@@ -75,8 +81,14 @@ def test_publish_refuses_code_outside_the_commit_prefix(cfg, moto, tmp_path):
     packaged.write_text("Resources:\n  Fn:\n    Properties:\n      CodeUri: s3://elsewhere/abc\n")
     script = publisher()
     with pytest.raises(script.PublishError, match="outside s3://"):
-        script.publish(moto.client("s3"), bucket=cfg.artifacts.bucket, prefix="builds", commit=COMMIT,
-                       version=VERSION, packaged_template=packaged)
+        script.publish(
+            moto.client("s3"),
+            bucket=cfg.artifacts.bucket,
+            prefix="builds",
+            commit=COMMIT,
+            version=VERSION,
+            packaged_template=packaged,
+        )
 
 
 def test_verify_build_proves_every_object(cfg, moto):
@@ -165,10 +177,19 @@ def verify_task(cfg):
 
 def _rc_build(cfg, moto, github):
     run_id = github["emulator"].add_workflow_run(cfg.github.staging_workflow, github["sha"])
-    publish_sample_build(cfg, moto.client("s3"), github["sha"], VERSION,
-                         staging_run={"run_id": run_id, "workflow": cfg.github.staging_workflow})
-    return {"version": VERSION, "commit_sha": github["sha"], "author": AUTHOR,
-            "emergency": {"force_deploy": True, "reason": "integrity is never skipped"}}
+    publish_sample_build(
+        cfg,
+        moto.client("s3"),
+        github["sha"],
+        VERSION,
+        staging_run={"run_id": run_id, "workflow": cfg.github.staging_workflow},
+    )
+    return {
+        "version": VERSION,
+        "commit_sha": github["sha"],
+        "author": AUTHOR,
+        "emergency": {"force_deploy": True, "reason": "integrity is never skipped"},
+    }
 
 
 def test_verify_artifact_records_the_proven_build(cfg, moto, github, verify_task, record):

@@ -35,13 +35,17 @@ def test_metric_data_carries_application_and_environment(cfg):
     data = dm.metric_data(cfg, {"total": {"seconds": 12.5}, "monitoring": None}, T0)
     assert [d["MetricName"] for d in data] == ["TotalDuration"]
     assert {d["Name"]: d["Value"] for d in data[0]["Dimensions"]} == {
-        "Application": cfg.application, "Environment": cfg.environment}
+        "Application": cfg.application,
+        "Environment": cfg.environment,
+    }
     assert data[0]["Unit"] == "Seconds"
 
 
 def test_record_metrics_measures_the_record_and_publishes_once(cfg, aws, ledger):
-    ledger.write("conf", {"version": ledger.version, "started_at": (datetime.now(UTC) - timedelta(seconds=30))
-                          .isoformat()})
+    ledger.write(
+        "conf",
+        {"version": ledger.version, "started_at": (datetime.now(UTC) - timedelta(seconds=30)).isoformat()},
+    )
     ledger.write("plan", {"ok": True})
     ledger.write("approvals", {"approvals": []})
     first = dm.record_metrics(cfg, ledger, outcome="succeeded")
@@ -56,9 +60,15 @@ def test_record_metrics_measures_the_record_and_publishes_once(cfg, aws, ledger)
     listed = cloudwatch.list_metrics(Namespace=cfg.metrics.deployment_namespace)["Metrics"]
     assert {m["MetricName"] for m in listed} == set(first["published"])
     stats = cloudwatch.get_metric_statistics(
-        Namespace=cfg.metrics.deployment_namespace, MetricName="TotalDuration",
-        Dimensions=[{"Name": "Application", "Value": cfg.application},
-                    {"Name": "Environment", "Value": cfg.environment}],
-        StartTime=datetime.now(UTC) - timedelta(hours=1), EndTime=datetime.now(UTC) + timedelta(minutes=1),
-        Period=3600, Statistics=["SampleCount"])
+        Namespace=cfg.metrics.deployment_namespace,
+        MetricName="TotalDuration",
+        Dimensions=[
+            {"Name": "Application", "Value": cfg.application},
+            {"Name": "Environment", "Value": cfg.environment},
+        ],
+        StartTime=datetime.now(UTC) - timedelta(hours=1),
+        EndTime=datetime.now(UTC) + timedelta(minutes=1),
+        Period=3600,
+        Statistics=["SampleCount"],
+    )
     assert sum(p["SampleCount"] for p in stats["Datapoints"]) == 1

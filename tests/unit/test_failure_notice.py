@@ -1,4 +1,4 @@
-""""Deployment failed" for a release that stopped before changing anything, and only then."""
+""" "Deployment failed" for a release that stopped before changing anything, and only then."""
 
 from __future__ import annotations
 
@@ -48,8 +48,16 @@ def test_a_rejection_is_announced_with_its_cause_and_the_page_restored(cfg, reco
     _announce_start({})  # "deployment started", the page under maintenance, as the gate leaves them
     page, component = cfg.notifications.statuspage_page_id, cfg.notifications.statuspage_component_id
     assert statuspage.components(page)[component]["status"] == "under_maintenance"
-    record.write("approvals", {"approval_gate.first_approval": {
-        "decision": "rejected", "user_id": "carol", "user_name": "<!channel> Carol"}})
+    record.write(
+        "approvals",
+        {
+            "approval_gate.first_approval": {
+                "decision": "rejected",
+                "user_id": "carol",
+                "user_name": "<!channel> Carol",
+            }
+        },
+    )
     result = _run({"approval_gate.first_approval": "failed", "backup.backup_stack": "upstream_failed"})
     started, message = slack.recorder.list()
     assert "Deployment started" in started["text"]
@@ -66,8 +74,10 @@ def test_a_rejection_is_announced_with_its_cause_and_the_page_restored(cfg, reco
 
 @pytest.mark.parametrize(
     ("states", "rollback"),
-    [({"notify.slack_team": "failed"}, None),
-     ({"smoke_tests.content_creation": "failed"}, {"status": "rolled_back"})],
+    [
+        ({"notify.slack_team": "failed"}, None),
+        ({"smoke_tests.content_creation": "failed"}, {"status": "rolled_back"}),
+    ],
     ids=["healthy-release", "changed-production"],
 )
 def test_nothing_is_announced_otherwise(cfg, record, slack, states, rollback):

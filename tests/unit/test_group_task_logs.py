@@ -74,15 +74,28 @@ def _answered(cfg, record) -> dict:
     plan = "# plan\n"
     record.write_text("plan", plan, "md")
     at = datetime.now(UTC)
-    section = {"gate": {**excluded_users(cfg, AUTHOR, "ci", None),
-                        "deadline": (at + cfg.timings.approval_timeout).isoformat()}}
+    section = {
+        "gate": {
+            **excluded_users(cfg, AUTHOR, "ci", None),
+            "deadline": (at + cfg.timings.approval_timeout).isoformat(),
+        }
+    }
     answers = {}
     for task, user in (("first_approval", "bob"), ("second_approval", "carol")):
         section[f"approval_gate.{task}"] = {
-            "decision": "approved", "source": SOURCE, "user_id": user, "user_name": user,
-            "responded_at": at.isoformat(), "run_id": RUN_ID, "plan_digest": plan_digest(plan)}
-        answers[f"approval_gate.{task}"] = {"chosen_options": ["Approve"], "responded_at": at.isoformat(),
-                                            "responded_by_user": {"id": user, "name": user}}
+            "decision": "approved",
+            "source": SOURCE,
+            "user_id": user,
+            "user_name": user,
+            "responded_at": at.isoformat(),
+            "run_id": RUN_ID,
+            "plan_digest": plan_digest(plan),
+        }
+        answers[f"approval_gate.{task}"] = {
+            "chosen_options": ["Approve"],
+            "responded_at": at.isoformat(),
+            "responded_by_user": {"id": user, "name": user},
+        }
     return section, answers
 
 

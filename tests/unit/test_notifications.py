@@ -8,8 +8,13 @@ from _release import AUTHOR, COMMIT, PREVIOUS, VERSION
 
 from deployment import notifications as n
 
-CONF = {"version": VERSION, "commit_sha": COMMIT, "author": AUTHOR, "run_id": "run-1",
-        "emergency": {"force_deploy": False, "skip_monitoring": False, "ignore_alarms": [], "reason": ""}}
+CONF = {
+    "version": VERSION,
+    "commit_sha": COMMIT,
+    "author": AUTHOR,
+    "run_id": "run-1",
+    "emergency": {"force_deploy": False, "skip_monitoring": False, "ignore_alarms": [], "reason": ""},
+}
 
 
 @pytest.fixture
@@ -17,8 +22,13 @@ def repo(github):
     """v1.0.0 released, then two commits tagged v1.1.0."""
     emulator = github["emulator"]
     emulator.add_release(PREVIOUS)
-    emulator.add_commits([{"message": "Add <script> escaping\n\nbody", "author": "dana"},
-                          {"message": "Fix payments", "author": "erin"}], tag=VERSION)
+    emulator.add_commits(
+        [
+            {"message": "Add <script> escaping\n\nbody", "author": "dana"},
+            {"message": "Fix payments", "author": "erin"},
+        ],
+        tag=VERSION,
+    )
     return emulator
 
 
@@ -32,9 +42,13 @@ APPROVALS = {
     "gate": {"deadline": "2026-01-04T10:00:00+00:00", "excluded": ["alice"]},
     "first_approval": {"decision": "approved", "user_id": "bob", "user_name": "Bob"},
     "second_approval": {"decision": "approved", "user_id": "carol", "user_name": "Carol"},
-    "result": {"status": "approved", "approvers": [
-        {"task": "first_approval", "id": "bob", "name": "Bob", "at": "2026-01-02T10:00:00+00:00"},
-        {"task": "second_approval", "id": "carol", "name": "Carol", "at": "2026-01-02T10:05:00+00:00"}]},
+    "result": {
+        "status": "approved",
+        "approvers": [
+            {"task": "first_approval", "id": "bob", "name": "Bob", "at": "2026-01-02T10:00:00+00:00"},
+            {"task": "second_approval", "id": "carol", "name": "Carol", "at": "2026-01-02T10:05:00+00:00"},
+        ],
+    },
 }
 
 
@@ -49,12 +63,27 @@ def test_release_notes_list_the_commits_since_the_previous_tag(cfg, repo):
 def test_user_text_is_escaped_for_each_format(cfg):
     shout = "<!channel> *now* [x](http://evil) <b>"
     conf = {**CONF, "emergency": {"force_deploy": True, "reason": shout}}
-    values = {"cfg": cfg, "conf": conf, "previous": None, "release_url": "https://r", "url": "https://u",
-              "emergency": n.active_flags(conf["emergency"]), "commits": 1}
+    values = {
+        "cfg": cfg,
+        "conf": conf,
+        "previous": None,
+        "release_url": "https://r",
+        "url": "https://u",
+        "emergency": n.active_flags(conf["emergency"]),
+        "commits": 1,
+    }
     slack = n.render("slack_team_released.md.j2", **values)
     assert "&lt;!channel&gt;" in slack and "<!channel>" not in slack
-    notes = n.render("release_notes.md.j2", version=VERSION, previous=None, conf=conf, commits=[],
-                     compare_url=None, approvers=["<!here>"], emergency=values["emergency"])
+    notes = n.render(
+        "release_notes.md.j2",
+        version=VERSION,
+        previous=None,
+        conf=conf,
+        commits=[],
+        compare_url=None,
+        approvers=["<!here>"],
+        emergency=values["emergency"],
+    )
     assert "<" not in notes
     assert r"\[x\]\(http://evil\)" in notes and r"&lt;\!here&gt;" in notes
     html = n.render("email_stakeholders.html.j2", notes=shout, **values)
@@ -121,8 +150,10 @@ def test_statuspage_component_and_one_incident_per_name(cfg, statuspage):  # noq
 def test_statuspage_rejects_a_bad_key_by_name(cfg, statuspage, monkeypatch):  # noqa: F811
     import json
 
-    monkeypatch.setenv(f"AIRFLOW_CONN_{cfg.connections.statuspage.upper()}",
-                       json.dumps({"conn_type": "http", "host": "http://127.0.0.1:9", "password": ""}))
+    monkeypatch.setenv(
+        f"AIRFLOW_CONN_{cfg.connections.statuspage.upper()}",
+        json.dumps({"conn_type": "http", "host": "http://127.0.0.1:9", "password": ""}),
+    )
     with pytest.raises(n.NotificationError, match="no API key"):
         n.StatusPage(cfg).set_component("operational")
 
@@ -135,10 +166,23 @@ def test_emergency_flags_are_announced_only_when_set(cfg):
 
 
 def test_rollback_message_mentions_oncall(cfg):
-    summary = {"failed_tasks": ["smoke_tests.payment_processing"], "undone": ["traffic"], "not_undone": [],
-               "verified": True, "failed_checks": [], "previous_version": PREVIOUS, "dynamodb_backups": []}
-    text = n.render("slack_rollback.md.j2", cfg=cfg, summary=summary, version=VERSION,
-                    mentions=n.oncall_mentions(cfg), url="http://x")
+    summary = {
+        "failed_tasks": ["smoke_tests.payment_processing"],
+        "undone": ["traffic"],
+        "not_undone": [],
+        "verified": True,
+        "failed_checks": [],
+        "previous_version": PREVIOUS,
+        "dynamodb_backups": [],
+    }
+    text = n.render(
+        "slack_rollback.md.j2",
+        cfg=cfg,
+        summary=summary,
+        version=VERSION,
+        mentions=n.oncall_mentions(cfg),
+        url="http://x",
+    )
     assert text.startswith("<@U01ONCALL1> <@U01ONCALL2>") and "back on v1.0.0" in text
 
 

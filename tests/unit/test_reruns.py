@@ -32,8 +32,9 @@ def _deploy(cfg, aws, ledger, purpose="deploy"):
     """What deploy_infrastructure does: this run's change set for the release, executed."""
     from deployment.cloudformation import ensure_change_set, release_template
 
-    change_set = ensure_change_set(cfg, VERSION, RUN_ID, purpose, ledger=ledger, poll=0.1,
-                                   packaged=release_template(cfg, ledger))
+    change_set = ensure_change_set(
+        cfg, VERSION, RUN_ID, purpose, ledger=ledger, poll=0.1, packaged=release_template(cfg, ledger)
+    )
     aws["cfn"].execute_change_set(StackName=cfg.stack.name, ChangeSetName=change_set["name"])
 
 
@@ -57,8 +58,9 @@ def test_a_rerun_of_backup_keeps_the_state_before_any_change(cfg, aws, ledger, a
     assert first["amplify"]["colour"] == "blue" and first["previous_version"] == PREVIOUS
     # The release went out: traffic on green, green's branch carries the release.
     set_weights(cfg, {"blue": 0, "green": 100})
-    amplify_emulator["emulator"].start_job(cfg.amplify.app_id, cfg.amplify.branches["green"],
-                                           {"jobType": "RELEASE"})
+    amplify_emulator["emulator"].start_job(
+        cfg.amplify.app_id, cfg.amplify.branches["green"], {"jobType": "RELEASE"}
+    )
     import time
 
     time.sleep(0.1)

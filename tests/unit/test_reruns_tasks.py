@@ -146,14 +146,19 @@ def test_a_release_past_the_approval_gate_blocks_a_manual_rollback():
 def test_when_no_plan_can_be_made_traffic_goes_back_and_on_call_is_paged(cfg, aws, ledger, monkeypatch):
     sent: list[str] = []
     monkeypatch.setattr("deployment.notifications.send_slack", lambda conn, text: sent.append(text) or {})
-    monkeypatch.setattr("deployment.notifications.send_email",
-                        lambda cfg, to, subject, html, run_id: sent.append(subject) or {})
+    monkeypatch.setattr(
+        "deployment.notifications.send_email",
+        lambda cfg, to, subject, html, run_id: sent.append(subject) or {},
+    )
     _take_backup(cfg, ledger)
     ledger.write("frontend", {"live_colour_before": "blue", "target_colour": "green", "traffic_moved": True})
     set_weights(cfg, {"blue": 50, "green": 50})
 
-    result = _run(cfg, "rollback.last_resort_traffic", {"deploy_frontend.shift_traffic_50": "failed",
-                                                         "rollback.plan": "failed"})
+    result = _run(
+        cfg,
+        "rollback.last_resort_traffic",
+        {"deploy_frontend.shift_traffic_50": "failed", "rollback.plan": "failed"},
+    )
 
     assert result["colour"] == "blue" and weights(cfg) == {"blue": 100, "green": 0}
     section = ledger.read("rollback")

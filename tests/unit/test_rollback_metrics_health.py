@@ -62,8 +62,9 @@ def test_the_window_is_the_recent_past_not_everything_since_the_restore(cfg, mon
 
     windows: list[float] = []
     monkeypatch.setattr("deployment.metrics.cloudwatch_client", lambda conn, region: object())
-    monkeypatch.setattr("deployment.metrics.fetch_sample",
-                        lambda cloudwatch, query, window, end: windows.append(window))
+    monkeypatch.setattr(
+        "deployment.metrics.fetch_sample", lambda cloudwatch, query, window, end: windows.append(window)
+    )
     monkeypatch.setattr("deployment.analysis.evaluate", lambda *args, **kwargs: Verdict(HEALTHY))
     restored = datetime.now(UTC) - timedelta(seconds=600)
     assert metrics_health(cfg, restored, attempts=1, poll=0)["ok"] is True

@@ -16,11 +16,22 @@ from deployment.groups.rollback import rollback_group, summary
 
 
 def test_a_restored_stack_is_recorded_as_undone(cfg, record, monkeypatch):
-    plan = {"needed": True, "undo": {"traffic": False, "stack": True, "frontend": False},
-            "backup": {"previous_version": "v1.0.0"}, "stable_colour": "blue", "failed_tasks": []}
+    plan = {
+        "needed": True,
+        "undo": {"traffic": False, "stack": True, "frontend": False},
+        "backup": {"previous_version": "v1.0.0"},
+        "stable_colour": "blue",
+        "failed_tasks": [],
+    }
     record.write("rollback.plan", plan)
-    restored = {"status": "UPDATE_COMPLETE", "status_before": "UPDATE_COMPLETE", "redeployed": True,
-                "actions": ["execute_change_set rollback"], "change_set": None, "differences_found": []}
+    restored = {
+        "status": "UPDATE_COMPLETE",
+        "status_before": "UPDATE_COMPLETE",
+        "redeployed": True,
+        "actions": ["execute_change_set rollback"],
+        "change_set": None,
+        "differences_found": [],
+    }
     monkeypatch.setattr("deployment.rollback.restore_stack", lambda cfg, backup, run_id, **kwargs: restored)
     with DAG("rollback_step", schedule=None) as dag:
         rollback_group(cfg)

@@ -66,8 +66,9 @@ def notify_group(config: DeploymentConfig) -> TaskGroup:
     # none_failed: a skipped monitoring (skip_monitoring) still announces; a failed phase does not.
     root = {**retry, "trigger_rule": TriggerRule.NONE_FAILED}
 
-    with TaskGroup(group_id=GROUP_ID, tooltip="Release notes, GitHub release, Slack, email, status page",
-                   doc_md=__doc__) as group:
+    with TaskGroup(
+        group_id=GROUP_ID, tooltip="Release notes, GitHub release, Slack, email, status page", doc_md=__doc__
+    ) as group:
 
         @task(task_id="release_notes", **root)
         def release_notes() -> dict[str, Any]:
@@ -102,8 +103,9 @@ def notify_group(config: DeploymentConfig) -> TaskGroup:
 
             context, cfg, ledger, conf = _run("slack_team")
             text = render("slack_team_released.md.j2", **_values(cfg, ledger, conf, context))
-            return send_once(ledger, "notifications.slack_team",
-                             lambda: send_slack(cfg.connections.slack_team, text))
+            return send_once(
+                ledger, "notifications.slack_team", lambda: send_slack(cfg.connections.slack_team, text)
+            )
 
         @task(task_id="slack_company", **root)
         def slack_company() -> dict[str, Any]:
@@ -112,8 +114,9 @@ def notify_group(config: DeploymentConfig) -> TaskGroup:
 
             context, cfg, ledger, conf = _run("slack_company")
             text = render("slack_company.md.j2", **_values(cfg, ledger, conf, context))
-            return send_once(ledger, "notifications.slack_company",
-                             lambda: send_slack(cfg.connections.slack_company, text))
+            return send_once(
+                ledger, "notifications.slack_company", lambda: send_slack(cfg.connections.slack_company, text)
+            )
 
         @task(task_id="email_stakeholders", trigger_rule=TriggerRule.ALL_DONE, **retry)
         def email_stakeholders() -> dict[str, Any]:
@@ -134,9 +137,11 @@ def notify_group(config: DeploymentConfig) -> TaskGroup:
             html = render("email_stakeholders.html.j2", notes=notes, **_values(cfg, ledger, conf, context))
             subject = f"{cfg.application} {conf['version']} is live"
             return send_once(
-                ledger, "notifications.email_stakeholders",
-                lambda: send_email(cfg, list(cfg.notifications.stakeholder_emails), subject, html,
-                                   context["run_id"]),
+                ledger,
+                "notifications.email_stakeholders",
+                lambda: send_email(
+                    cfg, list(cfg.notifications.stakeholder_emails), subject, html, context["run_id"]
+                ),
             )
 
         @task(task_id="statuspage", **root)
@@ -198,15 +203,20 @@ FAILURE_TASK_ID = "announce_failure"
 
 
 def announce_failure():
-    """"Deployment failed" when a release stopped before changing anything; the status page back to normal.
+    """ "Deployment failed" when a release stopped before changing anything; the status page back to normal.
 
     Wire it after ``notify`` and ``rollback`` and before ``record_outcome`` (trigger rule
     ``all_done``). It skips a healthy release, and a failed one that changed production:
     the rollback's own notices tell that story.
     """
 
-    @task(task_id=FAILURE_TASK_ID, trigger_rule=TriggerRule.ALL_DONE, retries=RETRIES,
-          retry_delay=timedelta(seconds=5), doc_md=announce_failure.__doc__)
+    @task(
+        task_id=FAILURE_TASK_ID,
+        trigger_rule=TriggerRule.ALL_DONE,
+        retries=RETRIES,
+        retry_delay=timedelta(seconds=5),
+        doc_md=announce_failure.__doc__,
+    )
     def _announce() -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowSkipException
 
@@ -221,16 +231,24 @@ def announce_failure():
             raise AirflowSkipException("the release did not fail")
         rollback = ledger.read("rollback") or {}
         if rollback and rollback.get("status") != "not_needed":
-            raise AirflowSkipException(f"production was changed (rollback {rollback.get('status')}): "
-                                       "the rollback's notices tell")
+            raise AirflowSkipException(
+                f"production was changed (rollback {rollback.get('status')}): the rollback's notices tell"
+            )
         detail = failure_cause(failed, ledger.read("approvals"))
-        text = render("slack_failed.md.j2", cfg=cfg, version=conf["version"], detail=detail,
-                      url=run_url(cfg, context["ti"].dag_id, context["run_id"]))
+        text = render(
+            "slack_failed.md.j2",
+            cfg=cfg,
+            version=conf["version"],
+            detail=detail,
+            url=run_url(cfg, context["ti"].dag_id, context["run_id"]),
+        )
         sent = send_once(ledger, "notifications.failed", lambda: send_slack(cfg.connections.slack_team, text))
         if (ledger.read("notifications.statuspage_maintenance") or {}).get("status") == "sent":
             page = StatusPage(cfg).set_component("operational")
-            ledger.write("notifications.statuspage_maintenance",
-                         {"status": "resolved", "resolved_at": now_iso(), "component_status": page["status"]})
+            ledger.write(
+                "notifications.statuspage_maintenance",
+                {"status": "resolved", "resolved_at": now_iso(), "component_status": page["status"]},
+            )
         return {"cause": detail, "slack": sent.get("status")}
 
     return _announce()

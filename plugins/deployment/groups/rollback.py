@@ -54,7 +54,8 @@ def task_states(context: Any) -> dict[str, str]:
 def failed_release_tasks(states: dict[str, str]) -> list[str]:
     """Tasks of the release itself (not notifications, rollback or outcome) that failed."""
     return sorted(
-        task_id for task_id, state in states.items()
+        task_id
+        for task_id, state in states.items()
         if state in FAILED_STATES and not task_id.startswith(NOT_RELEASE_TASKS)
     )
 
@@ -75,8 +76,12 @@ def _step(section: str, action):
     try:
         result = action(cfg, ledger, plan, context)
     except Exception as err:
-        failure = {"status": "failed", "started_at": started, "failed_at": now_iso(),
-                   "error": str(err)[:2000]}
+        failure = {
+            "status": "failed",
+            "started_at": started,
+            "failed_at": now_iso(),
+            "error": str(err)[:2000],
+        }
         ledger.write(f"rollback.{section}", failure)
         raise
     ledger.write(f"rollback.{section}", {"started_at": started, "finished_at": now_iso(), **result})
@@ -89,8 +94,10 @@ def summary(ledger: Ledger) -> dict[str, Any]:
 
     plan = ledger.read("rollback.plan") or {}
     steps = {name: ledger.read(f"rollback.{name}") for name in (*STEPS, "verify")}
-    return {**summarize(plan, {k: v for k, v in steps.items() if v}, plan.get("failed_tasks", [])),
-            "attempt": plan.get("attempt") or 1}
+    return {
+        **summarize(plan, {k: v for k, v in steps.items() if v}, plan.get("failed_tasks", [])),
+        "attempt": plan.get("attempt") or 1,
+    }
 
 
 def _version(ledger: Ledger, plan: dict[str, Any]) -> str:
@@ -128,9 +135,17 @@ def plan_rollback() -> dict[str, Any]:
     plan["rolled_back_version"] = ledger.version
     ledger.write("rollback.plan", plan)
     if not plan["needed"]:
-        ledger.write("rollback", {"needed": False, "status": "not_needed", "reasons": plan["reasons"],
-                                  "attempt": attempt, "failed_tasks": plan["failed_tasks"],
-                                  "decided_at": now_iso()})
+        ledger.write(
+            "rollback",
+            {
+                "needed": False,
+                "status": "not_needed",
+                "reasons": plan["reasons"],
+                "attempt": attempt,
+                "failed_tasks": plan["failed_tasks"],
+                "decided_at": now_iso(),
+            },
+        )
         raise AirflowSkipException("; ".join(plan["reasons"]))
     return {"undo": plan["undo"], "stable_colour": plan["stable_colour"], "attempt": attempt}
 
@@ -160,25 +175,46 @@ def last_resort_task() -> dict[str, Any]:
         live = None
     colour = last_resort_colour(record, live)
     if colour is None:
-        raise RuntimeError("neither the record, the backup nor the router names the colour live before "
-                           "the release: put traffic back by hand")
+        raise RuntimeError(
+            "neither the record, the backup nor the router names the colour live before "
+            "the release: put traffic back by hand"
+        )
     traffic = restore_traffic(cfg, colour)
     backup = record.get("backup") or {}
-    plan = {"needed": True, "undo": {"traffic": True, "stack": True, "frontend": True},
-            "stable_colour": colour, "previous_version": backup_version(cfg, backup) if backup else None,
-            "dynamodb_backups": dynamodb_backups(backup),
-            "reasons": ["the rollback plan could not be made: traffic put back as a last resort; the "
-                        "stack and the idle branch must be checked by hand"]}
+    plan = {
+        "needed": True,
+        "undo": {"traffic": True, "stack": True, "frontend": True},
+        "stable_colour": colour,
+        "previous_version": backup_version(cfg, backup) if backup else None,
+        "dynamodb_backups": dynamodb_backups(backup),
+        "reasons": [
+            "the rollback plan could not be made: traffic put back as a last resort; the "
+            "stack and the idle branch must be checked by hand"
+        ],
+    }
     failed = failed_release_tasks(task_states(context))
-    section = {**summarize(plan, {"traffic": {"status": "done", **traffic}}, failed),
-               "attempt": _attempt(ledger), "last_resort": {"colour": colour, **traffic},
-               "failed_checks": ["plan"], "finished_at": now_iso()}
+    section = {
+        **summarize(plan, {"traffic": {"status": "done", **traffic}}, failed),
+        "attempt": _attempt(ledger),
+        "last_resort": {"colour": colour, **traffic},
+        "failed_checks": ["plan"],
+        "finished_at": now_iso(),
+    }
     ledger.write("rollback", section)
-    values = {"cfg": cfg, "summary": section, "version": ledger.version, "run_id": context["run_id"],
-              "reason": None, "url": _run_url(cfg, context)}
+    values = {
+        "cfg": cfg,
+        "summary": section,
+        "version": ledger.version,
+        "run_id": context["run_id"],
+        "reason": None,
+        "url": _run_url(cfg, context),
+    }
     for channel, send in (("page_oncall_slack", _slack), ("incident_email", _email)):
-        send_once(ledger, f"rollback.notice.a{section['attempt']}.{channel}.last_resort",
-                  lambda send=send: send(cfg, values))
+        send_once(
+            ledger,
+            f"rollback.notice.a{section['attempt']}.{channel}.last_resort",
+            lambda send=send: send(cfg, values),
+        )
     return {"colour": colour, "changed": traffic["changed"]}
 
 
@@ -215,8 +251,9 @@ def restore_stack_task() -> dict[str, Any]:
 
         if not plan["undo"]["stack"]:
             return _not_needed("the stack")
-        restored = restore_stack(cfg, plan["backup"], context["run_id"],
-                                 attempt=int(plan.get("attempt") or 1), ledger=ledger)
+        restored = restore_stack(
+            cfg, plan["backup"], context["run_id"], attempt=int(plan.get("attempt") or 1), ledger=ledger
+        )
         # ``status`` is the step's (summarize() reads it); the stack's own is kept as ``stack_status``.
         return {**restored, "stack_status": restored["status"], "status": "done"}
 
@@ -232,8 +269,10 @@ def restore_frontend_task() -> dict[str, Any]:
 
         if not plan["undo"]["frontend"]:
             return _not_needed("the frontend")
-        return {"status": "done", **restore_frontend(cfg, plan["backup"], plan["idle_colour"],
-                                                     plan.get("stable_colour"))}
+        return {
+            "status": "done",
+            **restore_frontend(cfg, plan["backup"], plan["idle_colour"], plan.get("stable_colour")),
+        }
 
     return _step("frontend", action)
 
@@ -249,8 +288,12 @@ def verify_task() -> dict[str, Any]:
 
         traffic = ledger.read("rollback.traffic") or {}
         since = datetime.fromisoformat(traffic["restored_at"]) if traffic.get("restored_at") else None
-        return {"status": "done", **verify(cfg, plan["backup"], plan.get("stable_colour"),
-                                           check_stack=plan["undo"]["stack"], since=since)}
+        return {
+            "status": "done",
+            **verify(
+                cfg, plan["backup"], plan.get("stable_colour"), check_stack=plan["undo"]["stack"], since=since
+            ),
+        }
 
     result = _step("verify", action)
     if not result["verified"]:
@@ -267,15 +310,23 @@ def record_rollback_task() -> dict[str, Any]:
     context = get_current_context()
     cfg = load_config()
     ledger = run_ledger(cfg, context)
-    section = {**summary(ledger), "finished_at": now_iso(),
-               "started_at": (ledger.read("rollback.plan") or {}).get("started_at")}
+    section = {
+        **summary(ledger),
+        "finished_at": now_iso(),
+        "started_at": (ledger.read("rollback.plan") or {}).get("started_at"),
+    }
     ledger.write("rollback", section)
     return {"status": section["status"], "verified": section["verified"]}
 
 
 def _urgent(task_id: str, send):
-    @task(task_id=task_id, trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS, retries=3,
-          retry_delay=timedelta(seconds=5), doc_md=send.__doc__)
+    @task(
+        task_id=task_id,
+        trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS,
+        retries=3,
+        retry_delay=timedelta(seconds=5),
+        doc_md=send.__doc__,
+    )
     def _notice() -> dict[str, Any]:
         from deployment.config import load_config
         from deployment.notifications import send_once
@@ -285,9 +336,14 @@ def _urgent(task_id: str, send):
         ledger = run_ledger(cfg, context)
         current = summary(ledger)
         plan = ledger.read("rollback.plan") or {}
-        values = {"cfg": cfg, "summary": current, "version": _version(ledger, plan),
-                  "run_id": context["run_id"], "reason": plan.get("reason"),
-                  "url": _run_url(cfg, context)}
+        values = {
+            "cfg": cfg,
+            "summary": current,
+            "version": _version(ledger, plan),
+            "run_id": context["run_id"],
+            "reason": plan.get("reason"),
+            "url": _run_url(cfg, context),
+        }
         # Keyed by attempt and verification state: a second attempt's rollback is announced
         # too, and a rerun after a fix sends the news once more.
         state = "verified" if current["verified"] else "unverified"
@@ -317,8 +373,13 @@ def _email(cfg, values):
 
     state = "rolled back" if values["summary"]["verified"] else "ROLLBACK NOT VERIFIED"
     subject = f"[INCIDENT] {cfg.application} {values['version']} {state} ({cfg.environment})"
-    return send_email(cfg, list(cfg.notifications.incident_emails), subject,
-                      render("email_incident.html.j2", **values), values["run_id"])
+    return send_email(
+        cfg,
+        list(cfg.notifications.incident_emails),
+        subject,
+        render("email_incident.html.j2", **values),
+        values["run_id"],
+    )
 
 
 def _statuspage(cfg, values):
@@ -343,8 +404,12 @@ def rollback_steps(plan_task, last_resort=None) -> list:
     record = record_rollback_task()
     from deployment.notifications import rollback_page
 
-    notices = [_urgent("page_oncall_slack", _slack), _urgent("incident_email", _email),
-               _urgent("statuspage_incident", _statuspage), _urgent("page_oncall_pagerduty", rollback_page)]
+    notices = [
+        _urgent("page_oncall_slack", _slack),
+        _urgent("incident_email", _email),
+        _urgent("statuspage_incident", _statuspage),
+        _urgent("page_oncall_pagerduty", rollback_page),
+    ]
     plan_task >> traffic
     if last_resort is not None:
         plan_task >> last_resort
@@ -447,7 +512,8 @@ def releases_past_gate(ti: Any, dag_id: str) -> list[str]:
     """Runs of ``dag_id`` that went past the approval gate and have not recorded their outcome."""
     states = ti.get_task_states(dag_id=dag_id, task_ids=[*PAST_GATE_TASKS, FINALIZE_TASK_ID])
     return sorted(
-        run_id for run_id, tasks in states.items()
+        run_id
+        for run_id, tasks in states.items()
         if any(tasks.get(t) not in (None, "none") for t in PAST_GATE_TASKS)
         and str(tasks.get(FINALIZE_TASK_ID)) not in TERMINAL
     )
@@ -498,8 +564,11 @@ def manual_plan_task() -> dict[str, Any]:
         params = context["params"]
         plan = manual_plan(cfg, params.get("target_version"), params["reason"], params.get("requested_by"))
         ledger.write("rollback.plan", plan)
-    return {"target": plan["previous_version"], "from": plan["rolled_back_version"],
-            "stable_colour": plan["stable_colour"]}
+    return {
+        "target": plan["previous_version"],
+        "from": plan["rolled_back_version"],
+        "stable_colour": plan["stable_colour"],
+    }
 
 
 @task(task_id=FINALIZE_TASK_ID, trigger_rule=TriggerRule.ALL_DONE)
