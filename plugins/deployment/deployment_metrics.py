@@ -43,7 +43,8 @@ METRIC_NAMES = {
 }
 
 
-def _parse(value: Any) -> datetime | None:
+def parse_time(value: Any) -> datetime | None:
+    """An ISO timestamp (``Z`` allowed) or datetime, made timezone-aware (UTC if naive); None if unusable."""
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=UTC)
     if not isinstance(value, str) or not value:
@@ -94,8 +95,9 @@ def section_boundaries(ledger: Ledger, record: dict[str, Any]) -> dict[str, dict
             continue
         body = record[section] if isinstance(record[section], dict) else {}
         head = ledger.hook.head_object(ledger.key(section), ledger.bucket)
-        ended = _parse(body.get("finished_at") or body.get("completed_at")) or _parse(head["LastModified"])
-        boundaries[section] = {"started": _parse(body.get("started_at")), "ended": ended}
+        written = parse_time(head["LastModified"])
+        ended = parse_time(body.get("finished_at") or body.get("completed_at")) or written
+        boundaries[section] = {"started": parse_time(body.get("started_at")), "ended": ended}
     return boundaries
 
 
@@ -103,7 +105,7 @@ def measure(cfg: DeploymentConfig, ledger: Ledger, end: datetime | None = None) 
     """The ``metrics`` section of a run: phase durations measured from its record."""
     record = ledger.record()
     conf = record.get("conf") or {}
-    started_at = _parse(conf.get("started_at"))
+    started_at = parse_time(conf.get("started_at"))
     if started_at is None:
         raise ValueError(f"the record {ledger.prefix} has no conf.started_at to measure from")
     end = end or datetime.now(UTC)
@@ -146,7 +148,7 @@ def record_metrics(cfg: DeploymentConfig, ledger: Ledger, *, outcome: str | None
         return {**existing, "skipped": True}
     section = measure(cfg, ledger)
     section["outcome"] = outcome
-    data = metric_data(cfg, section["phases"], _parse(section["measured_at"]))
+    data = metric_data(cfg, section["phases"], parse_time(section["measured_at"]))
     cloudwatch = hook_for(cfg, CloudWatchHook).conn
     for start in range(0, len(data), 20):
         batch = data[start : start + 20]

@@ -673,31 +673,42 @@ def default_target(cfg: DeploymentConfig, current: str | None) -> str:
     )
 
 
-def built_version(cfg: DeploymentConfig, colour: Colour) -> str | None:
-    """The version ``colour``'s branch serves: that of its newest SUCCEED job, else its version variable."""
-    import re
-
+def built_commit(cfg: DeploymentConfig, colour: Colour) -> str | None:
+    """The commit ``colour``'s branch serves: the ``commitId`` of its newest SUCCEED job."""
     from deployment.amplify import client
 
-    amplify = client(cfg)
-    app_id, branch = cfg.amplify.app_id, cfg.amplify.branches[colour]
-    jobs = amplify.list_jobs(appId=app_id, branchName=branch, maxResults=50).get("jobSummaries", [])
-    succeeded = [j for j in jobs if j["status"] == "SUCCEED"]
-    succeeded.sort(key=lambda j: j["startTime"], reverse=True)
-    if succeeded:
-        found = re.search(r"v\d+\.\d+\.\d+", succeeded[0].get("commitMessage") or "")
-        if found:
-            return found.group(0)
-    env = amplify.get_branch(appId=app_id, branchName=branch)["branch"].get("environmentVariables") or {}
-    return env.get(cfg.amplify.version_variable)
+    jobs = (
+        client(cfg)
+        .list_jobs(appId=cfg.amplify.app_id, branchName=cfg.amplify.branches[colour], maxResults=50)
+        .get("jobSummaries", [])
+    )
+    succeeded = sorted((j for j in jobs if j["status"] == "SUCCEED"), key=lambda j: j["startTime"])
+    return succeeded[-1].get("commitId") if succeeded else None
+
+
+def recorded_build(cfg: DeploymentConfig, backup: dict[str, Any], version: str) -> dict[str, Any]:
+    """The verified build of ``version`` that the backed-up template runs (the artifact contract)."""
+    from deployment.artifacts import ArtifactError, build_of_template
+
+    template = load_backed_up_stack(cfg, backup)["template_body"]
+    try:
+        build = build_of_template(cfg, template, version)
+    except ArtifactError as err:
+        raise RollbackError(
+            f"the backup {backup.get('backup_id')} of {version} is not its recorded build: {err}"
+        ) from err
+    kept = ("commit_sha", "version", "manifest_key", "manifest_sha256", "template_sha256")
+    return {key: build[key] for key in kept}
 
 
 def manual_plan(cfg: DeploymentConfig, target: str | None, reason: str, requested_by: str | None) -> dict:
     """The ``rollback.plan`` of a manual rollback to ``target`` (default: :func:`default_target`).
 
     Production goes back to the state a release's backup captured while ``target`` was
-    live, on the colour that backup found live, which must still serve ``target``. A
-    version older than that (whose branch was rebuilt since) is refused: release it anew.
+    live, on the colour that backup found live: the backed-up template must run
+    ``target``'s verified build, and that colour's branch must still serve the build's
+    commit. A version older than that (whose branch was rebuilt since) is refused:
+    release it anew.
     """
     from deployment.cloudformation import deployed_version
     from deployment.router import other
@@ -710,11 +721,13 @@ def manual_plan(cfg: DeploymentConfig, target: str | None, reason: str, requeste
     stable = backup_live_colour(backup)
     if stable is None:
         raise RollbackError(f"the backup {backup.get('backup_id')} names no live colour")
-    serving = built_version(cfg, stable)
-    if serving != target:
+    build = recorded_build(cfg, backup, target)
+    serving = built_commit(cfg, stable)
+    if serving != build["commit_sha"]:
         raise RollbackError(
-            f"the {stable} branch that served {target} now serves {serving}: a rollback switches traffic, "
-            f"it does not rebuild; release {target} again through deploy_production instead"
+            f"the {stable} branch that served {target} now serves commit {serving}, not {target}'s build "
+            f"{build['commit_sha']}: a rollback switches traffic, it does not rebuild; release {target} "
+            "again through deploy_production instead"
         )
     return {
         "needed": True,
@@ -723,6 +736,7 @@ def manual_plan(cfg: DeploymentConfig, target: str | None, reason: str, requeste
         "stable_colour": stable,
         "idle_colour": other(stable),
         "backup": backup,
+        "build": build,
         "previous_version": target,
         "rolled_back_version": current,
         "dynamodb_backups": dynamodb_backups(backup),

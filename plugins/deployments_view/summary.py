@@ -7,10 +7,10 @@ failed earlier), and other tasks add fields over time.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from deployment.deployment_metrics import parse_time
 from deployments_view.records import Record
 
 if TYPE_CHECKING:
@@ -20,16 +20,6 @@ RELEASE_DAG = "deploy_production"
 ROLLBACK_DAG = "rollback_production"
 # The rollback group's steps, in the order they run (the section ``rollback``'s ``steps``).
 ROLLBACK_STEPS = ("traffic", "stack", "frontend", "verify")
-
-
-def parse_time(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def seconds_between(start: Any, end: Any) -> float | None:

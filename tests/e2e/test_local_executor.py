@@ -147,6 +147,8 @@ def test_failed_release_is_rolled_back_then_cleared_and_completed(local, sandbox
     failed_groups = {t.split(".")[0] for t, s in states.items() if s == "failed" and "." in t}
     assert failed_groups == {"smoke_tests"}, states
     rollback = {t: s for t, s in states.items() if t.startswith("rollback.")}
+    # The last resort runs only when no rollback plan can be made.
+    assert rollback.pop("rollback.last_resort_traffic") == "skipped", rollback
     assert rollback and all(s == "success" for s in rollback.values()), rollback
 
     # Production is back on v1.0.0, so rerunning the smoke tests alone would test the old

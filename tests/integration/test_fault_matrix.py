@@ -277,6 +277,8 @@ def test_slack_down_during_notify(local, world, seeded, sandbox):
             "page_oncall_slack",
             "incident_email",
             "statuspage_incident",
+            "page_oncall_pagerduty",
+            "last_resort_traffic",
         )
     }
     outcome = release.section("outcome")

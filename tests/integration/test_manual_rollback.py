@@ -59,14 +59,18 @@ def test_manual_rollback_after_a_release_puts_the_previous_version_back(local, w
     plan = world.record(RECORD_FOLDER, run_id, "rollback.plan")
     assert plan["previous_version"] == OLD and plan["rolled_back_version"] == NEW
     assert plan["reason"] == REASON and plan["requested_by"] == "alice"
+    assert plan["build"]["version"] == OLD and len(plan["build"]["commit_sha"]) == 40, "OLD's recorded build"
     outcome = world.record(RECORD_FOLDER, run_id, "outcome")
     assert outcome["status"] == "rolled_back" and outcome["previous_version"] == OLD
     assert all(world.urgent_notices().values()), "a rollback of production pages on-call"
 
 
-def test_rollback_is_refused_while_a_release_runs(local, world, seeded):
+def test_rollback_is_refused_while_a_release_past_its_gate_runs(local, world, seeded):
+    """A release waiting for approval holds nothing (it re-checks production before its first
+    change); once approved and changing production, a manual rollback is refused."""
     release = Release.trigger(local, world, "running")
-    release.wait_task("approval_gate.first_approval", {"awaiting_input"}, timeout=180)
+    release.approve()
+    release.wait_task("deploy_infrastructure.execute_change_set", {"deferred"}, timeout=180, poll=0.1)
 
     rollback, run_id = trigger_rollback(local["alice"], "refused")
     rollback.wait_for_run(run_id, {"failed"}, timeout=120)
@@ -80,5 +84,4 @@ def test_rollback_is_refused_while_a_release_runs(local, world, seeded):
     ), states
     assert world.record(RECORD_FOLDER, run_id, "rollback.plan") is None
     assert release.ci.run(release.run_id)["state"] == "running", "the release goes on"
-    assert world.snapshot() == seeded
     assert world.urgent_notices() == {"slack": [], "email": [], "statuspage": []}

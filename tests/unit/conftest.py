@@ -89,7 +89,10 @@ def aws(cfg, moto, amplify_emulator, monkeypatch):
         },
     )
     emulator = amplify_emulator["emulator"]
-    emulator.start_job(cfg.amplify.app_id, cfg.amplify.branches["blue"], {"jobType": "RELEASE"})
+    # Production's blue branch serves the previous release's build, as the sandbox seeds it.
+    emulator.start_job(
+        cfg.amplify.app_id, cfg.amplify.branches["blue"], {"jobType": "RELEASE", "commitId": PREVIOUS_COMMIT}
+    )
     time.sleep(0.1)  # the job SUCCEEDs after job_seconds
     return {
         "session": session,

@@ -9,9 +9,10 @@ plays the status transitions AWS documents; the sandbox's CloudFormation layer
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
-from _release import COMMIT, PREVIOUS, RUN_ID, VERSION
+from _release import COMMIT, PREVIOUS, PREVIOUS_COMMIT, RUN_ID, VERSION
 
 from deployment import backup, rollback
 from deployment.route53 import set_weights, weights
@@ -237,3 +238,27 @@ def test_manual_plan_defaults_to_the_last_other_successful_release(cfg, aws, led
     assert plan["stable_colour"] == "blue" and plan["undo"]["traffic"] is True
     with pytest.raises(rollback.RollbackError, match="no recorded backup shows v0.9.0"):
         rollback.manual_plan(cfg, "v0.9.0", "errors since the release", "alice")
+
+
+def test_manual_plan_restores_the_target_versions_recorded_build(cfg, aws, ledger):
+    """Issue 15: a rollback to a named version puts back that version's verified build."""
+    _take_backup(cfg, ledger)
+    _deploy_new_version(cfg, aws, ledger)
+    plan = rollback.manual_plan(cfg, PREVIOUS, "errors since the release", "alice")
+    build = plan["build"]
+    assert build["commit_sha"] == PREVIOUS_COMMIT and build["version"] == PREVIOUS
+    assert (
+        build["manifest_key"].endswith(f"{PREVIOUS_COMMIT}/manifest.json")
+        and len(build["manifest_sha256"]) == 64
+    )
+
+
+def test_manual_plan_refuses_a_branch_rebuilt_from_another_commit(cfg, aws, ledger):
+    _take_backup(cfg, ledger)
+    _deploy_new_version(cfg, aws, ledger)
+    aws["amplify"].start_job(
+        cfg.amplify.app_id, cfg.amplify.branches["blue"], {"jobType": "RELEASE", "commitId": "c" * 40}
+    )
+    time.sleep(0.2)  # the job SUCCEEDs after job_seconds
+    with pytest.raises(rollback.RollbackError, match=f"serves commit {'c' * 40}"):
+        rollback.manual_plan(cfg, PREVIOUS, "errors since the release", "alice")
