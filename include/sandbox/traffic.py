@@ -170,17 +170,7 @@ class TrafficSimulator:
             outcomes = [outcome for sample in by_colour.values() for outcome in sample]
             staging = [simulate_request(None, "staging", "staging", self._rng) for _ in range(total)]
             self._publish(by_colour, staging)
-            errors = sum(1 for status, _ in outcomes if status >= 500)
-            summary = {
-                "weights": weights,
-                "versions": versions,
-                "requests": len(outcomes),
-                "errors": errors,
-                "error_rate_percent": 100 * errors / len(outcomes) if outcomes else 0.0,
-                "latency_ms": sum(ms for _, ms in outcomes) / len(outcomes) if outcomes else None,
-                "alarm": self._evaluate_alarm(len(outcomes), errors) if self.evaluate_alarms else None,
-            }
-            return self.recorder.record(**summary)
+            return self.recorder.record(weights=weights, versions=versions, **self._outcome_summary(outcomes))
 
     def _front_door_tick(self) -> dict[str, Any]:
         with self._tick_lock:
@@ -203,19 +193,24 @@ class TrafficSimulator:
             self._publish(
                 {c: s for c, s in by_colour.items() if c in COLOURS}, staging, extra=by_colour.get("unrouted")
             )
-            errors = sum(1 for status, _ in outcomes if status >= 500)
-            summary = {
-                "weights": routing,
-                "versions": versions,
-                "viewers": {colour: reached.count(colour) for colour in COLOURS},
-                "assignments": "".join(c[0] if c in COLOURS else "-" for c in reached),
-                "requests": len(outcomes),
-                "errors": errors,
-                "error_rate_percent": 100 * errors / len(outcomes) if outcomes else 0.0,
-                "latency_ms": sum(ms for _, ms in outcomes) / len(outcomes) if outcomes else None,
-                "alarm": self._evaluate_alarm(len(outcomes), errors) if self.evaluate_alarms else None,
-            }
-            return self.recorder.record(**summary)
+            return self.recorder.record(
+                weights=routing,
+                versions=versions,
+                viewers={colour: reached.count(colour) for colour in COLOURS},
+                assignments="".join(c[0] if c in COLOURS else "-" for c in reached),
+                **self._outcome_summary(outcomes),
+            )
+
+    def _outcome_summary(self, outcomes: list[tuple[int, float]]) -> dict[str, Any]:
+        """One tick's requests, errors, error rate and mean latency, and the alarm they set."""
+        errors = sum(1 for status, _ in outcomes if status >= 500)
+        return {
+            "requests": len(outcomes),
+            "errors": errors,
+            "error_rate_percent": 100 * errors / len(outcomes) if outcomes else 0.0,
+            "latency_ms": sum(ms for _, ms in outcomes) / len(outcomes) if outcomes else None,
+            "alarm": self._evaluate_alarm(len(outcomes), errors) if self.evaluate_alarms else None,
+        }
 
     def _probe(self) -> dict[str, int] | None:
         """The split the front door's function reads now, as ``{colour: percent}``."""

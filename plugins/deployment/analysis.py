@@ -62,6 +62,13 @@ class Breach:
         return f"{self.threshold} = {self.value:g} (limit {self.limit})"
 
 
+def _detail(outcome: Outcome, breaches: tuple[Breach, ...], notes: tuple[str, ...]) -> str:
+    """A verdict in one line: its breaches, else its notes, else the outcome."""
+    if outcome == BREACH:
+        return "; ".join(str(b) for b in breaches)
+    return "; ".join(notes) or outcome
+
+
 @dataclass(frozen=True)
 class Verdict:
     outcome: Outcome
@@ -73,9 +80,7 @@ class Verdict:
 
     @property
     def detail(self) -> str:
-        if self.outcome == BREACH:
-            return "; ".join(str(b) for b in self.breaches)
-        return "; ".join(self.notes) or self.outcome
+        return _detail(self.outcome, self.breaches, self.notes)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -319,9 +324,7 @@ class CanaryVerdict:
 
     @property
     def detail(self) -> str:
-        if self.outcome == BREACH:
-            return "; ".join(str(b) for b in self.breaches)
-        return "; ".join(self.reasons) or self.outcome
+        return _detail(self.outcome, self.breaches, self.reasons)
 
     def to_dict(self) -> dict[str, Any]:
         return {
