@@ -182,6 +182,39 @@ def test_a_monitoring_rerun_after_a_rollback_is_refused(cfg, aws, ledger):
     assert ledger.read("monitoring") is None  # nothing watched, nothing recorded as healthy
 
 
+def test_failed_smoke_checks_are_recorded_even_when_the_rollback_already_put_traffic_back(cfg, aws, ledger):
+    """The rollback starts on the first failed check and can restore traffic before ``record_results``
+    runs; the failures must still be recorded (seen on CI: no ``smoke_tests`` section)."""
+    from deployment.groups.smoke import SmokeTestsFailed, check_section, gather
+
+    _take_backup(cfg, ledger)
+    _release_live(cfg, aws, ledger)
+    for check in cfg.smoke_tests.checks:
+        ledger.write(check_section(check.name), {"name": check.name, "ok": False, "error": "HTTP 500"})
+    ledger.write("rollback.plan", {"needed": True, "attempt": 1})
+    set_weights(cfg, {"blue": 100, "green": 0})
+
+    with pytest.raises(SmokeTestsFailed, match="did not all pass"):
+        gather(cfg, ledger)
+    recorded = ledger.read("smoke_tests")
+    assert recorded["passed"] is False
+    assert recorded["failed"] == sorted(c.name for c in cfg.smoke_tests.checks)
+
+
+def test_passing_smoke_checks_are_not_recorded_as_a_pass_once_the_release_is_not_live(cfg, aws, ledger):
+    from deployment.groups.smoke import SmokeTestsFailed, check_section, gather
+
+    _take_backup(cfg, ledger)
+    _release_live(cfg, aws, ledger)
+    for check in cfg.smoke_tests.checks:
+        ledger.write(check_section(check.name), {"name": check.name, "ok": True})
+    set_weights(cfg, {"blue": 100, "green": 0})
+
+    with pytest.raises(SmokeTestsFailed, match="not what production serves"):
+        gather(cfg, ledger)
+    assert ledger.read("smoke_tests") is None
+
+
 def test_a_new_attempt_is_refused_when_production_changed_since_the_approved_plan(cfg, aws, ledger):
     _take_backup(cfg, ledger)
     ledger.write("plan", {"release": {"previous_version": "v0.9.0", "live_colour": "blue"}})

@@ -3,7 +3,8 @@
 One task per check (``check_<name>``), so each shows, fails and retries on its own in
 the UI; each writes its own record section ``smoke_tests.<name>`` (no two tasks write
 one section). ``record_results`` runs whatever happened to them, gathers every
-result into the ``smoke_tests`` section, and fails unless all passed.
+result into the ``smoke_tests`` section, and fails unless all passed (a pass only
+counts while the release is live).
 """
 
 from __future__ import annotations
@@ -64,13 +65,19 @@ def run_one(cfg: DeploymentConfig, ledger: Ledger, name: str) -> dict[str, Any]:
 
 
 def gather(cfg: DeploymentConfig, ledger: Ledger) -> dict[str, Any]:
-    """Every configured check's result in one ``smoke_tests`` section; raises unless all passed."""
+    """Every configured check's result in one ``smoke_tests`` section; raises unless all passed.
+
+    Failures are recorded whatever production serves: the rollback starts on the first
+    failed check and may have put traffic back already. A pass is recorded only while
+    the release is live.
+    """
     from deployment.ledger import now_iso
 
-    release_colour(cfg, ledger, "recording the smoke tests")
     results = {c.name: ledger.read(check_section(c.name)) for c in cfg.smoke_tests.checks}
     missing = sorted(name for name, result in results.items() if result is None)
     failed = sorted(name for name, result in results.items() if result is not None and not result["ok"])
+    if not missing and not failed:
+        release_colour(cfg, ledger, "recording the smoke tests")
     summary = {
         "passed": not missing and not failed,
         "checks": results,
