@@ -16,7 +16,7 @@ from airflow.sdk import chain, dag
 
 from deployment.config import load_config
 from deployment.docs import dag_doc
-from deployment.groups.approval import approval_gate_group
+from deployment.groups.approval import GATE_TASK_ID, approval_gate_group
 from deployment.groups.backup import backup_group
 from deployment.groups.frontend import deploy_frontend_group
 from deployment.groups.infra_validation import validate_infrastructure_group
@@ -57,13 +57,10 @@ def deploy_production():
         monitoring_group(CONFIG),
     ]
     notify = notify_group(CONFIG)
-    chain(
-        release,
-        pre_deployment_validation_group(CONFIG),
-        approval_gate_group(CONFIG),
-        *changing_phases,
-        notify,
-    )
+    approval = approval_gate_group(CONFIG)
+    chain(release, pre_deployment_validation_group(CONFIG), approval)
+    # Production changes only after the verified gate (the group's reminder is no way in).
+    chain(approval.children[GATE_TASK_ID], *changing_phases, notify)
 
     rollback = rollback_group(CONFIG)
     rollback_first = rollback.children["rollback.plan"]
@@ -71,9 +68,11 @@ def deploy_production():
         for phase_task in phase.iter_tasks():
             phase_task >> rollback_first
 
-    failure = announce_failure()
-    [notify, rollback] >> failure
-    [notify, rollback, emergency, failure] >> finalize_task(CONFIG)
+    # "Deployment failed" runs beside the outcome, not before it: a successful release
+    # skips it, and it never changes what the outcome reports.
+    [notify, rollback] >> announce_failure()
+    # The approval group's reminder ends off the gate's path; the outcome still waits for it.
+    [notify, rollback, emergency, approval] >> finalize_task(CONFIG)
 
 
 deploy_production()

@@ -53,12 +53,17 @@ def test_every_task_that_changes_production_reaches_the_rollback(dag):
     )
 
 
-def test_the_outcome_is_the_only_leaf_and_sees_everything(dag):
-    assert [t.task_id for t in dag.leaves] == ["record_outcome"]
-    outcome = dag.get_task("record_outcome")
-    assert outcome.trigger_rule == TriggerRule.ALL_DONE
+def test_the_outcome_sees_every_task_but_the_failure_notice_beside_it(dag):
+    # "Deployment failed" is a notice: it runs beside the outcome (off a successful release's
+    # path) and never changes what the outcome reports.
+    assert sorted(t.task_id for t in dag.leaves) == ["announce_failure", "record_outcome"]
+    outcome, failure = dag.get_task("record_outcome"), dag.get_task("announce_failure")
+    assert outcome.trigger_rule == failure.trigger_rule == TriggerRule.ALL_DONE
     upstream = {t.task_id for t in outcome.get_flat_relatives(upstream=True)}
-    assert upstream == {t.task_id for t in dag.tasks} - {"record_outcome"}
+    assert upstream == {t.task_id for t in dag.tasks} - {"record_outcome", "announce_failure"}
+    before_failure = {t.task_id for t in failure.get_flat_relatives(upstream=True)}
+    assert before_failure >= {"notify.record_metrics", "rollback.record_rollback"}
+    assert "approval_gate.remind_approvers" in upstream
 
 
 def test_a_release_never_runs_beside_a_rollback(dag):

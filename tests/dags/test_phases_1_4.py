@@ -8,7 +8,7 @@ from airflow.sdk import DAG, TriggerRule
 
 from deployment.approval import ReleaseApprovalOperator
 from deployment.config import load_config
-from deployment.groups.approval import approval_gate_group
+from deployment.groups.approval import GATE_TASK_ID, approval_gate_group
 from deployment.groups.backup import backup_group
 from deployment.groups.infra_validation import validate_infrastructure_group
 from deployment.groups.release import record_release
@@ -29,9 +29,9 @@ def dag():
             validate_infrastructure_group(config),
         ]
         release = record_release()
-        release >> groups[0]
-        for before, after in zip(groups, groups[1:], strict=False):
-            before >> after
+        # As the DAG chains them: the first change follows the verified gate, not the group.
+        release >> groups[0] >> groups[1]
+        groups[1].children[GATE_TASK_ID] >> groups[2] >> groups[3]
     return dag
 
 
@@ -116,7 +116,8 @@ def test_approval_gate_order_and_operators(dag):
     assert isinstance(timer, DateTimeSensorAsync)
     assert _up(dag, timer.task_id) == {"approval_gate.record_approvals"}
     assert "approval_gate.record_approvals" in timer.target_time
-    assert _up(dag, "approval_gate.verify_gate") == {timer.task_id, "approval_gate.remind_approvers"}
+    # The reminder is off the gate's path: the gate never waits for the sensor's next look.
+    assert _up(dag, "approval_gate.verify_gate") == {timer.task_id}
     assert _up(dag, "approval_gate.remind_approvers") == {"approval_gate.announce_start"}
     assert _up(dag, "backup.backup_stack") >= {"approval_gate.verify_gate"}
 

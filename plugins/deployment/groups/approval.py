@@ -9,7 +9,8 @@ plus ``timings.wait_timer_seconds``; marking it failed cancels the release befor
 has changed. ``verify_gate`` re-checks the answers read from Airflow just before the
 first change, so no hand-marked task or hand-written XCom opens the gate. Beside the
 requests, ``remind_approvers`` (a rescheduling sensor) reminds whoever a request still
-waits for once half the gate's time has gone.
+waits for once half the gate's time has gone; it is off the gate's path (the gate never
+waits for its next look), and the run's outcome waits for it.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ if TYPE_CHECKING:
     from deployment.config import DeploymentConfig
 
 GROUP_ID = "approval_gate"
+# The gate's exit: the first change follows it, never the reminder beside the requests.
+GATE_TASK_ID = f"{GROUP_ID}.verify_gate"
 # The task log: the Task SDK's RuntimeTaskInstance (context["ti"]) has no ``log``.
 log = logging.getLogger(__name__)
 APPROVAL_TASKS = ("first_approval", "second_approval", "third_approval", "fourth_approval")
@@ -239,5 +242,5 @@ def approval_gate_group(config: DeploymentConfig) -> TaskGroup:
         )
         started, verified = announce_start(), verify_gate()
         chain(started, *approvals, recorded, wait_timer, verified)
-        started >> remind_approvers() >> verified
+        started >> remind_approvers()
     return group
