@@ -141,12 +141,16 @@ def _ref_exists(repo, tag: str) -> bool:
 def release_notes(
     cfg: DeploymentConfig, conf: dict[str, Any], previous: str | None, approvals: Any = None
 ) -> dict[str, Any]:
-    """Markdown release notes from GitHub's compare of ``previous``...this release."""
+    """Markdown release notes from GitHub's compare of ``previous``...this release, and when the
+    release's first commit was made (``first_commit_at``: DORA's lead time starts there)."""
+    from datetime import UTC
+
     repo = _repo(cfg)
     version = conf["version"]
     head = version if _ref_exists(repo, version) else conf["commit_sha"]
     commits: list[dict[str, str]] = []
     compare_url = None
+    dates = []  # each commit's author date: the first is where the release's lead time starts
     if previous:
         comparison = repo.compare(previous, head)
         compare_url = comparison.html_url
@@ -155,6 +159,9 @@ def release_notes(
             commits.append(
                 {"sha": commit.sha[:7], "title": commit.commit.message.splitlines()[0], "author": login}
             )
+            if commit.commit.author and commit.commit.author.date:
+                date = commit.commit.author.date
+                dates.append(date if date.tzinfo else date.replace(tzinfo=UTC))
     markdown = render(
         "release_notes.md.j2",
         version=version,
@@ -170,6 +177,7 @@ def release_notes(
         "head": head,
         "commits": len(commits),
         "compare_url": compare_url,
+        "first_commit_at": min(dates).isoformat() if dates else None,
         "markdown": markdown,
     }
 

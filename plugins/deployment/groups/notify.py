@@ -72,7 +72,8 @@ def notify_group(config: DeploymentConfig) -> TaskGroup:
 
         @task(task_id="release_notes", **root)
         def release_notes() -> dict[str, Any]:
-            """Release notes from GitHub's compare of the previous production tag and this one."""
+            """Release notes from GitHub's compare of the previous production tag and this one; the
+            release's first commit time (``first_commit_at``) with them."""
             from deployment.notifications import previous_production_tag
             from deployment.notifications import release_notes as build
 
@@ -81,7 +82,11 @@ def notify_group(config: DeploymentConfig) -> TaskGroup:
             notes = build(cfg, conf, previous, ledger.read("approvals"))
             notes["uri"] = ledger.write_text("release_notes", notes["markdown"], "md")
             ledger.write("release_notes", notes)
-            return {"previous_version": previous, "commits": notes["commits"]}
+            return {
+                "previous_version": previous,
+                "commits": notes["commits"],
+                "first_commit_at": notes["first_commit_at"],  # lead time's start, for the view
+            }
 
         @task(task_id="github_release", **retry)
         def github_release() -> dict[str, Any]:

@@ -454,6 +454,7 @@ def finalize_task(config: DeploymentConfig):
         from deployment.deployment_metrics import record_metrics
         from deployment.guards import current_attempt, release_problems
         from deployment.ledger import now_iso
+        from deployment.release_summary import record_summary
         from deployment.rollback import backup_version
 
         context = get_current_context()
@@ -488,6 +489,7 @@ def finalize_task(config: DeploymentConfig):
             "not_live": not_live,
         }
         ledger.write("outcome", outcome)
+        record_summary(ledger, outcome)  # for the Deployments view; logs and goes on if it cannot
         if status != "succeeded":
             try:
                 record_metrics(cfg, ledger, outcome=status)
@@ -578,6 +580,7 @@ def manual_outcome_task() -> dict[str, Any]:
 
     from deployment.config import load_config
     from deployment.ledger import now_iso
+    from deployment.release_summary import record_summary
 
     context = get_current_context()
     cfg = load_config()
@@ -597,6 +600,7 @@ def manual_outcome_task() -> dict[str, Any]:
         "rollback_status": rollback.get("status"),
     }
     ledger.write("outcome", outcome)
+    record_summary(ledger, outcome)  # for the Deployments view; logs and goes on if it cannot
     if status != "rolled_back":
         raise AirflowFailException(
             f"manual rollback to {plan.get('previous_version') or 'the target'} did not complete: "
