@@ -8,6 +8,7 @@ reused: rerunning the task is how an operator retries the build.
 
 from __future__ import annotations
 
+import hashlib
 from typing import TYPE_CHECKING, Any
 
 from deployment.hooks.aws import AmplifyHook, hook_for
@@ -29,6 +30,11 @@ def release_marker(version: str, run_key: str) -> str:
     return f"deployment {version} run {run_key}"
 
 
+def variable_hashes(env: dict[str, str]) -> dict[str, str]:
+    """``{name: SHA-256 of its value}``: what the record and XCom keep of branch variables."""
+    return {name: hashlib.sha256(str(value).encode()).hexdigest() for name, value in sorted(env.items())}
+
+
 def release_environment(cfg: DeploymentConfig, current: dict[str, str], version: str) -> dict[str, str]:
     """The branch's variables with the release's own set over them (others are kept)."""
     return {**current, **cfg.amplify.environment_variables, cfg.amplify.version_variable: version}
@@ -44,11 +50,14 @@ def prepare_branch(cfg: DeploymentConfig, colour: Colour, version: str, amplify:
     changed = wanted != env
     if changed:
         amplify.update_branch(appId=cfg.amplify.app_id, branchName=branch, environmentVariables=wanted)
+    names = sorted({*cfg.amplify.environment_variables, cfg.amplify.version_variable})
+    # Names and hashes only: this goes to the record and to XCom.
     return {
         "colour": colour,
         "branch": branch,
         "version_variable": cfg.amplify.version_variable,
-        "variables_set": sorted({*cfg.amplify.environment_variables, cfg.amplify.version_variable}),
+        "variables_set": names,
+        "variables_sha256": variable_hashes({name: wanted[name] for name in names}),
         "changed": changed,
     }
 

@@ -9,6 +9,7 @@ of taken twice, tags are set to the same values again.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import time
 from typing import TYPE_CHECKING, Any
@@ -145,6 +146,68 @@ def _latest_succeeded_job(amplify: Any, app_id: str, branch: str) -> dict[str, A
         kwargs["nextToken"] = page["nextToken"]
 
 
+ENVIRONMENTS_PREFIX = "backups/amplify-environments"
+
+
+def environments_key(cfg: DeploymentConfig, version: str, run_id: str) -> str:
+    """Where a run's backed-up branch variables are kept: beside the record, never inside it
+    (the record's prefix is read by the Deployments view and by anyone auditing releases)."""
+    from deployment.ledger import run_key
+
+    return f"{ENVIRONMENTS_PREFIX}/{version}/{run_key(run_id)}.json"
+
+
+def _s3(cfg: DeploymentConfig) -> Any:
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    return S3Hook(aws_conn_id=cfg.connections.aws, region_name=cfg.region).conn
+
+
+def store_environments(
+    cfg: DeploymentConfig, version: str, run_id: str, environments: dict[str, dict[str, str]]
+) -> tuple[dict[str, Any], dict[str, dict[str, str]]]:
+    """Keep the branches' variables, values included, in one SSE-KMS object of the artifacts bucket.
+
+    Written once per run: when the object exists (an earlier try of this run wrote it before any
+    change), it is kept and its values are returned instead of ``environments``. Returns where it
+    is (bucket, key, S3 version id, encryption) and the environments it holds.
+    """
+    s3 = _s3(cfg)
+    bucket, key = cfg.artifacts.bucket, environments_key(cfg, version, run_id)
+    try:
+        found = s3.get_object(Bucket=bucket, Key=key)
+        stored = json.loads(found["Body"].read())["branches"]
+        environments = {c: dict(entry["environment_variables"]) for c, entry in stored.items()}
+        response = found
+    except s3.exceptions.NoSuchKey:
+        body = {
+            "schema": 1,
+            "version": version,
+            "run_id": run_id,
+            "branches": {
+                c: {"branch": cfg.amplify.branches[c], "environment_variables": env}
+                for c, env in environments.items()
+            },
+        }
+        kms = {"SSEKMSKeyId": cfg.amplify.variables_kms_key_id} if cfg.amplify.variables_kms_key_id else {}
+        response = s3.put_object(
+            Bucket=bucket,
+            Key=key,
+            Body=json.dumps(body, sort_keys=True).encode(),
+            ContentType="application/json",
+            ServerSideEncryption="aws:kms",
+            **kms,
+        )
+    where = {
+        "bucket": bucket,
+        "key": key,
+        "version_id": response.get("VersionId"),
+        "server_side_encryption": response.get("ServerSideEncryption"),
+        "kms_key_id": response.get("SSEKMSKeyId"),
+    }
+    return where, environments
+
+
 def tag_live_amplify(
     cfg: DeploymentConfig, version: str, run_id: str, ledger: Ledger | None = None
 ) -> dict[str, Any]:
@@ -156,6 +219,7 @@ def tag_live_amplify(
     existing = ledger.read("backup-amplify") if ledger is not None else None
     if existing is not None:
         return {**existing, "reused": True}
+    from deployment.amplify import variable_hashes
     from deployment.hooks.aws import AmplifyHook, hook_for
     from deployment.router import router_for
 
@@ -169,16 +233,23 @@ def tag_live_amplify(
             f"the live {colour} branch {branch_name} of Amplify app {cfg.amplify.app_id} has no SUCCEED job"
         )
     served = (branch.get("environmentVariables") or {}).get(cfg.amplify.version_variable)
-    # Both branches' environments, so that a rollback can put the idle one back as it was.
+    # Both branches' environments, so that a rollback can put the idle one back as it was:
+    # the values in an SSE-KMS object outside the record, the record names and hashes only.
+    environments = {
+        c: dict(
+            amplify.get_branch(appId=cfg.amplify.app_id, branchName=name)["branch"].get(
+                "environmentVariables"
+            )
+            or {}
+        )
+        for c, name in cfg.amplify.branches.items()
+    }
+    where, environments = store_environments(cfg, version, run_id, environments)
     branches = {
         c: {
             "branch": name,
-            "environment_variables": dict(
-                amplify.get_branch(appId=cfg.amplify.app_id, branchName=name)["branch"].get(
-                    "environmentVariables"
-                )
-                or {}
-            ),
+            "variables": sorted(environments.get(c, {})),
+            "variable_sha256": variable_hashes(environments.get(c, {})),
         }
         for c, name in cfg.amplify.branches.items()
     }
@@ -197,6 +268,7 @@ def tag_live_amplify(
         "job_arn": job["jobArn"],
         "served_version": served,
         "branches": branches,
+        "environment_object": where,
         "tags": tags,
     }
     if ledger is not None:
@@ -239,7 +311,17 @@ def write_manifest(
         "dynamodb": [{k: t[k] for k in ("table", "backup_name", "backup_arn", "status")} for t in tables],
         "amplify": {
             k: amplify[k]
-            for k in ("colour", "branch", "branch_arn", "job_id", "job_arn", "served_version", "branches")
+            for k in (
+                "colour",
+                "branch",
+                "branch_arn",
+                "job_id",
+                "job_arn",
+                "served_version",
+                "branches",
+                "environment_object",
+            )
+            if k in amplify
         },
     }
     manifest["uri"] = ledger.write("backup", manifest)

@@ -90,6 +90,9 @@ class Amplify(_Model):
     branches: dict[Colour, str]
     version_variable: str = "APP_VERSION"
     environment_variables: dict[str, str] = {}
+    # The KMS key (ARN) that encrypts the backed-up branch variables' values (SSE-KMS);
+    # None: S3's AWS managed key aws/s3 (deployment.backup.store_environments).
+    variables_kms_key_id: str | None = None
 
     @model_validator(mode="after")
     def _both_colours(self) -> Amplify:

@@ -54,7 +54,7 @@ class RollbackError(RuntimeError):
 # ------------------------------------------------------------------- the backup
 # The ``backup`` section (deployment.backup.write_manifest): ``previous_version``,
 # ``stack.{template_uri, parameters}``, ``dynamodb[].backup_arn``,
-# ``amplify.{colour, branches.<colour>.environment_variables}``.
+# ``amplify.{colour, branches.<colour>.variable_sha256, environment_object}``.
 def backup_live_colour(backup: dict[str, Any]) -> Colour | None:
     colour = (backup.get("amplify") or {}).get("colour")
     return colour if colour in COLOURS else None
@@ -66,11 +66,44 @@ def backup_version(cfg: DeploymentConfig, backup: dict[str, Any]) -> str | None:
     return backup.get("previous_version") or parameters.get(cfg.stack.version_parameter)
 
 
-def backup_branch_environment(backup: dict[str, Any], colour: Colour) -> dict[str, str] | None:
-    """The environment variables the backup holds for ``colour``'s branch, if it holds them."""
-    entry = ((backup.get("amplify") or {}).get("branches") or {}).get(colour)
-    env = entry.get("environment_variables") if isinstance(entry, dict) else None
-    return dict(env) if isinstance(env, dict) else None
+def backup_branch_environment(
+    cfg: DeploymentConfig, backup: dict[str, Any], colour: Colour
+) -> tuple[dict[str, str] | None, str]:
+    """The variables ``colour``'s branch had at the backup, with values, and where they came from.
+
+    The record holds names and SHA-256 hashes only (``branches.<colour>.variable_sha256``);
+    the values are read from the backup's SSE-KMS object (``amplify.environment_object``, by
+    its S3 version when the bucket keeps versions) and each is checked against the record's
+    hash. ``(None, why)`` when the object is unreadable or differs from the record: then
+    nothing from it is restored. Records from before issue 13 held the values themselves.
+    """
+    amplify = backup.get("amplify") or {}
+    entry = (amplify.get("branches") or {}).get(colour)
+    if not isinstance(entry, dict):
+        return None, f"the backup holds no variables for the {colour} branch"
+    if isinstance(entry.get("environment_variables"), dict):  # a record written before issue 13
+        return dict(entry["environment_variables"]), "backup"
+    hashes, where = entry.get("variable_sha256"), amplify.get("environment_object") or {}
+    if not isinstance(hashes, dict) or not where.get("key"):
+        return None, f"the backup holds no variable hashes or values object for the {colour} branch"
+    from deployment.amplify import variable_hashes
+    from deployment.backup import _s3
+
+    s3 = _s3(cfg)
+    version = {"VersionId": where["version_id"]} if where.get("version_id") else {}
+    try:
+        body = json.loads(s3.get_object(Bucket=where["bucket"], Key=where["key"], **version)["Body"].read())
+        env = dict(body["branches"][colour]["environment_variables"])
+    except Exception as err:  # noqa: BLE001 - any failure to read means: not restorable from it
+        return None, f"the backed-up values s3://{where['bucket']}/{where['key']} could not be read ({err})"
+    found = variable_hashes(env)
+    wrong = sorted(name for name in {*found, *hashes} if found.get(name) != hashes.get(name))
+    if wrong:
+        return None, (
+            f"the backed-up values s3://{where['bucket']}/{where['key']} do not match the record's "
+            f"hashes for {', '.join(wrong)}"
+        )
+    return env, f"backup (s3://{where['bucket']}/{where['key']}, hashes checked)"
 
 
 def dynamodb_backups(backup: dict[str, Any]) -> list[dict[str, Any]]:
@@ -502,8 +535,10 @@ def restore_frontend(
 ) -> dict[str, Any]:
     """Stop a build still running on the idle branch and put its variables back as backed up.
 
-    Without the branch's variables in the backup, only the version variable is set back,
-    to the version the stable branch serves.
+    The values come from the backup's SSE-KMS object, checked against the record's hashes
+    (:func:`backup_branch_environment`). Without them (no object, unreadable, or not what the
+    record hashed), only the version variable is set back, to the version the stable branch
+    serves, and the actions say why.
     """
     from deployment.amplify import client
 
@@ -517,11 +552,11 @@ def restore_frontend(
             actions.append(f"stopped job {job['jobId']} ({job['status']})")
     branch_info = amplify.get_branch(appId=app_id, branchName=branch)["branch"]
     current = dict(branch_info.get("environmentVariables") or {})
-    wanted = backup_branch_environment(backup, idle)
-    source = "backup"
+    wanted, source = backup_branch_environment(cfg, backup, idle)
     if wanted is None:
+        actions.append(f"variables not restored from the backup: {source}")
         if stable is None:
-            raise RollbackError(f"the backup holds no variables for {branch} and no stable colour is known")
+            raise RollbackError(f"{source}, and no stable colour is known for {branch}")
         stable_env = amplify.get_branch(appId=app_id, branchName=cfg.amplify.branches[stable])["branch"]
         stable_version = (stable_env.get("environmentVariables") or {}).get(cfg.amplify.version_variable)
         wanted = {**current, cfg.amplify.version_variable: stable_version} if stable_version else current

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
@@ -105,7 +106,9 @@ def test_tag_live_amplify(cfg, aws):
     result = backup.tag_live_amplify(cfg, VERSION, RUN_ID)
     assert result["colour"] == "blue" and result["branch"] == cfg.amplify.branches["blue"]
     assert result["job_id"] == "1" and result["served_version"] == PREVIOUS
-    assert result["branches"]["green"]["environment_variables"]["COLOUR"] == "green"
+    green = result["branches"]["green"]
+    assert "environment_variables" not in green and "COLOUR" in green["variables"]
+    assert green["variable_sha256"]["COLOUR"] == hashlib.sha256(b"green").hexdigest()
     branch = aws["amplify"].get_branch(cfg.amplify.app_id, cfg.amplify.branches["blue"])["branch"]
     assert branch["tags"] == {
         "release:backup-id": backup.backup_id(VERSION, RUN_ID),

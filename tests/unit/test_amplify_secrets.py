@@ -1,0 +1,131 @@
+"""Amplify branch variables never reach the record or XCom with their values (issue 13).
+
+The backup keeps each branch's variables as names and SHA-256 hashes; the values go to
+one object outside the record, written with SSE-KMS, whose key and version the record
+holds. The rollback reads that object, checks every value against the record's hashes,
+and only then puts the idle branch back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+from _release import COMMIT, RUN_ID, VERSION
+
+from deployment import backup, rollback
+from deployment.amplify import client, prepare_branch, start_release
+
+SECRET = "amp-secret-7f3c9e21d4b8a6"
+
+
+def _branch_env(cfg, colour):
+    branch = client(cfg).get_branch(appId=cfg.amplify.app_id, branchName=cfg.amplify.branches[colour])
+    return branch["branch"]["environmentVariables"]
+
+
+def _set_env(cfg, colour, **values):
+    env = {**_branch_env(cfg, colour), **values}
+    client(cfg).update_branch(
+        appId=cfg.amplify.app_id, branchName=cfg.amplify.branches[colour], environmentVariables=env
+    )
+
+
+def _take_backup(cfg, ledger):
+    stack = backup.backup_stack(cfg, ledger)
+    tables = backup.backup_tables(cfg, VERSION, RUN_ID, timeout=5)
+    amplify = backup.tag_live_amplify(cfg, VERSION, RUN_ID, ledger)
+    return amplify, backup.write_manifest(cfg, ledger, stack=stack, tables=tables, amplify=amplify)
+
+
+def _record_objects(aws, cfg, ledger) -> dict[str, str]:
+    import boto3
+
+    s3 = boto3.client("s3", region_name=cfg.region)
+    listed = s3.list_objects_v2(Bucket=cfg.artifacts.bucket, Prefix=ledger.prefix + "/").get("Contents", [])
+    return {
+        o["Key"]: s3.get_object(Bucket=cfg.artifacts.bucket, Key=o["Key"])["Body"].read().decode()
+        for o in listed
+    }
+
+
+@pytest.fixture
+def secret_on_both(cfg, aws):
+    for colour in ("blue", "green"):
+        _set_env(cfg, colour, API_SECRET=SECRET)
+
+
+def test_the_backup_records_names_and_hashes_never_values(cfg, aws, ledger, secret_on_both):
+    returned, manifest = _take_backup(cfg, ledger)
+    # What the tasks return (XCom) and every object of the record.
+    assert SECRET not in json.dumps(returned, default=str)
+    assert SECRET not in json.dumps(manifest, default=str)
+    objects = _record_objects(aws, cfg, ledger)
+    assert objects and not [key for key, text in objects.items() if SECRET in text]
+    green = manifest["amplify"]["branches"]["green"]
+    assert "environment_variables" not in green
+    assert green["variable_sha256"]["API_SECRET"] == hashlib.sha256(SECRET.encode()).hexdigest()
+    assert set(green["variable_sha256"]) == set(_branch_env(cfg, "green"))
+
+
+def test_the_values_sit_in_one_encrypted_object_outside_the_record(cfg, aws, ledger, secret_on_both):
+    import boto3
+
+    _, manifest = _take_backup(cfg, ledger)
+    where = manifest["amplify"]["environment_object"]
+    assert where["bucket"] == cfg.artifacts.bucket and not where["key"].startswith(ledger.prefix)
+    s3 = boto3.client("s3", region_name=cfg.region)
+    stored = s3.get_object(Bucket=where["bucket"], Key=where["key"])
+    assert stored["ServerSideEncryption"] == "aws:kms" == where["server_side_encryption"]
+    body = json.loads(stored["Body"].read())
+    assert body["branches"]["green"]["environment_variables"]["API_SECRET"] == SECRET
+
+
+def test_a_rerun_of_the_backup_keeps_the_first_values(cfg, aws, ledger, secret_on_both):
+    first, _ = _take_backup(cfg, ledger)
+    _set_env(cfg, "green", API_SECRET="changed-after-the-backup-0001")
+    again = backup.tag_live_amplify(cfg, VERSION, RUN_ID, ledger)
+    assert again["reused"] is True and again["branches"] == first["branches"]
+    # Without the section (the first try died after writing the object), the object is kept too.
+    fresh = backup.tag_live_amplify(cfg, VERSION, RUN_ID)
+    assert fresh["branches"]["green"]["variable_sha256"] == first["branches"]["green"]["variable_sha256"]
+
+
+def test_prepare_branch_returns_names_and_hashes(cfg, aws, secret_on_both):
+    prepared = prepare_branch(cfg, "green", VERSION)
+    assert SECRET not in json.dumps(prepared)
+    assert set(prepared["variables_sha256"]) == set(prepared["variables_set"])
+    assert (
+        prepared["variables_sha256"][cfg.amplify.version_variable]
+        == hashlib.sha256(VERSION.encode()).hexdigest()
+    )
+
+
+def test_the_rollback_restores_the_values_after_checking_their_hashes(cfg, aws, ledger, secret_on_both):
+    _, manifest = _take_backup(cfg, ledger)
+    before = _branch_env(cfg, "green")
+    prepare_branch(cfg, "green", VERSION)
+    _set_env(cfg, "green", API_SECRET="overwritten-by-the-release-99")
+    start_release(cfg, "green", VERSION, "run", COMMIT)
+    result = rollback.restore_frontend(cfg, manifest, "green", "blue")
+    assert _branch_env(cfg, "green") == before
+    assert result["variables_changed"] is True and SECRET not in json.dumps(result)
+    assert rollback.restore_frontend(cfg, manifest, "green", "blue")["variables_changed"] is False
+
+
+def test_a_values_object_that_does_not_match_the_hashes_is_not_restored(cfg, aws, ledger, secret_on_both):
+    import boto3
+
+    _, manifest = _take_backup(cfg, ledger)
+    where = manifest["amplify"]["environment_object"]
+    s3 = boto3.client("s3", region_name=cfg.region)
+    body = json.loads(s3.get_object(Bucket=where["bucket"], Key=where["key"])["Body"].read())
+    body["branches"]["green"]["environment_variables"]["API_SECRET"] = "planted-by-someone-else-42"
+    s3.put_object(Bucket=where["bucket"], Key=where["key"], Body=json.dumps(body).encode())
+    prepare_branch(cfg, "green", VERSION)
+    result = rollback.restore_frontend(cfg, manifest, "green", "blue")
+    env = _branch_env(cfg, "green")
+    assert env["API_SECRET"] == SECRET  # never the planted value
+    assert env[cfg.amplify.version_variable] == _branch_env(cfg, "blue")[cfg.amplify.version_variable]
+    assert any("API_SECRET" in action and "hash" in action for action in result["actions"]), result
