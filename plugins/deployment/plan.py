@@ -14,6 +14,19 @@ if TYPE_CHECKING:
 RISK_ORDER = ("low", "medium", "high")
 REPLACING = {"True", "Conditional"}
 
+# What each emergency flag (the run's ``emergency`` param) takes away from the release.
+EMERGENCY_EFFECTS = {
+    "force_deploy": "skips the staging checks (rc release, staging workflow run, staging metrics); "
+    "the build's verification, this plan and the approvals still run",
+    "skip_monitoring": "skips the post-release monitoring phase: nothing watches the metrics after the "
+    "100 % step, so a regression found there is not rolled back automatically",
+    "ignore_alarms": "the listed alarms may be in ALARM without failing the alarm baseline, the "
+    "infrastructure deploy, any traffic step or monitoring",
+}
+
+
+NOTHING_RISKY = ("no infrastructure changes", "only additions and in-place changes of stateless resources")
+
 
 def _raise(level: str, to: str) -> str:
     return max(level, to, key=RISK_ORDER.index)
@@ -46,12 +59,28 @@ def assess_risk(cfg: DeploymentConfig, change_set: dict[str, Any], checks: dict[
         level = _raise(level, "medium")
         reasons.append(f"pre-deployment checks skipped (force_deploy): {checks.get('reason', '')}")
     if not reasons:
-        reasons.append(
-            "no infrastructure changes"
-            if not change_set.get("changes")
-            else "only additions and in-place changes of stateless resources"
-        )
+        reasons.append(NOTHING_RISKY[0] if not change_set.get("changes") else NOTHING_RISKY[1])
     return {"level": level, "reasons": reasons}
+
+
+def emergency_items(emergency: dict[str, Any] | None) -> dict[str, Any]:
+    """The run's emergency flags that are set, each a high-risk item saying what it skips.
+
+    ``{"flags": [{"flag", "value", "skips", "risk"}], "reason": ...}``; a flag this module does
+    not know (a later DAG's ``skip_*``) is listed too, as skipping what its name says.
+    """
+    emergency = emergency or {}
+    flags = [
+        {
+            "flag": name,
+            "value": value,
+            "skips": EMERGENCY_EFFECTS.get(name, f"{name}: an emergency override; see the DAG's params"),
+            "risk": "high",
+        }
+        for name, value in sorted(emergency.items())
+        if name != "reason" and value
+    ]
+    return {"flags": flags, "reason": emergency.get("reason", "") if flags else ""}
 
 
 def deployment_steps(cfg: DeploymentConfig, target_colour: str) -> list[dict[str, str]]:
@@ -117,6 +146,15 @@ def build_plan(
     generated_at: str,
 ) -> dict[str, Any]:
     target = "green" if live_colour == "blue" else "blue"
+    emergency = emergency_items(release.get("emergency"))
+    risk = assess_risk(cfg, change_set, checks)
+    if emergency["flags"]:
+        reasons = [r for r in risk["reasons"] if r not in NOTHING_RISKY]
+        risk = {
+            "level": "high",
+            "reasons": [f"emergency flag {item['flag']}: {item['skips']}" for item in emergency["flags"]]
+            + reasons,
+        }
     return {
         "generated_at": generated_at,
         "environment": cfg.environment,
@@ -134,7 +172,8 @@ def build_plan(
         "steps": deployment_steps(cfg, target),
         "rollback_plan": rollback_plan(cfg, previous_version, live_colour),
         "change_set": change_set,
-        "risk": assess_risk(cfg, change_set, checks),
+        "emergency": emergency,
+        "risk": risk,
     }
 
 
@@ -175,11 +214,40 @@ def _cell(value: Any) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+def _emergency_md(emergency: dict[str, Any] | None) -> list[str]:
+    """The flags as a table right under the risk, user-supplied text (alarms, reason) escaped."""
+    from deployment.notifications import md_escape
+
+    if not emergency or not emergency.get("flags"):
+        return []
+    lines = [
+        "## Emergency flags (each HIGH risk)",
+        f"Reason given: {md_escape(emergency.get('reason') or '(none)')}",
+        "",
+        "| Flag | Value | What it skips |",
+        "|---|---|---|",
+    ]
+    for item in emergency["flags"]:
+        value = item["value"]
+        shown = (
+            "set"
+            if value is True
+            else ", ".join(md_escape(v) for v in value)
+            if isinstance(value, list)
+            else md_escape(value)
+        )
+        lines.append(f"| **{item['flag']}** | {_cell(shown)} | {_cell(item['skips'])} |")
+    return [*lines, ""]
+
+
 def _checks_md(checks: dict[str, Any]) -> list[str]:
+    from deployment.notifications import md_escape
+
     if checks.get("skipped"):
         return [
             "**Skipped (force_deploy).** "
-            f"Requested by `{checks.get('requested_by')}` at {checks.get('at')}: {checks.get('reason')}",
+            f"Requested by `{checks.get('requested_by')}` at {checks.get('at')}: "
+            f"{md_escape(checks.get('reason'))}",
         ]
     lines = ["| Check | Result | Detail |", "|---|---|---|"]
     for name, result in sorted(checks.get("checks", {}).items()):
@@ -210,6 +278,8 @@ def _changes_md(change_set: dict[str, Any]) -> list[str]:
 
 
 def render_markdown(plan: dict[str, Any]) -> str:
+    from deployment.notifications import md_escape
+
     release, risk = plan["release"], plan["risk"]
     parameters = ", ".join(f"{k}={v}" for k, v in plan["change_set"]["parameters"].items())
     lines = [
@@ -223,8 +293,9 @@ def render_markdown(plan: dict[str, Any]) -> str:
         f"release on {release['target_colour']}",
         "",
         f"## Risk: {risk['level'].upper()}",
-        *[f"- {reason}" for reason in risk["reasons"]],
+        *[f"- {md_escape(reason)}" for reason in risk["reasons"]],
         "",
+        *_emergency_md(plan.get("emergency")),
         "## Pre-deployment checks",
         *_checks_md(plan["checks"]),
         "",

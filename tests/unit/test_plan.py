@@ -182,3 +182,65 @@ def test_plan_shows_the_build_and_that_the_preview_comes_from_its_template(cfg):
 def test_plan_warns_when_the_preview_is_not_from_the_build(cfg):
     markdown = render_markdown(_plan(cfg, change_set={**_change_set(), "template_sha256": "9" * 64}))
     assert "the change-set preview was NOT computed from this template" in markdown
+
+
+# ------------------------------------------------------------------ emergency flags (issue 13)
+EMERGENCY = {
+    "force_deploy": True,
+    "skip_monitoring": True,
+    "ignore_alarms": ["bayon-<!channel>-5xx"],
+    "reason": "security patch *CVE-1* <!channel>",
+}
+
+
+def _emergency_plan(cfg, emergency):
+    return build_plan(
+        cfg,
+        release={"version": VERSION, "commit_sha": COMMIT, "author": AUTHOR, "emergency": emergency},
+        checks=PASSED,
+        build=BUILD,
+        change_set=_change_set(),
+        previous_version=PREVIOUS,
+        live_colour="blue",
+        generated_at="2026-01-02T03:04:05+00:00",
+    )
+
+
+def test_every_emergency_flag_is_a_high_risk_item_with_what_it_skips(cfg):
+    plan = _emergency_plan(cfg, EMERGENCY)
+    items = {item["flag"]: item for item in plan["emergency"]["flags"]}
+    assert set(items) == {"force_deploy", "skip_monitoring", "ignore_alarms"}
+    assert all(item["risk"] == "high" for item in items.values())
+    assert "staging" in items["force_deploy"]["skips"]
+    assert "monitoring" in items["skip_monitoring"]["skips"]
+    assert items["ignore_alarms"]["value"] == ["bayon-<!channel>-5xx"]
+    assert plan["emergency"]["reason"] == EMERGENCY["reason"]
+    assert plan["risk"]["level"] == "high"  # no infrastructure change: the flags alone
+    assert sum(reason.startswith("emergency flag") for reason in plan["risk"]["reasons"]) == 3
+
+
+def test_a_single_flag_is_high_and_no_flag_adds_nothing(cfg):
+    only = _emergency_plan(cfg, {"skip_monitoring": True, "reason": "monitoring backend down today"})
+    assert only["risk"]["level"] == "high"
+    assert [i["flag"] for i in only["emergency"]["flags"]] == ["skip_monitoring"]
+    calm = _emergency_plan(cfg, {"force_deploy": False, "skip_monitoring": False, "ignore_alarms": []})
+    assert calm["emergency"] == {"flags": [], "reason": ""}
+    assert calm["risk"] == {"level": "low", "reasons": ["no infrastructure changes"]}
+
+
+def test_an_unknown_flag_is_shown_too(cfg):
+    plan = _emergency_plan(cfg, {"skip_smoke_tests": True, "reason": "a flag a later DAG adds"})
+    (item,) = plan["emergency"]["flags"]
+    assert item["flag"] == "skip_smoke_tests" and item["risk"] == "high"
+    assert "skip_smoke_tests" in item["skips"]
+
+
+def test_markdown_puts_the_flags_under_the_risk_escaped(cfg):
+    markdown = render_markdown(_emergency_plan(cfg, EMERGENCY))
+    risk = markdown.index("## Risk: HIGH")
+    section = markdown.index("## Emergency flags")
+    assert risk < section < markdown.index("## Pre-deployment checks")
+    body = markdown[section : markdown.index("## Pre-deployment checks")]
+    for flag in ("force_deploy", "skip_monitoring", "ignore_alarms"):
+        assert flag in body
+    assert "<!channel>" not in markdown and "&lt;\\!channel&gt;" in body
