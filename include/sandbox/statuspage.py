@@ -13,13 +13,32 @@ is ``http://127.0.0.1:<port>`` and its password the API key, sent as
 
 Served under ``/v1/pages/{page}``: ``GET components``, ``GET``/``PATCH``/``PUT
 components/{id}`` (body ``{"component": {"status": ...}}``); ``GET``/``POST incidents``,
-``GET incidents/unresolved``, ``GET``/``PATCH incidents/{id}`` (body ``{"incident":
-{"name", "status", "body", "impact_override", "component_ids", "components":
-{id: status}}}``; an incident's ``components`` also set those components' status,
-as Statuspage does). Errors are ``{"error": "..."}``: 400 bad JSON, 404 unknown
-page/component/incident, 422 invalid status. An ``outage`` fault with
-``service="statuspage"`` answers 503. Every request is recorded (method, path,
-json, status).
+``GET incidents/unresolved`` (realtime incidents not resolved), ``GET
+incidents/upcoming`` (maintenances still ``scheduled``), ``GET
+incidents/active_maintenance`` (``in_progress`` or ``verifying``), ``GET
+incidents/scheduled`` (every maintenance), ``GET``/``PATCH incidents/{id}`` (body
+``{"incident": {...}}`` with the fields of Statuspage's create/update incident
+schema: ``name``, ``status``, ``body``, ``impact_override``, ``component_ids``,
+``components`` ``{id: status}``, ``scheduled_for``, ``scheduled_until``,
+``scheduled_remind_prior``, ``scheduled_auto_in_progress``,
+``scheduled_auto_completed``, ``auto_transition_to_maintenance_state``,
+``auto_transition_to_operational_state``, ``deliver_notifications``, ``metadata``...;
+any other field is refused with 422). An incident's ``components`` also set those
+components' status, as Statuspage does.
+
+Two kinds of incident, as in Statuspage: a realtime incident (``investigating`` →
+``identified`` → ``monitoring`` → ``resolved``) and a scheduled maintenance, created
+with ``scheduled_for`` and ``scheduled_until`` (ISO 8601, until after for), whose
+statuses are ``scheduled`` → ``in_progress`` → ``verifying`` → ``completed``; a status of
+the other kind is refused (422). When a maintenance goes ``in_progress`` with
+``auto_transition_to_maintenance_state``, its components go ``under_maintenance``
+(unless the request sets them); when it is ``completed`` with
+``auto_transition_to_operational_state``, ``operational``. Time-driven transitions
+(``scheduled_auto_in_progress``/``_completed``) are stored, not run: the pipeline moves
+its maintenance itself. Errors are ``{"error": "..."}``: 400 bad JSON, 404 unknown
+page/component/incident, 422 invalid status, field or time. An ``outage`` fault with
+``service="statuspage"`` answers 503. Every request is recorded (method, path, json,
+status).
 """
 
 from __future__ import annotations
@@ -46,7 +65,44 @@ COMPONENT_STATUSES = (
     "under_maintenance",
 )
 INCIDENT_STATUSES = ("investigating", "identified", "monitoring", "resolved")
+MAINTENANCE_STATUSES = ("scheduled", "in_progress", "verifying", "completed")
 IMPACTS = ("none", "minor", "major", "critical")
+# Statuspage API v1, POST/PATCH /pages/{page_id}/incidents: the incident object's fields.
+MAINTENANCE_FLAGS = (
+    "scheduled_remind_prior",
+    "scheduled_auto_in_progress",
+    "scheduled_auto_completed",
+    "scheduled_auto_transition",
+    "auto_transition_to_maintenance_state",
+    "auto_transition_to_operational_state",
+    "auto_transition_deliver_notifications_at_start",
+    "auto_transition_deliver_notifications_at_end",
+    "auto_tweet_at_beginning",
+    "auto_tweet_on_completion",
+    "auto_tweet_on_creation",
+    "auto_tweet_one_hour_before",
+)
+INCIDENT_FIELDS = frozenset(
+    {
+        "name",
+        "status",
+        "impact_override",
+        "scheduled_for",
+        "scheduled_until",
+        "metadata",
+        "deliver_notifications",
+        "backfill_date",
+        "backfilled",
+        "body",
+        "components",
+        "component_ids",
+        *MAINTENANCE_FLAGS,
+    }
+)
+# PATCH /pages/{page_id}/components/{component_id}: the component object's fields.
+COMPONENT_FIELDS = frozenset(
+    {"name", "description", "status", "only_show_if_degraded", "group_id", "showcase", "start_date"}
+)
 
 
 class StatusPageError(ValueError):
@@ -94,6 +150,9 @@ class StatusPage:
                 Rule(f"{page}/incidents", endpoint="list_incidents", methods=["GET"]),
                 Rule(f"{page}/incidents", endpoint="create_incident", methods=["POST"]),
                 Rule(f"{page}/incidents/unresolved", endpoint="unresolved", methods=["GET"]),
+                Rule(f"{page}/incidents/upcoming", endpoint="upcoming", methods=["GET"]),
+                Rule(f"{page}/incidents/active_maintenance", endpoint="active_maintenance", methods=["GET"]),
+                Rule(f"{page}/incidents/scheduled", endpoint="scheduled", methods=["GET"]),
                 Rule(f"{page}/incidents/<incident_id>", endpoint="get_incident", methods=["GET"]),
                 Rule(f"{page}/incidents/<incident_id>", endpoint="update_incident", methods=["PATCH", "PUT"]),
             ]
@@ -170,6 +229,7 @@ class StatusPage:
     def _update_component(self, request: Request, page_id: str, component_id: str) -> Response:
         component = self._component(page_id, component_id)
         changes = _body(request, "component")
+        _known(changes, COMPONENT_FIELDS, "component")
         if "status" in changes:
             _check(changes["status"], COMPONENT_STATUSES, "component status")
         for field in ("status", "name", "description"):
@@ -182,16 +242,31 @@ class StatusPage:
         return _json(sorted(self._incidents[page_id].values(), key=lambda i: i["created_at"], reverse=True))
 
     def _unresolved(self, request: Request, page_id: str) -> Response:
-        incidents = [i for i in self._incidents[page_id].values() if i["status"] != "resolved"]
+        return self._listed(page_id, lambda i: i["scheduled_for"] is None and i["status"] != "resolved")
+
+    def _upcoming(self, request: Request, page_id: str) -> Response:
+        return self._listed(page_id, lambda i: i["status"] == "scheduled")
+
+    def _active_maintenance(self, request: Request, page_id: str) -> Response:
+        return self._listed(page_id, lambda i: i["status"] in ("in_progress", "verifying"))
+
+    def _scheduled(self, request: Request, page_id: str) -> Response:
+        return self._listed(page_id, lambda i: i["scheduled_for"] is not None)
+
+    def _listed(self, page_id: str, keep: Any) -> Response:
+        incidents = [i for i in self._incidents[page_id].values() if keep(i)]
         return _json(sorted(incidents, key=lambda i: i["created_at"], reverse=True))
 
     def _create_incident(self, request: Request, page_id: str) -> Response:
         spec = _body(request, "incident")
+        _known(spec, INCIDENT_FIELDS, "incident")
         name = spec.get("name")
         if not isinstance(name, str) or not name.strip():
             raise StatusPageError(422, "name can't be blank")
-        status = spec.get("status", "investigating")
-        _check(status, INCIDENT_STATUSES, "incident status")
+        scheduled = "scheduled_for" in spec or spec.get("status") in MAINTENANCE_STATUSES
+        window = _window(spec) if scheduled else (None, None)
+        status = spec.get("status", "scheduled" if scheduled else "investigating")
+        _check(status, MAINTENANCE_STATUSES if scheduled else INCIDENT_STATUSES, "incident status")
         impact = spec.get("impact_override", "none")
         _check(impact, IMPACTS, "impact_override")
         now = _now()
@@ -205,8 +280,13 @@ class StatusPage:
             "impact_override": spec.get("impact_override"),
             "created_at": now,
             "updated_at": now,
+            "started_at": now,
             "monitoring_at": now if status == "monitoring" else None,
-            "resolved_at": now if status == "resolved" else None,
+            "resolved_at": now if status in ("resolved", "completed") else None,
+            "scheduled_for": window[0],
+            "scheduled_until": window[1],
+            **{flag: bool(spec.get(flag, False)) for flag in MAINTENANCE_FLAGS if scheduled},
+            "metadata": spec.get("metadata") or {},
             "shortlink": f"https://stspg.io/{incident_id}",
             "components": [],
             "incident_updates": [],
@@ -222,20 +302,36 @@ class StatusPage:
     def _update_incident(self, request: Request, page_id: str, incident_id: str) -> Response:
         incident = self._incident(page_id, incident_id)
         spec = _body(request, "incident")
+        _known(spec, INCIDENT_FIELDS, "incident")
+        scheduled = incident["scheduled_for"] is not None
         status = spec.get("status", incident["status"])
-        _check(status, INCIDENT_STATUSES, "incident status")
+        _check(status, MAINTENANCE_STATUSES if scheduled else INCIDENT_STATUSES, "incident status")
         if "impact_override" in spec:
             _check(spec["impact_override"], IMPACTS, "impact_override")
             incident["impact"] = incident["impact_override"] = spec["impact_override"]
         if "name" in spec:
             incident["name"] = spec["name"]
+        if scheduled and ({"scheduled_for", "scheduled_until"} & set(spec)):
+            merged = {k: spec.get(k, incident[k]) for k in ("scheduled_for", "scheduled_until")}
+            incident["scheduled_for"], incident["scheduled_until"] = _window(merged)
+        for flag in MAINTENANCE_FLAGS:
+            if scheduled and flag in spec:
+                incident[flag] = bool(spec[flag])
         now = _now()
         if status == "monitoring" and incident["monitoring_at"] is None:
             incident["monitoring_at"] = now
-        if status == "resolved" and incident["resolved_at"] is None:
+        if status in ("resolved", "completed") and incident["resolved_at"] is None:
             incident["resolved_at"] = now
+        moved = status != incident["status"]
         incident["status"] = status
         incident["updated_at"] = now
+        if scheduled and moved and not spec.get("components"):
+            automatic = {
+                "in_progress": ("auto_transition_to_maintenance_state", "under_maintenance"),
+                "completed": ("auto_transition_to_operational_state", "operational"),
+            }.get(status)
+            if automatic and incident.get(automatic[0]):
+                spec = {**spec, "components": {c["id"]: automatic[1] for c in incident["components"]}}
         self._apply_components(page_id, incident, spec)
         if "status" in spec or "body" in spec:
             self._add_update(incident, status, spec.get("body", ""))
@@ -301,6 +397,28 @@ def _body(request: Request, key: str) -> dict[str, Any]:
     if not isinstance(inner, dict):
         raise StatusPageError(400, f"request body must be an object with a {key!r} object")
     return inner
+
+
+def _known(spec: dict[str, Any], fields: frozenset[str], what: str) -> None:
+    unknown = sorted(set(spec) - fields)
+    if unknown:
+        raise StatusPageError(422, f"{what} has unknown field(s): {', '.join(unknown)}")
+
+
+def _window(spec: dict[str, Any]) -> tuple[str, str]:
+    """A maintenance's ``scheduled_for`` and ``scheduled_until``: both ISO 8601, until after for."""
+    parsed = []
+    for field in ("scheduled_for", "scheduled_until"):
+        value = spec.get(field)
+        try:
+            parsed.append(datetime.fromisoformat(str(value).replace("Z", "+00:00")))
+        except ValueError:
+            raise StatusPageError(422, f"{field} {value!r} is not an ISO 8601 time") from None
+        if parsed[-1].tzinfo is None:
+            raise StatusPageError(422, f"{field} {value!r} has no time zone")
+    if parsed[1] <= parsed[0]:
+        raise StatusPageError(422, "scheduled_until must be after scheduled_for")
+    return tuple(t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ") for t in parsed)  # type: ignore[return-value]
 
 
 def _check(value: Any, allowed: tuple[str, ...], what: str) -> None:

@@ -122,3 +122,94 @@ def test_outage_answers_503(api, page: StatusPage, faults: Faults) -> None:
     faults.clear()
     faults.add("outage", service="smtp")
     assert api.get(f"{api.base}/components/web-app").status_code == 200
+
+
+def _maintenance(**extra):
+    return {
+        "incident": {
+            "name": "Release v1.1.0",
+            "status": "scheduled",
+            "body": "Deploying v1.1.0.",
+            "scheduled_for": "2026-12-01T19:00:00Z",
+            "scheduled_until": "2026-12-01T20:00:00+00:00",
+            "scheduled_auto_in_progress": False,
+            "scheduled_auto_completed": False,
+            "auto_transition_to_maintenance_state": True,
+            "auto_transition_to_operational_state": True,
+            "component_ids": ["web-app"],
+            **extra,
+        }
+    }
+
+
+def test_scheduled_maintenance_lifecycle(api, page: StatusPage) -> None:
+    created = api.post(f"{api.base}/incidents", json=_maintenance())
+    assert created.status_code == 201, created.text
+    maintenance = created.json()
+    assert maintenance["status"] == "scheduled" and maintenance["resolved_at"] is None
+    assert maintenance["scheduled_for"] == "2026-12-01T19:00:00.000000Z"
+    assert maintenance["scheduled_until"] == "2026-12-01T20:00:00.000000Z"
+    assert page.components(PAGE)["web-app"]["status"] == "operational"  # not before it starts
+    assert [i["id"] for i in api.get(f"{api.base}/incidents/upcoming").json()] == [maintenance["id"]]
+    assert api.get(f"{api.base}/incidents/unresolved").json() == []  # maintenances are listed apart
+
+    started = api.patch(
+        f"{api.base}/incidents/{maintenance['id']}", json={"incident": {"status": "in_progress"}}
+    ).json()
+    assert started["status"] == "in_progress"
+    assert page.components(PAGE)["web-app"]["status"] == "under_maintenance"  # auto transition
+    assert [i["id"] for i in api.get(f"{api.base}/incidents/active_maintenance").json()] == [started["id"]]
+    assert api.get(f"{api.base}/incidents/upcoming").json() == []
+
+    done = api.patch(
+        f"{api.base}/incidents/{maintenance['id']}",
+        json={"incident": {"status": "completed", "body": "v1.1.0 is live."}},
+    ).json()
+    assert done["status"] == "completed" and done["resolved_at"]
+    assert page.components(PAGE)["web-app"]["status"] == "operational"
+    assert [u["status"] for u in done["incident_updates"]] == ["completed", "in_progress", "scheduled"]
+    assert api.get(f"{api.base}/incidents/active_maintenance").json() == []
+    assert [i["id"] for i in api.get(f"{api.base}/incidents/scheduled").json()] == [maintenance["id"]]
+
+
+def test_explicit_components_win_over_the_auto_transition(api, page: StatusPage) -> None:
+    maintenance = api.post(f"{api.base}/incidents", json=_maintenance()).json()
+    api.patch(
+        f"{api.base}/incidents/{maintenance['id']}",
+        json={"incident": {"status": "in_progress", "components": {"web-app": "degraded_performance"}}},
+    )
+    assert page.components(PAGE)["web-app"]["status"] == "degraded_performance"
+
+
+def test_maintenance_and_incident_statuses_do_not_mix(api) -> None:
+    maintenance = api.post(f"{api.base}/incidents", json=_maintenance()).json()
+    incident = api.post(f"{api.base}/incidents", json={"incident": {"name": "Outage"}}).json()
+    assert incident["status"] == "investigating" and incident["scheduled_for"] is None
+    cases = [
+        api.patch(f"{api.base}/incidents/{maintenance['id']}", json={"incident": {"status": "resolved"}}),
+        api.patch(f"{api.base}/incidents/{incident['id']}", json={"incident": {"status": "completed"}}),
+        api.post(f"{api.base}/incidents", json={"incident": {"name": "x", "status": "in_progress"}}),
+        api.post(f"{api.base}/incidents", json=_maintenance(status="investigating")),
+    ]
+    assert [r.status_code for r in cases] == [422] * 4, [r.text for r in cases]
+
+
+def test_maintenance_window_and_unknown_fields_are_refused(api, page: StatusPage) -> None:
+    cases = [
+        _maintenance(scheduled_until="2026-12-01T18:00:00Z"),
+        _maintenance(scheduled_for="tomorrow"),
+        _maintenance(scheduled_for="2026-12-01T19:00:00"),
+        _maintenance(scheduled_end="2026-12-01T20:00:00Z"),
+        {"incident": {"name": "Outage", "severity": "high"}},
+    ]
+    for body in cases:
+        response = api.post(f"{api.base}/incidents", json=body)
+        assert response.status_code == 422, (body, response.text)
+        assert isinstance(response.json()["error"], str)
+    assert "scheduled_end" in api.post(f"{api.base}/incidents", json=cases[3]).json()["error"]
+    maintenance = api.post(f"{api.base}/incidents", json=_maintenance()).json()
+    bad = api.patch(f"{api.base}/incidents/{maintenance['id']}", json={"incident": {"state": "in_progress"}})
+    assert bad.status_code == 422
+    component = api.patch(f"{api.base}/components/web-app", json={"component": {"colour": "red"}})
+    assert component.status_code == 422
+    assert page.incidents(PAGE)[0]["status"] == "scheduled"
