@@ -582,9 +582,11 @@ def metrics_health(
     *,
     attempts: int | None = None,
     poll: float | None = None,
+    ignore_alarms: list[str] | tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """Production's metrics over the last two poll intervals, none before ``since`` (traffic
-    restored), judged by the thresholds.
+    restored), judged by the thresholds. ``ignore_alarms`` (the run's ``emergency.ignore_alarms``)
+    has the meaning it has in every watch: listed alarms don't breach, others do.
 
     Polls again while the verdict is not healthy, at most ``max_insufficient_polls`` more
     times: right after traffic is restored the window can still hold too few requests, the
@@ -605,12 +607,14 @@ def metrics_health(
         recent = end - timedelta(seconds=cfg.timings.poll_interval_seconds * 2)
         start = max(since, recent) if since else recent
         window = max((end - start).total_seconds(), minimum)
-        verdict = evaluate(fetch_sample(cloudwatch, query, window, end), cfg.thresholds, check_band=False)
+        sample = fetch_sample(cloudwatch, query, window, end, ignore_alarms=ignore_alarms)
+        verdict = evaluate(sample, cfg.thresholds, check_band=False)
         if verdict.outcome == HEALTHY or attempt == attempts - 1:
             break
         time.sleep(poll)
     assert verdict is not None
-    return {"ok": verdict.outcome == HEALTHY, **verdict.to_dict()}
+    applied = {"ignore_alarms": sorted(ignore_alarms)} if ignore_alarms else {}
+    return {"ok": verdict.outcome == HEALTHY, **applied, **verdict.to_dict()}
 
 
 def verify(
@@ -620,8 +624,10 @@ def verify(
     *,
     check_stack: bool,
     since: datetime | None = None,
+    ignore_alarms: list[str] | tuple[str, ...] = (),
 ) -> dict[str, Any]:
-    """Check production is back: traffic, stack = backup, smoke tests on the stable colour, metrics."""
+    """Check production is back: traffic, stack = backup, smoke tests on the stable colour, metrics
+    (``ignore_alarms`` as in :func:`metrics_health`)."""
     from deployment import cloudformation as cf
     from deployment.router import full, router_for
     from deployment.smoke import run_smoke_checks
@@ -640,7 +646,7 @@ def verify(
             "status": live["status"],
             "differences": differences,
         }
-    checks["metrics"] = metrics_health(cfg, since)
+    checks["metrics"] = metrics_health(cfg, since, ignore_alarms=ignore_alarms)
     failed = [name for name, check in checks.items() if not check["ok"]]
     return {
         "verified": not failed,

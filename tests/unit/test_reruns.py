@@ -139,9 +139,9 @@ def test_the_rollback_metric_check_reads_the_published_window(cfg, aws, monkeypa
     ends: list[datetime] = []
     real = metrics.fetch_sample
 
-    def spy(cloudwatch, query, window, end=None):
+    def spy(cloudwatch, query, window, end=None, **kwargs):
         ends.append(query.window_end(end))
-        return real(cloudwatch, query, window, end)
+        return real(cloudwatch, query, window, end, **kwargs)
 
     monkeypatch.setattr("deployment.metrics.fetch_sample", spy)
     rollback.metrics_health(lagged, attempts=1, poll=0)

@@ -31,7 +31,7 @@ def verdicts(cfg, monkeypatch):
     def feed(*outcomes: str) -> list[str]:
         queue = list(outcomes)
         monkeypatch.setattr("deployment.metrics.cloudwatch_client", lambda conn, region: object())
-        monkeypatch.setattr("deployment.metrics.fetch_sample", lambda *args: None)
+        monkeypatch.setattr("deployment.metrics.fetch_sample", lambda *args, **kwargs: None)
 
         def evaluate(sample, thresholds, check_band):
             polls.append(queue[0])
@@ -63,9 +63,31 @@ def test_the_window_is_the_recent_past_not_everything_since_the_restore(cfg, mon
     windows: list[float] = []
     monkeypatch.setattr("deployment.metrics.cloudwatch_client", lambda conn, region: object())
     monkeypatch.setattr(
-        "deployment.metrics.fetch_sample", lambda cloudwatch, query, window, end: windows.append(window)
+        "deployment.metrics.fetch_sample",
+        lambda cloudwatch, query, window, end, **kwargs: windows.append(window),
     )
     monkeypatch.setattr("deployment.analysis.evaluate", lambda *args, **kwargs: Verdict(HEALTHY))
     restored = datetime.now(UTC) - timedelta(seconds=600)
     assert metrics_health(cfg, restored, attempts=1, poll=0)["ok"] is True
     assert windows == [pytest.approx(cfg.timings.poll_interval_seconds * 2, abs=0.5)]
+
+
+def test_an_alarm_the_release_ignored_does_not_fail_the_rollback_verification(cfg, aws):
+    """A release with ``emergency.ignore_alarms`` (the stable colour degraded, its alarm firing):
+    after a rollback that alarm still fires on the restored version. The verification gives
+    ``ignore_alarms`` the meaning every watch gives it: listed alarms don't breach, others do."""
+    from tests.unit._fixtures_phases58 import put_traffic, set_alarm
+
+    cloudwatch = aws["session"].client("cloudwatch")
+    for _ in range(3):
+        put_traffic(cloudwatch, cfg, requests=200, errors=0, latency_ms=100)
+    ignored = set_alarm(cloudwatch, cfg, "5xx-errors", "ALARM")
+
+    assert metrics_health(cfg, attempts=1, poll=0)["ok"] is False  # without the run's list: a breach
+    health = metrics_health(cfg, attempts=1, poll=0, ignore_alarms=[ignored])
+    assert health["ok"] is True, health
+    assert health["ignore_alarms"] == [ignored]  # recorded where applied
+
+    other = set_alarm(cloudwatch, cfg, "latency", "ALARM")
+    health = metrics_health(cfg, attempts=1, poll=0, ignore_alarms=[ignored])
+    assert health["ok"] is False and other in str(health["breaches"]), health

@@ -285,13 +285,19 @@ def verify_task() -> dict[str, Any]:
         from datetime import datetime
 
         from deployment.rollback import verify
+        from deployment.run_contract import emergency_flags
 
         traffic = ledger.read("rollback.traffic") or {}
         since = datetime.fromisoformat(traffic["restored_at"]) if traffic.get("restored_at") else None
         return {
             "status": "done",
             **verify(
-                cfg, plan["backup"], plan.get("stable_colour"), check_stack=plan["undo"]["stack"], since=since
+                cfg,
+                plan["backup"],
+                plan.get("stable_colour"),
+                check_stack=plan["undo"]["stack"],
+                since=since,
+                ignore_alarms=emergency_flags(context["params"])["ignore_alarms"],
             ),
         }
 
