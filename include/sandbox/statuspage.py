@@ -311,6 +311,8 @@ class StatusPage:
             incident["impact"] = incident["impact_override"] = spec["impact_override"]
         if "name" in spec:
             incident["name"] = spec["name"]
+        if "metadata" in spec:
+            incident["metadata"] = spec["metadata"] or {}
         if scheduled and ({"scheduled_for", "scheduled_until"} & set(spec)):
             merged = {k: spec.get(k, incident[k]) for k in ("scheduled_for", "scheduled_until")}
             incident["scheduled_for"], incident["scheduled_until"] = _window(merged)
@@ -403,6 +405,11 @@ def _known(spec: dict[str, Any], fields: frozenset[str], what: str) -> None:
     unknown = sorted(set(spec) - fields)
     if unknown:
         raise StatusPageError(422, f"{what} has unknown field(s): {', '.join(unknown)}")
+    metadata = spec.get("metadata")
+    if metadata is not None and not (
+        isinstance(metadata, dict) and all(isinstance(v, dict) for v in metadata.values())
+    ):
+        raise StatusPageError(422, "metadata must be an object whose top-level values are objects")
 
 
 def _window(spec: dict[str, Any]) -> tuple[str, str]:

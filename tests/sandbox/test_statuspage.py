@@ -201,13 +201,16 @@ def test_maintenance_window_and_unknown_fields_are_refused(api, page: StatusPage
         _maintenance(scheduled_for="2026-12-01T19:00:00"),
         _maintenance(scheduled_end="2026-12-01T20:00:00Z"),
         {"incident": {"name": "Outage", "severity": "high"}},
+        {"incident": {"name": "Outage", "metadata": {"run": "r1"}}},
     ]
     for body in cases:
         response = api.post(f"{api.base}/incidents", json=body)
         assert response.status_code == 422, (body, response.text)
         assert isinstance(response.json()["error"], str)
     assert "scheduled_end" in api.post(f"{api.base}/incidents", json=cases[3]).json()["error"]
-    maintenance = api.post(f"{api.base}/incidents", json=_maintenance()).json()
+    maintenance = api.post(f"{api.base}/incidents", json=_maintenance(metadata={"deployment": {"run": "r1"}}))
+    maintenance = maintenance.json()
+    assert maintenance["metadata"] == {"deployment": {"run": "r1"}}
     bad = api.patch(f"{api.base}/incidents/{maintenance['id']}", json={"incident": {"state": "in_progress"}})
     assert bad.status_code == 422
     component = api.patch(f"{api.base}/components/web-app", json={"component": {"colour": "red"}})

@@ -45,9 +45,9 @@ def _announce_start(states: dict[str, str]):
 
 def test_a_rejection_is_announced_with_its_cause_and_the_page_restored(cfg, record, slack, statuspage):  # noqa: F811
     record.write_text("plan", "# Deployment plan: v1.1.0\n", "md")
-    _announce_start({})  # "deployment started", the page under maintenance, as the gate leaves them
+    _announce_start({})  # "deployment started"; the status page is told only once the gate opens
     page, component = cfg.notifications.statuspage_page_id, cfg.notifications.statuspage_component_id
-    assert statuspage.components(page)[component]["status"] == "under_maintenance"
+    assert statuspage.recorder.list() == []
     record.write(
         "approvals",
         {
@@ -66,10 +66,28 @@ def test_a_rejection_is_announced_with_its_cause_and_the_page_restored(cfg, reco
     assert "approval_gate.first_approval rejected by &lt;!channel&gt; Carol" in message["text"]
     assert "<!channel>" not in message["text"]
     assert result["cause"].startswith("failed: approval_gate.first_approval, backup.backup_stack")
-    assert record.read("notifications.statuspage_maintenance")["status"] == "resolved"
-    assert statuspage.components(page)[component]["status"] == "operational"
+    assert record.read("notifications.statuspage_maintenance") is None  # nothing to complete
+    assert (
+        statuspage.recorder.list() == [] and statuspage.components(page)[component]["status"] == "operational"
+    )
     _run({"approval_gate.first_approval": "failed"})  # a retry sends nothing more
     assert len(slack.recorder.list()) == 2
+
+
+def test_a_failure_after_the_gate_completes_its_maintenance(cfg, record, slack, statuspage):  # noqa: F811
+    from deployment.notifications import open_maintenance
+
+    open_maintenance(cfg, record, VERSION)  # what verify_gate does as the gate opens
+    page, component = cfg.notifications.statuspage_page_id, cfg.notifications.statuspage_component_id
+    assert statuspage.components(page)[component]["status"] == "under_maintenance"
+    _run({"backup.backup_stack": "failed"})
+    assert record.read("notifications.statuspage_maintenance")["status"] == "completed"
+    [maintenance] = statuspage.incidents(page)
+    assert (
+        maintenance["status"] == "completed"
+        and "failed before changing production" in (maintenance["incident_updates"][0]["body"])
+    )
+    assert statuspage.components(page)[component]["status"] == "operational"
 
 
 @pytest.mark.parametrize(

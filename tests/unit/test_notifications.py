@@ -147,6 +147,112 @@ def test_statuspage_component_and_one_incident_per_name(cfg, statuspage):  # noq
     assert component["status"] == "operational"
 
 
+class _PageRecord:
+    """The two calls the status-page helpers make of a Ledger, kept in memory."""
+
+    def __init__(self, run_id="manual__run-1"):
+        self.run_id, self.sections = run_id, {}
+
+    def read(self, section, default=None):
+        return self.sections.get(section, default)
+
+    def write(self, section, value):
+        self.sections[section] = value
+        return section
+
+
+def _component(cfg, statuspage):  # noqa: F811
+    page = cfg.notifications.statuspage_page_id
+    return statuspage.components(page)[cfg.notifications.statuspage_component_id]["status"]
+
+
+def test_a_release_is_a_scheduled_maintenance_in_progress_then_completed(cfg, statuspage):  # noqa: F811
+    record = _PageRecord()
+    opened = n.open_maintenance(cfg, record, "v1.1.0")
+    [maintenance] = statuspage.incidents(cfg.notifications.statuspage_page_id)
+    assert opened["incident_id"] == maintenance["id"] and opened["reused"] is False
+    assert (
+        maintenance["status"] == "in_progress"
+        and maintenance["scheduled_until"] > maintenance["scheduled_for"]
+    )
+    assert maintenance["metadata"] == {"deployment": {"run_id": record.run_id, "version": "v1.1.0"}}
+    assert [u["status"] for u in maintenance["incident_updates"]] == ["in_progress", "scheduled"]
+    assert _component(cfg, statuspage) == "under_maintenance"
+    assert record.read(n.MAINTENANCE_SECTION)["status"] == "in_progress"
+
+    assert n.open_maintenance(cfg, record, "v1.1.0")["reused"] is True  # a rerun: the same one
+    closed = n.close_maintenance(cfg, record, "v1.1.0 is live.")
+    assert closed["status"] == "completed" and _component(cfg, statuspage) == "operational"
+    assert n.close_maintenance(cfg, record, "again")["reused"] is True
+    [maintenance] = statuspage.incidents(cfg.notifications.statuspage_page_id)
+    assert maintenance["status"] == "completed"
+    assert [u["body"] for u in maintenance["incident_updates"]][0] == "v1.1.0 is live."
+    assert len(statuspage.recorder.list(method="POST")) == 1
+
+
+def test_a_try_that_died_before_recording_finds_its_maintenance(cfg, statuspage):  # noqa: F811
+    record = _PageRecord()
+    n.open_maintenance(cfg, record, "v1.1.0")
+    record.sections.clear()  # the first try's record write was lost
+    again = n.open_maintenance(cfg, record, "v1.1.0")
+    assert len(statuspage.incidents(cfg.notifications.statuspage_page_id)) == 1
+    assert again["status"] == "in_progress"
+    other = _PageRecord("manual__run-2")  # another run gets its own
+    assert n.open_maintenance(cfg, other, "v1.1.0")["incident_id"] != again["incident_id"]
+
+
+def test_closing_without_a_maintenance_does_nothing_and_old_records_get_the_component_back(
+    cfg,
+    statuspage,  # noqa: F811
+):
+    assert n.close_maintenance(cfg, _PageRecord(), "nothing opened") is None
+    assert statuspage.recorder.list() == []
+    n.StatusPage(cfg).set_component("under_maintenance")
+    old = _PageRecord()
+    old.write(n.MAINTENANCE_SECTION, {"status": "sent", "component_status": "under_maintenance"})
+    assert n.close_maintenance(cfg, old, "done")["status"] == "resolved"
+    assert _component(cfg, statuspage) == "operational"
+
+
+def test_a_rollback_completes_the_maintenance_and_opens_the_incident(cfg, statuspage):  # noqa: F811
+    record = _PageRecord()
+    n.open_maintenance(cfg, record, "v1.1.0")
+    n.close_maintenance(cfg, record, "Release v1.1.0 was rolled back; see the incident.")
+    incident = n.StatusPage(cfg).open_or_update_incident(
+        "release v1.1.0 rolled back", "monitoring", "restored", "operational"
+    )
+    incidents = {i["id"]: i for i in statuspage.incidents(cfg.notifications.statuspage_page_id)}
+    maintenance = incidents[record.read(n.MAINTENANCE_SECTION)["incident_id"]]
+    assert (
+        maintenance["status"] == "completed" and "rolled back" in maintenance["incident_updates"][0]["body"]
+    )
+    assert incidents[incident["incident_id"]]["status"] == "monitoring"
+    assert incidents[incident["incident_id"]]["scheduled_for"] is None
+
+
+def test_the_rollback_notice_completes_the_maintenance_then_opens_the_incident(
+    cfg,
+    statuspage,  # noqa: F811
+    monkeypatch,
+):
+    from deployment.groups import rollback as group
+
+    record = _PageRecord()
+    n.open_maintenance(cfg, record, "v1.1.0")
+    monkeypatch.setattr(group, "run_ledger", lambda cfg, context: record)
+    monkeypatch.setattr(group, "get_current_context", dict)
+    values = {"cfg": cfg, "summary": {"verified": True}, "version": "v1.1.0", "run_id": record.run_id}
+    result = group._statuspage(cfg, values)
+    incidents = {i["id"]: i for i in statuspage.incidents(cfg.notifications.statuspage_page_id)}
+    maintenance = incidents.pop(record.read(n.MAINTENANCE_SECTION)["incident_id"])
+    assert (
+        maintenance["status"] == "completed" and "rolled back" in maintenance["incident_updates"][0]["body"]
+    )
+    [incident] = incidents.values()
+    assert incident["id"] == result["incident_id"] and incident["status"] == "monitoring"
+    assert "was rolled back" in incident["incident_updates"][0]["body"]
+
+
 def test_statuspage_rejects_a_bad_key_by_name(cfg, statuspage, monkeypatch):  # noqa: F811
     import json
 

@@ -2,15 +2,16 @@
 
 ``announce_start`` → ``first_approval`` → ``second_approval`` → ``record_approvals`` →
 ``wait_timer`` → ``verify_gate``. ``announce_start`` posts "deployment started" with the
-plan (and any emergency flags) to the team channel and sets the status-page component
-``under_maintenance``. Each request tells its approvers (Slack mention, email, Required
-Actions link). The wait timer is deferrable (no worker slot) and ends at the last approval
-plus ``timings.wait_timer_seconds``; marking it failed cancels the release before anything
-has changed. ``verify_gate`` re-checks the answers read from Airflow just before the
-first change, so no hand-marked task or hand-written XCom opens the gate. Beside the
-requests, ``remind_approvers`` (a rescheduling sensor) reminds whoever a request still
-waits for once half the gate's time has gone; it is off the gate's path (the gate never
-waits for its next look), and the run's outcome waits for it.
+plan (and any emergency flags) to the team channel. Each request tells its approvers
+(Slack mention, email, Required Actions link). The wait timer is deferrable (no worker
+slot) and ends at the last approval plus ``timings.wait_timer_seconds``; marking it failed
+cancels the release before anything has changed. ``verify_gate`` re-checks the answers
+read from Airflow just before the first change, so no hand-marked task or hand-written
+XCom opens the gate, then opens the release's scheduled maintenance on the status page
+(in progress; its id in the record, so a rerun reuses it; ``notify`` or the rollback
+completes it). Beside the requests, ``remind_approvers`` (a rescheduling sensor) reminds
+whoever a request still waits for once half the gate's time has gone; it is off the
+gate's path (the gate never waits for its next look), and the run's outcome waits for it.
 """
 
 from __future__ import annotations
@@ -92,16 +93,8 @@ def approval_gate_group(config: DeploymentConfig) -> TaskGroup:
 
         @task(task_id="announce_start", retries=NOTICE_RETRIES, retry_delay=timedelta(seconds=5))
         def announce_start() -> dict[str, Any]:
-            """Deployment started, with the plan and any emergency flags; the status page in maintenance."""
-            from deployment.ledger import now_iso
-            from deployment.notifications import (
-                StatusPage,
-                active_flags,
-                render,
-                run_url,
-                send_once,
-                send_slack,
-            )
+            """Deployment started, with the plan and any emergency flags, to the team channel."""
+            from deployment.notifications import active_flags, render, run_url, send_once, send_slack
             from deployment.operators._common import release
 
             context = get_current_context()
@@ -118,12 +111,7 @@ def approval_gate_group(config: DeploymentConfig) -> TaskGroup:
             slack = send_once(
                 rel.ledger, "notifications.started", lambda: send_slack(rel.cfg.connections.slack_team, text)
             )
-            page = StatusPage(rel.cfg).set_component("under_maintenance")
-            rel.ledger.write(
-                "notifications.statuspage_maintenance",
-                {"status": "sent", "sent_at": now_iso(), "component_status": page["status"]},
-            )
-            return {"slack": slack.get("status"), "statuspage": page["status"]}
+            return {"slack": slack.get("status")}
 
         approvals = []
         for number, name in enumerate(APPROVAL_TASKS[: config.approvals.required], 1):
@@ -224,15 +212,36 @@ def approval_gate_group(config: DeploymentConfig) -> TaskGroup:
 
         @task(task_id="verify_gate", retries=0, trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
         def verify_gate() -> dict[str, Any]:
-            """The gate checked again just before the first change, from the answers read from Airflow."""
+            """The gate checked again just before the first change, from the answers read from Airflow,
+            and no manual rollback running (one may start while the release waits for approval)."""
+            from airflow.sdk.exceptions import AirflowFailException
+
             from deployment.approval import VERIFIED_KEY, record_answer
+            from deployment.guards import ROLLBACK_DAG_ID, ConcurrentRun, check_no_concurrent_run
             from deployment.ledger import now_iso
+            from deployment.notifications import open_maintenance
             from deployment.operators._common import release
 
             context = get_current_context()
+            try:
+                check_no_concurrent_run(context["ti"], ROLLBACK_DAG_ID)
+            except ConcurrentRun as err:
+                raise AirflowFailException(f"{err} Then clear {GATE_TASK_ID} to go on.") from err
             result = _gate_check(context, approval_ids)
-            record_answer(release(context).ledger, VERIFIED_KEY, {"at": now_iso(), **result})
-            return {"approvers": [a["id"] for a in result["approvers"]], "plan_digest": result["plan_digest"]}
+            rel = release(context)
+            record_answer(rel.ledger, VERIFIED_KEY, {"at": now_iso(), **result})
+            # The gate is open: production is about to change, so the status page says so (a
+            # scheduled maintenance, in progress until notify or the rollback completes it).
+            try:
+                maintenance = open_maintenance(rel.cfg, rel.ledger, rel.version).get("incident_id")
+            except Exception as err:  # a status page that cannot be told never holds the release
+                log.warning("could not open the status page maintenance: %s", err)
+                maintenance = None
+            return {
+                "approvers": [a["id"] for a in result["approvers"]],
+                "plan_digest": result["plan_digest"],
+                "statuspage_maintenance": maintenance,
+            }
 
         recorded = record_approvals()
         wait_timer = DateTimeSensorAsync(

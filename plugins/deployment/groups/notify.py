@@ -12,6 +12,7 @@ kept in the record (``notifications.<channel>``), so a rerun does not send it ag
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from deployment.config import DeploymentConfig
 
 GROUP_ID = "notify"
+log = logging.getLogger(__name__)
 RETRIES = 3
 
 
@@ -151,12 +153,16 @@ def notify_group(config: DeploymentConfig) -> TaskGroup:
 
         @task(task_id="statuspage", **root)
         def statuspage() -> dict[str, Any]:
-            """The status page component set to operational."""
+            """The release's status-page maintenance completed (component operational)."""
             from deployment.ledger import now_iso
-            from deployment.notifications import StatusPage
+            from deployment.notifications import StatusPage, close_maintenance
 
-            _, cfg, ledger, _ = _run("statuspage")
-            result = StatusPage(cfg).set_component("operational")
+            _, cfg, ledger, conf = _run("statuspage")
+            closed = close_maintenance(cfg, ledger, f"Release {conf['version']} is live.")
+            if closed is None:  # no maintenance was opened (the status page was down then)
+                result = StatusPage(cfg).set_component("operational")
+            else:
+                result = {"maintenance": closed.get("incident_id"), "status": closed["status"]}
             ledger.write("notifications.statuspage", {"status": "sent", "sent_at": now_iso(), **result})
             return result
 
@@ -226,8 +232,14 @@ def announce_failure():
         from airflow.sdk.exceptions import AirflowSkipException
 
         from deployment.groups.rollback import failed_release_tasks, task_states
-        from deployment.ledger import now_iso
-        from deployment.notifications import StatusPage, failure_cause, render, run_url, send_once, send_slack
+        from deployment.notifications import (
+            close_maintenance,
+            failure_cause,
+            render,
+            run_url,
+            send_once,
+            send_slack,
+        )
 
         context, cfg, ledger, conf = _run()
         states = task_states(context)
@@ -248,12 +260,12 @@ def announce_failure():
             url=run_url(cfg, context["ti"].dag_id, context["run_id"]),
         )
         sent = send_once(ledger, "notifications.failed", lambda: send_slack(cfg.connections.slack_team, text))
-        if (ledger.read("notifications.statuspage_maintenance") or {}).get("status") == "sent":
-            page = StatusPage(cfg).set_component("operational")
-            ledger.write(
-                "notifications.statuspage_maintenance",
-                {"status": "resolved", "resolved_at": now_iso(), "component_status": page["status"]},
+        try:  # the gate opened a maintenance, then something failed before any change
+            close_maintenance(
+                cfg, ledger, f"Release {conf['version']} failed before changing production: nothing changed."
             )
+        except Exception as err:  # a status page that cannot be told never hides the failure notice
+            log.warning("could not complete the status page maintenance: %s", err)
         return {"cause": detail, "slack": sent.get("status")}
 
     return _announce()

@@ -389,12 +389,20 @@ def _email(cfg, values):
 
 
 def _statuspage(cfg, values):
-    """Status-page incident on the app's component."""
-    from deployment.notifications import StatusPage, render
+    """Status-page incident on the app's component; the release's maintenance completed first."""
+    import logging
+
+    from deployment.notifications import StatusPage, close_maintenance, render
 
     verified = values["summary"]["verified"]
+    name = f"{cfg.application}: release {values['version']} rolled back"
+    ledger = run_ledger(cfg, get_current_context())
+    try:  # the maintenance the gate opened ends here; the incident tells what happened
+        close_maintenance(cfg, ledger, f"The release was rolled back: see the incident {name!r}.")
+    except Exception as err:  # the incident below is what matters now
+        logging.getLogger(__name__).warning("could not complete the status page maintenance: %s", err)
     return StatusPage(cfg).open_or_update_incident(
-        name=f"{cfg.application}: release {values['version']} rolled back",
+        name=name,
         status="monitoring" if verified else "identified",
         body=render("statuspage_incident.md.j2", **values).strip(),
         component_status="operational" if verified else "degraded_performance",
