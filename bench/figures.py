@@ -18,6 +18,7 @@ Times are Unix seconds (floats) once parsed.
 
 from __future__ import annotations
 
+import re
 import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -68,6 +69,33 @@ def is_traffic_write(request: Mapping[str, Any]) -> bool:
     if request["service"] == "cloudfront-keyvaluestore":
         return request["action"].startswith("POST /key-value-stores/")
     return route53_action(request["service"], request["action"]) == "ChangeResourceRecordSets"
+
+
+def api_action(service: str, action: str) -> str:
+    """A request log entry's action as AWS names it: Route 53 and the KeyValueStore API are REST,
+    so the request log names their calls by method and path."""
+    if service == "cloudfront-keyvaluestore":
+        return kvs_action(action)
+    return route53_action(service, action)
+
+
+def kvs_action(action: str) -> str:
+    """The front door's KeyValueStore calls (``/key-value-stores/{arn}[/keys[/{key}]]``) by name."""
+    method, _, path = action.partition(" ")
+    # the ARN is logged decoded (``arn:...:key-value-store/<id>``, one slash) or percent-encoded
+    match = re.match(r"^/key-value-stores/(?:arn:[^/]+/[^/]+|[^/]+)(/keys)?(/[^/]+)?/?$", path)
+    if match is None or (match.group(2) and not match.group(1)):
+        return action
+    depth = 1 + bool(match.group(1)) + bool(match.group(2))
+    names = {
+        (1, "GET"): "DescribeKeyValueStore",
+        (2, "GET"): "ListKeys",
+        (2, "POST"): "UpdateKeys",
+        (3, "GET"): "GetKey",
+        (3, "PUT"): "PutKey",
+        (3, "DELETE"): "DeleteKey",
+    }
+    return names.get((depth, method), action)
 
 
 def route53_action(service: str, action: str) -> str:
@@ -406,10 +434,12 @@ def restore(
     watched: str,
     stable_colour: str | None = None,
 ) -> dict[str, Any]:
-    """From the fault's start to Route 53 back on the stable colour, and to the rollback verified.
+    """From the fault's start to the router back on the stable colour, and to the rollback verified.
 
-    Route 53's moment is the first ``ChangeResourceRecordSets`` the sandbox served after the
-    fault (the traffic step's own change came before it); the verification's is the
+    The router's moment is the first write of the split the sandbox served after the fault
+    (:func:`is_traffic_write`: the front door's KeyValueStore ``UpdateKeys``, or Route 53's
+    ``ChangeResourceRecordSets``; the traffic step's own write came before it; the key
+    ``restore_traffic_running_to_route53_change`` keeps its name for older results); the verification's is the
     ``rollback.verify`` section's ``verified_at``. The chain between them is read from the
     watched step's verdicts and the task events.
     """
@@ -505,7 +535,7 @@ def api_calls(
                 continue
             calls: dict[str, int] = defaultdict(int)
             for r in requests:
-                action = route53_action(r["service"], r["action"])
+                action = api_action(r["service"], r["action"])
                 if spell.start <= r["time"] < spell.end and action not in SIMULATOR_ACTIONS:
                     calls[action] += 1
             polls = len(_verdicts(ledger, task_id))

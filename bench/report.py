@@ -113,7 +113,7 @@ def _summary(results: dict[str, Any], engines: dict[str, dict[str, Any]]) -> lis
         r = restore["restore"]
         point = r["watched_task"].split(".")[-1]
         per_engine(
-            f"fault during `{point}` → Route 53 100 % stable, in poll intervals "
+            f"fault during `{point}` → traffic 100 % stable (router write), in poll intervals "
             f"({r['poll_interval_seconds']:g} s)",
             lambda e, r=r: (
                 f"{_n(r['traffic_restored_in_polls'])} ({_n(r['fault_to_traffic_restored_seconds'])} s)"
@@ -295,8 +295,9 @@ def _restore_section(engines: dict[str, dict[str, Any]]) -> list[str]:
         "",
         "The release runs until the named task's metric watch is deferred; then the sandbox starts "
         "sending 50 % errors from the new version (`error_rate` fault, the moment of the control API "
-        "call). Route 53 back: the first `ChangeResourceRecordSets` the sandbox served after the fault "
-        "(its request log). Verified: `rollback.verify.verified_at` in the deployment record (stack "
+        "call). Traffic back: the first write of the split the sandbox served after the fault (the "
+        "front door's KeyValueStore `UpdateKeys`, or Route 53's `ChangeResourceRecordSets`, in its "
+        "request log). Verified: `rollback.verify.verified_at` in the deployment record (stack "
         "equals the backup, smoke tests on the stable colour, metrics healthy since traffic was "
         "restored). The chain is read from the watch's verdicts and the task events.",
         "",
@@ -329,7 +330,7 @@ def _restore_section(engines: dict[str, dict[str, Any]]) -> list[str]:
         + _table(
             [
                 "fault during",
-                "→ Route 53 s",
+                "→ traffic back s",
                 "polls",
                 "→ verified s",
                 "polls",
@@ -337,7 +338,7 @@ def _restore_section(engines: dict[str, dict[str, Any]]) -> list[str]:
                 "→ step failed",
                 "→ rollback.plan running",
                 "→ restore_traffic running",
-                "→ Route 53 change",
+                "→ router write",
                 "rollback",
             ],
             rows,
@@ -433,7 +434,8 @@ def _api_section(engines: dict[str, dict[str, Any]]) -> list[str]:
         "",
         "From the sandbox's AWS request log, in each window where a traffic step or the monitoring "
         "was deferred (its trigger polling). The traffic simulator's own calls (`PutMetricData`, "
-        "`SetAlarmState`, Route 53 reads) go to the same endpoint and are left out; nothing else of "
+        "`SetAlarmState`, Route 53 reads when it routes by the records) go to the same endpoint and are "
+        "left out; nothing else of "
         "the release runs in those windows. Polls are the verdicts in the deployment record.",
         "",
     ]

@@ -12,8 +12,9 @@ against something measured in the same run, so a slow machine moves both sides.
    time less the waits the config asks for and the approvers' time, per task on the
    critical path.
 3. time to restore: a fault (50 % errors on the new version) started while the 10 % step
-   (and, without ``--quick``, the 50 % step and the monitoring) watches; seconds, and polls, until Route 53
-   sends everything to the stable colour, and until the rollback is verified.
+   (and, without ``--quick``, the 50 % step and the monitoring) watches; seconds, and polls, until the
+   router (the front door's KeyValueStore by default) sends everything to the stable colour, and until
+   the rollback is verified.
 4. worker time while waiting: a release whose waits (``bench/config/bench-long-waits.yaml``,
    approvers who take their time) are long next to its work; worker-seconds ``running``
    over wall time, and each wait's state.

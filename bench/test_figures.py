@@ -125,6 +125,15 @@ def test_a_front_door_keyvaluestore_update_is_a_traffic_write():
     assert figures.is_traffic_write({"service": "route53", "action": CHANGE, "status": 200})
 
 
+def test_keyvaluestore_actions_are_named_from_method_and_path():
+    store = "/key-value-stores/arn:aws:cloudfront::1:key-value-store/s"
+    assert figures.api_action("cloudfront-keyvaluestore", f"GET {store}") == "DescribeKeyValueStore"
+    assert figures.api_action("cloudfront-keyvaluestore", f"GET {store}/keys/routing") == "GetKey"
+    assert figures.api_action("cloudfront-keyvaluestore", f"POST {store}/keys") == "UpdateKeys"
+    assert figures.api_action("cloudfront-keyvaluestore", f"PUT {store}/keys/routing") == "PutKey"
+    assert figures.api_action("route53", "GET /2013-04-01/change/C1") == "GetChange"
+
+
 def test_route53_actions_are_named_from_method_and_path():
     assert (
         figures.route53_action("route53", "POST /2013-04-01/hostedzone/Z1/rrset/")

@@ -4,7 +4,8 @@
 Starts the sandbox and Airflow if they are not running, puts the sandbox back at
 v1.0.0 live, triggers deploy_production for v1.1.0 with scripts/trigger_release.py
 (exactly as CI does), approves it as two configured approvers over the REST API,
-shows the phases advancing, and ends with a summary. The stack keeps running
+shows the phases advancing and the traffic split as the sandbox's front door serves it
+(its control API's ``GET /traffic``), and ends with a summary. The stack keeps running
 afterwards for a look in the UI; ``make down`` stops it.
 
 --rollback first injects a smoke-test failure for the new version through the
@@ -199,13 +200,47 @@ def approve_waiting(
         display.event(f"{approver} approved {ti['task_id']} (PATCH .../hitlDetails as {approver})")
 
 
+def describe_traffic(traffic: dict) -> str:
+    """The split the sandbox serves, as its control API reports it (``GET /traffic``)."""
+    weights = traffic.get("weights") or {}
+    split = " / ".join(f"{colour} {weights[colour]} %" for colour in ("blue", "green") if colour in weights)
+    if traffic.get("router") != "keyvaluestore":
+        return f"Route 53 weighted records: {split or 'none'}"
+    routing, viewers = traffic.get("routing") or {}, traffic.get("viewers")
+    line = f"front door: {split or 'no routing key'} (epoch {routing.get('epoch', '?')})"
+    if viewers:
+        line += f", viewers on blue/green: {viewers.get('blue', 0)}/{viewers.get('green', 0)}"
+    return line
+
+
+def watch_traffic(box, display: Display, last: list[str]) -> str | None:
+    """Show the split when it changes: the front door's function's own reading of its store."""
+    try:
+        traffic = box.control("GET", "/traffic")
+    except (SandboxError, OSError) as exc:
+        display.event(f"traffic: the sandbox did not say ({exc})")
+        return None
+    split = (traffic.get("weights"), (traffic.get("routing") or {}).get("epoch"))
+    if not last or last[0] != repr(split):
+        last[:] = [repr(split)]
+        display.event(describe_traffic(traffic))
+    return describe_traffic(traffic)
+
+
 def clear_active_runs(admin: AirflowClient, display: Display) -> None:
     for run in admin.runs(states=("queued", "running")):
         admin.request("PATCH", f"/dags/{DAG_ID}/dagRuns/{run['dag_run_id']}", json={"state": "failed"})
         display.event(f"marked an earlier unfinished run failed: {run['dag_run_id']}")
 
 
-def summary(run: dict, tis: list[dict], approved: list[str], ui_url: str, rollback_demo: bool) -> str:
+def summary(
+    run: dict,
+    tis: list[dict],
+    approved: list[str],
+    ui_url: str,
+    rollback_demo: bool,
+    traffic: str | None = None,
+) -> str:
     rows = phase_rows(tis)
     seconds = {p: phase_seconds([ti for ti in tis if phase_of(ti["task_id"]) == p]) for p, _, _ in rows}
     width = max(len(p) for p, _, _ in rows)
@@ -225,6 +260,7 @@ def summary(run: dict, tis: list[dict], approved: list[str], ui_url: str, rollba
         + (f" in {total:.0f} s" if total is not None else "")
         + (" (a smoke-test failure was injected)" if rollback_demo else ""),
         f"Approved by: {', '.join(approved) or 'nobody'} (author: {run['conf'].get('author')})",
+        *([f"Traffic now, {traffic}"] if traffic else []),
         "Phase durations:",
         *[
             f"  {p:<{width}}  {s:<9} {seconds.get(p) or 0:6.1f} s"
@@ -255,6 +291,8 @@ def run_demo(version: str, author: str, rollback: bool, timeout: float) -> int:
     clear_active_runs(users[ADMIN], display)
     box.reseed()
     display.event("sandbox reseeded: production live at v1.0.0 on blue")
+    seen_split: list[str] = []
+    watch_traffic(box, display, seen_split)
     if rollback:
         fault = box.inject("smoke_failure", version=version)
         display.event(f"fault #{fault} injected through the sandbox control API: smoke_failure for {version}")
@@ -269,6 +307,7 @@ def run_demo(version: str, author: str, rollback: bool, timeout: float) -> int:
         run = users[CI_USER].run(run_id)
         tis = users[CI_USER].task_instances(run_id)
         approve_waiting(users, run_id, tis, display, approved)
+        traffic = watch_traffic(box, display, seen_split)
         display.show(header, phase_rows(tis))
         if run["state"] in ("success", "failed"):
             break
@@ -276,7 +315,7 @@ def run_demo(version: str, author: str, rollback: bool, timeout: float) -> int:
             print(f"no outcome after {timeout:.0f} s\n" + users[CI_USER].diagnose(run_id), file=sys.stderr)
             return 1
         time.sleep(1)
-    print(summary(run, tis, approved, stack.ui_url, rollback), flush=True)
+    print(summary(run, tis, approved, stack.ui_url, rollback, traffic), flush=True)
     if rollback:
         rolled_back = any(p == "rollback" and s == "done" for p, s, _ in phase_rows(tis))
         return 0 if run["state"] == "failed" and rolled_back else 1

@@ -85,7 +85,11 @@ def run(args: argparse.Namespace) -> int:
         for name, url in sandbox.endpoints.items():
             print(f"  {name:<11} {url}")
         print(f"Airflow connections: source {args.state_dir / 'connections.env'}", flush=True)
-        stopping.wait()
+        # Wake up regularly: a signal the kernel hands to another (busy) thread, such as the
+        # traffic simulator's, only sets a flag, and Python runs the handler when the main thread
+        # next runs bytecode; a wait with no timeout could sleep through SIGTERM.
+        while not stopping.wait(0.5):
+            pass
     finally:
         print("Sandbox stopping...", flush=True)
         sandbox.stop()

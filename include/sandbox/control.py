@@ -6,7 +6,9 @@ rc_tag_moved|republished, "template"?}`` → 201 (that release candidate's build
 or its build published again from ``template``, until ``/reseed``);
 ``DELETE /faults/{id}``; ``POST /reset`` (faults and recordings cleared, state
 kept); ``POST /reseed`` (back to the freshly seeded state, simulated viewers routed as
-configured); ``POST /traffic/router {"router": "keyvaluestore"|"route53"}`` (how the
+configured); ``GET /traffic`` (the router the simulated viewers follow and the split it
+serves: through the front door, what its function reads, and the last tick's viewers per
+colour); ``POST /traffic/router {"router": "keyvaluestore"|"route53"}`` (how the
 simulated viewers are routed from now on); ``POST /alarms/{name}
 {"state", "reason"?}``; ``GET /requests?since=<epoch>&service=<signing name>`` (the
 AWS request log); ``GET /recorded/{service}`` (github, slack, statuspage, smtp, app,
@@ -96,6 +98,7 @@ class ControlApi:
                 Rule("/faults/<int:fault_id>", methods=["DELETE"], endpoint="remove_fault"),
                 Rule("/reset", methods=["POST"], endpoint="reset"),
                 Rule("/reseed", methods=["POST"], endpoint="reseed"),
+                Rule("/traffic", methods=["GET"], endpoint="traffic"),
                 Rule("/traffic/router", methods=["POST"], endpoint="traffic_router"),
                 Rule("/alarms/<name>", methods=["POST"], endpoint="set_alarm"),
                 Rule("/builds/<version>/faults", methods=["POST"], endpoint="build_fault"),
@@ -139,6 +142,9 @@ class ControlApi:
     def reseed(self, request: Request) -> tuple[int, Any]:
         self.sandbox.reseed()
         return 200, {"reseeded": True}
+
+    def traffic(self, request: Request) -> tuple[int, Any]:
+        return 200, self.sandbox.traffic_state()
 
     def traffic_router(self, request: Request) -> tuple[int, Any]:
         router = _json(request).get("router")

@@ -33,7 +33,7 @@ from sandbox.github import GitHubEmulator
 from sandbox.kvs import KeyValueStoreEmulator
 from sandbox.pagerduty import PagerDutyEvents
 from sandbox.recorder import Recorder
-from sandbox.seed import CREDENTIALS, seed_aws, seed_github
+from sandbox.seed import CREDENTIALS, STABLE_COLOUR, route53_weights, seed_aws, seed_front_door, seed_github
 from sandbox.slack import SlackWebhooks
 from sandbox.smtp import SmtpSink
 from sandbox.statuspage import StatusPage
@@ -249,6 +249,27 @@ class Sandbox:
                 self.traffic = None
                 self._start_traffic()
 
+    def traffic_state(self) -> dict[str, Any]:
+        """How viewers are routed now: the router the simulated viewers follow and the split it
+        serves. Through the front door (``keyvaluestore``): what its function reads from the store
+        (its probe, ``routing``), and how the last tick's viewers were spread; by ``route53``: the
+        weighted records."""
+        state: dict[str, Any] = {"router": self.traffic_router, "configured": self.cfg.traffic.router}
+        if self.traffic_router == "keyvaluestore":
+            import requests
+
+            from deployment.frontdoor import routing_weights
+
+            probe = self.cfg.traffic.front_door.probe_path if self.cfg.traffic.front_door else "/__frontdoor"
+            routing = requests.get(self.endpoints["frontdoor"] + probe, timeout=10).json()
+            state["routing"] = routing
+            state["weights"] = routing_weights(routing) if routing.get("stable") else None
+            ticks = [t for t in self.traffic.recorder.list() if "viewers" in t] if self.traffic else []
+            state["viewers"] = ticks[-1]["viewers"] if ticks else None
+        else:
+            state["weights"] = route53_weights(self.cfg, self.aws_client("route53"))
+        return state
+
     def set_alarm_state(self, name: str, state: str, reason: str) -> None:
         self.aws_client("cloudwatch").set_alarm_state(AlarmName=name, StateValue=state, StateReason=reason)
 
@@ -369,17 +390,15 @@ class Sandbox:
         return door.key_value_store_arn if door and door.key_value_store_arn else SANDBOX_KVS_ARN
 
     def _seed_front_door(self) -> None:
-        """The front door's KeyValueStore at production's state: every viewer on blue, epoch 1.
+        """The front door's KeyValueStore at production's state: the stable colour (blue) at 100 %.
 
         moto cannot create CloudFront distributions' KeyValueStores from the template, so the
-        sandbox's store exists beside the stack, and its ARN comes from the configuration.
+        sandbox's store exists beside the stack (created here, as CloudFormation would), and its
+        ARN comes from the configuration; the key is written by the router's own ``seed``.
         """
-        from deployment.frontdoor import first_routing
-
         self.kvs.reset()
         self.kvs.create(self.kvs_arn)
-        key = self.cfg.traffic.front_door.key if self.cfg.traffic.front_door else "routing"
-        self.kvs.put(self.kvs_arn, key, first_routing(self.cfg, "blue"))
+        seed_front_door(self.cfg, self.endpoints["aws"], self.kvs_arn, STABLE_COLOUR)
 
     def _front_door(self, function: FunctionRunner) -> FrontDoor:
         from deployment.frontdoor import origins

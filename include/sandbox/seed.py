@@ -7,8 +7,11 @@ by scripts/publish_build.py, the script staging runs; the stack created from the
 ``v1.0.0`` build's packaged template (transformed locally by
 :func:`deployment.sam.transform_template`, since moto cannot run the transform), so
 its function runs that build's code object; a few items in each of its DynamoDB tables;
-the hosted zone with the two weighted records (blue 100, green 0) pointing at
-the branches' Amplify domains; alarms named ``<alarms.prefix>...`` in OK;
+the front door's KeyValueStore with every viewer on the stable colour (blue at 100 %,
+written by the router's own ``seed`` through boto3's ``cloudfront-keyvaluestore``
+client, as production's store is seeded); the hosted zone with the two weighted
+records (blue 100, green 0) pointing at the branches' Amplify domains, for a
+pipeline run on the ``route53`` router; alarms named ``<alarms.prefix>...`` in OK;
 healthy production and staging metrics over the last staging window. The
 Amplify app and branches are added through the emulator (Amplify ids cannot be
 chosen through its API), then blue gets a RELEASE job at ``PREVIOUS_VERSION``
@@ -36,6 +39,7 @@ from sandbox.amplify import AmplifyEmulator
 from sandbox.github import GitHubEmulator
 
 PREVIOUS_VERSION = "v1.0.0"
+STABLE_COLOUR = "blue"  # the colour live at PREVIOUS_VERSION
 NEXT_VERSION = "v1.1.0"
 REQUESTS_PER_SECOND = 200
 CREDENTIALS = {"aws_access_key_id": "sandbox", "aws_secret_access_key": "sandbox"}
@@ -197,6 +201,58 @@ def _seed_records(cfg: DeploymentConfig, route53: Any, amplify: AmplifyEmulator)
     route53.change_resource_record_sets(
         HostedZoneId=zone["HostedZone"]["Id"], ChangeBatch={"Comment": "sandbox seed", "Changes": changes}
     )
+
+
+def kvs_client(endpoint_url: str, region: str) -> Any:
+    """boto3's own ``cloudfront-keyvaluestore`` client for the sandbox's store (SigV4A, needs
+    ``awscrt``). Its endpoint rules put the account ID in front of the endpoint's host, which
+    loopback cannot resolve, so the requests go through the endpoint as an HTTP proxy (as the
+    sandbox's AWS connection does: ``service_config``'s ``proxy_url``)."""
+    from botocore.config import Config
+
+    return boto3.client(
+        "cloudfront-keyvaluestore",
+        endpoint_url=endpoint_url,
+        region_name=region,
+        config=Config(proxies={"http": endpoint_url, "https": endpoint_url}),
+        **CREDENTIALS,
+    )
+
+
+def front_door_router(cfg: DeploymentConfig, endpoint_url: str, arn: str) -> Any:
+    """The ``keyvaluestore`` router on the sandbox's store ``arn``, through :func:`kvs_client`."""
+    from deployment.config import FrontDoor
+    from deployment.frontdoor import KeyValueStoreRouter
+
+    door = (cfg.traffic.front_door or FrontDoor()).model_copy(update={"key_value_store_arn": arn})
+    pinned = cfg.model_copy(update={"traffic": cfg.traffic.model_copy(update={"front_door": door})})
+    return KeyValueStoreRouter(pinned, kvs=kvs_client(endpoint_url, cfg.region))
+
+
+def seed_front_door(cfg: DeploymentConfig, endpoint_url: str, arn: str, colour: str = STABLE_COLOUR) -> None:
+    """Write the front door's routing into the (new, empty) store ``arn``: every viewer on
+    ``colour``, epoch 1, with the store's ETag, as ``KeyValueStoreRouter.seed`` does in production."""
+    from deployment.router import full
+
+    router = front_door_router(cfg, endpoint_url, arn)
+    router.seed(colour)
+    if router.weights() != full(colour):
+        raise RuntimeError(f"seeding the front door's store {arn} did not put {colour} at 100 %")
+
+
+def route53_weights(cfg: DeploymentConfig, route53: Any) -> dict[str, int]:
+    """The weights of ``traffic.record_name``'s blue/green records (the ``route53`` router's split)."""
+    traffic = cfg.traffic
+    zones = route53.list_hosted_zones_by_name(DNSName=traffic.hosted_zone)["HostedZones"]
+    zone = next((z["Id"] for z in zones if z["Name"].rstrip(".") == traffic.hosted_zone.rstrip(".")), None)
+    if zone is None:
+        return {}
+    records = route53.list_resource_record_sets(HostedZoneId=zone)["ResourceRecordSets"]
+    return {
+        r["SetIdentifier"]: int(r["Weight"])
+        for r in records
+        if r["Name"].rstrip(".") == traffic.record_name.rstrip(".") and r.get("SetIdentifier")
+    }
 
 
 def alarm_definitions(cfg: DeploymentConfig) -> list[dict[str, Any]]:

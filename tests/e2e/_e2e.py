@@ -47,10 +47,14 @@ def clients(stack: Stack) -> dict[str, AirflowClient]:
 
 
 def fresh_world(admin: AirflowClient, sandbox: SandboxProcess) -> None:
-    """No active run left by an earlier test (max_active_runs=1 would queue ours), sandbox reseeded."""
+    """No active run left by an earlier test (max_active_runs=1 would queue ours), sandbox reseeded:
+    its viewers routed by the configured router (the front door by default), all on blue."""
     for run in admin.runs(states=("queued", "running")):
         admin.request("PATCH", f"/dags/{admin.dag_id}/dagRuns/{run['dag_run_id']}", json={"state": "failed"})
     sandbox.reseed()
+    traffic = sandbox.control("GET", "/traffic")
+    assert traffic["router"] == traffic["configured"], traffic
+    assert traffic["weights"] == {"blue": 100, "green": 0}, traffic
 
 
 def approve(users: dict[str, AirflowClient], run_id: str, *, timeout: float = 180) -> list[str]:

@@ -1,10 +1,12 @@
 """The fault matrix's helpers: production read back from the sandbox, releases driven over REST.
 
-``World`` reads the end state a row asserts from the sandbox itself: CloudFormation,
-Route 53, DynamoDB and the deployment record in S3 through boto3 against the sandbox's
-AWS endpoint, the Amplify branches through boto3 and the apps' ``/health``, and what
-Slack, SMTP and the status page received through the control API. ``Release`` is one
-``deploy_production`` run driven as CI and the approvers drive it (REST only).
+``World`` reads the end state a row asserts from the sandbox itself: CloudFormation, the
+traffic split (through the router the configuration names: the front door's KeyValueStore,
+read as the pipeline's router reads it, or the Route 53 records), DynamoDB and the deployment
+record in S3 through boto3 against the sandbox's AWS endpoint, the Amplify branches through
+boto3 and the apps' ``/health``, and what Slack, SMTP and the status page received through
+the control API. ``Release`` is one ``deploy_production`` run driven as CI and the approvers
+drive it (REST only).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from airflow_stack.client import AirflowClient
 from airflow_stack.env import CI_USER
 from airflow_stack.sandbox_process import SandboxProcess
 from deployment.config import DeploymentConfig, load_config
+from sandbox.seed import front_door_router, route53_weights
 
 NEW, OLD = "v1.1.0", "v1.0.0"
 CREDENTIALS = {"aws_access_key_id": "sandbox", "aws_secret_access_key": "sandbox"}
@@ -80,16 +83,26 @@ class World:
             "template": normalize_template(body),
         }
 
-    def weights(self) -> dict[str, int]:
-        route53 = self.client("route53")
-        zone = self.cfg.traffic.hosted_zone
-        zone_id = next(z["Id"] for z in route53.list_hosted_zones()["HostedZones"] if z["Name"] == zone)
-        records = route53.list_resource_record_sets(HostedZoneId=zone_id)["ResourceRecordSets"]
-        return {
-            r["SetIdentifier"]: r["Weight"]
-            for r in records
-            if r["Name"] == self.cfg.traffic.record_name and "SetIdentifier" in r
-        }
+    def weights(self, router: str | None = None) -> dict[str, int]:
+        """The split as ``router`` (default: the one the stack's configuration names) serves it:
+        the front door's KeyValueStore read by the pipeline's own router (boto3's client), or
+        the Route 53 weighted records."""
+        if (router or self.cfg.traffic.router) == "keyvaluestore":
+            return self.front_door().weights()
+        return route53_weights(self.cfg, self.client("route53"))
+
+    def front_door(self) -> Any:
+        """The ``keyvaluestore`` router on the sandbox's store (``deployment.frontdoor``)."""
+        if "front_door" not in self._clients:
+            self._clients["front_door"] = front_door_router(
+                self.cfg, self.endpoints["aws"], self.cfg.traffic.front_door.key_value_store_arn
+            )
+        return self._clients["front_door"]
+
+    def front_door_probe(self) -> dict[str, Any]:
+        """What the front door's function reads from its store now (``GET /__frontdoor``)."""
+        url = self.endpoints["frontdoor"] + self.cfg.traffic.front_door.probe_path
+        return requests.get(url, timeout=10).json()
 
     def branch_env(self, colour: str) -> dict[str, str]:
         branch = self.client("amplify").get_branch(
@@ -148,8 +161,15 @@ class World:
     def aws_requests(self, since: float, service: str) -> list[dict[str, Any]]:
         return self.sandbox.control("GET", f"/requests?since={since}&service={service}")
 
-    def weight_changes(self, since: float) -> list[dict[str, Any]]:
-        """Route 53 ChangeResourceRecordSets calls since ``since`` (REST: ``POST .../rrset``)."""
+    def weight_changes(self, since: float, router: str | None = None) -> list[dict[str, Any]]:
+        """Writes of the split the sandbox served since ``since``: the front door's KeyValueStore
+        ``UpdateKeys``/``PutKey`` (``keyvaluestore``) or Route 53's ``ChangeResourceRecordSets``."""
+        if (router or self.cfg.traffic.router) == "keyvaluestore":
+            return [
+                r
+                for r in self.aws_requests(since, "cloudfront-keyvaluestore")
+                if r["status"] < 400 and r["action"].startswith(("POST /key-value-stores/", "PUT "))
+            ]
         return [
             r
             for r in self.aws_requests(since, "route53")
@@ -237,7 +257,7 @@ def assert_nothing_rolled_back(release: Release, before: dict[str, Any]) -> None
     outcome = release.section("outcome")
     assert outcome["status"] == "failed" and outcome["rollback_status"] == "not_needed", outcome
     assert release.world.urgent_notices() == {"slack": [], "email": [], "statuspage": []}
-    assert release.world.weight_changes(release.started) == [], "Route 53 must not be touched"
+    assert release.world.weight_changes(release.started) == [], "the traffic router must not be touched"
     assert release.world.snapshot() == before
 
 
@@ -262,6 +282,9 @@ def assert_rolled_back(
 
     now = world.snapshot()
     assert now["weights"] == {"blue": 100, "green": 0}
+    if world.cfg.traffic.router == "keyvaluestore":  # and the front door's function serves that
+        probe = world.front_door_probe()
+        assert (probe["stable"], probe["weight"]) in (("blue", 0), ("green", 100)), probe
     assert now["stack"]["parameters"] == before["stack"]["parameters"]
     assert now["stack"]["parameters"][world.cfg.stack.version_parameter] == OLD
     assert now["stack"]["template"] == before["stack"]["template"], "the template must be the backed-up one"
@@ -274,7 +297,7 @@ def assert_rolled_back(
         assert changes, "the traffic step changed the weights and the rollback set them back"
         assert section["steps"]["traffic"]["status"] == "done"
     else:
-        assert changes == [], f"Route 53 must not be touched before traffic moved: {changes}"
+        assert changes == [], f"the traffic router must not be touched before traffic moved: {changes}"
         assert section["steps"]["traffic"]["status"] == "not_needed"
 
     notices = world.urgent_notices()

@@ -60,15 +60,32 @@ def test_viewers_split_by_weight_stay_put_and_all_move_on_a_new_epoch(sandbox):
 
 
 def test_the_simulated_viewers_follow_the_router_the_control_api_names(sandbox):
+    control = sandbox.endpoints["control"]
+    assert sandbox.cfg.traffic.router == sandbox.traffic_router == "keyvaluestore"  # the default
     try:
-        response = requests.post(
-            f"{sandbox.endpoints['control']}/traffic/router", json={"router": "keyvaluestore"}, timeout=10
-        )
-        assert response.json() == {"router": "keyvaluestore"} and sandbox.traffic_router == "keyvaluestore"
-        refused = requests.post(
-            f"{sandbox.endpoints['control']}/traffic/router", json={"router": "dns"}, timeout=10
-        )
+        response = requests.post(f"{control}/traffic/router", json={"router": "route53"}, timeout=10)
+        assert response.json() == {"router": "route53"} and sandbox.traffic_router == "route53"
+        state = requests.get(f"{control}/traffic", timeout=10).json()
+        assert state == {
+            "router": "route53",
+            "configured": "keyvaluestore",
+            "weights": {"blue": 100, "green": 0},
+        }
+        refused = requests.post(f"{control}/traffic/router", json={"router": "dns"}, timeout=10)
         assert refused.status_code == 400
     finally:
         sandbox.reseed()
     assert sandbox.traffic_router == sandbox.cfg.traffic.router
+
+
+def test_the_control_api_reports_the_split_the_front_door_serves(sandbox):
+    control = sandbox.endpoints["control"]
+    state = requests.get(f"{control}/traffic", timeout=10).json()
+    assert state["router"] == "keyvaluestore" and state["weights"] == {"blue": 100, "green": 0}, state
+    assert state["routing"] == {"stable": "blue", "new": "green", "weight": 0, "epoch": "1"}
+    try:
+        put_routing(sandbox, weight=10, epoch=2)
+        state = requests.get(f"{control}/traffic", timeout=10).json()
+        assert state["weights"] == {"blue": 90, "green": 10} and state["routing"]["epoch"] == "2", state
+    finally:
+        sandbox.reseed()

@@ -40,6 +40,19 @@ def test_weighted_records_send_all_traffic_to_blue(sandbox, aws):
         assert record["ResourceRecords"] == [{"Value": f"{branch}.{cfg.amplify.app_id}.amplifyapp.com"}]
 
 
+def test_the_front_door_store_sends_every_viewer_to_blue(sandbox):
+    """Seeded as production's store is, read back as the pipeline's router reads it (boto3's own
+    client), and served so by the front door's function."""
+    from sandbox.seed import front_door_router
+
+    router = front_door_router(sandbox.cfg, sandbox.endpoints["aws"], sandbox.kvs_arn)
+    assert router.weights() == {"blue": 100, "green": 0} and router.live_colour() == "blue"
+    routing, _ = router.routing()
+    assert routing["stable"] == "blue" and routing["weight"] == 0 and routing["epoch"] == 1
+    probe = requests.get(sandbox.endpoints["frontdoor"] + "/__frontdoor", timeout=10).json()
+    assert probe == {"stable": "blue", "new": "green", "weight": 0, "epoch": "1"}
+
+
 def test_alarms_ok(sandbox, aws):
     alarms = aws("cloudwatch").describe_alarms(AlarmNamePrefix=sandbox.cfg.alarms.prefix)["MetricAlarms"]
     assert len(alarms) >= 3

@@ -16,15 +16,47 @@ import pytest
 from _aws import aws_connection, weighted
 from _release import COMMIT, PREVIOUS, PREVIOUS_COMMIT, RUN_ID, VERSION
 
-from deployment.config import load_config
+from deployment import config as config_module
+from deployment.config import CONFIG_DIR, load_config
 from tests.sandbox._servers import serving as serve
 
 BUILDS = {PREVIOUS: PREVIOUS_COMMIT, VERSION: COMMIT}
 
 
+# The unit tier runs AWS in-process (moto) and has no front door: its fixtures seed, and its tests
+# assert, the weighted Route 53 records. So here ``sandbox`` (by name, or as $DEPLOYMENT_CONFIG
+# for the task code that calls ``load_config()``) is sandbox.yaml with ``traffic.router: route53``
+# pinned. The sandbox itself routes through the front door (keyvaluestore); the router seam's
+# KeyValueStore implementation is tested by test_frontdoor_router.py against the sandbox's KVS
+# emulator and front door, and the real-engine tier runs every release through the front door.
+UNIT_SANDBOX_YAML = f"""\
+extends: {CONFIG_DIR / "sandbox.yaml"}
+traffic:
+  router: route53
+"""
+
+
+@pytest.fixture(scope="session")
+def _unit_config_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("unit-config")
+    for path in CONFIG_DIR.glob("*.yaml"):
+        (folder / path.name).symlink_to(path)
+    (folder / "sandbox.yaml").unlink()
+    (folder / "sandbox.yaml").write_text(UNIT_SANDBOX_YAML)
+    return folder
+
+
+@pytest.fixture(autouse=True)
+def _sandbox_routes_by_route53(_unit_config_dir, monkeypatch):
+    """Configurations by name come from a folder whose sandbox.yaml pins the route53 router."""
+    monkeypatch.setattr(config_module, "CONFIG_DIR", _unit_config_dir)
+
+
 @pytest.fixture
 def cfg():
-    return load_config("sandbox")
+    cfg = load_config("sandbox")
+    assert cfg.traffic.router == "route53", "the unit tier's sandbox routes by Route 53 (see above)"
+    return cfg
 
 
 @pytest.fixture
