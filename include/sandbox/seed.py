@@ -42,7 +42,14 @@ PREVIOUS_VERSION = "v1.0.0"
 STABLE_COLOUR = "blue"  # the colour live at PREVIOUS_VERSION
 NEXT_VERSION = "v1.1.0"
 REQUESTS_PER_SECOND = 200
-CREDENTIALS = {"aws_access_key_id": "sandbox", "aws_secret_access_key": "sandbox"}
+# Distinctive, so that a test can grep every log, XCom and record for the secret (moto takes any
+# pair; a word such as "sandbox" would match everywhere). Not in AWS's AKIA format on purpose.
+CREDENTIALS = {
+    "aws_access_key_id": "SANDBOXKEYID7Q4XK2M9",
+    "aws_secret_access_key": "sandbox-aws-secret-5f8c2e91b7d4a6039e1f",
+}
+# A variable a team would set on its Amplify branches by hand (an API key): never recorded.
+AMPLIFY_SECRET_VARIABLES = {"PAYMENTS_API_KEY": "sbx-amplify-secret-3e9b7c14d2a85f60"}
 PUBLISH_SCRIPT = PROJECT_ROOT / "scripts" / "publish_build.py"
 
 
@@ -148,11 +155,13 @@ def _seed_amplify(cfg: DeploymentConfig, amplify: AmplifyEmulator, client: Any, 
     app_id, branches = cfg.amplify.app_id, cfg.amplify.branches
     amplify.add_app(app_id, cfg.application, repository=f"https://github.com/{cfg.github.repository}")
     for colour in ("blue", "green"):
-        amplify.add_branch(app_id, branches[colour], environment=cfg.amplify.environment_variables)
+        environment = {**AMPLIFY_SECRET_VARIABLES, **cfg.amplify.environment_variables}
+        amplify.add_branch(app_id, branches[colour], environment=environment)
     client.update_branch(
         appId=app_id,
         branchName=branches["blue"],
         environmentVariables={
+            **AMPLIFY_SECRET_VARIABLES,
             **cfg.amplify.environment_variables,
             cfg.amplify.version_variable: PREVIOUS_VERSION,
         },

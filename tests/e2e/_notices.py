@@ -12,9 +12,6 @@ from urllib.parse import quote
 
 from airflow_stack.client import AirflowClient, ApiError
 
-# Shorter values (the sandbox's AWS key pair is "sandbox"/"sandbox") would match ordinary words.
-MIN_SECRET_CHARS = 12
-
 
 class Recorded:
     """The sandbox's recorders from the moment this object is made (reseeding clears only some)."""
@@ -70,14 +67,17 @@ def assert_rollback_notices(recorded: Recorded, version: str) -> None:
     assert not any("did not reach" in t for t in recorded.slack()), "production was changed"
 
 
-def secret_values(connections: dict[str, str]) -> set[str]:
-    """Every password, token, routing key and webhook URL of the sandbox's connections."""
-    found = set()
+def secret_values(connections: dict[str, Any]) -> set[str]:
+    """Every password, token, routing key and webhook URL of the sandbox's connections (each checked,
+    whatever its length: the sandbox's AWS pair is distinctive), and the values of the Amplify
+    variables the sandbox seeds as a team's secrets (the backup keeps only their hashes)."""
+    from sandbox.seed import AMPLIFY_SECRET_VARIABLES
+
+    found = set(AMPLIFY_SECRET_VARIABLES.values())
     for value in connections.values():
-        conn = json.loads(value)
-        for field in ("password",):
-            if isinstance(conn.get(field), str) and len(conn[field]) >= MIN_SECRET_CHARS:
-                found.add(conn[field])
+        conn = json.loads(value) if isinstance(value, str) else value
+        if isinstance(conn.get("password"), str) and conn["password"]:
+            found.add(conn["password"])
     return found
 
 
