@@ -26,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.standard.operators.hitl import ApprovalOperator
+from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 if TYPE_CHECKING:
@@ -400,3 +401,95 @@ def verify_gate(
         "wait_timer_seconds": cfg.timings.wait_timer_seconds,
         "wait_until": wait_until.isoformat(),
     }
+
+
+# ------------------------------------------------------------------ the reminder
+REMINDER_FINISHED = frozenset({"success", "failed", "upstream_failed", "skipped", "removed"})
+
+
+class ApprovalReminderOperator(BaseOperator):
+    """Remind whoever a request still waits for, once, when half the gate's time has gone.
+
+    Deferred the whole time (no worker slot, no task process per look): first, briefly, until
+    the first request exists and the gate's deadline is in the record; then until half the
+    gate's time (:class:`~deployment.triggers.gate_reminder.GateReminderTrigger`, a
+    ``DateTimeTrigger`` that also ends as soon as every approval task has finished). It then
+    sends each open request's reminder (Slack and email, once per request: the record keeps
+    what was sent) and ends; a gate decided before then ends it with no message.
+    """
+
+    ui_color = "#fff3cd"
+
+    def __init__(self, *, approval_task_ids: Sequence[str], poll_interval: float, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.approval_task_ids = list(approval_task_ids)
+        self.poll_interval = float(poll_interval)
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        return self._next(context)
+
+    def resume(self, context: Any, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        """After a wait: a gate decided meanwhile ends the task; otherwise look again."""
+        if (event or {}).get("decided"):
+            return {"reminded": []}
+        return self._next(context)
+
+    def _wait(self, until: datetime, context: Any, gate: bool) -> None:
+        from airflow.providers.standard.triggers.temporal import DateTimeTrigger
+
+        from deployment.triggers.gate_reminder import GateReminderTrigger
+
+        trigger = (
+            GateReminderTrigger(
+                until,
+                dag_id=context["ti"].dag_id,
+                run_id=context["run_id"],
+                task_ids=self.approval_task_ids,
+                poll_interval=self.poll_interval,
+            )
+            if gate
+            else DateTimeTrigger(moment=until)
+        )
+        self.defer(trigger=trigger, method_name="resume")
+
+    def _next(self, context: Any) -> dict[str, Any]:
+        from deployment.groups.rollback import task_states
+        from deployment.notifications import approval_needed, required_actions_url
+        from deployment.operators._common import release
+
+        states = task_states(context)
+        if all(states.get(t) in REMINDER_FINISHED for t in self.approval_task_ids):
+            return {"reminded": []}
+        rel = release(context)
+        section = rel.ledger.read(SECTION) or {}
+        gate = section.get(GATE_KEY)
+        now = _now()
+        if not gate:  # the first request is not made yet: look again shortly
+            self._wait(now + timedelta(seconds=self.poll_interval), context, gate=False)
+        first, deadline = (datetime.fromisoformat(gate[k]) for k in ("first_requested_at", "deadline"))
+        half = first + (deadline - first) / 2
+        if now < half:
+            self._wait(half, context, gate=True)
+        waiting = [t for t in self.approval_task_ids if states.get(t) == "awaiting_input"]
+        if not waiting:  # between two requests: the next one is being made
+            self._wait(now + timedelta(seconds=self.poll_interval), context, gate=False)
+        reminded = []
+        for task_id in waiting:
+            entry = section.get(task_id) or {}
+            try:
+                approval_needed(
+                    rel.cfg,
+                    rel.ledger,
+                    version=rel.version,
+                    task_id=task_id,
+                    key="reminder",
+                    assigned=entry.get("eligible", []),
+                    deadline=gate["deadline"],
+                    link=required_actions_url(rel.cfg, context["ti"].dag_id, rel.run_id, task_id),
+                    run_id=rel.run_id,
+                    reminder=True,
+                )
+                reminded.append(task_id)
+            except Exception as err:  # a reminder that cannot be sent must not stop the release
+                self.log.warning("could not remind the approvers of %s: %s", task_id, err)
+        return {"reminded": reminded}

@@ -9,9 +9,10 @@ cancels the release before anything has changed. ``verify_gate`` re-checks the a
 read from Airflow just before the first change, so no hand-marked task or hand-written
 XCom opens the gate, then opens the release's scheduled maintenance on the status page
 (in progress; its id in the record, so a rerun reuses it; ``notify`` or the rollback
-completes it). Beside the requests, ``remind_approvers`` (a rescheduling sensor) reminds
-whoever a request still waits for once half the gate's time has gone; it is off the
-gate's path (the gate never waits for its next look), and the run's outcome waits for it.
+completes it). Beside the requests, ``remind_approvers`` (deferred: no worker slot, no
+task process per look) reminds whoever a request still waits for once half the gate's
+time has gone, and ends as soon as the gate is decided; it is off the gate's path, and the
+run's outcome waits for it.
 """
 
 from __future__ import annotations
@@ -21,10 +22,10 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.standard.sensors.date_time import DateTimeSensorAsync
-from airflow.sdk import PokeReturnValue, TaskGroup, TriggerRule, chain, get_current_context, task
+from airflow.sdk import TaskGroup, TriggerRule, chain, get_current_context, task
 from airflow.sdk.bases.notifier import BaseNotifier
 
-from deployment.approval import ReleaseApprovalOperator
+from deployment.approval import ApprovalReminderOperator, ReleaseApprovalOperator
 
 if TYPE_CHECKING:
     from deployment.config import DeploymentConfig
@@ -152,63 +153,17 @@ def approval_gate_group(config: DeploymentConfig) -> TaskGroup:
                 log.warning("could not announce the wait timer: %s", err)
             return result
 
-        @task.sensor(
+        remind = ApprovalReminderOperator(
             task_id="remind_approvers",
-            mode="reschedule",
-            poke_interval=max(
+            approval_task_ids=approval_ids,
+            # How often the deferred wait looks whether the gate was decided (in the triggerer).
+            poll_interval=max(
                 config.timings.poll_interval_seconds, min(300, config.timings.approval_timeout_seconds // 100)
             ),
-            timeout=config.timings.approval_timeout_seconds * 2,
-            soft_fail=True,
             retries=2,
+            retry_delay=timedelta(seconds=5),
+            doc_md=ApprovalReminderOperator.__doc__,
         )
-        def remind_approvers() -> PokeReturnValue:
-            """Half the gate's time gone and a request still open: remind its approvers once.
-
-            Rescheduled between looks (no worker slot held); done as soon as every approval
-            task has finished, so it never holds up the release.
-            """
-            from datetime import UTC, datetime
-
-            from deployment.approval import GATE_KEY, SECTION
-            from deployment.groups.rollback import task_states
-            from deployment.notifications import approval_needed, required_actions_url
-            from deployment.operators._common import release
-
-            context = get_current_context()
-            states = task_states(context)
-            if all(states.get(t) in FINISHED for t in approval_ids):
-                return PokeReturnValue(is_done=True, xcom_value={"reminded": []})
-            rel = release(context)
-            section = rel.ledger.read(SECTION) or {}
-            gate = section.get(GATE_KEY)
-            waiting = [t for t in approval_ids if states.get(t) == "awaiting_input"]
-            if not gate or not waiting:
-                return PokeReturnValue(is_done=False)
-            first, deadline = (datetime.fromisoformat(gate[k]) for k in ("first_requested_at", "deadline"))
-            if datetime.now(UTC) < first + (deadline - first) / 2:
-                return PokeReturnValue(is_done=False)
-            reminded = []
-            for task_id in waiting:
-                entry = section.get(task_id) or {}
-                link = required_actions_url(rel.cfg, context["ti"].dag_id, rel.run_id, task_id)
-                try:
-                    approval_needed(
-                        rel.cfg,
-                        rel.ledger,
-                        version=rel.version,
-                        task_id=task_id,
-                        key="reminder",
-                        assigned=entry.get("eligible", []),
-                        deadline=gate["deadline"],
-                        link=link,
-                        run_id=rel.run_id,
-                        reminder=True,
-                    )
-                    reminded.append(task_id)
-                except Exception as err:  # a reminder that cannot be sent must not stop the release
-                    log.warning("could not remind the approvers of %s: %s", task_id, err)
-            return PokeReturnValue(is_done=True, xcom_value={"reminded": reminded})
 
         @task(task_id="verify_gate", retries=0, trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
         def verify_gate() -> dict[str, Any]:
@@ -251,5 +206,5 @@ def approval_gate_group(config: DeploymentConfig) -> TaskGroup:
         )
         started, verified = announce_start(), verify_gate()
         chain(started, *approvals, recorded, wait_timer, verified)
-        started >> remind_approvers()
+        started >> remind
     return group
