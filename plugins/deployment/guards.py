@@ -9,6 +9,12 @@ Before anything changes, ``open_attempt`` re-checks production against the backu
 approved plan: a release that waited days for approval while someone rolled production
 back does not deploy over a state nobody approved.
 
+**One actor at a time.** A release and a manual rollback never change production together:
+:func:`check_no_concurrent_run` is asked first by each run (``no_running_*``) and again by
+the release's ``verify_gate`` just before its first change, since a manual rollback may
+start while a release waits for approval. Each run is ``running`` (and ``verify_gate``
+itself running) before it asks, so of two that ask together at least one sees the other.
+
 **The guard.** Smoke tests, monitoring, every notice and ``record_outcome`` call
 :func:`check_release_live` first: the release's colour holds 100 % of the traffic, the
 stack runs the release's version in a settled state, and no rollback of this attempt
@@ -28,6 +34,16 @@ ATTEMPT = "attempt"
 ATTEMPTS = "attempts"
 CLEAR_HINT = "clear validate_infrastructure with its downstream tasks to deploy the release again"
 STACK_RUNNING_OK = {"UPDATE_COMPLETE", "CREATE_COMPLETE", "IMPORT_COMPLETE"}
+RELEASE_DAG_ID, ROLLBACK_DAG_ID = "deploy_production", "rollback_production"
+OUTCOME_TASK_ID = "record_outcome"
+# A release that started one of these may change production: from its re-verified gate on.
+PAST_GATE_TASKS = (
+    "approval_gate.verify_gate",
+    "backup.backup_stack",
+    "backup.backup_tables",
+    "backup.tag_amplify",
+)
+TERMINAL = {"success", "failed", "skipped", "upstream_failed", "removed"}
 
 
 class ReleaseNotLive(RuntimeError):
@@ -36,6 +52,36 @@ class ReleaseNotLive(RuntimeError):
 
 class ProductionChanged(RuntimeError):
     """Production is no longer the state the backup and the approved plan describe."""
+
+
+class ConcurrentRun(RuntimeError):
+    """A release and a manual rollback would change production at the same time."""
+
+
+# ------------------------------------------------------------ one actor at a time
+def releases_past_gate(ti: Any, dag_id: str = RELEASE_DAG_ID) -> list[str]:
+    """Runs of ``dag_id`` that went past the approval gate and have not recorded their outcome."""
+    states = ti.get_task_states(dag_id=dag_id, task_ids=[*PAST_GATE_TASKS, OUTCOME_TASK_ID])
+    return sorted(
+        run_id
+        for run_id, tasks in states.items()
+        if any(tasks.get(t) not in (None, "none") for t in PAST_GATE_TASKS)
+        and str(tasks.get(OUTCOME_TASK_ID)) not in TERMINAL
+    )
+
+
+def check_no_concurrent_run(ti: Any, other_dag_id: str, *, past_gate_only: bool = False) -> int:
+    """Raise :class:`ConcurrentRun` while a run of ``other_dag_id`` is running (with
+    ``past_gate_only``: a release past its approval gate); otherwise 0."""
+    running = ti.get_dr_count(dag_id=other_dag_id, states=["running"])
+    if running and past_gate_only:
+        running = len(releases_past_gate(ti, other_dag_id))
+    if running:
+        raise ConcurrentRun(
+            f"{running} run(s) of {other_dag_id} are running; a release and a rollback never change "
+            "production together. Wait for it to finish (or fail) and trigger again."
+        )
+    return running
 
 
 # --------------------------------------------------------------------- attempts

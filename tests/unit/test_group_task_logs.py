@@ -23,10 +23,14 @@ PARAMS = {"version": VERSION, "commit_sha": "a" * 40, "author": AUTHOR, "emergen
 
 
 class TaskInstanceWithoutLog:
-    """Like the Task SDK's RuntimeTaskInstance: XComs, but no ``log`` attribute."""
+    """Like the Task SDK's RuntimeTaskInstance: XComs and run counts, but no ``log`` attribute."""
 
-    def __init__(self, xcoms: dict[str, object] | None = None) -> None:
+    def __init__(self, xcoms: dict[str, object] | None = None, running: dict[str, int] | None = None) -> None:
         self.xcoms = xcoms or {}
+        self.running = running or {}
+
+    def get_dr_count(self, dag_id, states=None, **kwargs):
+        return self.running.get(dag_id, 0)
 
     def xcom_pull(self, task_ids, key="return_value"):
         if isinstance(task_ids, list | tuple):
@@ -123,3 +127,16 @@ def test_approvals_written_to_xcom_by_hand_do_not_open_the_gate(cfg, record):
     for task_id in ("approval_gate.record_approvals", "approval_gate.verify_gate"):
         with pytest.raises(AirflowFailException, match="marked by hand does not count"):
             call(dag.get_task(task_id), TaskInstanceWithoutLog(answers))
+
+
+def test_the_gate_stays_shut_while_a_manual_rollback_runs(cfg, record):
+    """A manual rollback may start while a release waits for approval; the release's first change
+    waits for it: ``verify_gate`` refuses, and the record holds no verified gate."""
+    with DAG("phase_2", schedule=None) as dag:
+        approval_gate_group(cfg)
+    section, answers = _answered(cfg, record)
+    record.write("approvals", section)
+    ti = TaskInstanceWithoutLog(answers, running={"rollback_production": 1})
+    with pytest.raises(AirflowFailException, match="rollback_production are running.*clear approval_gate"):
+        call(dag.get_task("approval_gate.verify_gate"), ti)
+    assert "verified" not in (record.read("approvals") or {})

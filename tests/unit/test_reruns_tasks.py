@@ -136,6 +136,13 @@ def test_a_release_waiting_for_approval_does_not_block_a_manual_rollback():
     assert _manual_guard({"waiting": waiting}) == 0
 
 
+def test_a_release_verifying_its_gate_blocks_a_manual_rollback():
+    # verify_gate asks for running rollbacks too: of the two, at least one sees the other.
+    verifying = {"approval_gate.verify_gate": "running", "backup.backup_stack": None, "record_outcome": None}
+    with pytest.raises(AirflowFailException, match="never change production together"):
+        _manual_guard({"verifying": verifying})
+
+
 def test_a_release_past_the_approval_gate_blocks_a_manual_rollback():
     deploying = {"backup.backup_stack": "success", "backup.backup_tables": "success", "record_outcome": None}
     finished = {"backup.backup_stack": "success", "record_outcome": "failed"}

@@ -4,9 +4,9 @@ Wiring (in the DAG): every task of phases 3-8 is upstream of :func:`rollback_gro
 first task ``rollback.plan`` (trigger rule ``one_failed``, so it starts on the first
 failure; a failure in phase 1 or 2 reaches it as ``upstream_failed`` and the plan then
 finds nothing changed). When nothing was changed, ``plan`` skips and so does the whole
-group: nothing is touched and nobody is paged. :func:`finalize_task` is the run's only
-leaf (trigger rule ``all_done``): it writes ``outcome`` and fails the run whenever the
-release failed, even when the rollback itself succeeded.
+group: nothing is touched and nobody is paged. :func:`finalize_task` ends the run (trigger
+rule ``all_done``; only the "deployment failed" notice runs beside it): it writes ``outcome``
+and fails the run whenever the release failed, even when the rollback itself succeeded.
 
 The same step tasks serve the manual ``rollback_production`` DAG, whose first task
 writes the ``rollback.plan`` section from the chosen backup instead of this run's record.
@@ -19,12 +19,14 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import TaskGroup, TriggerRule, get_current_context, task
 
+from deployment.guards import OUTCOME_TASK_ID
+
 if TYPE_CHECKING:
     from deployment.config import DeploymentConfig
     from deployment.ledger import Ledger
 
 GROUP_ID = "rollback"
-FINALIZE_TASK_ID = "record_outcome"
+FINALIZE_TASK_ID = OUTCOME_TASK_ID
 MANUAL_RECORD_FOLDER = "manual-rollbacks"
 # Tasks whose failure does not make the release a failure.
 NOT_RELEASE_TASKS = ("notify.", f"{GROUP_ID}.", FINALIZE_TASK_ID, "announce_emergency", "announce_failure")
@@ -519,48 +521,28 @@ def finalize_task(config: DeploymentConfig):
     return record_outcome()
 
 
-# The first tasks after the approval gate: a release that started one of them may change production.
-PAST_GATE_TASKS = ("backup.backup_stack", "backup.backup_tables", "backup.tag_amplify")
-TERMINAL = {"success", "failed", "skipped", "upstream_failed", "removed"}
-
-
-def releases_past_gate(ti: Any, dag_id: str) -> list[str]:
-    """Runs of ``dag_id`` that went past the approval gate and have not recorded their outcome."""
-    states = ti.get_task_states(dag_id=dag_id, task_ids=[*PAST_GATE_TASKS, FINALIZE_TASK_ID])
-    return sorted(
-        run_id
-        for run_id, tasks in states.items()
-        if any(tasks.get(t) not in (None, "none") for t in PAST_GATE_TASKS)
-        and str(tasks.get(FINALIZE_TASK_ID)) not in TERMINAL
-    )
-
-
 def no_concurrent_run(other_dag_id: str, *, past_gate_only: bool = False):
     """A guard task: fail at once while a run of ``other_dag_id`` is running.
 
     Put first in both ``deploy_production`` (other = ``rollback_production``) and
-    ``rollback_production`` (other = ``deploy_production``, ``past_gate_only``). Each run
-    is already ``running`` in the database when its guard asks, so of two runs started
-    together the later guard always sees the earlier run: at most one proceeds. A manual
-    rollback is refused only by a release past its approval gate: one still waiting for
-    approval re-checks production before it changes anything (``open_attempt``).
+    ``rollback_production`` (other = ``deploy_production``, ``past_gate_only``); the release's
+    ``verify_gate`` asks again before its first change (``guards.check_no_concurrent_run``).
+    A manual rollback is refused only by a release past its approval gate: one still waiting
+    for approval is refused at its gate while the rollback runs.
     """
 
     @task(task_id=f"no_running_{other_dag_id}", retries=0, doc_md=no_concurrent_run.__doc__)
     def guard() -> int:
         from airflow.sdk.exceptions import AirflowFailException
 
-        context = get_current_context()
-        ti = context["ti"]
-        running = ti.get_dr_count(dag_id=other_dag_id, states=["running"])
-        if running and past_gate_only:
-            running = len(releases_past_gate(ti, other_dag_id))
-        if running:
-            raise AirflowFailException(
-                f"{running} run(s) of {other_dag_id} are running; a release and a rollback never run "
-                "together. Wait for it to finish (or fail) and trigger again."
+        from deployment.guards import ConcurrentRun, check_no_concurrent_run
+
+        try:
+            return check_no_concurrent_run(
+                get_current_context()["ti"], other_dag_id, past_gate_only=past_gate_only
             )
-        return running
+        except ConcurrentRun as err:
+            raise AirflowFailException(str(err)) from err
 
     return guard()
 
