@@ -6,6 +6,10 @@ asserts the end state in the sandbox (stack, weights, Amplify branches, DynamoDB
 Slack, SMTP and the status page received), in Airflow (run and task states) and in the
 deployment record. Failures before production changed undo nothing and page nobody;
 later ones are rolled back, with the data written meanwhile kept.
+
+Two rows live with the scenarios that already run their release (one release each, not two):
+a breach at the 10 % step is ``test_canary``'s 5 % canary, and every smoke check failing on
+its own is the first failure of ``test_kill_matrix``'s second-failure scenario.
 """
 
 from __future__ import annotations
@@ -28,20 +32,13 @@ from _matrix import (
     assert_data_kept,
     assert_nothing_rolled_back,
     assert_rolled_back,
+    failed_with,
 )
 
 pytestmark = pytest.mark.integration
 
 FIRST, SECOND = "approval_gate.first_approval", "approval_gate.second_approval"
 SAMPLE_TEMPLATE = Path(__file__).resolve().parents[2] / "include" / "templates" / "bayon-coagent.yaml"
-# smoke_tests.record_results runs ALL_DONE: when the checks never ran (upstream_failed) it fails too,
-# recording every check as "did not report" (see the report: left as it is).
-NO_SMOKE_RESULTS = ("smoke_tests.record_results",)
-
-
-def failed_with(task_id: str) -> set[str]:
-    """The failed tasks of a run whose ``task_id`` failed before the smoke tests."""
-    return {task_id, *NO_SMOKE_RESULTS, "record_outcome"}
 
 
 # ------------------------------------------------------------ before production changed
@@ -195,19 +192,6 @@ def test_amplify_job_fails(local, world, seeded, sandbox):
 
 
 # --------------------------------------------------------------------- after traffic moved
-def test_breach_at_10_percent(local, world, seeded, sandbox):
-    sandbox.inject("error_rate", version=NEW, percent=60)
-    release = Release.trigger(local, world, "breach10")
-    release.approve()
-    items = world.write_items()
-    release.wait("failed")
-    assert release.failed() == failed_with("deploy_frontend.shift_traffic_10")
-    assert release.task("deploy_frontend.shift_traffic_10")["try_number"] == 1, "a breach is not retried"
-    step = release.section("frontend")["steps"]["10"]
-    assert step["outcome"] == "breach" and step["weights"] == {"green": 10, "blue": 90}, step
-    assert_rolled_back(release, seeded, items, traffic_moved=True, undone={"traffic", "stack", "frontend"})
-
-
 def test_breach_at_50_percent(local, world, seeded, sandbox):
     release = Release.trigger(local, world, "breach50")
     release.approve()
@@ -218,25 +202,6 @@ def test_breach_at_50_percent(local, world, seeded, sandbox):
     assert release.failed() == failed_with("deploy_frontend.shift_traffic_50")
     steps = release.section("frontend")["steps"]
     assert steps["10"]["outcome"] == "healthy" and steps["50"]["outcome"] == "breach", steps
-    assert_rolled_back(release, seeded, items, traffic_moved=True, undone={"traffic", "stack", "frontend"})
-
-
-def test_each_smoke_check_failing(local, world, seeded, sandbox):
-    # One run, one fault per check: each check is its own task, so each must fail on its own.
-    names = [check.name for check in world.cfg.smoke_tests.checks]
-    for name in names:
-        sandbox.inject("smoke_failure", version=NEW, check=name)
-    release = Release.trigger(local, world, "smoke")
-    release.approve()
-    items = world.write_items()
-    release.wait("failed")
-    assert release.failed() == {
-        *(f"smoke_tests.check_{n}" for n in names),
-        "smoke_tests.record_results",
-        "record_outcome",
-    }
-    results = release.section("smoke_tests")
-    assert results["passed"] is False and results["failed"] == sorted(names), results
     assert_rolled_back(release, seeded, items, traffic_moved=True, undone={"traffic", "stack", "frontend"})
 
 

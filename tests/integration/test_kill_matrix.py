@@ -20,7 +20,8 @@ twice (Slack, GitHub release, email) and the DynamoDB items written meanwhile ar
 
 Scenarios: after a rollback, clearing only monitoring is refused and announces nothing;
 after a rerun from ``validate_infrastructure``, a second failure (the 10 % step marked
-failed by hand) puts traffic back at once and rolls the stack back too.
+failed by hand) puts traffic back at once and rolls the stack back too. The first failure
+of that scenario is the fault matrix's smoke row: every check fails, each on its own.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from typing import Any
 import psutil
 import pytest
 import requests
-from _matrix import NEW, OLD, RELEASE_TIMEOUT, Release, assert_data_kept
+from _matrix import NEW, OLD, RELEASE_TIMEOUT, Release, assert_data_kept, assert_rolled_back
 
 pytestmark = pytest.mark.integration
 
@@ -246,17 +247,26 @@ def test_kills_during_a_rollback_then_a_monitoring_only_rerun_is_refused(
 
 # ------------------------------------------------------------------- scenario 2
 def test_a_second_failure_after_a_rerun_rolls_the_stack_back_too(local, world, seeded, sandbox):
-    check = world.cfg.smoke_tests.checks[0].name
-    fault = sandbox.inject("smoke_failure", version=NEW, check=check)
+    # The first failure: one fault per smoke check. Each check is its own task, so each fails on its own.
+    names = [check.name for check in world.cfg.smoke_tests.checks]
+    faults = [sandbox.inject("smoke_failure", version=NEW, check=name) for name in names]
     release = Release.trigger(local, world, "second")
     release.approve()
     items = world.write_items()
     release.wait("failed")
-    assert release.section("rollback")["status"] == "rolled_back"
+    assert release.failed() == {
+        *(f"smoke_tests.check_{n}" for n in names),
+        "smoke_tests.record_results",
+        "record_outcome",
+    }
+    results = release.section("smoke_tests")
+    assert results["passed"] is False and results["failed"] == sorted(names), results
+    assert_rolled_back(release, seeded, items, traffic_moved=True, undone={"traffic", "stack", "frontend"})
     assert _production(world.snapshot()) == _production(seeded)
 
     # As the README advises: fix, then clear validate_infrastructure with its downstream tasks.
-    sandbox.remove_fault(fault)
+    for fault in faults:
+        sandbox.remove_fault(fault)
     release.ci.clear(release.run_id, ["validate_infrastructure.lint_template"], include_downstream=True)
     step = "deploy_frontend.shift_traffic_10"
     release.wait_task(step, {"deferred"}, poll=0.1)
