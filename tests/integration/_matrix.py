@@ -182,10 +182,14 @@ class World:
         return {
             "slack": [m for m in self.recorded("slack") if any(x in (m.get("text") or "") for x in mentions)],
             "email": [m for m in self.recorded("smtp") if (m.get("subject") or "").startswith("[INCIDENT]")],
+            # Realtime incidents only: a release that passes its gate also opens a scheduled
+            # maintenance, which Statuspage's API creates on the same path (with scheduled_for).
             "statuspage": [
                 r
                 for r in self.recorded("statuspage")
-                if r["method"] == "POST" and r["path"].endswith("/incidents")
+                if r["method"] == "POST"
+                and r["path"].endswith("/incidents")
+                and not ((r.get("json") or {}).get("incident") or {}).get("scheduled_for")
             ],
         }
 
