@@ -252,6 +252,19 @@ def test_a_slack_outage_under_skip_monitoring_does_not_fail_monitoring(cfg, aws,
     assert weights(cfg) == {"blue": 0, "green": 100}
 
 
+def test_the_skipped_monitoring_announcement_escapes_the_reason(cfg, aws, ledger, monkeypatch):
+    from deployment.groups.monitoring import GuardedMonitorOperator
+
+    _take_backup(cfg, ledger)
+    _release_live(cfg, aws, ledger)
+    sent: list[str] = []
+    monkeypatch.setattr("deployment.announce.announce_team", lambda cfg, text: sent.append(text))
+    params = {"version": VERSION, "emergency": {"skip_monitoring": True, "reason": "<!channel> hotfix <b|x>"}}
+    GuardedMonitorOperator(task_id="watch_metrics").execute({"params": params, "run_id": RUN_ID})
+    (text,) = sent
+    assert "Reason: &lt;!channel&gt; hotfix &lt;b|x&gt;" in text
+
+
 # ------------------------------------------------------------- cancellation
 def test_a_step_cancelled_while_traffic_is_split_puts_it_all_back(cfg, aws, ledger, monkeypatch):
     """What the watch trigger's on_kill runs when the step (or its run) is marked failed by hand."""

@@ -130,6 +130,14 @@ def test_force_deploy_records_and_announces_the_skip(cfg, aws, slack, run, ledge
     assert "**Skipped (force_deploy).**" in ledger.read_text("plan", "md")
 
 
+def test_the_skip_announcement_escapes_the_reason(cfg, aws, slack, run, ledger):
+    params = _params("b" * 40, force_deploy=True, reason="<!channel> patch *now* for <https://x.test|CVE>")
+    run("skip_checks", params)
+    (message,) = slack.recorder.list()
+    assert "&lt;!channel&gt; patch" in message["text"] and "<!channel>" not in message["text"]
+    assert "<https://x.test|CVE>" not in message["text"]
+
+
 def test_force_deploy_is_never_silent(cfg, aws, slack, run, ledger):
     slack.faults.add("outage", service="slack")
     params = _params("b" * 40, force_deploy=True, reason="security patch for CVE-2026-0001")

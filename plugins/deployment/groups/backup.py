@@ -8,21 +8,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import TaskGroup, get_current_context, task
+from airflow.sdk import TaskGroup, task
+
+from deployment.operators._common import current_release
 
 if TYPE_CHECKING:
     from deployment.config import DeploymentConfig
 
 GROUP_ID = "backup"
-
-
-def _release() -> tuple[Any, Any, dict[str, Any]]:
-    from deployment.config import load_config
-    from deployment.ledger import Ledger
-
-    context = get_current_context()
-    cfg = load_config()
-    return cfg, Ledger(cfg, context["params"]["version"], context["run_id"]), context
 
 
 def backup_group(config: DeploymentConfig) -> TaskGroup:
@@ -37,32 +30,32 @@ def backup_group(config: DeploymentConfig) -> TaskGroup:
             """The live stack's template, parameters and outputs into the record (once per run)."""
             from deployment.backup import backup_stack as take
 
-            cfg, ledger, _ = _release()
-            return take(cfg, ledger)
+            rel = current_release()
+            return take(rel.cfg, rel.ledger)
 
         @task(task_id="backup_tables")
         def backup_tables() -> list[dict[str, Any]]:
             """An on-demand backup per configured table, named by the run, waited to AVAILABLE."""
             from deployment.backup import backup_tables as take
 
-            cfg, ledger, _ = _release()
-            return take(cfg, ledger.version, ledger.run_id)
+            rel = current_release()
+            return take(rel.cfg, rel.version, rel.run_id)
 
         @task(task_id="tag_amplify")
         def tag_amplify() -> dict[str, Any]:
             """Tag the live colour's Amplify branch with the release, the backup id and its last good job."""
             from deployment.backup import tag_live_amplify
 
-            cfg, ledger, _ = _release()
-            return tag_live_amplify(cfg, ledger.version, ledger.run_id, ledger)
+            rel = current_release()
+            return tag_live_amplify(rel.cfg, rel.version, rel.run_id, rel.ledger)
 
         @task(task_id="write_manifest")
         def write_manifest(stack: dict[str, Any], tables: list[dict[str, Any]], amplify: dict[str, Any]):
             """The ``backup`` section: where every part of the recovery point is."""
             from deployment.backup import write_manifest as write
 
-            cfg, ledger, _ = _release()
-            return write(cfg, ledger, stack=stack, tables=tables, amplify=amplify)
+            rel = current_release()
+            return write(rel.cfg, rel.ledger, stack=stack, tables=tables, amplify=amplify)
 
         write_manifest(backup_stack(), backup_tables(), tag_amplify())
     return group

@@ -11,7 +11,9 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import TaskGroup, get_current_context, task
+from airflow.sdk import TaskGroup, task
+
+from deployment.operators._common import current_release
 
 if TYPE_CHECKING:
     from deployment.config import DeploymentConfig
@@ -19,15 +21,6 @@ if TYPE_CHECKING:
 GROUP_ID = "validate_infrastructure"
 # The task log: the Task SDK's RuntimeTaskInstance (context["ti"]) has no ``log``.
 log = logging.getLogger(__name__)
-
-
-def _release() -> tuple[Any, Any, dict[str, Any]]:
-    from deployment.config import load_config
-    from deployment.ledger import Ledger
-
-    context = get_current_context()
-    cfg = load_config()
-    return cfg, Ledger(cfg, context["params"]["version"], context["run_id"]), context
 
 
 def validate_infrastructure_group(config: DeploymentConfig) -> TaskGroup:
@@ -44,7 +37,8 @@ def validate_infrastructure_group(config: DeploymentConfig) -> TaskGroup:
             from deployment.artifacts import ArtifactError
             from deployment.infra_validation import record, report_problems, template_report
 
-            cfg, ledger, _ = _release()
+            rel = current_release()
+            cfg, ledger = rel.cfg, rel.ledger
             try:
                 report = template_report(cfg, ledger)
             except ArtifactError as err:
@@ -66,7 +60,8 @@ def validate_infrastructure_group(config: DeploymentConfig) -> TaskGroup:
             from deployment.infra_validation import record
             from deployment.infra_validation import verify_change_set as verify
 
-            cfg, ledger, _ = _release()
+            rel = current_release()
+            cfg, ledger = rel.cfg, rel.ledger
             try:
                 result = verify(cfg, ledger)
             except ArtifactError as err:

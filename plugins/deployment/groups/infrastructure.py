@@ -16,7 +16,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import TaskGroup, get_current_context, task
+from airflow.sdk import TaskGroup, task
+
+from deployment.operators._common import current_release
 
 if TYPE_CHECKING:
     from deployment.config import DeploymentConfig
@@ -87,13 +89,6 @@ def alarms_after(cfg: DeploymentConfig, ledger: Ledger) -> dict[str, Any]:
     return {"alarms_after": [a["name"] for a in firing], "new_alarms": []}
 
 
-def _release() -> tuple[Any, Any, dict[str, Any]]:
-    from deployment.operators._common import release
-
-    rel = release(get_current_context())
-    return rel.cfg, rel.ledger, rel.emergency
-
-
 def deploy_infrastructure_group(config: DeploymentConfig) -> TaskGroup:
     from deployment.operators.cloudformation import ExecuteChangeSetOperator
 
@@ -107,14 +102,16 @@ def deploy_infrastructure_group(config: DeploymentConfig) -> TaskGroup:
         def check_alarms_baseline() -> dict[str, Any]:
             """Alarms already in ALARM (stop unless ``emergency.ignore_alarms`` overrides, recorded) and
             the pre-release request rate for the traffic band."""
-            cfg, ledger, emergency = _release()
+            rel = current_release()
+            cfg, ledger, emergency = rel.cfg, rel.ledger, rel.emergency
             section = alarms_baseline(cfg, ledger, emergency)
             return {"alarms_before": [a["name"] for a in section["alarms_before"]]}
 
         @task(task_id="check_alarms_after")
         def check_alarms_after() -> dict[str, Any]:
             """Any alarm that went to ALARM since the baseline fails the phase."""
-            cfg, ledger, _ = _release()
+            rel = current_release()
+            cfg, ledger = rel.cfg, rel.ledger
             return alarms_after(cfg, ledger)
 
         execute = ExecuteChangeSetOperator(

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import TaskGroup, TriggerRule, get_current_context, task
+from airflow.sdk import TaskGroup, TriggerRule, task
+
+from deployment.operators._common import current_release
 
 if TYPE_CHECKING:
     from deployment.config import DeploymentConfig
@@ -91,13 +93,6 @@ def gather(cfg: DeploymentConfig, ledger: Ledger) -> dict[str, Any]:
     return {"passed": True, "checks": sorted(results)}
 
 
-def _release() -> tuple[Any, Any]:
-    from deployment.operators._common import release
-
-    rel = release(get_current_context())
-    return rel.cfg, rel.ledger
-
-
 def smoke_tests_group(config: DeploymentConfig) -> TaskGroup:
     with TaskGroup(
         group_id=GROUP_ID,
@@ -108,8 +103,8 @@ def smoke_tests_group(config: DeploymentConfig) -> TaskGroup:
         @task(trigger_rule=TriggerRule.ALL_DONE)
         def record_results() -> dict[str, Any]:
             """Gather every check's result into ``smoke_tests``; fail unless all passed."""
-            cfg, ledger = _release()
-            return gather(cfg, ledger)
+            rel = current_release()
+            return gather(rel.cfg, rel.ledger)
 
         checks = []
         for check in config.smoke_tests.checks:
@@ -122,8 +117,8 @@ def smoke_tests_group(config: DeploymentConfig) -> TaskGroup:
                 + ".",
             )
             def run_check(name: str = check.name) -> dict[str, Any]:
-                cfg, ledger = _release()
-                return run_one(cfg, ledger, name)
+                rel = current_release()
+                return run_one(rel.cfg, rel.ledger, name)
 
             checks.append(run_check())
         checks >> record_results()

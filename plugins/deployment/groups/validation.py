@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import TaskGroup, TriggerRule, get_current_context, task
 
+from deployment.operators._common import current_release
+
 if TYPE_CHECKING:
     from deployment.config import DeploymentConfig
 
@@ -23,21 +25,11 @@ CHECKS = ("check_rc_release", "check_staging_workflow", "check_staging_metrics")
 RESULT_KEY = "result"
 
 
-def _release() -> tuple[Any, Any, dict[str, Any], dict[str, Any]]:
-    from deployment.config import load_config
-    from deployment.ledger import Ledger
-
-    context = get_current_context()
-    cfg = load_config()
-    params = context["params"]
-    return cfg, Ledger(cfg, params["version"], context["run_id"]), params, context
-
-
-def _report(context: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
+def _report(result: dict[str, Any]) -> dict[str, Any]:
     """Keep the result for ``record_checks`` (also when failing), then fail on a failed check."""
     from airflow.sdk.exceptions import AirflowFailException
 
-    context["ti"].xcom_push(key=RESULT_KEY, value=result)
+    get_current_context()["ti"].xcom_push(key=RESULT_KEY, value=result)
     if not result["ok"]:
         raise AirflowFailException(f"{result['check']} failed: {result['detail']}")
     return result
@@ -64,9 +56,11 @@ def pre_deployment_validation_group(config: DeploymentConfig) -> TaskGroup:
             """force_deploy: write the skip into ``staging_checks`` and tell the team channel."""
             from deployment.announce import announce_team
             from deployment.ledger import now_iso
+            from deployment.notifications import slack_escape
             from deployment.run_contract import emergency_flags
 
-            cfg, ledger, params, context = _release()
+            rel = current_release()
+            cfg, ledger, params = rel.cfg, rel.ledger, rel.params
             reason = emergency_flags(params)["reason"]
             record = {
                 "skipped": True,
@@ -79,8 +73,9 @@ def pre_deployment_validation_group(config: DeploymentConfig) -> TaskGroup:
             announce_team(
                 cfg,
                 f":rotating_light: EMERGENCY release {params['version']} ({cfg.environment}): pre-deployment "
-                f"validation SKIPPED (force_deploy) by {params['author']}. Reason: {reason}. "
-                f"Run {context['run_id']}. {cfg.approvals.required} approvals are still required.",
+                f"validation SKIPPED (force_deploy) by {slack_escape(params['author'])}. "
+                f"Reason: {slack_escape(reason)}. "
+                f"Run {rel.run_id}. {cfg.approvals.required} approvals are still required.",
             )
             record["announced_at"] = now_iso()
             ledger.write("staging_checks", record)
@@ -91,28 +86,27 @@ def pre_deployment_validation_group(config: DeploymentConfig) -> TaskGroup:
             """The GitHub release rc-X.Y.Z exists."""
             from deployment.github_checks import check_rc_release as check
 
-            cfg, _, params, context = _release()
-            return _report(context, check(cfg, params["version"]))
+            rel = current_release()
+            return _report(check(rel.cfg, rel.version))
 
         @task(task_id="check_staging_workflow")
         def check_staging_workflow() -> dict[str, Any]:
             """The latest staging workflow run for the release commit concluded success."""
             from deployment.github_checks import check_staging_workflow as check
 
-            cfg, _, params, context = _release()
-            return _report(context, check(cfg, params["commit_sha"]))
+            rel = current_release()
+            return _report(check(rel.cfg, rel.params["commit_sha"]))
 
         @task(task_id="check_staging_metrics")
         def check_staging_metrics() -> dict[str, Any]:
             """Staging error rate and latency over the configured window are under the thresholds."""
             from deployment.metrics import staging_health
 
-            cfg, _, _, context = _release()
             try:
-                health = staging_health(cfg)
+                health = staging_health(current_release().cfg)
             except Exception as err:  # the check could not be made: a failed check, said so
                 health = {"ok": False, "detail": f"could not read staging metrics: {err}"}
-            return _report(context, {"check": "staging_metrics", **health})
+            return _report({"check": "staging_metrics", **health})
 
         @task(task_id="record_checks", trigger_rule=TriggerRule.ALL_DONE)
         def record_checks() -> dict[str, Any]:
@@ -120,21 +114,20 @@ def pre_deployment_validation_group(config: DeploymentConfig) -> TaskGroup:
             from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
             from deployment.ledger import now_iso
-            from deployment.run_contract import emergency_flags
 
-            cfg, ledger, params, context = _release()
-            if emergency_flags(params)["force_deploy"]:
+            rel, ti = current_release(), get_current_context()["ti"]
+            if rel.emergency["force_deploy"]:
                 raise AirflowSkipException("force_deploy: the checks were skipped")
             results = {}
             for name, task_id in zip(CHECKS, check_ids, strict=True):
-                result = context["ti"].xcom_pull(task_ids=task_id, key=RESULT_KEY)
+                result = ti.xcom_pull(task_ids=task_id, key=RESULT_KEY)
                 results[name.removeprefix("check_")] = result or {
                     "check": name.removeprefix("check_"),
                     "ok": False,
                     "detail": f"{task_id} ended without reporting a result (see its log)",
                 }
             passed = all(r["ok"] for r in results.values())
-            ledger.write(
+            rel.ledger.write(
                 "staging_checks", {"skipped": False, "passed": passed, "checks": results, "at": now_iso()}
             )
             if not passed:
@@ -156,8 +149,9 @@ def pre_deployment_validation_group(config: DeploymentConfig) -> TaskGroup:
             from deployment.github_checks import check_staging_build, check_tags
             from deployment.ledger import now_iso
 
-            cfg, ledger, params, _ = _release()
-            version, commit_sha = params["version"], params["commit_sha"]
+            rel = current_release()
+            cfg, ledger = rel.cfg, rel.ledger
+            version, commit_sha = rel.version, rel.params["commit_sha"]
             problems, build = [], {}
             try:
                 build = verify_build(cfg, commit_sha, version)
@@ -189,7 +183,8 @@ def pre_deployment_validation_group(config: DeploymentConfig) -> TaskGroup:
             from deployment.plan import build_plan, render_markdown
             from deployment.router import router_for
 
-            cfg, ledger, params, context = _release()
+            rel = current_release()
+            cfg, ledger, params = rel.cfg, rel.ledger, rel.params
             checks = ledger.read("staging_checks")
             if checks is None:
                 raise RuntimeError(f"no staging_checks section at {ledger.uri('staging_checks')}")
@@ -199,7 +194,7 @@ def pre_deployment_validation_group(config: DeploymentConfig) -> TaskGroup:
             change_set = ensure_change_set(
                 cfg,
                 params["version"],
-                context["run_id"],
+                rel.run_id,
                 "plan",
                 ledger=ledger,
                 packaged=release_template(cfg, ledger),

@@ -1,4 +1,4 @@
-"""What the phase 5-8 tasks share: the run's config, params and deployment record."""
+"""The run context every task shares: the run's config (reloaded), params and deployment record."""
 
 from __future__ import annotations
 
@@ -40,6 +40,13 @@ def release(context: Any) -> Release:
     params = dict(context["params"])
     version, run_id = params["version"], context["run_id"]
     return Release(cfg, params, version, run_id, Ledger(cfg, version, run_id))
+
+
+def current_release() -> Release:
+    """:func:`release` of the task running now (call it inside a task's callable)."""
+    from airflow.sdk import get_current_context
+
+    return release(get_current_context())
 
 
 def update_section(ledger: Ledger, section: str, **fields: Any) -> dict[str, Any]:

@@ -245,12 +245,13 @@ class MonitorReleaseOperator(_MetricWatchOperator):
             announced = bool(existing.get("announced"))
             if not announced:
                 from deployment.announce import announce_team
+                from deployment.notifications import slack_escape
 
                 try:
                     announce_team(
                         cfg,
                         f":warning: {cfg.application} {rel.version}: post-deployment monitoring SKIPPED "
-                        f"(emergency, run {rel.run_id}). Reason: {flags['reason']}",
+                        f"(emergency, run {rel.run_id}). Reason: {slack_escape(flags['reason'])}",
                     )
                     announced = True
                 except Exception as err:  # a notice never fails (and so rolls back) a healthy release
