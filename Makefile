@@ -31,11 +31,11 @@ lint: install
 # The real-engine tier runs in two pytest-xdist workers, each with its own sandbox and
 # LocalExecutor stack: a release mostly waits, so two share the 2 cores well.
 # Each tier prints its time when it ends (TIMED).
-REAL_ENGINE_WORKERS ?= 2
+TEST_WORKERS ?= 2
 TIMED = @started=$$(date +%s); trap 'echo "== $@: $$(( $$(date +%s) - started )) s"' EXIT;
 
 test: test-fast
-	$(TIMED) $(BIN)/python -m pytest -n $(REAL_ENGINE_WORKERS) --durations=25 tests/integration tests/e2e
+	$(TIMED) $(BIN)/python -m pytest -n $(TEST_WORKERS) --durations=25 tests/integration tests/e2e
 
 # The main job: a full release on the local sandbox, triggered and approved over REST.
 # The stack stays up afterwards for the UI; `make down` stops every process of it.
@@ -54,8 +54,9 @@ down:
 
 test-fast: lint test-unit test-sandbox
 
+# The unit tier is CPU-bound (moto in-process, DAG parses): two xdist workers on 2 cores.
 test-unit: install
-	$(TIMED) $(BIN)/python -m pytest tests/unit tests/dags bench/test_figures.py
+	$(TIMED) $(BIN)/python -m pytest -n $(TEST_WORKERS) tests/unit tests/dags bench/test_figures.py
 
 test-sandbox: install
 	$(TIMED) $(BIN)/python -m pytest tests/sandbox
