@@ -160,13 +160,17 @@ def live_at_100(sections: Sections) -> datetime | None:
     return parse_time(step.get("applied_at") or step.get("finished_at"))
 
 
-def breach_at(sections: Sections) -> datetime | None:
-    """The end of the first poll judged a breach (traffic steps, then monitoring)."""
+def _watches(sections: Sections) -> list[dict[str, Any]]:
+    """The metric watches' sections: each traffic step's, then the monitoring's."""
     steps = _section(sections, "frontend").get("steps") or {}
     watches = [v for v in steps.values() if isinstance(v, dict)] if isinstance(steps, dict) else []
-    watches.append(_section(sections, "monitoring"))
+    return [*watches, _section(sections, "monitoring")]
+
+
+def breach_at(sections: Sections) -> datetime | None:
+    """The end of the first poll judged a breach (traffic steps, then monitoring)."""
     times = []
-    for watch in watches:
+    for watch in _watches(sections):
         for verdict in (watch.get("watch") or {}).get("verdicts") or []:
             if isinstance(verdict, dict) and verdict.get("outcome") == "breach":
                 times.append(parse_time((verdict.get("sample") or {}).get("end")))
@@ -174,9 +178,24 @@ def breach_at(sections: Sections) -> datetime | None:
     return min(times) if times else None
 
 
+def watch_restored_at(sections: Sections) -> datetime | None:
+    """When a watch put all traffic back on the stable colour itself on its breach (``traffic_restored``:
+    the trigger's call, or the task's when the trigger's failed)."""
+    times = []
+    for watch in _watches(sections):
+        restored = watch.get("traffic_restored")
+        if isinstance(restored, dict):
+            times.append(
+                parse_time(restored.get("by_task_at") if restored.get("error") else restored.get("at"))
+            )
+    times = [t for t in times if t is not None]
+    return min(times) if times else None
+
+
 def restore(sections: Sections, manual_rollback: bool, start: str | None) -> dict[str, Any] | None:
     """From the failure (the first breach, else the rollback's first step; a manual rollback's start)
-    to traffic back on the stable colour and to the rollback verified; None without a rollback."""
+    to traffic back on the stable colour (the watch's own restore, else the rollback's traffic step)
+    and to the rollback verified; None without a rollback."""
     rollback = _section(sections, "rollback")
     if rollback.get("status") != "rolled_back":
         return None
@@ -190,7 +209,9 @@ def restore(sections: Sections, manual_rollback: bool, start: str | None) -> dic
         return None
     traffic = steps.get("traffic") if isinstance(steps.get("traffic"), dict) else {}
     verify = steps.get("verify") if isinstance(steps.get("verify"), dict) else {}
-    traffic_back = parse_time(traffic.get("finished_at")) if traffic.get("status") == "done" else None
+    by_step = parse_time(traffic.get("finished_at")) if traffic.get("status") == "done" else None
+    # the watch restores traffic at once on a breach; the rollback's traffic step then finds it back
+    traffic_back = min((t for t in (watch_restored_at(sections), by_step) if t), default=None)
     verified = parse_time(verify.get("finished_at")) or parse_time(
         _section(sections, "outcome").get("finished_at")
     )

@@ -39,37 +39,27 @@ def _may_read_rollbacks(user: Any) -> bool:
     )
 
 
-def _records(user: Any) -> list:
+def _summaries(user: Any) -> list[dict[str, Any]]:
+    """Every run's summary the user may see (manual rollbacks only to readers of rollback_production)."""
     from deployments_view.records import store_for
 
-    records = store_for(_config()).records()
+    summaries = store_for(_config()).summaries()
     if not _may_read_rollbacks(user):
-        records = [r for r in records if not r.manual_rollback]
-    return records
+        summaries = [s for s in summaries if s.get("kind") != "manual_rollback"]
+    return summaries
 
 
-_first_commits: dict[int, Any] = {}
-
-
-def _first_commit_times(config: Any):
-    from deployments_view.live import FirstCommits
-
-    found = _first_commits.get(id(config))
-    if found is None or found.config is not config:
-        _first_commits.clear()
-        found = _first_commits[id(config)] = FirstCommits(config)
-    return found
-
-
-def releases_page(records: list, offset: int, limit: int, outcome: str | None) -> dict[str, Any]:
+def releases_page(
+    summaries: list[dict[str, Any]], offset: int, limit: int, outcome: str | None
+) -> dict[str, Any]:
     from deployments_view.summary import row, sort_key
 
     config = _config()
-    rows = sorted((row(r, config) for r in records), key=sort_key, reverse=True)
+    rows = sorted((row(s, config) for s in summaries), key=sort_key, reverse=True)
     if outcome:
         rows = [r for r in rows if r["outcome"] == outcome]
     return {
-        "as_of": _as_of(),
+        **_freshness(),
         "total": len(rows),
         "offset": offset,
         "limit": limit,
@@ -77,11 +67,13 @@ def releases_page(records: list, offset: int, limit: int, outcome: str | None) -
     }
 
 
-def _as_of() -> str | None:
-    """When the listing the table and DORA's keys were built from started."""
+def _freshness() -> dict[str, Any]:
+    """When the listing the table and DORA's keys were built from started (``as_of``), and whether it
+    holds the runs without a summary (``complete``: False only in a new API server's first seconds)."""
     from deployments_view.records import store_for
 
-    return store_for(_config()).as_of
+    store = store_for(_config())
+    return {"as_of": store.as_of, "complete": store.complete}
 
 
 def create_app() -> FastAPI:
@@ -106,7 +98,7 @@ def create_app() -> FastAPI:
     ) -> dict[str, Any]:
         """Every release and manual rollback, newest first: version, commit, author, approvers, outcome,
         duration, links (the Airflow run, the GitHub release, the CloudFormation stack, the Amplify job)."""
-        return releases_page(_records(user), offset, limit, outcome)
+        return releases_page(_summaries(user), offset, limit, outcome)
 
     @app.get("/api/live", dependencies=[read_releases])
     def live() -> dict[str, Any]:
@@ -140,10 +132,9 @@ def create_app() -> FastAPI:
         """DORA's four keys over the last ``days`` days, their bands, a trend per day (per week over 30)."""
         from deployments_view.dora import dora
 
-        config = _config()
         if until is not None and until.tzinfo is None:
             until = until.replace(tzinfo=UTC)
-        keys = dora(_records(user), days, now=until, first_commit_times=_first_commit_times(config))
-        return {"as_of": _as_of(), **keys}
+        keys = dora(_summaries(user), days, now=until)
+        return {**_freshness(), **keys}
 
     return app

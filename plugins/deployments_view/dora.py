@@ -10,6 +10,8 @@
 - Time to restore: the first breached poll (or the manual rollback's start) to traffic back on
   the stable colour, and to the rollback verified.
 
+Every time is read from the runs' summaries (``deployment.release_summary``, which derives them).
+
 Bands follow the State of DevOps report's clusters (elite / high / medium / low).
 """
 
@@ -20,8 +22,7 @@ from datetime import UTC, datetime, timedelta
 from statistics import median
 from typing import Any
 
-from deployments_view.records import Record
-from deployments_view.summary import parse_time, started_at, status_of
+from deployment.deployment_metrics import parse_time
 
 WINDOWS = (7, 30, 90)
 DAY = 86400.0
@@ -62,74 +63,26 @@ def band(metric: str, value: float | None) -> str | None:
     return next(name for name, holds in BANDS[metric] if holds(value))
 
 
-def live_at_100(record: Record) -> datetime | None:
-    step = (record.section("frontend").get("steps") or {}).get("100")
-    if not isinstance(step, dict):
-        return None
-    return parse_time(step.get("applied_at") or step.get("finished_at"))
-
-
-def breach_at(record: Record) -> datetime | None:
-    """The end of the first poll judged a breach (traffic steps, then monitoring)."""
-    watches = [v for v in (record.section("frontend").get("steps") or {}).values() if isinstance(v, dict)]
-    watches.append(record.section("monitoring"))
-    times = []
-    for watch in watches:
-        for verdict in (watch.get("watch") or {}).get("verdicts") or []:
-            if isinstance(verdict, dict) and verdict.get("outcome") == "breach":
-                times.append(parse_time((verdict.get("sample") or {}).get("end")))
-    times = [t for t in times if t is not None]
-    return min(times) if times else None
-
-
-def restore_times(record: Record) -> dict[str, float | None] | None:
-    """Seconds from the failure to traffic back, and to the rollback verified; None without a rollback."""
-    rollback = record.section("rollback")
-    if rollback.get("status") != "rolled_back":
-        return None
-    steps = rollback.get("steps") or {}
-    if record.manual_rollback:
-        start = parse_time(started_at(record))
-    else:
-        first_step = [parse_time(s.get("started_at")) for s in steps.values() if isinstance(s, dict)]
-        start = breach_at(record) or min((t for t in first_step if t), default=None)
-    if start is None:
-        return None
-    traffic = steps.get("traffic") if isinstance(steps.get("traffic"), dict) else {}
-    verify = steps.get("verify") if isinstance(steps.get("verify"), dict) else {}
-    traffic_back = parse_time(traffic.get("finished_at")) if traffic.get("status") == "done" else None
-    verified = parse_time(verify.get("finished_at")) or parse_time(
-        record.section("outcome").get("finished_at")
-    )
-
-    def since(end: datetime | None) -> float | None:
-        return round((end - start).total_seconds(), 3) if end else None
-
-    return {"to_traffic_back": since(traffic_back), "to_verified": since(verified)}
-
-
-def _facts(records: Iterable[Record], first_commit_times: Callable[[Record], datetime | None]) -> list[dict]:
+def _facts(summaries: Iterable[dict], first_commit_times: Callable[[dict], datetime | None]) -> list[dict]:
     """One fact per deployment (a release that reached production) and per manual rollback."""
     facts = []
-    for record in records:
-        status = status_of(record)
-        if record.manual_rollback:
-            restore = restore_times(record)
+    for summary in summaries:
+        status = summary.get("outcome")
+        if summary.get("kind") == "manual_rollback":
             facts.append(
                 {
                     "kind": "manual_rollback",
-                    "at": parse_time(started_at(record)),
-                    "version": record.section("outcome").get("version")
-                    or record.section("rollback.plan").get("rolled_back_version"),
-                    "restore": restore,
+                    "at": parse_time(summary.get("started_at")),
+                    "version": summary.get("rolled_back_version"),
+                    "restore": summary.get("restore"),
                 }
             )
             continue
         if status not in DEPLOYED:
             continue
-        live = live_at_100(record)
-        triggered = parse_time(record.section("conf").get("started_at"))
-        committed = first_commit_times(record)
+        live = parse_time(summary.get("live_at_100"))
+        triggered = parse_time(summary.get("triggered_at"))
+        committed = first_commit_times(summary)
         if committed is not None and triggered is not None and committed > triggered:
             committed = None  # a commit after its release's trigger is not this release's first commit
         from_trigger = committed is None
@@ -137,13 +90,12 @@ def _facts(records: Iterable[Record], first_commit_times: Callable[[Record], dat
         facts.append(
             {
                 "kind": "deployment",
-                "at": parse_time(record.section("outcome").get("finished_at"))
-                or parse_time(started_at(record)),
-                "version": record.section("conf").get("version") or record.folder,
+                "at": parse_time(summary.get("finished_at")) or parse_time(summary.get("started_at")),
+                "version": summary.get("version"),
                 "rolled_back": status == "rolled_back",
                 "lead_time": round((live - begin).total_seconds(), 3) if live and begin else None,
                 "lead_from_trigger": from_trigger,
-                "restore": restore_times(record) if status == "rolled_back" else None,
+                "restore": summary.get("restore") if status == "rolled_back" else None,
             }
         )
     return [f for f in facts if f["at"] is not None]
@@ -202,16 +154,19 @@ def overall(bands: dict[str, str | None]) -> str | None:
 
 
 def dora(
-    records: Iterable[Record],
+    summaries: Iterable[dict],
     days: int,
     *,
     now: datetime | None = None,
-    first_commit_times: Callable[[Record], datetime | None] = lambda record: None,
+    first_commit_times: Callable[[dict], datetime | None] = lambda summary: parse_time(
+        summary.get("first_commit_at")
+    ),
 ) -> dict[str, Any]:
-    """The four keys over the last ``days`` days, and their trend per day (7, 30) or per week (90)."""
+    """The four keys over the last ``days`` days from the runs' summaries, and their trend per day
+    (up to 30 days) or per week."""
     now = now or datetime.now(UTC)
     since = now - timedelta(days=days)
-    facts = _facts(records, first_commit_times)
+    facts = _facts(summaries, first_commit_times)
     _manually_rolled_back(facts)
     window = [f for f in facts if since <= f["at"] <= now]
     summary = _summarise(window, days)

@@ -1,24 +1,16 @@
-"""What production runs now, and when a release's first commit was made: read from AWS and GitHub.
+"""What production runs now: read from AWS.
 
-Both through the DAG's own connections and helpers (``deployment.cloudformation``,
-``deployment.route53``, the Amplify hook, the GitHub provider's hook). A system that
-does not answer is reported as such: the view still shows the records.
+Through the DAG's own connection and helpers (``deployment.cloudformation``,
+``deployment.route53``, the Amplify hook). A system that does not answer is reported
+as such: the view still shows the records.
 """
 
 from __future__ import annotations
 
-import logging
-import threading
-import time
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from deployment.config import DeploymentConfig
-    from deployments_view.records import Record
-
-log = logging.getLogger(__name__)
-GITHUB_RETRY_SECONDS = 600  # after GitHub failed, lead times use the trigger time for this long
 
 
 def live_now(config: DeploymentConfig) -> dict[str, Any]:
@@ -59,56 +51,3 @@ def live_now(config: DeploymentConfig) -> dict[str, Any]:
     found["live_colour"] = serving[0] if len(serving) == 1 else None
     found["in_flight"] = len(serving) > 1
     return found
-
-
-class FirstCommits:
-    """The first commit time of each release, from its record or GitHub's compare (cached)."""
-
-    def __init__(self, config: DeploymentConfig) -> None:
-        self.config = config
-        self._known: dict[tuple[str, str], datetime | None] = {}
-        self._github_failed_at = 0.0
-        self._lock = threading.Lock()
-
-    def __call__(self, record: Record) -> datetime | None:
-        from deployments_view.summary import parse_time
-
-        notes = record.section("release_notes")
-        recorded = parse_time(notes.get("first_commit_at"))
-        if recorded is not None:
-            return recorded
-        conf = record.section("conf")
-        previous = (
-            notes.get("previous_version")
-            or record.section("outcome").get("previous_version")
-            or record.section("backup").get("previous_version")
-        )
-        head = conf.get("commit_sha")
-        if not previous or not head:
-            return None
-        key = (previous, head)
-        with self._lock:
-            if key in self._known:
-                return self._known[key]
-            if time.monotonic() - self._github_failed_at < GITHUB_RETRY_SECONDS:
-                return None
-            try:
-                found = self._compare(previous, head)
-            except Exception as err:  # no GitHub connection here, or GitHub down: fall back, say so once
-                log.warning("first commit of %s...%s from GitHub: %s", previous, head, err)
-                self._github_failed_at = time.monotonic()
-                return None
-            self._known[key] = found
-            return found
-
-    def _compare(self, base: str, head: str) -> datetime | None:
-        from airflow.providers.github.hooks.github import GithubHook
-
-        repo = (
-            GithubHook(github_conn_id=self.config.connections.github)
-            .get_conn()
-            .get_repo(self.config.github.repository)
-        )
-        dates = [c.commit.author.date for c in repo.compare(base, head).commits if c.commit.author]
-        dates = [d if d.tzinfo else d.replace(tzinfo=UTC) for d in dates]
-        return min(dates) if dates else None

@@ -1,8 +1,9 @@
-"""What the view shows of one record: a row of the releases table, and the release page.
+"""What the view shows of one run: a row of the releases table, and the release page.
 
-Pure functions of a ``Record`` (and the configuration, for thresholds and links). The
-sections are read defensively: a section may be missing (the run has not got there, or
-failed earlier), and other tasks add fields over time.
+Pure functions of the run's summary (``deployment.release_summary``, the row) or of its
+``Record`` (the page), and of the configuration (thresholds and links). The sections are
+read defensively: a section may be missing (the run has not got there, or failed earlier),
+and other tasks add fields over time.
 """
 
 from __future__ import annotations
@@ -11,94 +12,47 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from deployment.deployment_metrics import parse_time
+from deployment.release_summary import seconds_between
 from deployments_view.records import Record
 
 if TYPE_CHECKING:
     from deployment.config import DeploymentConfig
 
-RELEASE_DAG = "deploy_production"
-ROLLBACK_DAG = "rollback_production"
 # The rollback group's steps, in the order they run (the section ``rollback``'s ``steps``).
 ROLLBACK_STEPS = ("traffic", "stack", "frontend", "verify")
-
-
-def seconds_between(start: Any, end: Any) -> float | None:
-    started, ended = parse_time(start), parse_time(end)
-    if started is None or ended is None:
-        return None
-    return round((ended - started).total_seconds(), 3)
+# A row of the releases table: these fields of the run's summary, and its links.
+ROW_FIELDS = (
+    "id",
+    "kind",
+    "version",
+    "rolled_back_version",
+    "previous_version",
+    "commit",
+    "author",
+    "outcome",
+    "rollback_status",
+    "reason",
+    "emergency",
+    "started_at",
+    "finished_at",
+    "duration_seconds",
+)
 
 
 # ------------------------------------------------------------------ the releases table
-def status_of(record: Record) -> str:
-    """``succeeded``, ``rolled_back``, ``failed`` from the outcome; ``running`` before it exists."""
-    return str(record.section("outcome").get("status") or "running")
-
-
-def started_at(record: Record) -> str | None:
-    if record.manual_rollback:
-        plan = record.section("rollback.plan")
-        return record.section("rollback").get("started_at") or plan.get("planned_at") or _earliest(record)
-    return record.section("conf").get("started_at") or _earliest(record)
-
-
-def _earliest(record: Record) -> str | None:
-    times = [t for t in (record.modified.get(name) for name in record.sections) if t is not None]
-    return min(times).isoformat() if times else None
-
-
-def approvers(record: Record) -> list[dict[str, Any]]:
-    """Who approved and when: the gate's result, else each answered gate task."""
-    section = record.section("approvals")
-    listed = (
-        (section.get("result") or {}).get("approvers") if isinstance(section.get("result"), dict) else None
-    )
-    if isinstance(listed, list) and listed:
-        return [
-            {
-                "id": a.get("id"),
-                "name": a.get("name") or a.get("id"),
-                "at": a.get("at"),
-                "task": a.get("task"),
-            }
-            for a in listed
-            if isinstance(a, dict)
-        ]
-    answers = [
-        {
-            "id": v.get("user_id"),
-            "name": v.get("user_name") or v.get("user_id"),
-            "at": v.get("responded_at"),
-            "task": k,
-            "decision": v.get("decision"),
-        }
-        for k, v in sorted(section.items())
-        if k != "result" and isinstance(v, dict)
-    ]
-    return [a for a in answers if a.get("decision") in (None, "approved")]
-
-
-def links(record: Record, config: DeploymentConfig) -> dict[str, str | None]:
+def links(summary: dict[str, Any], config: DeploymentConfig) -> dict[str, str | None]:
     """The Airflow run (a UI path), the GitHub release, the CloudFormation stack, the Amplify job."""
-    outcome, conf = record.section("outcome"), record.section("conf")
-    dag_id = outcome.get("dag_id") or (ROLLBACK_DAG if record.manual_rollback else RELEASE_DAG)
-    run_id = outcome.get("run_id") or conf.get("run_id") or record.run
+    data = summary.get("links") or {}
+    version, manual = summary.get("version"), summary.get("kind") == "manual_rollback"
     region = config.region
-    stack_id = (record.section("backup").get("stack") or {}).get("stack_id") or record.section(
-        "backup-stack"
-    ).get("stack_id")
-    stack_name = record.section("infrastructure").get("stack_name") or config.stack.name
-    stack = stack_id or stack_name
-    job = record.section("frontend").get("amplify_job") or {}
-    github = record.section("notifications.github_release")
-    version = conf.get("version") or outcome.get("version")
+    stack = data.get("stack_id") or data.get("stack_name") or config.stack.name
+    job = data.get("amplify_job") or {}
     return {
-        "airflow_run": f"/dags/{dag_id}/runs/{quote(run_id, safe='')}",
-        "github_release": github.get("html_url")
-        or github.get("url")
+        "airflow_run": f"/dags/{data.get('dag_id')}/runs/{quote(str(data.get('run_id')), safe='')}",
+        "github_release": data.get("github_release_url")
         or (
             f"https://github.com/{config.github.repository}/releases/tag/{version}"
-            if version and not record.manual_rollback
+            if version and not manual
             else None
         ),
         "cloudformation_stack": f"https://{region}.console.aws.amazon.com/cloudformation/home?region={region}"
@@ -112,49 +66,14 @@ def links(record: Record, config: DeploymentConfig) -> dict[str, str | None]:
     }
 
 
-def row(record: Record, config: DeploymentConfig) -> dict[str, Any]:
-    """One line of the releases table."""
-    conf, outcome = record.section("conf"), record.section("outcome")
-    start, end = started_at(record), outcome.get("finished_at")
-    if record.manual_rollback:
-        plan = record.section("rollback.plan")
-        version = outcome.get("previous_version") or plan.get("previous_version")
-        author = outcome.get("requested_by") or plan.get("requested_by")
-        commit = None
-    else:
-        version = conf.get("version") or record.folder
-        author = conf.get("author")
-        commit = conf.get("commit_sha")
+def row(summary: dict[str, Any], config: DeploymentConfig) -> dict[str, Any]:
+    """One line of the releases table, from the run's summary (``deployment.release_summary``)."""
     return {
-        "id": f"{record.folder}/{record.run}",
-        "kind": "manual_rollback" if record.manual_rollback else "release",
-        "version": version,
-        "rolled_back_version": (
-            outcome.get("version") or record.section("rollback.plan").get("rolled_back_version")
-        )
-        if record.manual_rollback
-        else None,
-        "previous_version": outcome.get("previous_version"),
-        "commit": commit,
-        "author": author,
-        "approvers": [a["id"] for a in approvers(record)],
-        "outcome": status_of(record),
-        "rollback_status": outcome.get("rollback_status") or record.section("rollback").get("status"),
-        "reason": outcome.get("reason") if record.manual_rollback else None,
-        "emergency": _emergency(conf),
-        "started_at": start,
-        "finished_at": end,
-        "duration_seconds": seconds_between(start, end),
-        "links": links(record, config),
+        **{name: summary.get(name) for name in ROW_FIELDS},
+        "approvers": [a.get("id") for a in summary.get("approvers") or [] if isinstance(a, dict)],
+        "emergency": summary.get("emergency") or [],
+        "links": links(summary, config),
     }
-
-
-def _emergency(conf: dict[str, Any]) -> list[str]:
-    flags = conf.get("emergency") if isinstance(conf.get("emergency"), dict) else {}
-    active = [name for name in ("force_deploy", "skip_monitoring") if flags.get(name)]
-    if flags.get("ignore_alarms"):
-        active.append("ignore_alarms")
-    return active
 
 
 def sort_key(item: dict[str, Any]) -> str:
@@ -162,14 +81,14 @@ def sort_key(item: dict[str, Any]) -> str:
 
 
 # ---------------------------------------------------------------------- one release
-def timeline(record: Record) -> list[dict[str, Any]]:
+def timeline(record: Record, started_at: str | None) -> list[dict[str, Any]]:
     """The phases as (name, start, end, seconds): the recorded ``metrics`` when written, else measured
     from the sections the same way deployment_metrics measures them; the rollback's steps after."""
     from deployment.deployment_metrics import PHASES, phase_durations
 
     phases = record.section("metrics").get("phases")
     if not isinstance(phases, dict) or not phases:
-        start = parse_time(started_at(record))
+        start = parse_time(started_at)
         boundaries = {}
         for _, name in PHASES:
             if name not in record.sections:
@@ -342,9 +261,10 @@ def rollback(record: Record) -> dict[str, Any] | None:
 def detail(record: Record, config: DeploymentConfig) -> dict[str, Any]:
     """Everything the release page shows."""
     plan = record.section("plan")
+    summary = record.summary()
     return {
-        **row(record, config),
-        "timeline": timeline(record),
+        **row(summary, config),
+        "timeline": timeline(record, summary["started_at"]),
         "plan": {
             "risk": plan.get("risk"),
             "steps": plan.get("steps") or [],
@@ -357,7 +277,7 @@ def detail(record: Record, config: DeploymentConfig) -> dict[str, Any]:
         }
         if plan
         else None,
-        "approvals": approvers(record),
+        "approvals": summary["approvers"],
         "infrastructure": record.section("infrastructure") or None,
         "frontend": {k: v for k, v in record.section("frontend").items() if k != "steps"} or None,
         "watches": watches(record, config),

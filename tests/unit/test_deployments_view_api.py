@@ -3,9 +3,10 @@
 The records under ``deployments_view_records/records`` were captured by
 ``deployments_view_records/capture.py`` from runs on the real engine (sandbox + LocalExecutor
 stack): a release of v1.1.0 that succeeded, a manual rollback to v1.0.0 after it, and a
-release whose canary breached at 10 % and was rolled back automatically. They are put into
-moto's S3 and read by the plugin's app, mounted as the API server mounts it, with Airflow's
-SimpleAuthManager issuing the tokens. The live-now test adds the ``aws`` fixture (production
+release whose canary breached at 10 % and was rolled back automatically, each with the
+summary its last task wrote (``summaries/``). They are put into moto's S3 and read by the
+plugin's app, mounted as the API server mounts it, with Airflow's SimpleAuthManager issuing
+the tokens. The live-now test adds the ``aws`` fixture (production
 seeded at v1.0.0).
 """
 
@@ -13,25 +14,33 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 import pytest
+
+from deployment.deployment_metrics import parse_time
 
 RECORDS = Path(__file__).resolve().parent / "deployments_view_records" / "records"
 USERS = "admin:admin,viewer:viewer,nobody:"  # ``nobody`` has no role: SimpleAuthManager grants it nothing
 UNTIL = "2026-12-02T00:00:00+00:00"  # after the captured runs: the DORA window holds all of them
 
 
-def captured() -> dict[str, dict]:
-    """Each captured run's sections, by ``<folder>/<run>``."""
+def captured() -> tuple[dict[str, dict], dict[str, dict]]:
+    """Each captured run's sections, and each run's summary, by ``<folder>/<run>``."""
     runs: dict[str, dict] = {}
+    summaries: dict[str, dict] = {}
     for path in sorted(RECORDS.rglob("*.json")):
-        folder, run, name = path.relative_to(RECORDS / "deployments").parts
+        parts = path.relative_to(RECORDS / "deployments").parts
+        if parts[0] == "summaries":
+            summaries[f"{parts[1]}/{parts[2].removesuffix('.json')}"] = json.loads(path.read_text())
+            continue
+        folder, run, name = parts
         runs.setdefault(f"{folder}/{run}", {})[name.removesuffix(".json")] = json.loads(path.read_text())
-    return runs
+    return runs, summaries
 
 
-RUNS = captured()
+RUNS, SUMMARIES = captured()
 SUCCESS = next(k for k, v in RUNS.items() if v.get("outcome", {}).get("status") == "succeeded")
 BREACH = next(
     k for k, v in RUNS.items() if not k.startswith("manual-") and v["outcome"]["status"] == "rolled_back"
@@ -101,6 +110,17 @@ def view(moto, cfg, auth_manager):
 def ok(response) -> dict:
     assert response.status_code == 200, response.text
     return response.json()
+
+
+def settled(view, path: str, **params) -> dict:
+    """The answer once the background listing has added the runs without a summary (``complete``)."""
+    deadline = time.monotonic() + 30
+    while True:
+        body = ok(view(path, **params))
+        if body["complete"] or time.monotonic() > deadline:
+            assert body["complete"], "the full listing never finished"
+            return body
+        time.sleep(0.05)
 
 
 def test_releases_newest_first_with_who_what_and_links(view):
@@ -215,7 +235,11 @@ def test_dora_four_keys_over_the_captured_releases(view):
     assert dora["deployment_frequency_per_day"] == round(2 / 7, 4)
     assert dora["bands"]["deployment_frequency_per_day"] == "high"
     assert 0 < dora["lead_time_seconds"] < 3600 and dora["bands"]["lead_time_seconds"] == "elite"
-    assert dora["lead_time_from_trigger"] == 1  # the one that reached 100 %; no GitHub here: from the trigger
+    # the one that reached 100 %, from the first commit release_notes recorded (no GitHub asked)
+    assert dora["lead_time_from_trigger"] == 0
+    first_commit = parse_time(RUNS[SUCCESS]["release_notes"]["first_commit_at"])
+    live = parse_time(RUNS[SUCCESS]["frontend"]["steps"]["100"]["applied_at"])
+    assert dora["lead_time_seconds"] == round((live - first_commit).total_seconds(), 3)
     assert 0 < dora["time_to_restore_seconds"] <= dora["time_to_verified_seconds"]
     assert dora["band"] == "low"
     assert len(dora["trend"]) == 7 and sum(b["deployments"] for b in dora["trend"]) == 2
@@ -243,7 +267,9 @@ def test_missing_record_and_a_release_still_running(view, moto, cfg):
         Key=f"deployments/v1.2.0/{run}/conf.json",
         Body=json.dumps({**RUNS[SUCCESS]["conf"], "version": "v1.2.0", "run_id": run}).encode(),
     )
-    row = next(r for r in ok(view("/api/releases"))["releases"] if r["id"] == f"v1.2.0/{run}")
+    first = ok(view("/api/releases"))  # a new API server: the summaries first, then the rest
+    assert {r["id"] for r in first["releases"]} >= {SUCCESS, BREACH, MANUAL}
+    row = next(r for r in settled(view, "/api/releases")["releases"] if r["id"] == f"v1.2.0/{run}")
     assert row["outcome"] == "running" and row["duration_seconds"] is None and row["approvers"] == []
     release = ok(view(f"/api/releases/v1.2.0/{run}"))
     assert release["watches"] == [] and release["rollback"] is None and release["timeline"] == []
@@ -264,3 +290,85 @@ def test_the_plugin_manager_executes_only_the_plugin_file():
 
     view = DeploymentsViewPlugin.external_views[0]
     assert view["url_route"] == "deployments" and view["href"] == "/deployments-view/"
+
+
+# ------------------------------------------------------------------ summaries, not sections
+@pytest.fixture
+def reads(monkeypatch):
+    """Every S3 object the view GETs, by key."""
+    from deployments_view.records import RecordStore
+
+    fetched: list[str] = []
+    real = RecordStore._fetch
+
+    def fetch(self, key):
+        fetched.append(key)
+        return real(self, key)
+
+    monkeypatch.setattr(RecordStore, "_fetch", fetch)
+    return fetched
+
+
+def test_the_table_and_dora_read_each_run_s_summary_not_its_sections(view, reads):
+    assert set(SUMMARIES) == {SUCCESS, BREACH, MANUAL}  # every captured run wrote one
+    first = ok(view("/api/releases"))  # a new API server: one listing of summaries/, a GET each
+    assert {r["id"] for r in first["releases"]} == {SUCCESS, BREACH, MANUAL}
+    assert sorted(reads) == sorted(f"deployments/summaries/{run}.json" for run in SUMMARIES)
+    settled(view, "/api/releases")  # the background listing of every section found nothing more
+    ok(view("/api/dora", days=7, until=UNTIL))
+    assert all(key.startswith("deployments/summaries/") for key in reads), reads
+    assert len(reads) == 3  # each summary read once (then by ETag)
+
+
+def test_a_new_api_server_reads_the_view_s_copy_of_the_summaries(view, reads, moto, cfg):
+    from deployments_view import records
+
+    rows = settled(view, "/api/releases")["releases"]  # the background listing wrote the copy
+    copy = json.loads(
+        moto.client("s3")
+        .get_object(Bucket=cfg.artifacts.bucket, Key=f"deployments/{records.COPY}")["Body"]
+        .read()
+    )
+    assert set(copy["summaries"]) == {f"deployments/summaries/{run}.json" for run in SUMMARIES}
+    records._stores.clear()
+    reads.clear()
+    assert ok(view("/api/releases"))["releases"] == rows and reads == []  # one listing, one copy
+
+    changed = {**SUMMARIES[SUCCESS], "author": "erin"}  # a summary rewritten since: its ETag changed
+    moto.client("s3").put_object(
+        Bucket=cfg.artifacts.bucket, Key=f"deployments/summaries/{SUCCESS}.json", Body=json.dumps(changed)
+    )
+    records._stores.clear()
+    row = next(r for r in ok(view("/api/releases"))["releases"] if r["id"] == SUCCESS)
+    assert row["author"] == "erin" and reads == [f"deployments/summaries/{SUCCESS}.json"]
+
+
+def test_a_run_without_a_summary_is_summarised_from_its_sections_the_same_way(view, moto, cfg):
+    from deployments_view import records
+
+    with_summaries = settled(view, "/api/releases")["releases"]
+    dora_with = ok(view("/api/dora", days=7, until=UNTIL))
+    for run in SUMMARIES:  # records written before summaries existed
+        moto.client("s3").delete_object(Bucket=cfg.artifacts.bucket, Key=f"deployments/summaries/{run}.json")
+    records._stores.clear()  # a new API server
+    assert ok(view("/api/releases"))["releases"] == []  # no summary to answer from at once
+    assert settled(view, "/api/releases")["releases"] == with_summaries
+    dora_without = ok(view("/api/dora", days=7, until=UNTIL))
+    assert {k: v for k, v in dora_without.items() if k != "as_of"} == {
+        k: v for k, v in dora_with.items() if k != "as_of"
+    }
+
+
+def test_a_summary_older_than_a_section_of_its_run_is_not_used(view, moto, cfg):
+    """A run cleared and resumed after its summary was written shows what its sections say now."""
+    time.sleep(1.1)  # S3's LastModified counts seconds
+    moto.client("s3").put_object(
+        Bucket=cfg.artifacts.bucket,
+        Key=f"deployments/{SUCCESS}/outcome.json",
+        Body=json.dumps({**RUNS[SUCCESS]["outcome"], "status": "failed"}).encode(),
+    )
+    assert (
+        next(r for r in ok(view("/api/releases"))["releases"] if r["id"] == SUCCESS)["outcome"] == "succeeded"
+    )
+    row = next(r for r in settled(view, "/api/releases")["releases"] if r["id"] == SUCCESS)
+    assert row["outcome"] == "failed"

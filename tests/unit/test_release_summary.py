@@ -14,7 +14,7 @@ import pytest
 from _release import PREVIOUS, RUN_ID, VERSION
 from airflow.sdk import DAG
 from airflow.sdk.execution_time.context import set_current_context
-from test_deployments_view_api import BREACH, MANUAL, RUNS, SUCCESS
+from test_deployments_view_api import BREACH, MANUAL, RUNS, SUCCESS, SUMMARIES
 from test_notifications import CONF, repo  # noqa: F401 - fixture
 from test_reruns import _release_live, _take_backup
 from test_reruns_tasks import _approved, _run
@@ -74,9 +74,11 @@ def test_a_breach_summarised_with_its_times_to_restore():
     restore = summary["restore"]
     assert restore["from"] == summary["breach_at"]
     assert 0 < restore["to_traffic_back"] <= restore["to_verified"]
-    assert parse_time(restore["traffic_back_at"]) == parse_time(
-        RUNS[BREACH]["rollback"]["steps"]["traffic"]["finished_at"]
-    )
+    # the watch put traffic back itself; the rollback's traffic step found it back later
+    restored = parse_time(first_step["traffic_restored"]["at"])
+    assert parse_time(restore["traffic_back_at"]) == restored
+    assert restored < parse_time(RUNS[BREACH]["rollback"]["steps"]["traffic"]["finished_at"])
+    assert restore["to_traffic_back"] == round((restored - breach).total_seconds(), 3)
 
 
 def test_a_manual_rollback_summarised_from_its_plan_and_outcome():
@@ -88,6 +90,13 @@ def test_a_manual_rollback_summarised_from_its_plan_and_outcome():
     assert summary["author"] == outcome["requested_by"] == "alice" and summary["reason"] == outcome["reason"]
     assert summary["links"]["dag_id"] == "rollback_production"
     assert summary["restore"]["from"] == summary["started_at"] and summary["restore"]["to_verified"] > 0
+
+
+def test_each_captured_run_s_summary_is_the_builder_s_of_its_sections():
+    """What record_outcome wrote in the real runs is what the view builds for a run without one."""
+    assert set(SUMMARIES) == set(RUNS)
+    for run_id, stored in SUMMARIES.items():
+        assert stored == _built(run_id), run_id
 
 
 def test_a_run_with_only_its_conf_is_running():

@@ -195,10 +195,18 @@ function releasesTable(page) {
 }
 
 async function home() {
-  const [live, page] = await Promise.all([getJSON("api/live"), getJSON("api/releases?limit=200")]);
-  main.replaceChildren(liveSection(live));
-  main.append(await doraSection(30));
-  main.append(releasesTable(page));
+  for (;;) {
+    const [live, page] = await Promise.all([getJSON("api/live"), getJSON("api/releases?limit=200")]);
+    main.replaceChildren(liveSection(live));
+    main.append(await doraSection(30));
+    main.append(releasesTable(page));
+    if (page.complete !== false || location.hash.startsWith("#/release/")) return;
+    // A new API server answered from the runs' summaries alone; the runs without one (a release in
+    // progress, older records) are being read in the background: show these, ask again shortly.
+    main.append(el("p", { class: "muted", id: "incomplete" }, "Reading the runs without a summary (a release in progress, older records)…"));
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    if (location.hash.startsWith("#/release/")) return;
+  }
 }
 
 function gantt(bars) {

@@ -4,10 +4,12 @@
 Starts a sandbox and a LocalExecutor stack of its own (free ports, a temporary home), and runs
 on the real engine: a release of v1.1.0 that succeeds followed by a manual rollback to v1.0.0,
 then a release whose canary breaches at 10 % (60 % errors injected on v1.1.0) and is rolled
-back automatically. Every JSON object the runs left under the artifacts bucket is copied to
-``records/`` here, keyed as in S3. Rerun it when the record's sections change:
+back automatically. Every JSON object the runs left under the records prefix (their sections,
+and the summaries ``record_outcome`` writes under ``summaries/``) is copied to ``records/``
+here, keyed as in S3. Rerun it when the record's sections change; it runs a real-engine
+stack, so under the team's lock:
 
-    .venv/bin/python tests/unit/deployments_view_records/capture.py
+    flock /work/team/real-engine.lock .venv/bin/python tests/unit/deployments_view_records/capture.py
 """
 
 from __future__ import annotations
@@ -30,8 +32,9 @@ os.environ.setdefault("DEPLOYMENT_CONFIG", "sandbox")
 def dump(world) -> int:
     s3 = world.client("s3")
     bucket = world.cfg.artifacts.bucket
+    prefix = f"{world.cfg.artifacts.prefix.strip('/')}/"  # the records and their summaries, not builds/
     count = 0
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         for obj in page.get("Contents", []):
             if not obj["Key"].endswith(".json"):
                 continue
