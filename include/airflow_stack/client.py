@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -19,6 +19,7 @@ import requests
 from airflow_stack.env import DAG_ID
 
 RESPONSE_SETTLE_SECONDS = 3.0
+PARKED_SETTLE_SECONDS = 2.0
 READ_ATTEMPTS = 3
 TERMINAL_RUN_STATES = frozenset({"success", "failed"})
 TERMINAL_TASK_STATES = frozenset({"success", "failed", "skipped", "upstream_failed", "removed"})
@@ -186,12 +187,17 @@ class AirflowClient:
         An answer given within a moment of the request races Airflow 3.3.2: the scheduler
         can process the parking worker's exit after the answer re-queued the task, call
         the state "changed externally" and fail the task. No person answers that fast; a
-        script must not either, so the answer waits until the request is RESPONSE_SETTLE_SECONDS old.
+        script must not either, so the answer waits until the request is RESPONSE_SETTLE_SECONDS
+        old and, on a loaded machine where the worker parks the task only later (seen on CI:
+        4 s after the request), PARKED_SETTLE_SECONDS after the task is seen awaiting input.
         """
         created = datetime.fromisoformat(self.hitl_detail(run_id, task_id, map_index)["created_at"])
-        age = (datetime.now(UTC) - created).total_seconds()
-        if age < RESPONSE_SETTLE_SECONDS:
-            time.sleep(RESPONSE_SETTLE_SECONDS - age)
+        settled = created.timestamp() + RESPONSE_SETTLE_SECONDS
+        state = self.request("GET", f"{self._dag}/dagRuns/{_q(run_id)}/taskInstances/{_q(task_id)}")["state"]
+        if state == "awaiting_input":
+            settled = max(settled, time.time() + PARKED_SETTLE_SECONDS)
+        if settled > time.time():
+            time.sleep(settled - time.time())
         return self.request(
             "PATCH",
             f"{self._dag}/dagRuns/{_q(run_id)}/taskInstances/{_q(task_id)}/{map_index}/hitlDetails",
