@@ -37,7 +37,6 @@ GATE_TASK_ID = f"{GROUP_ID}.verify_gate"
 log = logging.getLogger(__name__)
 APPROVAL_TASKS = ("first_approval", "second_approval", "third_approval", "fourth_approval")
 NOTICE_RETRIES = 3
-FINISHED = {"success", "failed", "upstream_failed", "skipped", "removed"}
 
 
 class ApprovalNeeded(BaseNotifier):
