@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 READ_THREADS = 16
 REFRESH_SECONDS = 30.0  # an older snapshot is answered from, and renewed in the background
+RENEW_DELAY_SECONDS = 0.5  # after the request that starts a renewal
 COPY = "deployments-view/summaries.json"  # under the prefix: the view's copy of every summary
 
 Listing = dict[str, tuple[str, datetime | None]]  # key -> (ETag, LastModified)
@@ -150,7 +151,10 @@ class RecordStore:
             old = time.monotonic() - snapshot.taken > REFRESH_SECONDS
             if (old or not snapshot.complete) and not self._refreshing:
                 self._refreshing = True
-                threading.Thread(target=self._refresh, name="deployments-view-refresh", daemon=True).start()
+                # a moment later: the listing must not compete with this answer for the interpreter
+                renew = threading.Timer(RENEW_DELAY_SECONDS, self._refresh)
+                renew.name, renew.daemon = "deployments-view-refresh", True
+                renew.start()
             return snapshot.summaries
 
     @property
