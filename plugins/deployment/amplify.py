@@ -9,6 +9,7 @@ reused: rerunning the task is how an operator retries the build.
 from __future__ import annotations
 
 import hashlib
+import hmac
 from typing import TYPE_CHECKING, Any
 
 from deployment.hooks.aws import AmplifyHook, hook_for
@@ -30,9 +31,15 @@ def release_marker(version: str, run_key: str) -> str:
     return f"deployment {version} run {run_key}"
 
 
-def variable_hashes(env: dict[str, str]) -> dict[str, str]:
-    """``{name: SHA-256 of its value}``: what the record and XCom keep of branch variables."""
-    return {name: hashlib.sha256(str(value).encode()).hexdigest() for name, value in sorted(env.items())}
+def variable_hashes(env: dict[str, str], key: str) -> dict[str, str]:
+    """``{name: HMAC-SHA256 of its value under the hex ``key``}``: what the record keeps of branch
+    variables. Keyed, because a plain hash of a short secret is found by hashing guesses; the
+    key is kept with the values, outside the record (``backup.store_environments``)."""
+    secret = bytes.fromhex(key)
+    return {
+        name: hmac.new(secret, str(value).encode(), hashlib.sha256).hexdigest()
+        for name, value in sorted(env.items())
+    }
 
 
 def release_environment(cfg: DeploymentConfig, current: dict[str, str], version: str) -> dict[str, str]:
@@ -50,14 +57,12 @@ def prepare_branch(cfg: DeploymentConfig, colour: Colour, version: str, amplify:
     changed = wanted != env
     if changed:
         amplify.update_branch(appId=cfg.amplify.app_id, branchName=branch, environmentVariables=wanted)
-    names = sorted({*cfg.amplify.environment_variables, cfg.amplify.version_variable})
-    # Names and hashes only: this goes to the record and to XCom.
+    # Names only: this goes to the record and to XCom (the values set are the config's and the version).
     return {
         "colour": colour,
         "branch": branch,
         "version_variable": cfg.amplify.version_variable,
-        "variables_set": names,
-        "variables_sha256": variable_hashes({name: wanted[name] for name in names}),
+        "variables_set": sorted({*cfg.amplify.environment_variables, cfg.amplify.version_variable}),
         "changed": changed,
     }
 

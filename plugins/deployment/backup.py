@@ -165,25 +165,31 @@ def _s3(cfg: DeploymentConfig) -> Any:
 
 def store_environments(
     cfg: DeploymentConfig, version: str, run_id: str, environments: dict[str, dict[str, str]]
-) -> tuple[dict[str, Any], dict[str, dict[str, str]]]:
-    """Keep the branches' variables, values included, in one SSE-KMS object of the artifacts bucket.
+) -> tuple[dict[str, Any], dict[str, dict[str, str]], str]:
+    """Keep the branches' variables, values included, in one SSE-KMS object of the artifacts bucket,
+    with the run's key for the record's hashes of them (``amplify.variable_hashes``).
 
     Written once per run: when the object exists (an earlier try of this run wrote it before any
-    change), it is kept and its values are returned instead of ``environments``. Returns where it
-    is (bucket, key, S3 version id, encryption) and the environments it holds.
+    change), it is kept and its values and key are returned instead. Returns where it is
+    (bucket, key, S3 version id, encryption), the environments it holds and the hash key.
     """
+    import secrets
+
     s3 = _s3(cfg)
     bucket, key = cfg.artifacts.bucket, environments_key(cfg, version, run_id)
     try:
         found = s3.get_object(Bucket=bucket, Key=key)
-        stored = json.loads(found["Body"].read())["branches"]
-        environments = {c: dict(entry["environment_variables"]) for c, entry in stored.items()}
+        stored = json.loads(found["Body"].read())
+        environments = {c: dict(entry["environment_variables"]) for c, entry in stored["branches"].items()}
+        hash_key = stored["hmac_key"]
         response = found
     except s3.exceptions.NoSuchKey:
+        hash_key = secrets.token_hex(32)
         body = {
-            "schema": 1,
+            "schema": 2,
             "version": version,
             "run_id": run_id,
+            "hmac_key": hash_key,
             "branches": {
                 c: {"branch": cfg.amplify.branches[c], "environment_variables": env}
                 for c, env in environments.items()
@@ -205,7 +211,7 @@ def store_environments(
         "server_side_encryption": response.get("ServerSideEncryption"),
         "kms_key_id": response.get("SSEKMSKeyId"),
     }
-    return where, environments
+    return where, environments, hash_key
 
 
 def tag_live_amplify(
@@ -234,7 +240,7 @@ def tag_live_amplify(
         )
     served = (branch.get("environmentVariables") or {}).get(cfg.amplify.version_variable)
     # Both branches' environments, so that a rollback can put the idle one back as it was:
-    # the values in an SSE-KMS object outside the record, the record names and hashes only.
+    # the values in an SSE-KMS object outside the record, the record names and keyed hashes only.
     environments = {
         c: dict(
             amplify.get_branch(appId=cfg.amplify.app_id, branchName=name)["branch"].get(
@@ -244,12 +250,12 @@ def tag_live_amplify(
         )
         for c, name in cfg.amplify.branches.items()
     }
-    where, environments = store_environments(cfg, version, run_id, environments)
+    where, environments, hash_key = store_environments(cfg, version, run_id, environments)
     branches = {
         c: {
             "branch": name,
             "variables": sorted(environments.get(c, {})),
-            "variable_sha256": variable_hashes(environments.get(c, {})),
+            "variable_hmac_sha256": variable_hashes(environments.get(c, {}), hash_key),
         }
         for c, name in cfg.amplify.branches.items()
     }

@@ -54,7 +54,7 @@ class RollbackError(RuntimeError):
 # ------------------------------------------------------------------- the backup
 # The ``backup`` section (deployment.backup.write_manifest): ``previous_version``,
 # ``stack.{template_uri, parameters}``, ``dynamodb[].backup_arn``,
-# ``amplify.{colour, branches.<colour>.variable_sha256, environment_object}``.
+# ``amplify.{colour, branches.<colour>.variable_hmac_sha256, environment_object}``.
 def backup_live_colour(backup: dict[str, Any]) -> Colour | None:
     colour = (backup.get("amplify") or {}).get("colour")
     return colour if colour in COLOURS else None
@@ -71,11 +71,12 @@ def backup_branch_environment(
 ) -> tuple[dict[str, str] | None, str]:
     """The variables ``colour``'s branch had at the backup, with values, and where they came from.
 
-    The record holds names and SHA-256 hashes only (``branches.<colour>.variable_sha256``);
-    the values are read from the backup's SSE-KMS object (``amplify.environment_object``, by
-    its S3 version when the bucket keeps versions) and each is checked against the record's
-    hash. ``(None, why)`` when the object is unreadable or differs from the record: then
-    nothing from it is restored. Records from before issue 13 held the values themselves.
+    The record holds names and keyed hashes only (``branches.<colour>.variable_hmac_sha256``);
+    the values and the hash key are read from the backup's SSE-KMS object
+    (``amplify.environment_object``, by its S3 version when the bucket keeps versions) and each
+    value is checked against the record's hash. ``(None, why)`` when the object is unreadable
+    or differs from the record: then nothing from it is restored. Records from before issue 13
+    held the values themselves.
     """
     amplify = backup.get("amplify") or {}
     entry = (amplify.get("branches") or {}).get(colour)
@@ -83,7 +84,7 @@ def backup_branch_environment(
         return None, f"the backup holds no variables for the {colour} branch"
     if isinstance(entry.get("environment_variables"), dict):  # a record written before issue 13
         return dict(entry["environment_variables"]), "backup"
-    hashes, where = entry.get("variable_sha256"), amplify.get("environment_object") or {}
+    hashes, where = entry.get("variable_hmac_sha256"), amplify.get("environment_object") or {}
     if not isinstance(hashes, dict) or not where.get("key"):
         return None, f"the backup holds no variable hashes or values object for the {colour} branch"
     from deployment.amplify import variable_hashes
@@ -93,10 +94,10 @@ def backup_branch_environment(
     version = {"VersionId": where["version_id"]} if where.get("version_id") else {}
     try:
         body = json.loads(s3.get_object(Bucket=where["bucket"], Key=where["key"], **version)["Body"].read())
-        env = dict(body["branches"][colour]["environment_variables"])
+        env, hash_key = dict(body["branches"][colour]["environment_variables"]), body["hmac_key"]
     except Exception as err:  # noqa: BLE001 - any failure to read means: not restorable from it
         return None, f"the backed-up values s3://{where['bucket']}/{where['key']} could not be read ({err})"
-    found = variable_hashes(env)
+    found = variable_hashes(env, hash_key)
     wrong = sorted(name for name in {*found, *hashes} if found.get(name) != hashes.get(name))
     if wrong:
         return None, (

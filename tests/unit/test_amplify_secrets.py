@@ -1,14 +1,17 @@
 """Amplify branch variables never reach the record or XCom with their values (issue 13).
 
-The backup keeps each branch's variables as names and SHA-256 hashes; the values go to
-one object outside the record, written with SSE-KMS, whose key and version the record
-holds. The rollback reads that object, checks every value against the record's hashes,
-and only then puts the idle branch back.
+The backup keeps each branch's variables as names and keyed hashes (HMAC-SHA256); the
+values and the run's hash key go to one object outside the record, written with SSE-KMS,
+whose key and version the record holds. The rollback reads that object, checks every
+value against the record's hashes, and only then puts the idle branch back. A plain
+SHA-256 would give a short secret away to anyone hashing guesses: the key stays with
+the values.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 
 import pytest
@@ -50,6 +53,14 @@ def _record_objects(aws, cfg, ledger) -> dict[str, str]:
     }
 
 
+def _stored(cfg, manifest) -> dict:
+    import boto3
+
+    where = manifest["amplify"]["environment_object"]
+    s3 = boto3.client("s3", region_name=cfg.region)
+    return json.loads(s3.get_object(Bucket=where["bucket"], Key=where["key"])["Body"].read())
+
+
 @pytest.fixture
 def secret_on_both(cfg, aws):
     for colour in ("blue", "green"):
@@ -65,8 +76,14 @@ def test_the_backup_records_names_and_hashes_never_values(cfg, aws, ledger, secr
     assert objects and not [key for key, text in objects.items() if SECRET in text]
     green = manifest["amplify"]["branches"]["green"]
     assert "environment_variables" not in green
-    assert green["variable_sha256"]["API_SECRET"] == hashlib.sha256(SECRET.encode()).hexdigest()
-    assert set(green["variable_sha256"]) == set(_branch_env(cfg, "green"))
+    assert set(green["variable_hmac_sha256"]) == set(_branch_env(cfg, "green"))
+    # Keyed: the record holds no plain SHA-256 of any value, which a guess could be checked against.
+    plain = hashlib.sha256(SECRET.encode()).hexdigest()
+    assert not [key for key, text in objects.items() if plain in text]
+    assert plain not in json.dumps(returned, default=str)
+    key = _stored(cfg, manifest)["hmac_key"]
+    expected = hmac.new(bytes.fromhex(key), SECRET.encode(), hashlib.sha256).hexdigest()
+    assert green["variable_hmac_sha256"]["API_SECRET"] == expected
 
 
 def test_the_values_sit_in_one_encrypted_object_outside_the_record(cfg, aws, ledger, secret_on_both):
@@ -89,16 +106,16 @@ def test_a_rerun_of_the_backup_keeps_the_first_values(cfg, aws, ledger, secret_o
     assert again["reused"] is True and again["branches"] == first["branches"]
     # Without the section (the first try died after writing the object), the object is kept too.
     fresh = backup.tag_live_amplify(cfg, VERSION, RUN_ID)
-    assert fresh["branches"]["green"]["variable_sha256"] == first["branches"]["green"]["variable_sha256"]
+    assert fresh["branches"]["green"] == first["branches"]["green"]
 
 
-def test_prepare_branch_returns_names_and_hashes(cfg, aws, secret_on_both):
+def test_prepare_branch_returns_the_names_it_set(cfg, aws, secret_on_both):
+    # The values it sets are the config's and the version; a variable set by hand is kept, never returned.
     prepared = prepare_branch(cfg, "green", VERSION)
-    assert SECRET not in json.dumps(prepared)
-    assert set(prepared["variables_sha256"]) == set(prepared["variables_set"])
-    assert (
-        prepared["variables_sha256"][cfg.amplify.version_variable]
-        == hashlib.sha256(VERSION.encode()).hexdigest()
+    returned = json.dumps(prepared)
+    assert SECRET not in returned and hashlib.sha256(SECRET.encode()).hexdigest() not in returned
+    assert prepared["variables_set"] == sorted(
+        {*cfg.amplify.environment_variables, cfg.amplify.version_variable}
     )
 
 
