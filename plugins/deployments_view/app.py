@@ -102,7 +102,7 @@ def create_app() -> FastAPI:
 
     @app.get("/api/live", dependencies=[read_releases])
     def live() -> dict[str, Any]:
-        """What production runs now: the stack's version, the Route 53 weights, each colour's version."""
+        """What production runs now: the stack's version, the router's weights, each colour's version."""
         from deployments_view.live import live_now
 
         return live_now(_config())

@@ -1,8 +1,8 @@
 """What production runs now: read from AWS.
 
-Through the DAG's own connection and helpers (``deployment.cloudformation``,
-``deployment.route53``, the Amplify hook). A system that does not answer is reported
-as such: the view still shows the records.
+Through the DAG's own connection and helpers (``deployment.cloudformation``, the
+traffic router the config names (``deployment.router``), the Amplify hook). A system
+that does not answer is reported as such: the view still shows the records.
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ if TYPE_CHECKING:
 
 
 def live_now(config: DeploymentConfig) -> dict[str, Any]:
-    """The stack's version and status, the Route 53 weights, and each colour's branch version."""
-    from deployment import amplify, cloudformation, route53
+    """The stack's version and status, the router's weights, and each colour's branch version."""
+    from deployment import amplify, cloudformation
+    from deployment.router import router_for
 
     found: dict[str, Any] = {"stack": None, "weights": None, "colours": {}, "errors": []}
     try:
@@ -31,9 +32,9 @@ def live_now(config: DeploymentConfig) -> dict[str, Any]:
     except Exception as err:  # an unreachable AWS endpoint must not take the page down
         found["errors"].append(f"CloudFormation: {err}")
     try:
-        found["weights"] = dict(route53.weights(config))
+        found["weights"] = dict(router_for(config).weights())
     except Exception as err:
-        found["errors"].append(f"Route 53: {err}")
+        found["errors"].append(f"traffic router ({config.traffic.router}): {err}")
     try:
         client = amplify.client(config)
         for colour, branch in config.amplify.branches.items():

@@ -227,6 +227,19 @@ def test_live_now_from_the_stack_route53_and_amplify(view, aws):
     assert live["colours"]["blue"]["version"] == "v1.0.0" and live["colours"]["blue"]["weight"] == 100
 
 
+def test_live_weights_come_through_the_configured_router(view, aws, monkeypatch):
+    """Production routes by the front door (the KeyValueStore), where Route 53's records stay as
+    seeded: the view reads the split through the same router seam as the pipeline."""
+
+    class Router:
+        def weights(self):
+            return {"blue": 10, "green": 90}
+
+    monkeypatch.setattr("deployment.router.router_for", lambda cfg: Router())
+    live = ok(view("/api/live"))
+    assert live["weights"] == {"blue": 10, "green": 90} and live["in_flight"] is True, live
+
+
 def test_dora_four_keys_over_the_captured_releases(view):
     dora = ok(view("/api/dora", days=7, until=UNTIL))
     # two deployments reached production: the success (rolled back by hand later) and the breach
