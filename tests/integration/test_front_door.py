@@ -35,7 +35,7 @@ def _breached_at_10(release: Release, router: str) -> dict:
     return step
 
 
-def test_a_release_through_the_front_door(local, world, seeded, sandbox):
+def test_a_release_through_the_front_door(local, world, seeded, sandbox, record_property):
     assert world.cfg.traffic.router == "keyvaluestore", "sandbox.yaml routes by the front door"
     assert sandbox.control("GET", "/traffic")["router"] == "keyvaluestore"
     sandbox.inject("error_rate", version=NEW, percent=60)
@@ -45,12 +45,18 @@ def test_a_release_through_the_front_door(local, world, seeded, sandbox):
     ticks = sandbox.control("GET", "/recorded/traffic")
 
     step = _breached_at_10(release, "keyvaluestore")
-    # At 10 %: about a tenth of the viewers on green, each on one colour for the whole step.
+    # At 10 %: about a tenth of the viewers on green, each on one colour for the whole step. A tick
+    # reads the routing first, then visits its 100 viewers (~1 s): the tick during which the restore
+    # was written starts at 10 % and moves its later viewers to blue, so the steady ticks are those
+    # that ended before the write (its RoutingChange is made when UpdateKeys has answered).
+    restore = step["traffic_restored"]
+    written = datetime.fromisoformat((restore.get("change") or {}).get("requested_at") or restore["at"])
     split = [t for t in ticks if t.get("weights") == SPLIT]
-    assert split, [t.get("weights") for t in ticks]
-    green = split[0]["viewers"]["green"]
-    assert green in GREEN_VIEWERS and split[0]["viewers"]["blue"] == VIEWERS - green, split[0]
-    assert len({t["assignments"] for t in split}) == 1, [t["assignments"] for t in split]
+    steady = [t for t in split if datetime.fromisoformat(t["received_at"]) < written]
+    assert steady, [(t["received_at"], t.get("weights")) for t in ticks]
+    green = steady[0]["viewers"]["green"]
+    assert green in GREEN_VIEWERS and steady[0]["viewers"]["blue"] == VIEWERS - green, steady[0]
+    assert len({t["assignments"] for t in steady}) == 1, [t["assignments"] for t in steady]
 
     # After the breach: every viewer on blue within one poll interval + 3 s of the window that showed it.
     breach_end = datetime.fromisoformat(step["watch"]["verdicts"][-1]["sample"]["end"])
@@ -64,6 +70,24 @@ def test_a_release_through_the_front_door(local, world, seeded, sandbox):
         default=None,
     )
     assert last_green is not None and last_green.timestamp() < deadline, (last_green, breach_end)
+    restored_at = written.timestamp()
+    first_all_blue = min(
+        datetime.fromisoformat(t["received_at"]).timestamp()
+        for t in ticks
+        if t.get("assignments")
+        and set(t["assignments"]) == {"b"}
+        and datetime.fromisoformat(t["received_at"]).timestamp() > last_green.timestamp()
+    )
+    record_property(  # seconds after the end of the window that showed the breach (--junitxml)
+        "front_door_restore",
+        {
+            "green_viewers_at_10": green,
+            "store_restored_s": round(restored_at - breach_end.timestamp(), 2),
+            "last_green_tick_s": round(last_green.timestamp() - breach_end.timestamp(), 2),
+            "first_all_blue_tick_s": round(first_all_blue - breach_end.timestamp(), 2),
+            "deadline_s": world.cfg.timings.poll_interval_seconds + 3,
+        },
+    )
 
     # The store, the front door and the control API agree: blue at 100 %, under a new epoch.
     assert world.weights() == {"blue": 100, "green": 0}
