@@ -15,12 +15,18 @@ is the sandbox AWS endpoint (moto); ``version_of`` is the same callable the
 colour apps get.
 
 With ``front_door_url`` (the ``keyvaluestore`` router): a fixed population of
-``viewers``, each with its own cookie jar, makes one real request per tick
-through the front door; the colour that answered (the function's
-``x-bg-colour`` tag) is that viewer's colour for the tick, and the rest of its
-page, ``requests_per_tick / viewers`` requests in all, is simulated against that
-colour by ``sandbox.app.simulate_request``. So the split and the stickiness the
-metrics show are the function's own. The tick's summary records which viewer
+``viewers``, each with its own cookie jar, is routed by real requests through
+the front door; the colour that answered (the function's ``x-bg-colour`` tag)
+is that viewer's colour for the tick, and its page, ``requests_per_tick /
+viewers`` requests in all, is simulated against that colour by
+``sandbox.app.simulate_request``. So the split and the stickiness the metrics
+show are the function's own. A viewer with its cookie keeps its colour while
+the routing (stable, new, weight, epoch) holds: the function gives it a bucket
+once per epoch. So a viewer makes its real request when the routing the front
+door reports differs from the one at its last request (or that request
+failed), and otherwise in turn, a tenth of the viewers per tick
+(``REVISIT_SHARE``): a hundred HTTP round trips a second cost a sandbox half a
+core on CI's 2-core machine. The tick's summary records which viewer
 went where (``assignments``, one letter per viewer: ``b``/``g``) and the
 routing the front door reported (``weights``).
 
@@ -71,6 +77,8 @@ from sandbox.recorder import Recorder
 log = logging.getLogger(__name__)
 
 COLOURS = ("blue", "green")
+# Viewers whose routing did not change still make a real request in turn, this share per tick.
+REVISIT_SHARE = 0.1
 ERROR_ALARM_SUFFIX = "5xx-errors"
 
 
@@ -117,6 +125,9 @@ class TrafficSimulator:
         self._cloudwatch = session.client("cloudwatch", endpoint_url=endpoint_url)
         self.front_door_url = front_door_url.rstrip("/") if front_door_url else None
         self._jars: list[dict[str, str]] = [{} for _ in range(viewers)]
+        # Per viewer: the routing its last real request was made under, and the colour it got.
+        self._routed: list[tuple[str | None, str | None]] = [(None, None)] * viewers
+        self._ticks = 0
         self._http = requests.Session()
 
     # ---------------------------------------------------------------- lifecycle
@@ -174,10 +185,10 @@ class TrafficSimulator:
 
     def _front_door_tick(self) -> dict[str, Any]:
         with self._tick_lock:
-            routing = self._probe()
+            routing, key = self._probe()
             total = round(self.requests_per_tick * self._rng.uniform(0.95, 1.05))
             per_viewer = _split(total, dict.fromkeys(range(len(self._jars)), 1))
-            reached = [self._visit(jar) for jar in self._jars]
+            reached = self._route_viewers(key)
             versions = {colour: self.version_of(colour) for colour in COLOURS}
             by_colour: dict[str, list[tuple[int, float]]] = {colour: [] for colour in COLOURS}
             for viewer, colour in enumerate(reached):
@@ -212,14 +223,35 @@ class TrafficSimulator:
             "alarm": self._evaluate_alarm(len(outcomes), errors) if self.evaluate_alarms else None,
         }
 
-    def _probe(self) -> dict[str, int] | None:
-        """The split the front door's function reads now, as ``{colour: percent}``."""
+    def _route_viewers(self, key: str | None) -> list[str | None]:
+        """Each viewer's colour this tick: a real request through the front door when the routing
+        changed since its last one (or that failed, or the probe did), else in turn; otherwise
+        the colour the function gave it under this same routing."""
+        count = len(self._jars)
+        share = max(1, round(count * REVISIT_SHARE))
+        start = (self._ticks * share) % count
+        in_turn = {(start + i) % count for i in range(share)}
+        self._ticks += 1
+        reached = []
+        for viewer, jar in enumerate(self._jars):
+            seen_under, colour = self._routed[viewer]
+            if key is None or seen_under != key or colour is None or viewer in in_turn:
+                colour = self._visit(jar)
+                self._routed[viewer] = (key, colour)
+            reached.append(colour)
+        return reached
+
+    def _probe(self) -> tuple[dict[str, int] | None, str | None]:
+        """The split the front door's function reads now, as ``{colour: percent}``, and the whole
+        routing (with its epoch) as a key; ``(None, None)`` when the front door does not say."""
         try:
             seen = self._http.get(f"{self.front_door_url}/__frontdoor", timeout=5).json()
             stable, new, weight = seen["stable"], seen["new"], int(seen["weight"])
         except (requests.RequestException, ValueError, KeyError, TypeError):
-            return None
-        return {stable: 100 - weight, new: weight} if stable in COLOURS else None
+            return None, None
+        if stable not in COLOURS:
+            return None, None
+        return {stable: 100 - weight, new: weight}, f"{stable}/{new}/{weight}/{seen.get('epoch')}"
 
     def _visit(self, jar: dict[str, str]) -> str | None:
         """One viewer's page request through the front door: the colour that served it."""

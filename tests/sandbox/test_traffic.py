@@ -284,3 +284,27 @@ def test_viewers_through_the_front_door_split_stick_and_are_published_per_colour
     door["route"](weight=0, epoch=3)  # a rollback
     after = sim.tick()
     assert after["viewers"] == {"blue": 200, "green": 0} and set(after["assignments"]) == {"b"}
+
+
+def test_viewers_make_real_requests_when_the_routing_changes_and_a_tenth_in_turn(aws, door) -> None:
+    """Under the same routing a viewer with its cookie keeps its colour (one bucket per epoch), so
+    only a tenth of the viewers ask the front door each tick; a new weight re-routes every viewer."""
+    sim = simulator(aws, Faults(), seed=5, front_door_url=door["url"], viewers=100)
+    visits: list[int] = []
+    real_visit = sim._visit
+    sim._visit = lambda jar: visits.append(1) or real_visit(jar)
+
+    door["route"](weight=10, epoch=2)
+    first = sim.tick()
+    assert len(visits) == 100  # a new routing: everyone
+    visits.clear()
+    same = [sim.tick() for _ in range(3)]
+    assert len(visits) == 30  # ten per tick, in turn
+    assert {t["assignments"] for t in same} == {first["assignments"]}
+
+    visits.clear()
+    door["route"](weight=50)  # the same epoch: viewers below the new weight move to green
+    moved = sim.tick()
+    assert len(visits) == 100
+    assert moved["viewers"]["green"] > first["viewers"]["green"]
+    assert all(b == "g" for a, b in zip(first["assignments"], moved["assignments"], strict=True) if a == "g")
