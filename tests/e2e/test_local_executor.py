@@ -84,7 +84,9 @@ def test_ci_client_against_the_api_server(local, local_stack):
     assert retried.returncode == 0 and "already exists" in retried.stdout
 
 
-def test_approval_rules_author_outsiders_and_repeat_approvers_are_refused(local):
+def test_approval_rules_and_a_second_trigger_waits_in_the_queue(local):
+    """One run waiting for approval serves both: who may answer which request, and a second
+    release triggered meanwhile stays queued (max_active_runs=1) until the first ends."""
     run_id = local[CI_USER].trigger(release_conf(author="alice"))["dag_run_id"]
     first, second = "approval_gate.first_approval", "approval_gate.second_approval"
     local[CI_USER].wait_for_task(run_id, first, {"awaiting_input"}, timeout=180)
@@ -103,6 +105,15 @@ def test_approval_rules_author_outsiders_and_repeat_approvers_are_refused(local)
     assert assigned == {"carol"}, "neither the author nor the first approver may give the second approval"
     expect_api_error(lambda: local["bob"].respond(run_id, second, "Approve"), 403)
 
+    ci = local[CI_USER]
+    queued = ci.trigger(release_conf(version="v1.2.0"))["dag_run_id"]
+    time.sleep(8)  # several scheduler loops
+    assert ci.run(run_id)["state"] == "running"
+    assert ci.run(queued)["state"] == "queued"
+    assert all(state is None for state in ci.task_states(queued).values())
+    local["admin"].request("PATCH", f"/dags/{ci.dag_id}/dagRuns/{run_id}", json={"state": "failed"})
+    ci.wait_for_run(queued, {"running"}, timeout=60)
+
 
 def test_release_approved_by_two_users_succeeds(local, sandbox, stack_config):
     ci = local[CI_USER]
@@ -119,20 +130,6 @@ def test_release_approved_by_two_users_succeeds(local, sandbox, stack_config):
     notes = next(text for key, text in record.items() if key.endswith("/release_notes.md"))
     assert_release_notices(recorded, approvers=approvers, notes=notes)
     assert_no_secret_leaked(secret_values(sandbox.connections()), {**run_artifacts(ci, run_id), **record})
-
-
-def test_second_trigger_waits_in_the_queue_while_a_release_runs(local):
-    ci = local[CI_USER]
-    running = ci.trigger(release_conf())["dag_run_id"]
-    ci.wait_for_task(running, "approval_gate.first_approval", {"awaiting_input"}, timeout=180)
-    queued = ci.trigger(release_conf(version="v1.2.0"))["dag_run_id"]
-    time.sleep(8)  # several scheduler loops
-    assert ci.run(running)["state"] == "running"
-    assert ci.run(queued)["state"] == "queued"
-    assert all(state is None for state in ci.task_states(queued).values())
-
-    local["admin"].request("PATCH", f"/dags/{ci.dag_id}/dagRuns/{running}", json={"state": "failed"})
-    ci.wait_for_run(queued, {"running"}, timeout=60)
 
 
 def test_failed_release_is_rolled_back_then_cleared_and_completed(local, sandbox):
