@@ -29,6 +29,8 @@ from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
+from deployment.guards import TERMINAL
+
 if TYPE_CHECKING:
     from deployment.config import Approver, DeploymentConfig
     from deployment.ledger import Ledger
@@ -404,9 +406,6 @@ def verify_gate(
 
 
 # ------------------------------------------------------------------ the reminder
-REMINDER_FINISHED = frozenset({"success", "failed", "upstream_failed", "skipped", "removed"})
-
-
 class ApprovalReminderOperator(BaseOperator):
     """Remind whoever a request still waits for, once, when half the gate's time has gone.
 
@@ -458,7 +457,7 @@ class ApprovalReminderOperator(BaseOperator):
         from deployment.operators._common import release
 
         states = task_states(context)
-        if all(states.get(t) in REMINDER_FINISHED for t in self.approval_task_ids):
+        if all(states.get(t) in TERMINAL for t in self.approval_task_ids):
             return {"reminded": []}
         rel = release(context)
         section = rel.ledger.read(SECTION) or {}

@@ -43,7 +43,8 @@ PAST_GATE_TASKS = (
     "backup.backup_tables",
     "backup.tag_amplify",
 )
-TERMINAL = {"success", "failed", "skipped", "upstream_failed", "removed"}
+# Task states after which a task instance does nothing more (until it is cleared).
+TERMINAL = frozenset({"success", "failed", "skipped", "upstream_failed", "removed"})
 
 
 class ReleaseNotLive(RuntimeError):

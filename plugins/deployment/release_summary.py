@@ -22,6 +22,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from deployment.deployment_metrics import parse_time
+from deployment.guards import RELEASE_DAG_ID, ROLLBACK_DAG_ID
 
 if TYPE_CHECKING:
     from deployment.ledger import Ledger
@@ -31,8 +32,6 @@ log = logging.getLogger(__name__)
 SCHEMA = 1
 FOLDER = "summaries"  # under the artifacts prefix
 MANUAL_ROLLBACKS = "manual-rollbacks"  # the record folder of rollback_production's runs
-RELEASE_DAG = "deploy_production"
-ROLLBACK_DAG = "rollback_production"
 # The sections a summary is built from: nothing else is read.
 SECTIONS = (
     "conf",
@@ -139,7 +138,7 @@ def link_data(sections: Sections, manual_rollback: bool, run: str) -> dict[str, 
     job = _section(sections, "frontend").get("amplify_job") or {}
     github = _section(sections, "notifications.github_release")
     return {
-        "dag_id": outcome.get("dag_id") or (ROLLBACK_DAG if manual_rollback else RELEASE_DAG),
+        "dag_id": outcome.get("dag_id") or (ROLLBACK_DAG_ID if manual_rollback else RELEASE_DAG_ID),
         "run_id": outcome.get("run_id") or conf.get("run_id") or run,
         "stack_id": (_section(sections, "backup").get("stack") or {}).get("stack_id")
         or _section(sections, "backup-stack").get("stack_id"),

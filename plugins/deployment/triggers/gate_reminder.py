@@ -23,9 +23,9 @@ from typing import Any
 from airflow.providers.standard.triggers.temporal import DateTimeTrigger
 from airflow.triggers.base import TriggerEvent
 
-log = logging.getLogger(__name__)
+from deployment.guards import TERMINAL
 
-FINISHED = frozenset({"success", "failed", "upstream_failed", "skipped", "removed"})
+log = logging.getLogger(__name__)
 
 
 class GateReminderTrigger(DateTimeTrigger):
@@ -77,7 +77,7 @@ class GateReminderTrigger(DateTimeTrigger):
             except Exception as err:  # the API server away: keep to the clock, look again later
                 log.warning("could not read the approval tasks' states: %s", err)
             else:
-                if self.task_ids and all(states.get(t) in FINISHED for t in self.task_ids):
+                if self.task_ids and all(states.get(t) in TERMINAL for t in self.task_ids):
                     yield TriggerEvent({"decided": True, "states": states})
                     return
             remaining = (self.moment - timezone.utcnow()).total_seconds()
