@@ -133,11 +133,15 @@ class Stack:
 
 
 def airflow_env(stack: Stack, base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment every component of ``stack`` runs with, over ``base`` (default: os.environ)."""
+    """The environment every component of ``stack`` runs with, over ``base`` (default: os.environ).
+
+    ``PYTHONDONTWRITEBYTECODE`` is not passed on: every task process imports the DAG file and our
+    plugins, and without their bytecode caches each one compiles them from source again (about
+    a third of a task's start-up on the 2-core machine)."""
     env = {
         k: v
         for k, v in (os.environ if base is None else base).items()
-        if not k.startswith(("AIRFLOW__", "AIRFLOW_CONN_"))
+        if not k.startswith(("AIRFLOW__", "AIRFLOW_CONN_")) and k != "PYTHONDONTWRITEBYTECODE"
     }
     env.update(airflow_settings(stack))
     env.update(stack.connections)

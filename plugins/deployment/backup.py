@@ -72,7 +72,9 @@ def backup_stack(cfg: DeploymentConfig, ledger: Ledger) -> dict[str, Any]:
 def _dynamodb(cfg: DeploymentConfig) -> Any:
     from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 
-    return AwsBaseHook(aws_conn_id=cfg.connections.aws, region_name=cfg.region, client_type="dynamodb").conn
+    from deployment.hooks.aws import hook_for
+
+    return hook_for(cfg, AwsBaseHook, client_type="dynamodb").conn
 
 
 def _find_backup(ddb: Any, table: str, name: str) -> str | None:
@@ -158,9 +160,9 @@ def environments_key(cfg: DeploymentConfig, version: str, run_id: str) -> str:
 
 
 def _s3(cfg: DeploymentConfig) -> Any:
-    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+    from deployment.artifacts import s3_client
 
-    return S3Hook(aws_conn_id=cfg.connections.aws, region_name=cfg.region).conn
+    return s3_client(cfg)
 
 
 def store_environments(

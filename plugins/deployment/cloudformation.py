@@ -35,7 +35,9 @@ class CloudFormationError(RuntimeError):
 def client(cfg: DeploymentConfig) -> Any:
     from airflow.providers.amazon.aws.hooks.cloud_formation import CloudFormationHook
 
-    return CloudFormationHook(aws_conn_id=cfg.connections.aws, region_name=cfg.region).conn
+    from deployment.hooks.aws import hook_for
+
+    return hook_for(cfg, CloudFormationHook).conn
 
 
 def _error_text(err: ClientError) -> str:

@@ -40,13 +40,10 @@ class Ledger:
         self.version = version
         self.run_id = run_id
         self.prefix = f"{config.artifacts.prefix.strip('/')}/{version}/{run_key(run_id)}"
-        self._hook: S3Hook | None = None
 
     @property
     def hook(self) -> S3Hook:
-        if self._hook is None:
-            self._hook = S3Hook(aws_conn_id=self.config.connections.aws, region_name=self.config.region)
-        return self._hook
+        return _s3_hook(self.config)
 
     @property
     def bucket(self) -> str:
@@ -70,10 +67,8 @@ class Ledger:
         return self.uri(name, suffix)
 
     def read(self, section: str, default: Any = None) -> Any:
-        key = self.key(section)
-        if not self.hook.check_for_key(key, bucket_name=self.bucket):
-            return default
-        return json.loads(self.hook.read_key(key, bucket_name=self.bucket))
+        text = _get(self.hook, self.bucket, self.key(section))
+        return default if text is None else json.loads(text)
 
     def read_text(self, name: str, suffix: str) -> str:
         return self.hook.read_key(self.key(name, suffix), bucket_name=self.bucket)
@@ -88,9 +83,24 @@ class Ledger:
         }
 
 
+def _s3_hook(config: DeploymentConfig) -> S3Hook:
+    from deployment.hooks.aws import hook_for
+
+    return hook_for(config, S3Hook)
+
+
+def _get(hook: S3Hook, bucket: str, key: str) -> str | None:
+    """The object's text, or None when there is none: one GetObject (a missing section is common)."""
+    client = hook.conn
+    try:
+        return client.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
+    except client.exceptions.NoSuchKey:
+        return None
+
+
 def find_releases(config: DeploymentConfig, outcome: str | None = None) -> list[dict[str, Any]]:
     """The ``outcome`` sections of every recorded run, newest first, optionally filtered."""
-    hook = S3Hook(aws_conn_id=config.connections.aws, region_name=config.region)
+    hook = _s3_hook(config)
     prefix = f"{config.artifacts.prefix.strip('/')}/"
     keys = hook.list_keys(bucket_name=config.artifacts.bucket, prefix=prefix) or []
     outcomes = [
@@ -105,7 +115,7 @@ def find_releases(config: DeploymentConfig, outcome: str | None = None) -> list[
 
 def find_run(config: DeploymentConfig, run_id: str) -> Ledger | None:
     """The record of the release run ``run_id`` (found by its ``conf`` section), when there is one."""
-    hook = S3Hook(aws_conn_id=config.connections.aws, region_name=config.region)
+    hook = _s3_hook(config)
     prefix = f"{config.artifacts.prefix.strip('/')}/"
     suffix = f"/{run_key(run_id)}/conf.json"
     for key in hook.list_keys(bucket_name=config.artifacts.bucket, prefix=prefix) or []:

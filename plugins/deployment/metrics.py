@@ -70,9 +70,9 @@ class MetricQuery:
 
 
 def cloudwatch_client(aws_conn_id: str, region_name: str) -> Any:
-    from deployment.hooks.aws import CloudWatchHook
+    from deployment.hooks.aws import CloudWatchHook, aws_hook
 
-    return CloudWatchHook(aws_conn_id=aws_conn_id, region_name=region_name).conn
+    return aws_hook(CloudWatchHook, aws_conn_id, region_name).conn
 
 
 def _metric_data_queries(

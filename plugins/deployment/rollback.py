@@ -114,10 +114,12 @@ def dynamodb_backups(backup: dict[str, Any]) -> list[dict[str, Any]]:
 def _s3_read(cfg: DeploymentConfig, uri: str) -> str:
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
+    from deployment.hooks.aws import hook_for
+
     if not uri.startswith("s3://"):
         raise RollbackError(f"backup location {uri!r} is not an s3:// URI")
-    bucket, _, key = uri.removeprefix("s3://").partition("/")
-    return S3Hook(aws_conn_id=cfg.connections.aws, region_name=cfg.region).read_key(key, bucket_name=bucket)
+    bucket, key = S3Hook.parse_s3_url(uri)
+    return hook_for(cfg, S3Hook).read_key(key, bucket_name=bucket)
 
 
 def _parameters(value: Any) -> dict[str, str]:
@@ -696,7 +698,9 @@ def find_backups(cfg: DeploymentConfig) -> list[dict[str, Any]]:
     """Every recorded ``backup`` section, newest first."""
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
-    hook = S3Hook(aws_conn_id=cfg.connections.aws, region_name=cfg.region)
+    from deployment.hooks.aws import hook_for
+
+    hook = hook_for(cfg, S3Hook)
     bucket = cfg.artifacts.bucket
     keys = hook.list_keys(bucket_name=bucket, prefix=f"{cfg.artifacts.prefix.strip('/')}/") or []
     backups = [json.loads(hook.read_key(k, bucket_name=bucket)) for k in keys if k.endswith("/backup.json")]

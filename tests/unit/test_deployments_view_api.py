@@ -294,11 +294,11 @@ def test_the_plugin_manager_executes_only_the_plugin_file():
 
     plugins = Path(__file__).resolve().parents[2] / "plugins"
     found = [
-        Path(p).name
+        Path(p).relative_to(plugins).as_posix()
         for p in find_path_from_directory(str(plugins), ".airflowignore", "glob")
-        if "deployments_view" in p and p.endswith(".py")
+        if p.endswith(".py")
     ]
-    assert found == ["plugin.py"]
+    assert found == ["deployments_view/plugin.py"], "deployment/ is a package the DAGs import, not plugins"
     from deployments_view.plugin import DeploymentsViewPlugin
 
     view = DeploymentsViewPlugin.external_views[0]

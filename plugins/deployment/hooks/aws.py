@@ -7,6 +7,8 @@ Airflow connection (the sandbox sets ``endpoint_url``; production does not).
 
 from __future__ import annotations
 
+import os
+import time
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
@@ -54,6 +56,30 @@ class CloudWatchHook(AwsBaseHook):
         super().__init__(*args, **kwargs)
 
 
+# Hooks built in this process: key → (built at, hook). See ``aws_hook``.
+_HOOKS: dict[tuple[Any, ...], tuple[float, AwsBaseHook]] = {}
+HOOK_LIFETIME_SECONDS = 300.0
+
+
+def aws_hook(hook_class: type[AwsBaseHook], aws_conn_id: str, region_name: str, **kwargs: Any) -> AwsBaseHook:
+    """This process's hook of ``hook_class`` on ``aws_conn_id`` in ``region_name``, built once.
+
+    Every hook builds its own boto3 session and client on first use: it fetches the connection
+    (through the Execution API in a task), botocore parses the service's model, and the
+    provider's user-agent field walks the call stack with ``inspect.stack()``. That was about a
+    third of a task process's CPU, most of it in the deployment record's reads and writes.
+    A hook is kept for ``HOOK_LIFETIME_SECONDS`` at most, so a long-lived process picks up an
+    edited connection; a connection given in the environment is part of the key.
+    """
+    key = (hook_class, aws_conn_id, region_name, os.environ.get(f"AIRFLOW_CONN_{aws_conn_id.upper()}"))
+    key += tuple(sorted(kwargs.items()))
+    now = time.monotonic()
+    found = _HOOKS.get(key)
+    if found is None or now - found[0] > HOOK_LIFETIME_SECONDS:
+        found = _HOOKS[key] = (now, hook_class(aws_conn_id=aws_conn_id, region_name=region_name, **kwargs))
+    return found[1]
+
+
 def hook_for(config: DeploymentConfig, hook_class: type[AwsBaseHook], **kwargs: Any) -> AwsBaseHook:
-    """A hook of ``hook_class`` on the configured AWS connection and region."""
-    return hook_class(aws_conn_id=config.connections.aws, region_name=config.region, **kwargs)
+    """This process's hook of ``hook_class`` on the configured AWS connection and region."""
+    return aws_hook(hook_class, config.connections.aws, config.region, **kwargs)

@@ -45,7 +45,7 @@ class AmplifyReleaseOperator(BaseOperator):
 
     def execute(self, context: Any) -> dict[str, Any] | None:
         from deployment.amplify import FAILED, SUCCEEDED, start_release
-        from deployment.hooks.aws import AmplifyHook
+        from deployment.hooks.aws import AmplifyHook, aws_hook
         from deployment.operators._common import release, update_section
         from deployment.triggers.amplify import AmplifyJobTrigger
 
@@ -59,7 +59,7 @@ class AmplifyReleaseOperator(BaseOperator):
             raise AmplifyBuildError(
                 f"no target colour in {rel.ledger.uri(SECTION)}: prepare_idle_branch has not run"
             )
-        hook = AmplifyHook(aws_conn_id=conn_id, region_name=region)
+        hook = aws_hook(AmplifyHook, conn_id, region)
         commit_sha = rel.params["commit_sha"]
         job = start_release(cfg, target, rel.version, rel.run_key, commit_sha, amplify=hook.conn)
         AmplifyJobLink.persist(

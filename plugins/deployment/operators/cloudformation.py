@@ -86,6 +86,7 @@ class ExecuteChangeSetOperator(BaseOperator):
     def execute(self, context: Any) -> dict[str, Any] | None:
         from airflow.providers.amazon.aws.hooks.cloud_formation import CloudFormationHook
 
+        from deployment.hooks.aws import aws_hook
         from deployment.ledger import now_iso
         from deployment.operators._common import release, update_section
         from deployment.triggers.cloudformation import StackUpdateTrigger
@@ -94,7 +95,7 @@ class ExecuteChangeSetOperator(BaseOperator):
         cfg = rel.cfg
         stack_name, conn_id, region, poll = self._settings(cfg)
         change_set = change_set_to_execute(rel.ledger.read("validation"), rel.ledger.uri("validation"))
-        hook = CloudFormationHook(aws_conn_id=conn_id, region_name=region)
+        hook = aws_hook(CloudFormationHook, conn_id, region)
         cfn = hook.conn
         stack = cfn.describe_stacks(StackName=stack_name)["Stacks"][0]
         CloudFormationStackLink.persist(
