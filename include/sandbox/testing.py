@@ -13,28 +13,17 @@ reseeds a sandbox whose AWS state something else in the process reset.
 from __future__ import annotations
 
 import contextlib
-import random
-import socket
 from collections.abc import Iterator
 from typing import Any
 
 from deployment.config import load_config
-from sandbox.launcher import HOST, PORT_OFFSETS, Sandbox
+from sandbox.launcher import PORT_OFFSETS, Sandbox
+from sandbox.ports import free_run
 
 
-def free_base_port(attempts: int = 50) -> int:
-    """A base port B such that B..B+7 are all free on loopback right now."""
-    for _ in range(attempts):
-        base = random.randrange(20000, 60000)
-        with contextlib.ExitStack() as stack:
-            try:
-                for offset in PORT_OFFSETS.values():
-                    sock = stack.enter_context(socket.socket())
-                    sock.bind((HOST, base + offset))
-            except OSError:
-                continue
-            return base
-    raise RuntimeError(f"no run of {len(PORT_OFFSETS)} free loopback ports found in {attempts} attempts")
+def free_base_port() -> int:
+    """A base port B such that the sandbox's ports (B + its offsets) are all free on loopback now."""
+    return free_run(max(PORT_OFFSETS.values()) + 1)
 
 
 @contextlib.contextmanager
