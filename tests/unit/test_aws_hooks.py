@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
 from deployment.hooks import aws
@@ -34,3 +35,20 @@ def test_a_hook_is_built_again_after_its_lifetime(monkeypatch):
     assert aws_hook(S3Hook, "aws_default", "us-east-1") is first
     now[0] += 2
     assert aws_hook(S3Hook, "aws_default", "us-east-1") is not first
+
+
+def test_the_user_agent_names_the_task_s_operator_without_walking_the_stack(monkeypatch):
+    import inspect
+
+    import airflow.sdk
+
+    class DeployOperator:
+        pass
+
+    monkeypatch.setattr(aws, "_HOOKS", {})
+    monkeypatch.setattr(inspect, "stack", lambda *a, **k: pytest.fail("the call stack was walked"))
+    hook = aws_hook(S3Hook, "aws_default", "us-east-1")
+    assert isinstance(hook, S3Hook) and type(hook).__name__ == "S3Hook"
+    assert hook._get_caller() == "Unknown", "outside a task"
+    monkeypatch.setattr(airflow.sdk, "get_current_context", lambda: {"task": DeployOperator()})
+    assert "Caller/DeployOperator" in hook._get_config().user_agent_extra
