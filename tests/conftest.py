@@ -29,7 +29,7 @@ LONGEST_FIRST = {
     "test_a_second_failure_after_a_rerun_rolls_the_stack_back_too": 309,
     "test_degraded_stable_ignored_alarm_lag_and_a_cloudwatch_blip": 295,
     "test_failed_release_is_rolled_back_then_cleared_and_completed": 259,
-    "test_manual_rollback_after_a_release_puts_the_previous_version_back": 218,
+    "test_a_release_then_a_manual_rollback_puts_the_previous_version_back": 250,
     "test_kills_during_a_release_that_completes": 216,
     "test_worker_killed_mid_traffic_shift_is_retried": 171,
     "test_slack_down_during_notify": 144,

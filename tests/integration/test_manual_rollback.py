@@ -1,4 +1,8 @@
-"""rollback_production, triggered over REST: back to v1.0.0 after a release of v1.1.0, and its guard."""
+"""rollback_production, triggered over REST: back to v1.0.0 after a release of v1.1.0, and its guard.
+
+The release before the rollback is also the tier's successful release on LocalExecutor: approved
+by two users, announced as it should be, with no secret in any log, XCom or record object.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,14 @@ import pytest
 from _artifacts import assert_released_the_build
 from _e2e import RC_COMMITS
 from _matrix import NEW, OLD, Release
+from _notices import (
+    Recorded,
+    assert_no_secret_leaked,
+    assert_release_notices,
+    record_objects,
+    run_artifacts,
+    secret_values,
+)
 
 from airflow_stack.client import AirflowClient
 from airflow_stack.env import passwords
@@ -30,11 +42,24 @@ def trigger_rollback(user: AirflowClient, name: str) -> tuple[AirflowClient, str
     return client, run_id
 
 
-def test_manual_rollback_after_a_release_puts_the_previous_version_back(local, world, seeded):
+def test_a_release_then_a_manual_rollback_puts_the_previous_version_back(
+    local, world, seeded, sandbox, stack_config
+):
+    recorded = Recorded(sandbox)
     release = Release.trigger(local, world, "released")
-    release.approve()
+    approvers = release.approve()
+    assert len(set(approvers)) == 2 and "dave" not in approvers
     release.wait("success")
+    states = release.states()
+    assert states["record_release"] == "success"
+    assert all(state == "skipped" for task, state in states.items() if task.startswith("rollback."))
     assert_released_the_build(release, RC_COMMITS[NEW])  # issue 15, on this test's release
+    record = record_objects(sandbox, str(stack_config.path), NEW, release.run_id)
+    notes = next(text for key, text in record.items() if key.endswith("/release_notes.md"))
+    assert_release_notices(recorded, approvers=approvers, notes=notes)
+    assert_no_secret_leaked(
+        secret_values(sandbox.connections()), {**run_artifacts(release.ci, release.run_id), **record}
+    )
     released = world.snapshot()
     assert released["weights"] == {"blue": 0, "green": 100}
     assert released["stack"]["parameters"][world.cfg.stack.version_parameter] == NEW
