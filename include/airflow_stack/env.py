@@ -206,6 +206,15 @@ def airflow_settings(stack: Stack) -> dict[str, str]:
             # Supervisors heartbeat every second ([workers] min_heartbeat_interval, below).
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "20",
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
+            # A scheduler that dies leaves the task instances it ran "running", and its successor only
+            # watches the heartbeats of its own: it resets them when it looks for orphans (default
+            # every 300 s) and the dead scheduler's last heartbeat is older than the health-check
+            # threshold (default 30 s). A scheduler killed during the rollback's verify stalled the
+            # rollback for five minutes (the kill matrix, row 8).
+            "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": "10",
+            "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_THRESHOLD": "20",
+            # A dead triggerer's triggers move to a live one once its last heartbeat is this old (default 30).
+            "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "15",
             # How often deferral and human-in-the-loop response deadlines are checked (default 15 s).
             "AIRFLOW__SCHEDULER__TRIGGER_TIMEOUT_CHECK_INTERVAL": "5",
             # A task supervisor notices its process's exit only at its next wake-up, up to this

@@ -75,7 +75,7 @@ def test_a_latency_only_regression_fails_the_10_percent_step(local, world, seede
 
 def test_degraded_stable_ignored_alarm_lag_and_a_cloudwatch_blip(local, world, seeded, sandbox, stack_config):
     ignored, other = (f"{world.cfg.alarms.prefix}{name}" for name in ("5xx-errors", "latency"))
-    sandbox.inject("error_rate", colour="blue", percent=5)
+    degraded = sandbox.inject("error_rate", colour="blue", percent=5)
     world.set_alarm("5xx-errors", "ALARM", "blue answers 5 % errors")
     # bob (in emergency_users) triggers: he cannot approve his own run, so two others must be able to.
     approvers = [{"id": u, "name": u.title()} for u in ("alice", "bob", "carol", "dave", "admin")]
@@ -92,6 +92,11 @@ def test_degraded_stable_ignored_alarm_lag_and_a_cloudwatch_blip(local, world, s
         release.wait_task(STEP_10, {"success"})
         release.wait_task(STEP_50, {"deferred"}, poll=0.2)
         world.set_alarm("latency", "ALARM", "a new alarm during the 50 % step")
+        release.wait_task(STEP_50, {"failed"})
+        # Both end once traffic is back on blue: the rollback's verification (which retries for
+        # minutes while production is unhealthy) passes at once, and this test is about the steps.
+        world.set_alarm("latency", "OK", "back on blue")
+        sandbox.remove_fault(degraded)
         release.wait("failed")
 
     throttled = [r for r in world.aws_requests(blip_started, "monitoring") if r["status"] == 400]
