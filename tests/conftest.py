@@ -21,18 +21,20 @@ os.environ.setdefault("DEPLOYMENT_CONFIG", "sandbox")
 pytest_plugins = ["_stack_fixtures"]
 
 
-# Seconds each of the real-engine tier's longest tests took in the full run of stop 19 (2 cores,
-# nothing else running), to start them first: pytest-xdist hands tests out in collection order,
-# so a long test collected last leaves one worker running alone at the end.
+# Seconds each of the real-engine tier's longest tests took (stop 20's full run, 2 cores, nothing else
+# running; the first two and the manual rollback measured after that run's fixes), to start them first:
+# pytest-xdist hands tests out in collection order, so a long test collected last leaves one worker
+# running alone at the end.
 LONGEST_FIRST = {
-    "test_kills_during_a_rollback_then_a_monitoring_only_rerun_is_refused": 559,
-    "test_a_second_failure_after_a_rerun_rolls_the_stack_back_too": 309,
-    "test_degraded_stable_ignored_alarm_lag_and_a_cloudwatch_blip": 295,
-    "test_failed_release_is_rolled_back_then_cleared_and_completed": 259,
-    "test_a_release_then_a_manual_rollback_puts_the_previous_version_back": 250,
-    "test_kills_during_a_release_that_completes": 216,
-    "test_worker_killed_mid_traffic_shift_is_retried": 171,
-    "test_slack_down_during_notify": 144,
+    "test_kills_during_a_rollback_then_a_monitoring_only_rerun_is_refused": 260,
+    "test_a_release_then_a_manual_rollback_puts_the_previous_version_back": 150,
+    "test_failed_release_is_rolled_back_then_cleared_and_completed": 148,
+    "test_kills_during_a_release_that_completes": 144,
+    "test_a_second_failure_after_a_rerun_rolls_the_stack_back_too": 129,
+    "test_worker_killed_mid_traffic_shift_is_retried": 121,
+    "test_degraded_stable_ignored_alarm_lag_and_a_cloudwatch_blip": 120,
+    "test_breach_during_monitoring": 95,
+    "test_slack_down_during_notify": 89,
 }
 
 
