@@ -159,12 +159,6 @@ def environments_key(cfg: DeploymentConfig, version: str, run_id: str) -> str:
     return f"{ENVIRONMENTS_PREFIX}/{version}/{run_key(run_id)}.json"
 
 
-def _s3(cfg: DeploymentConfig) -> Any:
-    from deployment.artifacts import s3_client
-
-    return s3_client(cfg)
-
-
 def store_environments(
     cfg: DeploymentConfig, version: str, run_id: str, environments: dict[str, dict[str, str]]
 ) -> tuple[dict[str, Any], dict[str, dict[str, str]], str]:
@@ -177,7 +171,9 @@ def store_environments(
     """
     import secrets
 
-    s3 = _s3(cfg)
+    from deployment.artifacts import s3_client
+
+    s3 = s3_client(cfg)
     bucket, key = cfg.artifacts.bucket, environments_key(cfg, version, run_id)
     try:
         found = s3.get_object(Bucket=bucket, Key=key)

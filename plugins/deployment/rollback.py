@@ -88,9 +88,9 @@ def backup_branch_environment(
     if not isinstance(hashes, dict) or not where.get("key"):
         return None, f"the backup holds no variable hashes or values object for the {colour} branch"
     from deployment.amplify import variable_hashes
-    from deployment.backup import _s3
+    from deployment.artifacts import s3_client
 
-    s3 = _s3(cfg)
+    s3 = s3_client(cfg)
     version = {"VersionId": where["version_id"]} if where.get("version_id") else {}
     try:
         body = json.loads(s3.get_object(Bucket=where["bucket"], Key=where["key"], **version)["Body"].read())
