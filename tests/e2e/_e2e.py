@@ -49,12 +49,35 @@ def clients(stack: Stack) -> dict[str, AirflowClient]:
 def fresh_world(admin: AirflowClient, sandbox: SandboxProcess) -> None:
     """No active run left by an earlier test (max_active_runs=1 would queue ours), sandbox reseeded:
     its viewers routed by the configured router (the front door by default), all on blue."""
-    for run in admin.runs(states=("queued", "running")):
-        admin.request("PATCH", f"/dags/{admin.dag_id}/dagRuns/{run['dag_run_id']}", json={"state": "failed"})
+    stopped = [run["dag_run_id"] for run in admin.runs(states=("queued", "running"))]
+    for run_id in stopped:
+        admin.request("PATCH", f"/dags/{admin.dag_id}/dagRuns/{run_id}", json={"state": "failed"})
+    if stopped:
+        _let_stopped_tasks_end(admin, stopped)
     sandbox.reseed()
     traffic = sandbox.control("GET", "/traffic")
     assert traffic["router"] == traffic["configured"], traffic
     assert traffic["weights"] == {"blue": 100, "green": 0}, traffic
+
+
+# After its run is marked failed, a task still running is killed at its supervisor's next heartbeat
+# and a deferred one's trigger is cancelled on the triggerer's next loop (its on_kill may restore
+# traffic and write the record): seconds in which either can still write to the sandbox.
+STOPPED_TASKS_SETTLE_SECONDS = 3
+
+
+def _let_stopped_tasks_end(admin: AirflowClient, run_ids: list[str], timeout: float = 60) -> None:
+    """Wait until no task of ``run_ids`` runs, then a little longer, so that nothing an earlier test's
+    release was doing lands in the sandbox after it is reseeded for the next test."""
+    deadline = time.monotonic() + timeout
+    while any(
+        state in ("running", "deferred", "queued", "restarting")
+        for run_id in run_ids
+        for state in admin.task_states(run_id).values()
+    ):
+        assert time.monotonic() < deadline, f"tasks of {run_ids} still run {timeout} s after"
+        time.sleep(0.5)
+    time.sleep(STOPPED_TASKS_SETTLE_SECONDS)
 
 
 def approve(users: dict[str, AirflowClient], run_id: str, *, timeout: float = 180) -> list[str]:

@@ -3,10 +3,10 @@
 Logs into the Airflow UI (SimpleAuthManager's form), opens the Deployments entry of the
 navigation (the plugin's external view, an iframe on ``/deployments-view/``), and checks
 that the releases table, one release's phase timeline and its traffic-step charts show
-the sandbox's data. No release is run for it: the records in the sandbox's artifacts
-bucket are those this session's releases left (when the last test before it did not
-reseed), plus the records captured from real sandbox releases
-(``tests/unit/deployments_view_records``), put there when missing. Screenshots go to
+the sandbox's data. No release is run for it: the sandbox is reseeded with no run active (an
+active run left by an earlier test would add records while the page loads), and its artifacts
+bucket then holds the records captured from real sandbox releases
+(``tests/unit/deployments_view_records``). Screenshots go to
 ``$DEPLOYMENTS_VIEW_SCREENSHOTS`` (default: the test's temporary directory).
 """
 
@@ -37,9 +37,10 @@ RECORDS = Path(__file__).resolve().parents[1] / "unit" / "deployments_view_recor
 CREDENTIALS = {"aws_access_key_id": "sandbox", "aws_secret_access_key": "sandbox"}
 
 
-@pytest.fixture(scope="module")
-def bucket(sandbox, stack_config):
-    """The sandbox's artifacts bucket with the captured records in it; the run ids it holds."""
+@pytest.fixture
+def bucket(local, sandbox, stack_config):
+    """The sandbox's artifacts bucket, reseeded with no run active, with the captured records in it;
+    the run ids it holds."""
     import boto3
 
     from deployment.config import load_config
