@@ -67,3 +67,15 @@ def test_no_connections_or_variables_at_parse_time(path):
     source = path.read_text()
     for forbidden in ("BaseHook.get_connection", "Variable.get", "get_connection(", "boto3"):
         assert forbidden not in source, f"{path.name} uses {forbidden} at parse time"
+
+
+def test_every_task_result_is_one_xcom(dagbag):
+    """A mapping result is not unrolled into an XCom per key: each is an Execution API call, and no
+    phase reads one (they hand data over through the deployment record)."""
+    unrolled = [
+        f"{dag.dag_id}.{t.task_id}"
+        for dag in dagbag.dags.values()
+        for t in dag.tasks
+        if getattr(t, "multiple_outputs", False)
+    ]
+    assert unrolled == []

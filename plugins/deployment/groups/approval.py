@@ -22,10 +22,11 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.standard.sensors.date_time import DateTimeSensorAsync
-from airflow.sdk import TaskGroup, TriggerRule, chain, get_current_context, task
+from airflow.sdk import TaskGroup, TriggerRule, chain, get_current_context
 from airflow.sdk.bases.notifier import BaseNotifier
 
 from deployment.approval import ApprovalReminderOperator, ReleaseApprovalOperator
+from deployment.tasks import task
 
 if TYPE_CHECKING:
     from deployment.config import DeploymentConfig

@@ -18,7 +18,9 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import TaskGroup, get_current_context, task
+from airflow.sdk import TaskGroup, get_current_context
+
+from deployment.tasks import task
 
 if TYPE_CHECKING:
     from deployment.config import DeploymentConfig

@@ -16,7 +16,9 @@ import logging
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import TaskGroup, TriggerRule, get_current_context, task
+from airflow.sdk import TaskGroup, TriggerRule, get_current_context
+
+from deployment.tasks import task
 
 if TYPE_CHECKING:
     from deployment.config import DeploymentConfig

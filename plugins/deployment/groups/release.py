@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow.sdk import get_current_context, task
+from airflow.sdk import get_current_context
+
+from deployment.tasks import task
 
 
 def release_info(params: dict[str, Any], run_id: str) -> dict[str, Any]:

@@ -17,9 +17,10 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import TaskGroup, TriggerRule, get_current_context, task
+from airflow.sdk import TaskGroup, TriggerRule, get_current_context
 
 from deployment.guards import OUTCOME_TASK_ID
+from deployment.tasks import task
 
 if TYPE_CHECKING:
     from deployment.config import DeploymentConfig

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import TaskGroup, TriggerRule, get_current_context, task
+from airflow.sdk import TaskGroup, TriggerRule, get_current_context
 
 from deployment.operators._common import current_release
+from deployment.tasks import task
 
 if TYPE_CHECKING:
     from deployment.config import DeploymentConfig
