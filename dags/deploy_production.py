@@ -24,7 +24,7 @@ from deployment.groups.infrastructure import deploy_infrastructure_group
 from deployment.groups.monitoring import monitoring_group
 from deployment.groups.notify import announce_emergency, announce_failure, notify_group
 from deployment.groups.release import record_release
-from deployment.groups.rollback import finalize_task, no_concurrent_run, rollback_group
+from deployment.groups.rollback import finalize_task, rollback_group
 from deployment.groups.smoke import smoke_tests_group
 from deployment.groups.validation import pre_deployment_validation_group
 from deployment.run_contract import release_params
@@ -44,7 +44,6 @@ CONFIG = load_config()
 )
 def deploy_production():
     release = record_release()
-    no_concurrent_run("rollback_production") >> release
     emergency = announce_emergency()
     release >> emergency
 

@@ -14,7 +14,6 @@ from deployment.docs import dag_doc
 from deployment.groups.rollback import (
     manual_outcome_task,
     manual_plan_task,
-    no_concurrent_run,
     rollback_steps,
 )
 from deployment.run_contract import MIN_REASON_LENGTH, VERSION_PATTERN
@@ -52,7 +51,6 @@ CONFIG = load_config()
 )
 def rollback_production():
     plan = manual_plan_task()
-    no_concurrent_run("deploy_production", past_gate_only=True) >> plan
     rollback_steps(plan) >> manual_outcome_task()
 
 

@@ -37,7 +37,6 @@ from airflow_stack.supervisor import StackError  # noqa: E402
 
 TRIGGER_SCRIPT = ROOT / "scripts" / "trigger_release.py"
 PHASES = (
-    "no_running_rollback_production",
     "record_release",
     "announce_emergency",
     "pre_deployment_validation",

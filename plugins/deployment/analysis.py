@@ -69,6 +69,17 @@ def _detail(outcome: Outcome, breaches: tuple[Breach, ...], notes: tuple[str, ..
     return "; ".join(notes) or outcome
 
 
+def _verdict_dict(verdict: Verdict | CanaryVerdict, **fields: Any) -> dict[str, Any]:
+    """What every verdict records (outcome, detail, sample, breaches), then its own ``fields``."""
+    return {
+        "outcome": verdict.outcome,
+        "detail": verdict.detail,
+        "sample": verdict.sample.to_dict(),
+        "breaches": [asdict(b) for b in verdict.breaches],
+        **fields,
+    }
+
+
 @dataclass(frozen=True)
 class Verdict:
     outcome: Outcome
@@ -83,15 +94,12 @@ class Verdict:
         return _detail(self.outcome, self.breaches, self.notes)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "outcome": self.outcome,
-            "detail": self.detail,
-            "sample": self.sample.to_dict(),
-            "breaches": [asdict(b) for b in self.breaches],
-            "error_rate_percent": self.error_rate_percent,
-            "request_rate_ratio": self.request_rate_ratio,
-            "notes": list(self.notes),
-        }
+        return _verdict_dict(
+            self,
+            error_rate_percent=self.error_rate_percent,
+            request_rate_ratio=self.request_rate_ratio,
+            notes=list(self.notes),
+        )
 
 
 def request_rate(sample: Sample, thresholds: Thresholds) -> float | None:
@@ -327,16 +335,13 @@ class CanaryVerdict:
         return _detail(self.outcome, self.breaches, self.reasons)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "outcome": self.outcome,
-            "detail": self.detail,
-            "sample": self.sample.to_dict(),
-            "breaches": [asdict(b) for b in self.breaches],
-            "reasons": list(self.reasons),
-            "error_rate_percent": self.sample.canary.error_rate_percent,
-            "stable_error_rate_percent": self.sample.stable.error_rate_percent,
-            "request_rate_ratio": self.request_rate_ratio,
-        }
+        return _verdict_dict(
+            self,
+            reasons=list(self.reasons),
+            error_rate_percent=self.sample.canary.error_rate_percent,
+            stable_error_rate_percent=self.sample.stable.error_rate_percent,
+            request_rate_ratio=self.request_rate_ratio,
+        )
 
 
 def split_alarms(

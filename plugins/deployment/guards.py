@@ -1,19 +1,20 @@
 """Attempts and the release guard: nothing judges or announces a version that is not live.
 
 **Attempts.** Each pass through the changing phases (deploy infrastructure, deploy
-frontend, smoke tests, monitoring) is an attempt. ``open_attempt`` runs once per pass,
-right before the first change, and its id is the try number of that task: clearing
-``validate_infrastructure`` with its downstream tasks clears it too, so a rerun is a new
-attempt. The ``attempt`` section holds the current one, ``attempts`` every one so far.
-Before anything changes, ``open_attempt`` re-checks production against the backup and the
-approved plan: a release that waited days for approval while someone rolled production
-back does not deploy over a state nobody approved.
+frontend, smoke tests, monitoring) is an attempt. :func:`open_attempt` runs once per pass, as
+the last step of ``validate_infrastructure.verify_change_set`` right before the first change,
+and its id is the try number of that task: clearing ``validate_infrastructure`` with its
+downstream tasks clears it too, so a rerun is a new attempt. The ``attempt`` section holds the
+current one, ``attempts`` every one so far. Before anything changes, :func:`open_attempt`
+re-checks production against the backup and the approved plan: a release that waited days
+for approval while someone rolled production back does not deploy over a state nobody approved.
 
 **One actor at a time.** A release and a manual rollback never change production together:
-:func:`check_no_concurrent_run` is asked first by each run (``no_running_*``) and again by
-the release's ``verify_gate`` just before its first change, since a manual rollback may
-start while a release waits for approval. Each run is ``running`` (and ``verify_gate``
-itself running) before it asks, so of two that ask together at least one sees the other.
+:func:`refuse_concurrent_run` is the first step of each run's first task (``record_release``,
+the rollback's ``plan``) and of the release's ``verify_gate`` just before its first change,
+since a manual rollback may start while a release waits for approval. Each run is ``running``
+(and the asking task itself running) before it asks, so of two that ask together at least one
+sees the other.
 
 **The guard.** Smoke tests, monitoring, every notice and ``record_outcome`` call
 :func:`check_release_live` first: the release's colour holds 100 % of the traffic, the
@@ -83,6 +84,19 @@ def check_no_concurrent_run(ti: Any, other_dag_id: str, *, past_gate_only: bool 
             "production together. Wait for it to finish (or fail) and trigger again."
         )
     return running
+
+
+def refuse_concurrent_run(
+    ti: Any, other_dag_id: str, *, past_gate_only: bool = False, then: str = ""
+) -> None:
+    """:func:`check_no_concurrent_run` as a task's first step: a concurrent run fails the task at once,
+    with no retry, before it changes anything (``then`` tells what to do afterwards)."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    try:
+        check_no_concurrent_run(ti, other_dag_id, past_gate_only=past_gate_only)
+    except ConcurrentRun as err:
+        raise AirflowFailException(f"{err} {then}".rstrip()) from err
 
 
 # --------------------------------------------------------------------- attempts

@@ -70,7 +70,6 @@ def test_group_ids_and_tasks(dag):
         "backup.write_manifest",
         "validate_infrastructure.lint_template",
         "validate_infrastructure.verify_change_set",
-        "validate_infrastructure.open_attempt",
     }
 
 

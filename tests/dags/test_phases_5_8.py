@@ -32,19 +32,15 @@ def downstream(dag, task_id):
     return dag.get_task(task_id).downstream_task_ids
 
 
-def test_infrastructure_chain(dag):
-    assert downstream(dag, "deploy_infrastructure.check_alarms_baseline") == {
-        "deploy_infrastructure.execute_change_set"
-    }
-    assert downstream(dag, "deploy_infrastructure.execute_change_set") == {
-        "deploy_infrastructure.check_alarms_after"
-    }
+def test_infrastructure_is_one_alarm_guarded_task(dag):
+    group = [t.task_id for t in dag.tasks if t.task_id.startswith("deploy_infrastructure.")]
+    assert group == ["deploy_infrastructure.execute_change_set"]
     assert isinstance(dag.get_task("deploy_infrastructure.execute_change_set"), ExecuteChangeSetOperator)
 
 
 def test_frontend_has_one_task_per_traffic_step_in_order(dag):
     steps = [f"deploy_frontend.shift_traffic_{s.weight}" for s in CFG.traffic.steps]
-    chain = ["deploy_frontend.prepare_idle_branch", "deploy_frontend.start_amplify_job", *steps]
+    chain = ["deploy_frontend.start_amplify_job", *steps]
     for upstream, task_id in zip(chain, chain[1:], strict=False):
         assert task_id in downstream(dag, upstream)
     assert isinstance(dag.get_task("deploy_frontend.start_amplify_job"), AmplifyReleaseOperator)
@@ -60,8 +56,8 @@ def test_smoke_has_one_task_per_check_then_the_summary(dag):
 
 
 def test_groups_are_chained_and_monitoring_is_deferrable(dag):
-    assert downstream(dag, "deploy_infrastructure.check_alarms_after") == {
-        "deploy_frontend.prepare_idle_branch"
+    assert downstream(dag, "deploy_infrastructure.execute_change_set") == {
+        "deploy_frontend.start_amplify_job"
     }
     assert downstream(dag, "deploy_frontend.shift_traffic_100") == {
         f"smoke_tests.check_{c.name}" for c in CFG.smoke_tests.checks

@@ -161,19 +161,20 @@ def test_alarm_fires_after_the_infrastructure_deploy(local, world, seeded):
     release = Release.trigger(local, world, "alarm")
     release.approve()
     items = world.write_items()
-    release.wait_task("deploy_infrastructure.check_alarms_baseline", {"success"})
+    # Deferred: the baseline is taken and the stack is updating.
+    release.wait_task("deploy_infrastructure.execute_change_set", {"deferred"}, poll=0.1)
     world.set_alarm("latency", "ALARM", "p99 > 2 s since the deploy")
     # The alarm's cause is the new infrastructure: once the stack is back on v1.0.0 it clears, as
     # CloudWatch would clear it (the sandbox leaves an alarm set through its control API as set).
     # The rollback is verified only after that: its metric check counts firing alarms.
-    release.wait_task("deploy_infrastructure.check_alarms_after", {"failed"})
+    release.wait_task("deploy_infrastructure.execute_change_set", {"failed"})
     deadline = time.monotonic() + RELEASE_TIMEOUT
     while world.stack()["parameters"][world.cfg.stack.version_parameter] != OLD:
         assert time.monotonic() < deadline, "the rollback never restored the stack"
         time.sleep(0.2)
     world.set_alarm("latency", "OK", "p99 back under 1 s")
     release.wait("failed")
-    assert release.failed() == failed_with("deploy_infrastructure.check_alarms_after")
+    assert release.failed() == failed_with("deploy_infrastructure.execute_change_set")
     infrastructure = release.section("infrastructure")
     assert [a["name"] for a in infrastructure["new_alarms"]] == [f"{world.cfg.alarms.prefix}latency"]
     assert_rolled_back(release, seeded, items, traffic_moved=False, undone={"stack"})

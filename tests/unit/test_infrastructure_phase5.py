@@ -8,7 +8,7 @@ import json
 import pytest
 from airflow.sdk.exceptions import TaskDeferred
 
-from deployment.groups.infrastructure import AlarmsFiring, alarms_after, alarms_baseline
+from deployment.alarm_guard import AlarmsFiring, alarms_after, alarms_baseline
 from deployment.ledger import Ledger
 from deployment.operators.cloudformation import ChangeSetError, ExecuteChangeSetOperator
 from tests.unit import _fixtures_phases58 as fx
@@ -66,17 +66,7 @@ def test_an_alarm_raised_during_the_deploy_fails_the_phase(aws_server, ledger):
 
 def test_change_set_executed_once_and_recorded(aws_server, ledger):
     cfg, cfn = aws_server["cfg"], aws_server["cloudformation"]
-    cfn.create_stack(StackName=cfg.stack.name, TemplateBody=TEMPLATE, Parameters=params("v1.0.0"))
-    cfn.create_change_set(
-        StackName=cfg.stack.name,
-        ChangeSetName="release-v1-1-0-deploy-x",
-        TemplateBody=TEMPLATE,
-        Parameters=params(VERSION),
-        ChangeSetType="UPDATE",
-    )
-    ledger.write(
-        "validation", {"change_set": {"identical": True, "change_set": {"name": "release-v1-1-0-deploy-x"}}}
-    )
+    _stack_and_change_set(cfg, cfn, ledger)
     context = {"params": PARAMS, "run_id": RUN_ID, "ti": None}
     operator = ExecuteChangeSetOperator(task_id="execute_change_set", do_xcom_push=False)
     with pytest.raises(TaskDeferred) as deferred:
@@ -89,15 +79,50 @@ def test_change_set_executed_once_and_recorded(aws_server, ledger):
             return event.payload
 
     event = asyncio.run(run())
-    assert operator.execute_complete(context, event) == {"status": "UPDATE_COMPLETE"}
+    done = operator.execute_complete(context, event)
+    assert done["status"] == "UPDATE_COMPLETE" and done["new_alarms"] == []
+    assert ledger.read("infrastructure")["alarms_after_checked_at"]
     again = operator.execute(context)  # a rerun: nothing executed twice
-    assert again["skipped"] == f"the stack already runs {VERSION}"
+    assert again["skipped"] == f"the stack already runs {VERSION}" and again["new_alarms"] == []
     assert ledger.read("infrastructure")["changed"] is True
 
     # Rolled back since: the spent change set is not executed, and the error says how to redeploy.
     cfn.update_stack(StackName=cfg.stack.name, TemplateBody=TEMPLATE, Parameters=params("v1.0.0"))
     with pytest.raises(ChangeSetError, match="rolled back\\): clear validate_infrastructure"):
         operator.execute(context)
+
+
+def _stack_and_change_set(cfg, cfn, ledger):
+    cfn.create_stack(StackName=cfg.stack.name, TemplateBody=TEMPLATE, Parameters=params("v1.0.0"))
+    cfn.create_change_set(
+        StackName=cfg.stack.name,
+        ChangeSetName="release-v1-1-0-deploy-x",
+        TemplateBody=TEMPLATE,
+        Parameters=params(VERSION),
+        ChangeSetType="UPDATE",
+    )
+    ledger.write(
+        "validation", {"change_set": {"identical": True, "change_set": {"name": "release-v1-1-0-deploy-x"}}}
+    )
+
+
+def test_the_deploy_task_is_guarded_by_alarms_before_and_after(aws_server, ledger):
+    cfg, cfn = aws_server["cfg"], aws_server["cloudformation"]
+    _stack_and_change_set(cfg, cfn, ledger)
+    context = {"params": PARAMS, "run_id": RUN_ID, "ti": None}
+    operator = ExecuteChangeSetOperator(task_id="execute_change_set", do_xcom_push=False)
+    firing = set_alarm(aws_server["cloudwatch"], cfg, "5xx-errors", "ALARM")
+    with pytest.raises(AlarmsFiring, match=firing):
+        operator.execute(context)
+    assert "changed" not in ledger.read("infrastructure"), "nothing executed beside a firing alarm"
+
+    set_alarm(aws_server["cloudwatch"], cfg, "5xx-errors", "OK")
+    with pytest.raises(TaskDeferred):
+        operator.execute(context)
+    raised = set_alarm(aws_server["cloudwatch"], cfg, "latency", "ALARM")
+    with pytest.raises(AlarmsFiring, match=f"during the infrastructure deploy: {raised}"):
+        operator.execute_complete(context, {"status": "success", "stack_status": "UPDATE_COMPLETE"})
+    assert ledger.read("infrastructure")["changed"] is True
 
 
 def test_change_set_that_differs_from_the_plan_is_refused(aws_server, ledger):

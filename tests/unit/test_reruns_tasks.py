@@ -122,32 +122,50 @@ class _OtherRuns:
         return {run: {t: s for t, s in tasks.items() if t in task_ids} for run, tasks in self.runs.items()}
 
 
-def _manual_guard(runs):
-    from deployment.groups.rollback import no_concurrent_run
+def _first_task(dag_id: str, runs, params: dict):
+    """Run the first task of ``dag_id`` (the rollback's ``plan``, the release's ``record_release``)
+    while ``runs`` of the other DAG are running."""
+    from deployment.groups.release import record_release
+    from deployment.groups.rollback import manual_plan_task
 
-    with DAG("rollback_production", schedule=None) as dag:
-        no_concurrent_run("deploy_production", past_gate_only=True)
-    with set_current_context({"ti": _OtherRuns(runs), "run_id": "manual_rb"}):
-        return dag.get_task("no_running_deploy_production").python_callable()
+    with DAG(dag_id, schedule=None) as dag:
+        first = manual_plan_task() if dag_id == "rollback_production" else record_release()
+    with set_current_context({"ti": _OtherRuns(runs), "run_id": "concurrent", "params": params}):
+        return dag.get_task(first.operator.task_id).python_callable()
+
+
+def _manual_plan(runs):
+    return _first_task("rollback_production", runs, {"reason": "errors since v1.1.0"})
 
 
 def test_a_release_waiting_for_approval_does_not_block_a_manual_rollback():
     waiting = {"approval.wait_timer": "deferred", "backup.backup_stack": None, "record_outcome": None}
-    assert _manual_guard({"waiting": waiting}) == 0
+    assert (
+        guards.refuse_concurrent_run(
+            _OtherRuns({"waiting": waiting}), "deploy_production", past_gate_only=True
+        )
+        is None
+    )
 
 
 def test_a_release_verifying_its_gate_blocks_a_manual_rollback():
     # verify_gate asks for running rollbacks too: of the two, at least one sees the other.
     verifying = {"approval_gate.verify_gate": "running", "backup.backup_stack": None, "record_outcome": None}
     with pytest.raises(AirflowFailException, match="never change production together"):
-        _manual_guard({"verifying": verifying})
+        _manual_plan({"verifying": verifying})
 
 
 def test_a_release_past_the_approval_gate_blocks_a_manual_rollback():
     deploying = {"backup.backup_stack": "success", "backup.backup_tables": "success", "record_outcome": None}
     finished = {"backup.backup_stack": "success", "record_outcome": "failed"}
     with pytest.raises(AirflowFailException, match="1 run"):
-        _manual_guard({"deploying": deploying, "finished": finished})
+        _manual_plan({"deploying": deploying, "finished": finished})
+
+
+def test_a_running_manual_rollback_blocks_a_release_before_its_record_opens():
+    rollback = {"plan": "success", "restore_traffic": "running"}
+    with pytest.raises(AirflowFailException, match="1 run.s. of rollback_production"):
+        _first_task("deploy_production", {"manual": rollback}, {"version": VERSION})
 
 
 def test_when_no_plan_can_be_made_traffic_goes_back_and_on_call_is_paged(cfg, aws, ledger, monkeypatch):

@@ -169,19 +169,15 @@ def approval_gate_group(config: DeploymentConfig) -> TaskGroup:
         def verify_gate() -> dict[str, Any]:
             """The gate checked again just before the first change, from the answers read from Airflow,
             and no manual rollback running (one may start while the release waits for approval)."""
-            from airflow.sdk.exceptions import AirflowFailException
 
             from deployment.approval import VERIFIED_KEY, record_answer
-            from deployment.guards import ROLLBACK_DAG_ID, ConcurrentRun, check_no_concurrent_run
+            from deployment.guards import ROLLBACK_DAG_ID, refuse_concurrent_run
             from deployment.ledger import now_iso
             from deployment.notifications import open_maintenance
             from deployment.operators._common import release
 
             context = get_current_context()
-            try:
-                check_no_concurrent_run(context["ti"], ROLLBACK_DAG_ID)
-            except ConcurrentRun as err:
-                raise AirflowFailException(f"{err} Then clear {GATE_TASK_ID} to go on.") from err
+            refuse_concurrent_run(context["ti"], ROLLBACK_DAG_ID, then=f"Then clear {GATE_TASK_ID} to go on.")
             result = _gate_check(context, approval_ids)
             rel = release(context)
             record_answer(rel.ledger, VERIFIED_KEY, {"at": now_iso(), **result})

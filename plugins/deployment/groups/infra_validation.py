@@ -3,7 +3,9 @@
 ``lint_template`` (SAM transform + cfn-lint on the approved build's packaged template, read
 back and checked against the approved digest; errors fail) → ``verify_change_set``
 (the deploy change set, compared in effect with the plan's; any difference stops
-the run before anything changes). Both write their key of ``validation``.
+the run before anything changes). Both write their key of ``validation``. Once the change
+set is verified, ``verify_change_set`` opens the attempt (``guards.open_attempt``): production
+checked against the backup and the approved plan, the task's try number the attempt's id.
 """
 
 from __future__ import annotations
@@ -52,12 +54,15 @@ def validate_infrastructure_group(config: DeploymentConfig) -> TaskGroup:
                 raise AirflowFailException("the template is not valid: " + "; ".join(problems))
             return {"ok": True, **{k: report["cfn_lint"][k] for k in ("error", "warning", "informational")}}
 
-        @task(task_id="verify_change_set")
+        @task(task_id="verify_change_set", retries=0)
         def verify_change_set() -> dict[str, Any]:
-            """The deploy change set must equal, in effect, the one in the approved plan."""
+            """The deploy change set must equal, in effect, the one in the approved plan; then the
+            attempt opens, once production is checked to be what was backed up and approved."""
+            from airflow.sdk import get_current_context
             from airflow.sdk.exceptions import AirflowFailException
 
             from deployment.artifacts import ArtifactError
+            from deployment.guards import ProductionChanged, open_attempt
             from deployment.infra_validation import record
             from deployment.infra_validation import verify_change_set as verify
 
@@ -73,9 +78,15 @@ def validate_infrastructure_group(config: DeploymentConfig) -> TaskGroup:
                     "the change set differs from the approved plan, nothing was changed: "
                     + "; ".join(result["differences"])
                 )
-            return {"name": result["change_set"]["name"], "id": result["change_set"]["id"]}
+            try:
+                attempt = open_attempt(cfg, ledger, int(get_current_context()["ti"].try_number))
+            except ProductionChanged as err:
+                raise AirflowFailException(str(err)) from err
+            return {
+                "name": result["change_set"]["name"],
+                "id": result["change_set"]["id"],
+                "attempt": attempt["id"],
+            }
 
-        from deployment.groups.release import open_attempt
-
-        lint_template() >> verify_change_set() >> open_attempt()
+        lint_template() >> verify_change_set()
     return group

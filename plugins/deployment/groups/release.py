@@ -1,4 +1,5 @@
-"""The run's opening task: check the conf against config and open the deployment record."""
+"""The run's opening task: no manual rollback running, the conf checked against config, the
+deployment record opened."""
 
 from __future__ import annotations
 
@@ -22,15 +23,18 @@ def release_info(params: dict[str, Any], run_id: str) -> dict[str, Any]:
 
 
 def record_release():
-    """Write the ``conf`` section of the deployment record: who releases what, and any emergency flags."""
+    """Refuse while a manual rollback runs, then write the ``conf`` section of the deployment record:
+    who releases what, and any emergency flags."""
 
     @task(task_id="record_release", doc_md=record_release.__doc__)
     def _record_release() -> dict[str, Any]:
         from deployment.config import load_config
+        from deployment.guards import ROLLBACK_DAG_ID, refuse_concurrent_run
         from deployment.ledger import Ledger, now_iso
         from deployment.run_contract import check_emergency_allowed
 
         context = get_current_context()
+        refuse_concurrent_run(context["ti"], ROLLBACK_DAG_ID)
         cfg = load_config()
         triggered_by = context["dag_run"].triggering_user_name
         check_emergency_allowed(cfg.emergency_users, context["params"], triggered_by)
@@ -43,31 +47,3 @@ def record_release():
         return info
 
     return _record_release()
-
-
-OPEN_ATTEMPT_TASK_ID = "open_attempt"
-
-
-def open_attempt():
-    """Start an attempt (one pass through the changing phases) once production is checked unchanged.
-
-    Wire it after ``validate_infrastructure`` and before ``deploy_infrastructure``, so that
-    clearing ``validate_infrastructure`` with its downstream tasks opens a new attempt.
-    """
-
-    @task(task_id=OPEN_ATTEMPT_TASK_ID, retries=0, doc_md=open_attempt.__doc__)
-    def _open_attempt() -> dict[str, Any]:
-        from airflow.sdk.exceptions import AirflowFailException
-
-        from deployment.guards import ProductionChanged
-        from deployment.guards import open_attempt as start
-        from deployment.operators._common import release
-
-        context = get_current_context()
-        rel = release(context)
-        try:
-            return start(rel.cfg, rel.ledger, int(context["ti"].try_number))
-        except ProductionChanged as err:
-            raise AirflowFailException(str(err)) from err
-
-    return _open_attempt()

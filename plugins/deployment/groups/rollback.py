@@ -522,40 +522,18 @@ def finalize_task(config: DeploymentConfig):
     return record_outcome()
 
 
-def no_concurrent_run(other_dag_id: str, *, past_gate_only: bool = False):
-    """A guard task: fail at once while a run of ``other_dag_id`` is running.
-
-    Put first in both ``deploy_production`` (other = ``rollback_production``) and
-    ``rollback_production`` (other = ``deploy_production``, ``past_gate_only``); the release's
-    ``verify_gate`` asks again before its first change (``guards.check_no_concurrent_run``).
-    A manual rollback is refused only by a release past its approval gate: one still waiting
-    for approval is refused at its gate while the rollback runs.
-    """
-
-    @task(task_id=f"no_running_{other_dag_id}", retries=0, doc_md=no_concurrent_run.__doc__)
-    def guard() -> int:
-        from airflow.sdk.exceptions import AirflowFailException
-
-        from deployment.guards import ConcurrentRun, check_no_concurrent_run
-
-        try:
-            return check_no_concurrent_run(
-                get_current_context()["ti"], other_dag_id, past_gate_only=past_gate_only
-            )
-        except ConcurrentRun as err:
-            raise AirflowFailException(str(err)) from err
-
-    return guard()
-
-
 # -------------------------------------------------------------- manual rollback
 @task(task_id="plan")
 def manual_plan_task() -> dict[str, Any]:
-    """Choose the target version and its backup; record the plan of the manual rollback."""
+    """Refuse while a release past its approval gate runs (one still waiting for approval is refused
+    at its gate while this rollback runs), then choose the target version and its backup and record
+    the plan of the manual rollback."""
     from deployment.config import load_config
+    from deployment.guards import RELEASE_DAG_ID, refuse_concurrent_run
     from deployment.rollback import manual_plan
 
     context = get_current_context()
+    refuse_concurrent_run(context["ti"], RELEASE_DAG_ID, past_gate_only=True)
     cfg = load_config()
     ledger = run_ledger(cfg, context)
     plan = ledger.read("rollback.plan")

@@ -4,26 +4,66 @@ from __future__ import annotations
 
 import time
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
 from deployment.operators.links import AmplifyJobLink, quoted
 
+if TYPE_CHECKING:
+    from deployment.config import DeploymentConfig
+    from deployment.ledger import Ledger
+
 SECTION = "frontend"
 
 
 class AmplifyBuildError(RuntimeError):
-    """The frontend build did not succeed, or there is no prepared branch to build."""
+    """The frontend build did not succeed."""
+
+
+def prepare_idle(cfg: DeploymentConfig, ledger: Ledger, version: str) -> dict[str, Any]:
+    """Choose the target colour (once per run) and set the release's variables on its branch."""
+    from deployment import amplify
+    from deployment.ledger import now_iso
+    from deployment.router import TrafficRoutingError, other, router_for
+
+    section = ledger.read(SECTION) or {}
+    client = amplify.client(cfg)
+    if section.get("target_colour"):
+        live, target = section["live_colour_before"], section["target_colour"]
+    else:
+        current = router_for(cfg).weights()
+        serving = [colour for colour, weight in current.items() if weight > 0]
+        if len(serving) != 1:
+            raise TrafficRoutingError(
+                f"traffic is not at rest on one colour (weights {current}): another release is in flight "
+                "or was not rolled back; restore one colour to 100 before releasing"
+            )
+        live = serving[0]
+        target = other(live)
+        live_branch = client.get_branch(appId=cfg.amplify.app_id, branchName=cfg.amplify.branches[live])[
+            "branch"
+        ]
+        section.update(
+            live_colour_before=live,
+            target_colour=target,
+            target_branch=cfg.amplify.branches[target],
+            version_before=(live_branch.get("environmentVariables") or {}).get(cfg.amplify.version_variable),
+            version=version,
+            chosen_at=now_iso(),
+        )
+    prepared = amplify.prepare_branch(cfg, target, version, amplify=client)
+    section["prepared"] = {**prepared, "at": now_iso()}
+    ledger.write(SECTION, section)
+    return {"live_colour_before": live, "target_colour": target, "variables_changed": prepared["changed"]}
 
 
 class AmplifyReleaseOperator(BaseOperator):
-    """Start (or find, on a rerun) the release's RELEASE job on the target branch; wait for ``SUCCEED``.
+    """Prepare the idle colour's branch (:func:`prepare_idle`), then start (or find, on a rerun) the
+    release's RELEASE job on it and wait for ``SUCCEED``.
 
     The job builds the release's ``commit_sha`` (StartJob ``commitId``); the commit Amplify
     reports for it (GetJob) is checked and recorded as ``frontend.amplify_job.commit_id``.
-
-    The target colour comes from the ``frontend`` section written by ``prepare_idle_branch``.
     """
 
     template_fields = ("aws_conn_id", "region_name", "poll_interval")
@@ -53,12 +93,7 @@ class AmplifyReleaseOperator(BaseOperator):
         cfg = rel.cfg
         conn_id, region = self.aws_conn_id or cfg.connections.aws, self.region_name or cfg.region
         poll = float(self.poll_interval or cfg.timings.poll_interval_seconds)
-        frontend = rel.ledger.read(SECTION) or {}
-        target = frontend.get("target_colour")
-        if target not in ("blue", "green"):
-            raise AmplifyBuildError(
-                f"no target colour in {rel.ledger.uri(SECTION)}: prepare_idle_branch has not run"
-            )
+        target = prepare_idle(cfg, rel.ledger, rel.version)["target_colour"]
         hook = aws_hook(AmplifyHook, conn_id, region)
         commit_sha = rel.params["commit_sha"]
         job = start_release(cfg, target, rel.version, rel.run_key, commit_sha, amplify=hook.conn)

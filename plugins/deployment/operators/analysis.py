@@ -21,7 +21,7 @@ class MetricsUnhealthy(AirflowFailException):
 
 
 def baseline_rps(ledger: Any) -> float | None:
-    """The pre-release request rate recorded by ``check_alarms_baseline`` (None if none was seen)."""
+    """The pre-release request rate the alarms baseline recorded (None if none was seen)."""
     baseline = (ledger.read("infrastructure") or {}).get("traffic_baseline") or {}
     return baseline.get("requests_per_second")
 
@@ -152,7 +152,7 @@ class TrafficShiftOperator(_MetricWatchOperator):
         ):
             raise MetricsUnhealthy(
                 f"{rel.ledger.uri('frontend')} has no successful build on a target colour: "
-                "prepare_idle_branch and start_amplify_job must succeed first"
+                "start_amplify_job must succeed first"
             )
         steps = dict(frontend.get("steps") or {})
         earlier = steps.get(str(weight))

@@ -48,12 +48,15 @@ def request_token(change_set_id: str) -> str:
 
 
 class ExecuteChangeSetOperator(BaseOperator):
-    """Execute the change set validated in phase 4 and wait, deferred, for ``UPDATE_COMPLETE``.
+    """Execute the change set validated in phase 4 and wait, deferred, for ``UPDATE_COMPLETE``,
+    guarded by CloudWatch alarms.
 
-    Writes ``infrastructure.changed: true`` before executing, so a failure mid-update
-    is rolled back. Does nothing when the change set already ran or the stack is
-    already at the release's version; waits without executing again when an update
-    is already in progress.
+    First the alarms baseline (``alarm_guard.alarms_baseline``: alarms already firing stop
+    the run unless ``emergency.ignore_alarms`` lists them). Writes ``infrastructure.changed:
+    true`` before executing, so a failure mid-update is rolled back. Does nothing when the
+    change set already ran or the stack is already at the release's version; waits without
+    executing again when an update is already in progress. Last, any alarm that went to
+    ALARM since the baseline fails it (``alarm_guard.alarms_after``).
     """
 
     template_fields = ("stack_name", "aws_conn_id", "region_name", "poll_interval")
@@ -84,14 +87,23 @@ class ExecuteChangeSetOperator(BaseOperator):
         )
 
     def execute(self, context: Any) -> dict[str, Any] | None:
+        from deployment.alarm_guard import alarms_after, alarms_baseline
+        from deployment.operators._common import release
+
+        rel = release(context)
+        alarms_baseline(rel.cfg, rel.ledger, rel.emergency)
+        done = self._execute(context, rel)  # defers while the stack updates
+        return {**done, **alarms_after(rel.cfg, rel.ledger)}
+
+    def _execute(self, context: Any, rel: Any) -> dict[str, Any]:
+        """Execute the change set and defer, or return when there is nothing to execute."""
         from airflow.providers.amazon.aws.hooks.cloud_formation import CloudFormationHook
 
         from deployment.hooks.aws import aws_hook
         from deployment.ledger import now_iso
-        from deployment.operators._common import release, update_section
+        from deployment.operators._common import update_section
         from deployment.triggers.cloudformation import StackUpdateTrigger
 
-        rel = release(context)
         cfg = rel.cfg
         stack_name, conn_id, region, poll = self._settings(cfg)
         change_set = change_set_to_execute(rel.ledger.read("validation"), rel.ledger.uri("validation"))
@@ -188,6 +200,7 @@ class ExecuteChangeSetOperator(BaseOperator):
         )
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
+        from deployment.alarm_guard import alarms_after
         from deployment.ledger import now_iso
         from deployment.operators._common import release, update_section
 
@@ -203,4 +216,4 @@ class ExecuteChangeSetOperator(BaseOperator):
         if event["status"] != "success":
             raise ChangeSetError(f"the infrastructure update failed: {event.get('message')}")
         self.log.info("Stack update complete: %s", event.get("stack_status"))
-        return {"status": event.get("stack_status")}
+        return {"status": event.get("stack_status"), **alarms_after(rel.cfg, rel.ledger)}

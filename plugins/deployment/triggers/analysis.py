@@ -64,6 +64,20 @@ def restore_traffic(stable_colour: str) -> dict[str, Any]:
     }
 
 
+# The trigger's own fields that every event carries (the query, thresholds, connection and restore
+# stay in the trigger).
+EVENT_FIELDS = (
+    "label",
+    "baseline_rps",
+    "canary_colour",
+    "stable_colour",
+    "data_since",
+    "hold_until",
+    "deadline",
+    "ignore_alarms",
+)
+
+
 class MetricWatchTrigger(BaseTrigger):
     """Judge the new colour once per ``poll_interval`` from ``data_since`` to ``hold_until``.
 
@@ -148,16 +162,10 @@ class MetricWatchTrigger(BaseTrigger):
         k = first_window(since, poll, lag, datetime.now(UTC))
         watch = Watch(thresholds, max(1, last_window(since, until, poll) - k + 1))
         errors: list[dict[str, Any]] = []
+        fields = self.serialize()[1]
         base = {
-            "label": self.label,
+            **{key: fields[key] for key in EVENT_FIELDS},
             "poll_interval": poll,
-            "baseline_rps": self.baseline_rps,
-            "canary_colour": self.canary_colour,
-            "stable_colour": self.stable_colour,
-            "data_since": self.data_since,
-            "hold_until": self.hold_until,
-            "deadline": self.deadline,
-            "ignore_alarms": self.ignore_alarms,
             "resumed_at_window": k,
         }
 
