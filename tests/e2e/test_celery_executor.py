@@ -10,7 +10,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from _e2e import approve, clients, fresh_world, release_conf, require_celery_stack, start_stack, stop_stack
+from _e2e import (
+    TEST_SCHEDULER_IDLE_SLEEP,
+    approve,
+    clients,
+    fresh_world,
+    release_conf,
+    require_celery_stack,
+    start_stack,
+    stop_stack,
+)
 
 from airflow_stack.client import AirflowClient
 from airflow_stack.env import CI_USER, Stack
@@ -28,7 +37,11 @@ def celery(tmp_path_factory, sandbox) -> Iterator[tuple[Stack, dict[str, Airflow
         pytest.skip(message)
     with scratch_database("airflow_e2e") as (database, token):
         stack = celery_stack(
-            tmp_path_factory.mktemp("airflow-celery"), database, f"e2e-{token}", sandbox.connections()
+            tmp_path_factory.mktemp("airflow-celery"),
+            database,
+            f"e2e-{token}",
+            sandbox.connections(),
+            scheduler_idle_sleep=TEST_SCHEDULER_IDLE_SLEEP,
         )
         supervisor = start_stack(stack)
         try:
