@@ -9,9 +9,9 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
+from deployment.alarm_guard import SECTION
 from deployment.operators.links import CloudFormationChangeSetLink, CloudFormationStackLink, quoted
 
-SECTION = "infrastructure"
 # States a stack can be updated from.
 STABLE = frozenset(
     {
