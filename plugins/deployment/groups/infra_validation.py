@@ -65,8 +65,10 @@ def validate_infrastructure_group(config: DeploymentConfig) -> TaskGroup:
             from deployment.guards import ProductionChanged, open_attempt
             from deployment.infra_validation import record
             from deployment.infra_validation import verify_change_set as verify
+            from deployment.operators._common import release
 
-            rel = current_release()
+            context = get_current_context()
+            rel = release(context)
             cfg, ledger = rel.cfg, rel.ledger
             try:
                 result = verify(cfg, ledger)
@@ -79,7 +81,7 @@ def validate_infrastructure_group(config: DeploymentConfig) -> TaskGroup:
                     + "; ".join(result["differences"])
                 )
             try:
-                attempt = open_attempt(cfg, ledger, int(get_current_context()["ti"].try_number))
+                attempt = open_attempt(cfg, ledger, int(context["ti"].try_number))
             except ProductionChanged as err:
                 raise AirflowFailException(str(err)) from err
             return {
