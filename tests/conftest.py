@@ -16,6 +16,12 @@ os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(ROOT / "plugins")
 os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_home}/airflow.db"
 os.environ.setdefault("DEPLOYMENT_CONFIG", "sandbox")
 
+# botocore sessions share one loader in the tests as in Airflow's components: the unit tier opens
+# several sessions per test (moto's fixtures and the provider's hooks), each decoding the same JSON.
+import airflow_local_settings  # noqa: E402
+
+airflow_local_settings.share_aws_models()
+
 # The session's sandbox and LocalExecutor stack (fixtures ``sandbox``, ``stack_config``, ``local_stack``,
 # ``local_clients``, ``local``), shared by tests/integration and tests/e2e. Imports nothing heavy.
 pytest_plugins = ["_stack_fixtures"]

@@ -140,6 +140,10 @@ class AirflowClient:
             if not page["task_instances"] or len(found) >= page["total_entries"]:
                 return found
 
+    def task_instance(self, run_id: str, task_id: str) -> dict:
+        """One task instance: far cheaper for the API server than listing the run's sixty-odd."""
+        return self.request("GET", f"{self._dag}/dagRuns/{_q(run_id)}/taskInstances/{_q(task_id)}")
+
     def task_states(self, run_id: str) -> dict[str, str | None]:
         return {ti["task_id"]: ti["state"] for ti in self.task_instances(run_id)}
 
@@ -193,8 +197,7 @@ class AirflowClient:
         """
         created = datetime.fromisoformat(self.hitl_detail(run_id, task_id, map_index)["created_at"])
         settled = created.timestamp() + RESPONSE_SETTLE_SECONDS
-        state = self.request("GET", f"{self._dag}/dagRuns/{_q(run_id)}/taskInstances/{_q(task_id)}")["state"]
-        if state == "awaiting_input":
+        if self.task_instance(run_id, task_id)["state"] == "awaiting_input":
             settled = max(settled, time.time() + PARKED_SETTLE_SECONDS)
         if settled > time.time():
             time.sleep(settled - time.time())
@@ -242,18 +245,16 @@ class AirflowClient:
         wanted = set(states)
         deadline = time.monotonic() + timeout
         while True:
-            tis = {ti["task_id"]: ti for ti in self.task_instances(run_id)}
-            ti = tis.get(task_id)
-            if ti is not None and ti["state"] in wanted:
+            ti = self.task_instance(run_id, task_id)
+            if ti["state"] in wanted:
                 return ti
-            if ti is not None and ti["state"] in TERMINAL_TASK_STATES - wanted:
+            if ti["state"] in TERMINAL_TASK_STATES - wanted:
                 raise AssertionError(
                     f"{task_id} ended {ti['state']}, expected {sorted(wanted)}\n" + self.diagnose(run_id)
                 )
             if time.monotonic() > deadline:
-                state = ti["state"] if ti else "absent"
                 raise WaitTimeout(
-                    f"{task_id} still {state} after {timeout:.0f}s, expected {sorted(wanted)}"
+                    f"{task_id} still {ti['state']} after {timeout:.0f}s, expected {sorted(wanted)}"
                     "\n" + self.diagnose(run_id)
                 )
             time.sleep(poll)

@@ -235,7 +235,7 @@ class Release:
         return self.ci.task_states(self.run_id)
 
     def task(self, task_id: str) -> dict:
-        return next(ti for ti in self.ci.task_instances(self.run_id) if ti["task_id"] == task_id)
+        return self.ci.task_instance(self.run_id, task_id)
 
     def record(self, section: str) -> Any:
         return self.world.record(self.version, self.run_id, section)

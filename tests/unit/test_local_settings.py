@@ -44,3 +44,47 @@ def test_a_scheduler_process_has_them_before_it_forks():
         [sys.executable, "-c", probe], capture_output=True, text=True, timeout=300, check=True, env=env
     )
     assert out.stdout.strip().splitlines()[-1] == "True", out.stderr[-2000:]
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["airflow", "scheduler"], local_settings.AWS_SERVICES),
+        (["airflow", "triggerer"], ()),
+        (["airflow", "api-server", "--port", "8080"], ()),
+        (["airflow", "dag-processor"], None),
+        (["airflow", "celery", "worker"], None),
+    ],
+)
+def test_components_that_open_aws_sessions_share_the_models(argv, expected):
+    assert local_settings._component(argv, local_settings.AWS_MODELS) == expected
+
+
+def test_every_session_reads_the_aws_models_through_one_loader(monkeypatch):
+    import boto3
+    import botocore.loaders
+    import botocore.session
+
+    monkeypatch.setattr(botocore.session, "create_loader", botocore.session.create_loader)
+    decoded = []
+    real_load = botocore.loaders.JSONFileLoader.load_file
+    monkeypatch.setattr(
+        botocore.loaders.JSONFileLoader,
+        "load_file",
+        lambda self, path: decoded.append(path) or real_load(self, path),
+    )
+    local_settings.share_aws_models(("cloudformation",))
+    warmed = len(decoded)
+    assert warmed and any("cloudformation" in path for path in decoded)
+
+    sessions = [boto3.session.Session(region_name="eu-west-1") for _ in range(3)]
+    for session in sessions:
+        session.client("cloudformation", endpoint_url="http://127.0.0.1:9")
+    assert len(decoded) == warmed, "a new session decoded the AWS data files again"
+    loaders = {id(s._session.get_component("data_loader")) for s in sessions}
+    assert len(loaders) == 1
+    paths = sessions[0]._session.get_component("data_loader").search_paths
+    assert len(paths) == len(set(paths)), "boto3's data folder is added once, not once per session"
+    custom = botocore.session.get_session()
+    custom.set_config_variable("data_path", "/tmp/aws-models")
+    assert "/tmp/aws-models" in custom.get_component("data_loader").search_paths, "AWS_DATA_PATH is honoured"
