@@ -38,10 +38,9 @@ TASKS = (
     "samtranslator.translator.translator",
     "samtranslator.parser.parser",
 )
-# The components whose forks parse DAG files or run tasks (``airflow <words>``), and what they preload.
-# A Celery worker forks its task processes the same way; it is left out until a Celery release has
-# been seen to pass with it (not yet on the loaded machine this was written on).
-PRELOADS = {("scheduler",): PARSE + TASKS, ("dag-processor",): PARSE}
+# The components whose forks parse DAG files or run tasks (``airflow <words>``), and what they preload:
+# LocalExecutor's workers are forks of the scheduler, a Celery worker's pool processes forks of it.
+PRELOADS = {("scheduler",): PARSE + TASKS, ("celery", "worker"): PARSE + TASKS, ("dag-processor",): PARSE}
 # The AWS services the tasks and triggers call.
 AWS_SERVICES = (
     "cloudformation",
@@ -52,9 +51,14 @@ AWS_SERVICES = (
     "cloudwatch",
     "cloudfront-keyvaluestore",
 )
-# The components that open botocore sessions (the scheduler's forks run the tasks, the triggerer the
+# The components that open botocore sessions (the executors' forks run the tasks, the triggerer the
 # triggers, the API server the Deployments view), and the services whose models they read up front.
-AWS_MODELS = {("scheduler",): AWS_SERVICES, ("triggerer",): (), ("api-server",): ()}
+AWS_MODELS = {
+    ("scheduler",): AWS_SERVICES,
+    ("celery", "worker"): AWS_SERVICES,
+    ("triggerer",): (),
+    ("api-server",): (),
+}
 
 
 def _component(argv: list[str], table: dict[tuple[str, ...], tuple[str, ...]]) -> tuple[str, ...] | None:

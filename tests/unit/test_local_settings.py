@@ -16,7 +16,10 @@ import pytest
     ("argv", "expected"),
     [
         (["airflow", "scheduler"], local_settings.PARSE + local_settings.TASKS),
-        (["airflow", "celery", "worker", "--queues", "default", "--concurrency", "4"], ()),
+        (
+            ["airflow", "celery", "worker", "--queues", "default", "--concurrency", "4"],
+            local_settings.PARSE + local_settings.TASKS,
+        ),
         (["airflow", "dag-processor"], local_settings.PARSE),
         (["airflow", "api-server", "--port", "8080"], ()),
         (["airflow", "triggerer"], ()),
@@ -53,7 +56,8 @@ def test_a_scheduler_process_has_them_before_it_forks():
         (["airflow", "triggerer"], ()),
         (["airflow", "api-server", "--port", "8080"], ()),
         (["airflow", "dag-processor"], None),
-        (["airflow", "celery", "worker"], None),
+        (["airflow", "celery", "worker", "--queues", "default"], local_settings.AWS_SERVICES),
+        (["airflow", "celery", "flower"], None),
     ],
 )
 def test_components_that_open_aws_sessions_share_the_models(argv, expected):
