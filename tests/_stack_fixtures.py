@@ -156,8 +156,8 @@ def local(local_clients, sandbox):
 def pytest_collection_modifyitems(items):
     """Tests on the Celery stack first: it starts and stops its own stack before its process
     starts a LocalExecutor stack, so no process runs two stacks at once (2 cores). Under
-    pytest-xdist (``make test`` runs this tier with ``-n 3``) each worker is a session of its
-    own, with its own sandbox and stack, so at most three stacks run side by side."""
+    pytest-xdist (``make test`` runs this tier with ``-n 2``) each worker is a session of its
+    own, with its own sandbox and stack, so at most two stacks run side by side."""
     items.sort(key=lambda item: "celery" not in getattr(item, "fixturenames", ()))
 
 
