@@ -46,6 +46,12 @@ def free_port() -> int:
     return free_run()
 
 
+# SQLite lets one connection write at a time; the others wait this many seconds for the lock
+# (pysqlite's default is 5). With two stacks busy on 2 cores, a run trigger waited out 5 s behind
+# another writer and the API server answered 500 "Database error".
+SQLITE_LOCK_TIMEOUT_SECONDS = 30
+
+
 @dataclass(frozen=True)
 class Stack:
     """Where and how one Airflow stack runs.
@@ -87,7 +93,8 @@ class Stack:
 
     @property
     def db_url(self) -> str:
-        return self.database_url or f"sqlite:///{self.home / 'airflow.db'}"
+        sqlite = f"sqlite:///{self.home / 'airflow.db'}?timeout={SQLITE_LOCK_TIMEOUT_SECONDS}"
+        return self.database_url or sqlite
 
     @property
     def passwords_file(self) -> Path:
