@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from airflow.settings import _get_async_conn_uri_from_sync
 from sqlalchemy import make_url
 from sqlalchemy.dialects.sqlite.aiosqlite import SQLiteDialect_aiosqlite
 from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
@@ -15,8 +16,9 @@ def test_a_writer_waits_for_the_sqlite_lock_in_the_sync_and_async_engines(tmp_pa
     assert SQLITE_LOCK_TIMEOUT_SECONDS >= 30
     _, sync_args = SQLiteDialect_pysqlite().create_connect_args(make_url(url))
     assert sync_args["timeout"] == SQLITE_LOCK_TIMEOUT_SECONDS
+    # the async engine's URL as Airflow derives it from the sync one
     _, async_args = SQLiteDialect_aiosqlite().create_connect_args(
-        make_url(url.replace(":", "+aiosqlite:", 1))
+        make_url(_get_async_conn_uri_from_sync(url))
     )
     assert async_args["timeout"] == SQLITE_LOCK_TIMEOUT_SECONDS
     assert make_url(url).database == str(tmp_path / "airflow.db")
