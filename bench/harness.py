@@ -67,30 +67,7 @@ class RaceLost(BenchError):
 
 
 class BenchSandbox(SandboxProcess):
-    """The sandbox process with its emulated durations stated, plus the logs the figures read."""
-
-    def __init__(self, state_dir: Path, base_port: int, *, job_seconds: float, update_seconds: float) -> None:
-        super().__init__(state_dir, base_port=base_port)
-        self.job_seconds = job_seconds
-        self.update_seconds = update_seconds
-
-    def start(self) -> None:
-        result = self._cli(
-            "start",
-            "--base-port",
-            str(self.base_port),
-            "--config",
-            self.config,
-            "--job-seconds",
-            str(self.job_seconds),
-            "--update-seconds",
-            str(self.update_seconds),
-        )
-        if result.returncode != 0:
-            raise BenchError(
-                f"python -m sandbox start failed ({result.returncode}):\n"
-                f"{result.stdout}{result.stderr}\n{self.log_tail()}"
-            )
+    """The sandbox process (its emulated durations stated), plus the logs the figures read."""
 
     def aws_requests(self, since: float) -> list[dict[str, Any]]:
         return self.control("GET", f"/requests?since={since}")

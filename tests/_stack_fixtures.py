@@ -5,8 +5,9 @@ runs ``pytest tests/integration tests/e2e``) starts ONE sandbox process and ONE
 LocalExecutor stack whichever tiers it collects. Every tier loads this module and the
 unit tier never uses its fixtures, so everything heavy is imported inside them.
 
-The stack runs on a configuration file of its own (``stack_config``): ``sandbox.yaml``
-with the template read from a copy, identical until a test edits it. Airflow's
+The stack runs on a configuration file of its own (``stack_config``): ``tests/config/real-engine.yaml``
+(``sandbox.yaml`` with the waits no test asserts on cut short) with the template read from a
+copy, identical until a test edits it. Airflow's
 components reload the file when it changes, so a test can change a run-time setting
 (an approval timeout) or the template (between the approved plan and its deploy) the way
 an operator would, and put it back afterwards.
@@ -28,6 +29,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 E2E_DIR = Path(__file__).resolve().parent / "e2e"
+REAL_ENGINE_CONFIG = Path(__file__).resolve().parent / "config" / "real-engine.yaml"
 # The e2e helpers are the module ``_e2e`` (imported by that name in tests/e2e): one module
 # object, so the rc commits the sandbox fixture finds are the ones release_conf() reads.
 if str(E2E_DIR) not in sys.path:
@@ -43,28 +45,32 @@ class StackConfig:
         self.template = folder / "template.yaml"
         self.original_template = ROOT / "include" / "templates" / "bayon-coagent.yaml"
         shutil.copyfile(self.original_template, self.template)
+        self._overrides: dict[str, Any] = {}
         self._write({})
 
     def _write(self, overrides: dict[str, Any]) -> None:
+        self._overrides = overrides
         body = {
-            "extends": str(ROOT / "include" / "config" / "sandbox.yaml"),
+            "extends": str(REAL_ENGINE_CONFIG),
             **overrides,
             "stack": {**overrides.get("stack", {}), "template": str(self.template)},
         }
         text = (
-            "# The test stack's configuration (tests/_stack_fixtures.py): sandbox.yaml, the template "
+            "# The test stack's configuration (tests/_stack_fixtures.py): real-engine.yaml, the template "
             "read from a copy.\n" + yaml.safe_dump(body, sort_keys=False)
         )
         _replace(self.path, text)
 
     @contextlib.contextmanager
     def overridden(self, **sections: dict[str, Any]) -> Iterator[None]:
-        """Merge ``sections`` over sandbox.yaml for the duration (e.g. ``timings={...}``)."""
-        self._write(sections)
+        """Merge ``sections`` over the configuration for the duration (e.g. ``timings={...}``), over
+        the sections an enclosing ``overridden`` set."""
+        before = self._overrides
+        self._write({**before, **sections})
         try:
             yield
         finally:
-            self._write({})
+            self._write(before)
 
     @contextlib.contextmanager
     def restored_template(self) -> Iterator[Path]:
@@ -91,7 +97,9 @@ def sandbox(tmp_path_factory):
     from airflow_stack.sandbox_process import SandboxProcess
     from sandbox.testing import free_base_port
 
-    proc = SandboxProcess(tmp_path_factory.mktemp("sandbox"), base_port=free_base_port())
+    # A 1 s Amplify job is done when the triggerer first looks (1-2 s after the task defers). The
+    # stack update keeps its 2 s: the kill matrix kills the triggerer while it is in progress.
+    proc = SandboxProcess(tmp_path_factory.mktemp("sandbox"), base_port=free_base_port(), job_seconds=1.0)
     started = time.monotonic()
     proc.start()
     TIMINGS.append(("sandbox process started", time.monotonic() - started))

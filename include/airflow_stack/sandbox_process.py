@@ -30,6 +30,9 @@ class SandboxProcess:
     state_dir: Path
     base_port: int = 5100
     config: str = "sandbox"
+    # How long the emulated Amplify job and CloudFormation stack update take.
+    job_seconds: float = 2.0
+    update_seconds: float = 2.0
 
     @property
     def control_url(self) -> str:
@@ -47,7 +50,11 @@ class SandboxProcess:
         )
 
     def start(self) -> None:
-        result = self._cli("start", "--base-port", str(self.base_port), "--config", self.config)
+        result = self._cli(
+            "start",
+            *("--base-port", str(self.base_port), "--config", self.config),
+            *("--job-seconds", str(self.job_seconds), "--update-seconds", str(self.update_seconds)),
+        )
         if result.returncode != 0:
             raise SandboxError(
                 f"python -m sandbox start failed ({result.returncode}):\n"

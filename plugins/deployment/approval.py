@@ -26,7 +26,8 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.standard.operators.hitl import ApprovalOperator
-from airflow.sdk import BaseOperator
+from airflow.providers.standard.sensors.date_time import DateTimeSensorAsync
+from airflow.sdk import BaseOperator, timezone
 from airflow.sdk.exceptions import AirflowFailException
 
 from deployment.guards import TERMINAL
@@ -403,6 +404,25 @@ def verify_gate(
         "wait_timer_seconds": cfg.timings.wait_timer_seconds,
         "wait_until": wait_until.isoformat(),
     }
+
+
+# ------------------------------------------------------------------ the wait timer
+class WaitTimerSensor(DateTimeSensorAsync):
+    """The cancellation window after the last approval: deferred (no worker slot) until it closes.
+
+    A window already closed when the task starts (``timings.wait_timer_seconds`` 0, or used up
+    while the approvals were recorded) ends the task at once instead of handing it to the
+    triggerer and back, which costs a release about three seconds. (Airflow's own
+    ``start_from_trigger`` would skip the worker, but on Airflow 3.3.2 the triggerer renders the
+    template without the run's conf, fails the release's required params, and its trigger
+    runner dies.)
+    """
+
+    def execute(self, context: Any) -> None:
+        if timezone.utcnow() >= self._moment:
+            self.log.info("The cancellation window closed at %s: nothing to wait for", self._moment)
+            return
+        super().execute(context)
 
 
 # ------------------------------------------------------------------ the reminder

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 from _release import AUTHOR, COMMIT, RUN_ID, VERSION
-from airflow.sdk.exceptions import AirflowFailException, TaskAwaitingInput
+from airflow.sdk.exceptions import AirflowFailException, TaskAwaitingInput, TaskDeferred
 
 from deployment import approval
 from deployment.approval import SECTION, SOURCE, ApprovalRefused, ReleaseApprovalOperator
@@ -242,3 +242,16 @@ def test_release_notes_name_the_approvers_from_the_recorded_shape(cfg):
     section = _section(cfg, ("bob", AT), ("carol", AT))
     section["result"] = approval.verify_gate(cfg, section, TASKS, RUN_ID, approval.plan_digest(PLAN))
     assert _approvers(section) == ["bob", "carol"]
+
+
+# ------------------------------------------------------------------ the wait timer
+def test_a_closed_cancellation_window_ends_the_wait_timer_without_deferring():
+    closed = (datetime.now(UTC) - timedelta(seconds=1)).isoformat()
+    assert approval.WaitTimerSensor(task_id="wait_timer", target_time=closed).execute({}) is None
+
+
+def test_an_open_cancellation_window_defers_until_it_closes():
+    closes = datetime.now(UTC) + timedelta(seconds=30)
+    with pytest.raises(TaskDeferred) as deferred:
+        approval.WaitTimerSensor(task_id="wait_timer", target_time=closes.isoformat()).execute({})
+    assert deferred.value.trigger.moment == closes and deferred.value.method_name == "execute_complete"

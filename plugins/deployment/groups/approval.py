@@ -4,15 +4,15 @@
 ``wait_timer`` → ``verify_gate``. ``announce_start`` posts "deployment started" with the
 plan (and any emergency flags) to the team channel. Each request tells its approvers
 (Slack mention, email, Required Actions link). The wait timer is deferrable (no worker
-slot) and ends at the last approval plus ``timings.wait_timer_seconds``; marking it failed
-cancels the release before anything has changed. ``verify_gate`` re-checks the answers
-read from Airflow just before the first change, so no hand-marked task or hand-written
-XCom opens the gate, then opens the release's scheduled maintenance on the status page
-(in progress; its id in the record, so a rerun reuses it; ``notify`` or the rollback
-completes it). Beside the requests, ``remind_approvers`` (deferred: no worker slot, no
-task process per look) reminds whoever a request still waits for once half the gate's
-time has gone, and ends as soon as the gate is decided; it is off the gate's path, and the
-run's outcome waits for it.
+slot while it waits; a window already over ends at once) and ends at the last approval plus
+``timings.wait_timer_seconds``; marking it failed cancels the release before anything has
+changed. ``verify_gate`` re-checks the answers read from Airflow just before the first change,
+so no hand-marked task or hand-written XCom opens the gate, then opens the release's scheduled
+maintenance on the status page (in progress; its id in the record, so a rerun reuses it;
+``notify`` or the rollback completes it). Beside the requests, ``remind_approvers`` (deferred:
+no worker slot, no task process per look) reminds whoever a request still waits for once half
+the gate's time has gone, and ends as soon as the gate is decided; it is off the gate's path,
+and the run's outcome waits for it.
 """
 
 from __future__ import annotations
@@ -21,11 +21,10 @@ import logging
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.standard.sensors.date_time import DateTimeSensorAsync
 from airflow.sdk import TaskGroup, TriggerRule, chain, get_current_context
 from airflow.sdk.bases.notifier import BaseNotifier
 
-from deployment.approval import ApprovalReminderOperator, ReleaseApprovalOperator
+from deployment.approval import ApprovalReminderOperator, ReleaseApprovalOperator, WaitTimerSensor
 from deployment.tasks import task
 
 if TYPE_CHECKING:
@@ -195,7 +194,7 @@ def approval_gate_group(config: DeploymentConfig) -> TaskGroup:
             }
 
         recorded = record_approvals()
-        wait_timer = DateTimeSensorAsync(
+        wait_timer = WaitTimerSensor(
             task_id="wait_timer",
             target_time=f"{{{{ ti.xcom_pull(task_ids='{recorded.operator.task_id}')['wait_until'] }}}}",
             doc_md="The cancellation window after the last approval; fail this task to cancel the release.",
