@@ -117,7 +117,7 @@ def stack_config(tmp_path_factory) -> StackConfig:
 
 @pytest.fixture(scope="session")
 def local_stack(tmp_path_factory, sandbox, stack_config):
-    from _e2e import TEST_SCHEDULER_IDLE_SLEEP, start_stack, stop_stack
+    from _e2e import start_stack, stop_stack
 
     from airflow_stack.env import Stack
 
@@ -125,7 +125,6 @@ def local_stack(tmp_path_factory, sandbox, stack_config):
         tmp_path_factory.mktemp("airflow-local"),
         connections=sandbox.connections(),
         deployment_config=str(stack_config.path),
-        scheduler_idle_sleep=TEST_SCHEDULER_IDLE_SLEEP,
     )
     supervisor = start_stack(stack)
     SUPERVISORS[stack.home] = supervisor

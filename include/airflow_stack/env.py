@@ -58,8 +58,7 @@ class Stack:
 
     ``database_url`` defaults to SQLite inside ``home``. ``connections`` are the
     sandbox's ``AIRFLOW_CONN_*`` variables. ``fast`` shortens the scheduler's and
-    dag-processor's intervals for tests and the demo; ``scheduler_idle_sleep`` is how long an
-    idle scheduler loop sleeps then.
+    dag-processor's intervals for tests and the demo.
     """
 
     home: Path
@@ -81,7 +80,6 @@ class Stack:
     connections: Mapping[str, str] = field(default_factory=dict)
     root: Path = ROOT
     fast: bool = True
-    scheduler_idle_sleep: float = 0.2
 
     @property
     def api_url(self) -> str:
@@ -199,8 +197,9 @@ def airflow_settings(stack: Stack) -> dict[str, str]:
             # An idle scheduler loop sleeps this long (default 1 s) before it looks again for a
             # finished task whose downstream can be queued: up to that long per hand-off. Each look
             # checks every pending task of the active run: at 0.2 s an idle scheduler takes ~16 % of
-            # a core on the 2-core machine, at 0.5 s ~9 %.
-            "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": str(stack.scheduler_idle_sleep),
+            # a core on the 2-core machine, at 0.5 s ~9 %; yet with two test stacks side by side the
+            # real-engine tier took 962 s at 0.2 s and 1102 s at 0.5 s, the cores 59-79 % busy.
+            "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.2",
             # LocalExecutor forks this many workers up front (default 32); a release runs at most
             # a handful of tasks at once, and CI runs two stacks side by side on 2 cores.
             "AIRFLOW__CORE__PARALLELISM": "8",

@@ -13,9 +13,6 @@ from airflow_stack.sandbox_process import SandboxProcess
 from airflow_stack.supervisor import Supervisor
 
 TIMINGS: list[tuple[str, float]] = []
-# Two stacks share the 2 cores in CI, and the real-engine tier keeps them busy: a scheduler that looks
-# every 0.5 s instead of 0.2 s leaves ~4 CPU-s a minute to the other stack, for ~0.15 s more per hand-off.
-TEST_SCHEDULER_IDLE_SLEEP = 0.5
 SHA = "0123456789abcdef0123456789abcdef01234567"  # well-formed; the sandbox's GitHub does not know it
 RC_COMMITS: dict[str, str] = {}  # version -> the commit its release candidate tag points at
 

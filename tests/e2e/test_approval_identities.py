@@ -103,7 +103,7 @@ def test_excluded_people_get_403_and_a_hand_marked_approval_opens_nothing(local,
 def test_no_approval_opens_the_gate_after_its_deadline(local, sandbox, stack_config):
     ci = local[CI_USER]
     before = len(_recorded(sandbox, "slack"))
-    with stack_config.overridden(timings={"approval_timeout_seconds": 30}):
+    with stack_config.overridden(timings={"approval_timeout_seconds": 20}):
         run_id = ci.trigger(release_conf())["dag_run_id"]
         _wait(ci.wait_for_task, run_id, FIRST, {"awaiting_input"}, timeout=RELEASE_TIMEOUT)
         local["alice"].respond(run_id, FIRST, "Approve")

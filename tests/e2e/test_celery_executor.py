@@ -11,7 +11,6 @@ from collections.abc import Iterator
 
 import pytest
 from _e2e import (
-    TEST_SCHEDULER_IDLE_SLEEP,
     approve,
     clients,
     fresh_world,
@@ -41,7 +40,6 @@ def celery(tmp_path_factory, sandbox) -> Iterator[tuple[Stack, dict[str, Airflow
             database,
             f"e2e-{token}",
             sandbox.connections(),
-            scheduler_idle_sleep=TEST_SCHEDULER_IDLE_SLEEP,
         )
         supervisor = start_stack(stack)
         try:

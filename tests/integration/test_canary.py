@@ -1,8 +1,11 @@
 """The canary judged on its own requests, on the real engine (three releases of v1.1.0).
 
-1. The new version answers 5 % of its requests with errors (about 0.6 % environment-wide):
-   the 10 % step fails, and the watching step has put traffic back on blue itself; the
-   release is rolled back as the fault matrix's rows are (this is its 10 % step row).
+1. The new version answers 8 % of its requests with errors (about 0.8 % environment-wide,
+   under the 1 % threshold): the 10 % step fails, and the watching step has put traffic back
+   on blue itself; the release is rolled back as the fault matrix's rows are (this is its 10 %
+   step row). The step's 6 s hold sees ~60 of the canary's requests: at 5 % none of them was
+   an error in about one run in twenty (0.95^60; seen once, the step passed), at 8 % in one
+   run in 150.
 2. The new version is 200 ms slower, with no errors: the 10 % step fails on latency alone.
 3. One release proves the rest: blue (stable) degraded with 5 % errors and its 5xx alarm
    firing but listed in ``emergency.ignore_alarms``, a CloudWatch lag of 2 s, and CloudWatch
@@ -55,9 +58,9 @@ def assert_traffic_back_by_the_step(release: Release, step: dict) -> None:
     assert (at - breach_window_end).total_seconds() < poll + 3, (breach_window_end, restored)
 
 
-def test_a_canary_with_five_percent_errors_fails_the_10_percent_step(local, world, seeded, sandbox):
-    sandbox.inject("error_rate", version=NEW, percent=5)
-    release = Release.trigger(local, world, "canary5")
+def test_a_canary_with_eight_percent_errors_fails_the_10_percent_step(local, world, seeded, sandbox):
+    sandbox.inject("error_rate", version=NEW, percent=8)
+    release = Release.trigger(local, world, "canary8")
     release.approve()
     items = world.write_items()
     release.wait("failed")
@@ -69,8 +72,9 @@ def test_a_canary_with_five_percent_errors_fails_the_10_percent_step(local, worl
     canary, total = last["sample"]["canary"], last["sample"]["total"]
     canary_rate, total_rate = canary["errors"] / canary["requests"], total["errors"] / total["requests"]
     # The canary's own rate, not diluted: a whole-environment watch sees a fraction of it. (Counts are
-    # binomial draws: the total's absolute rate straddles the 1 % threshold by chance, so compare rates.)
-    assert canary_rate > 0.02 and total_rate < canary_rate / 2, last
+    # binomial draws: the total's absolute rate straddles the 1 % threshold by chance, so compare rates;
+    # the first error may come in the last window, 1 of ~60 requests, just over the threshold.)
+    assert canary_rate > world.cfg.thresholds.error_rate_percent / 100 and total_rate < canary_rate / 2, last
     assert {b["threshold"] for b in last["breaches"]} & {"error_rate_percent", "error_rate_vs_stable"}
     assert_traffic_back_by_the_step(release, step)
     assert_rolled_back(release, seeded, items, traffic_moved=True, undone={"traffic", "stack", "frontend"})
