@@ -52,8 +52,14 @@ class SandboxProcess:
     def start(self) -> None:
         result = self._cli(
             "start",
-            *("--base-port", str(self.base_port), "--config", self.config),
-            *("--job-seconds", str(self.job_seconds), "--update-seconds", str(self.update_seconds)),
+            "--base-port",
+            str(self.base_port),
+            "--config",
+            self.config,
+            "--job-seconds",
+            str(self.job_seconds),
+            "--update-seconds",
+            str(self.update_seconds),
         )
         if result.returncode != 0:
             raise SandboxError(
