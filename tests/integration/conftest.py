@@ -8,8 +8,14 @@ boto3, or the stack's configuration file) itself.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from _matrix import World
+
+from deployment.config import load_file
+
+SANDBOX_CONFIG = Path(__file__).resolve().parents[2] / "include" / "config" / "sandbox.yaml"
 
 
 @pytest.fixture(scope="session")
@@ -23,3 +29,12 @@ def seeded(local, world) -> dict:
     before = world.snapshot()
     assert before["weights"] == {"blue": 100, "green": 0} and before["served"]["blue"] == "v1.0.0", before
     return before
+
+
+@pytest.fixture
+def sandbox_holds(stack_config):
+    """sandbox.yaml's traffic holds instead of the real-engine stack's one-poll ones, for a test that
+    needs several polls of a step (a canary judged on its own requests) or acts while a step holds."""
+    steps = [step.model_dump(mode="json") for step in load_file(SANDBOX_CONFIG).traffic.steps]
+    with stack_config.overridden(traffic={"steps": steps}):
+        yield

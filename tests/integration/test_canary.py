@@ -19,28 +19,17 @@ from __future__ import annotations
 
 import time
 from datetime import datetime
-from pathlib import Path
 
 import pytest
 from _e2e import release_conf
 from _matrix import NEW, Release, assert_rolled_back, failed_with
 
-from deployment.config import load_file
-
-pytestmark = pytest.mark.integration
+# sandbox.yaml's holds, not the real-engine stack's one-poll ones: the judge needs several polls of the
+# canary's own requests (a tenth of the viewers at the 10 % step), and the CloudWatch blip and the lag
+# must leave clean ones.
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("sandbox_holds")]
 
 STEP_10, STEP_50 = "deploy_frontend.shift_traffic_10", "deploy_frontend.shift_traffic_50"
-SANDBOX_CONFIG = Path(__file__).resolve().parents[2] / "include" / "config" / "sandbox.yaml"
-
-
-@pytest.fixture(autouse=True)
-def sandbox_holds(stack_config):
-    """sandbox.yaml's holds, not the real-engine stack's shorter ones: the judge needs enough polls of
-    the canary's own requests (a tenth of the viewers at the 10 % step), and the CloudWatch blip and
-    the lag must leave clean ones."""
-    steps = [step.model_dump(mode="json") for step in load_file(SANDBOX_CONFIG).traffic.steps]
-    with stack_config.overridden(traffic={"steps": steps}):
-        yield
 
 
 def verdicts(step: dict) -> list[dict]:

@@ -246,6 +246,7 @@ def test_kills_during_a_rollback_then_a_monitoring_only_rerun_is_refused(
 
 
 # ------------------------------------------------------------------- scenario 2
+@pytest.mark.usefixtures("sandbox_holds")  # the 10 % step is marked failed while it holds
 def test_a_second_failure_after_a_rerun_rolls_the_stack_back_too(local, world, seeded, sandbox):
     # The first failure: one fault per smoke check. Each check is its own task, so each fails on its own.
     names = [check.name for check in world.cfg.smoke_tests.checks]

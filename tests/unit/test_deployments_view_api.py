@@ -23,7 +23,7 @@ from deployment.deployment_metrics import parse_time
 
 RECORDS = Path(__file__).resolve().parent / "deployments_view_records" / "records"
 USERS = "admin:admin,viewer:viewer,nobody:"  # ``nobody`` has no role: SimpleAuthManager grants it nothing
-UNTIL = "2026-12-02T00:00:00+00:00"  # after the captured runs: the DORA window holds all of them
+UNTIL = "2026-12-03T00:00:00+00:00"  # after the captured runs: the DORA window holds all of them
 
 
 def captured() -> tuple[dict[str, dict], dict[str, dict]]:
@@ -181,8 +181,12 @@ def test_one_release_timeline_plan_approvals_watches_and_smoke_tests(view):
 
     watches = {w["name"]: w for w in release["watches"]}
     assert list(watches) == ["traffic 10 %", "traffic 50 %", "traffic 100 %", "monitoring"]
-    for key, step in RUNS[SUCCESS]["frontend"]["steps"].items():
-        watch = watches[f"traffic {key} %"]
+    steps = RUNS[SUCCESS]["frontend"]["steps"]
+    # The 100 % step holds 0 s: applied, not watched (the monitoring watches the release).
+    assert watches["traffic 100 %"]["outcome"] == "applied" and watches["traffic 100 %"]["polls"] == []
+    assert "monitoring" in watches["traffic 100 %"]["reason"]
+    for key in ("10", "50"):
+        step, watch = steps[key], watches[f"traffic {key} %"]
         assert watch["outcome"] == "healthy" and len(watch["polls"]) == len(step["watch"]["verdicts"]) > 0
         assert watch["thresholds"]["error_rate_percent"] > 0 and watch["thresholds"]["latency_ms"] > 0
         poll = watch["polls"][0]

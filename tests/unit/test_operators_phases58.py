@@ -93,6 +93,21 @@ def test_a_step_held_healthy_is_not_reapplied(aws_server, release):
     assert ledger.read("frontend")["steps"]["10"]["previous_attempts"][0]["watch"]["verdicts"] == samples
 
 
+def test_a_step_with_no_hold_shifts_without_deferring(aws_server, release):
+    """A 0 s hold (the 100 % step) is no watch: the weights change, the step is recorded as applied and
+    the release completed; the monitoring phase watches the release from there."""
+    cfg, ledger, context = release
+    operator = TrafficShiftOperator(task_id="shift_traffic_100", weight=100, hold_seconds=0)
+    assert operator.execute(context) == {"weight": 100, "outcome": "applied"}
+    assert weights(cfg) == {"blue": 0, "green": 100}
+    frontend = ledger.read("frontend")
+    step = frontend["steps"]["100"]
+    assert step["outcome"] == "applied" and "monitoring" in step["reason"] and step["finished_at"]
+    assert (frontend["completed"], frontend["live_colour_after"]) == (True, "green")
+    assert operator.execute(context)["already_done"] is True
+    assert ledger.read("frontend")["steps"]["100"] == step
+
+
 def test_skip_monitoring_is_recorded_and_announced(aws_server, release, monkeypatch):
     cfg, ledger, context = release
     sent = []

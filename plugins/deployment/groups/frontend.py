@@ -8,9 +8,10 @@
   triggerer; FAILED/CANCELLED fail at once with the job's reason.
 - ``shift_traffic_<weight>``, one per ``traffic.steps``: set both weights in one batch,
   then hold for ``hold_seconds`` while the metric analysis runs every poll interval; a
-  breach fails the step at once. ``frontend.traffic_moved: true`` is written before the
-  first weight change (the rollback restores traffic when it is set). A step whose worker
-  was lost is retried (``STEP_RETRIES``); a breach is not.
+  breach fails the step at once. A step held for 0 s (the 100 % step) is not watched: the
+  monitoring phase watches the release from there. ``frontend.traffic_moved: true`` is
+  written before the first weight change (the rollback restores traffic when it is set).
+  A step whose worker was lost is retried (``STEP_RETRIES``); a breach is not.
 """
 
 from __future__ import annotations

@@ -11,6 +11,10 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from deployment.analysis import HEALTHY
 
+# A step held for 0 s is not watched: its weights are applied and the next phases judge them.
+APPLIED = "applied"
+DONE = (HEALTHY, APPLIED)
+
 
 class MetricsUnhealthy(AirflowFailException):
     """The metric analysis found a breach, or not enough data to judge.
@@ -118,6 +122,8 @@ class TrafficShiftOperator(_MetricWatchOperator):
     """Send ``weight`` % of traffic to the new colour, then watch the metrics for ``hold_seconds``.
 
     ``hold_seconds`` defaults to the run-time config's step of that weight (``traffic.steps``).
+    A step held for 0 s (production's 100 % step) sets the weights and ends without a watch, its
+    outcome ``applied``: the monitoring phase watches the whole release from there.
 
     The watch judges the new colour's own requests against the thresholds and the stable colour,
     on data from after the weights took effect. A breach ends the step at once: the trigger puts
@@ -159,9 +165,9 @@ class TrafficShiftOperator(_MetricWatchOperator):
         wanted = {target: weight, other(target): 100 - weight}
         # Held healthy, and Route 53 still says so: a rollback since would have moved traffic back.
         router = router_for(rel.cfg)
-        if earlier and earlier.get("outcome") == HEALTHY and router.weights() == wanted:
-            self.log.info("Step %s %% was applied and held healthy already: nothing to do", weight)
-            return {"weight": weight, "outcome": HEALTHY, "already_done": True}
+        if earlier and earlier.get("outcome") in DONE and router.weights() == wanted:
+            self.log.info("Step %s %% is done already (%s): nothing to do", weight, earlier["outcome"])
+            return {"weight": weight, "outcome": earlier["outcome"], "already_done": True}
 
         if not frontend.get("traffic_moved"):
             # Recorded before the first weight change: from here on, a failure must restore traffic.
@@ -185,6 +191,15 @@ class TrafficShiftOperator(_MetricWatchOperator):
             "outcome": "watching",
             "previous_attempts": attempts,
         }
+        if hold == 0:
+            # No deferral for nothing to hold: the monitoring phase watches the release from here.
+            steps[str(weight)].update(
+                outcome=APPLIED,
+                reason="no hold configured: the metrics are watched by the next step or the monitoring",
+                finished_at=now_iso(),
+            )
+            update_section(rel.ledger, "frontend", steps=steps, **_completion(weight, APPLIED, target))
+            return {"weight": weight, "outcome": APPLIED}
         update_section(rel.ledger, "frontend", steps=steps)
         self._defer_watch(
             rel,
@@ -215,13 +230,18 @@ class TrafficShiftOperator(_MetricWatchOperator):
         if restored is not None:
             result["traffic_restored"] = restored
         steps[str(weight)] = {**steps.get(str(weight), {"weight": weight}), **result}
-        extra: dict[str, Any] = {}
-        if weight == 100 and result["outcome"] == HEALTHY:
-            extra = {"completed": True, "live_colour_after": frontend.get("target_colour")}
-        update_section(rel.ledger, "frontend", steps=steps, **extra)
+        completion = _completion(weight, result["outcome"], frontend.get("target_colour"))
+        update_section(rel.ledger, "frontend", steps=steps, **completion)
         if result["outcome"] != HEALTHY:
             raise MetricsUnhealthy(f"traffic step {weight} %: {result['outcome']}: {result['reason']}")
         return {"weight": weight, "outcome": HEALTHY}
+
+
+def _completion(weight: int, outcome: str, target: str | None) -> dict[str, Any]:
+    """The frontend section's fields once the 100 % step is done: the release's colour is live."""
+    if weight == 100 and outcome in DONE:
+        return {"completed": True, "live_colour_after": target}
+    return {}
 
 
 class MonitorReleaseOperator(_MetricWatchOperator):

@@ -256,7 +256,8 @@ function watchSection(watch) {
     el("h3", {}, `${watch.name} `, badge(watch.outcome || (watch.skipped ? "skipped" : "—")),
       watch.weights ? el("span", { class: "muted" }, ` weights ${JSON.stringify(watch.weights)}`) : null),
     el("div", { class: "reasons" }, watch.reason || "", reasons.length ? el("ul", {}, reasons) : null),
-    watch.skipped ? el("p", { class: "muted" }, "skipped (emergency flag)") : watchCharts(watch),
+    watch.skipped ? el("p", { class: "muted" }, "skipped (emergency flag)")
+      : watch.outcome === "applied" ? null : watchCharts(watch),
     (watch.previous_attempts || []).length ? el("p", { class: "muted" },
       `${watch.previous_attempts.length} earlier attempt(s): ${watch.previous_attempts.map((a) => `${a.outcome} (${a.reason})`).join("; ")}`) : null);
 }
