@@ -344,14 +344,15 @@ def worker_time(
 
     ``waits`` names every task expected to wait, with the seconds it was asked to wait when the
     config says (None for an approval or an external job): such a task must have been parked,
-    for at least those seconds. A task that parked without being expected to is listed too.
+    for at least those seconds. A task asked to wait 0 s has no wait to park; one that parked
+    without being expected to is listed too.
     """
     wall = ts(run["end_date"]) - ts(run["start_date"])
     running = seconds_in(spells, ["running"])
     parked = seconds_in(spells, PARKED)
     waiting_tasks = {t for t, found in spells.items() if any(i.state in PARKED for i in found)}
     per_wait = []
-    for task_id in sorted(waiting_tasks | {t for t in waits if t in spells}):
+    for task_id in sorted(waiting_tasks | {t for t, asked in waits.items() if t in spells and asked != 0}):
         states = sorted({i.state for i in spells[task_id]} - {"running"})
         asked = waits.get(task_id)
         per_wait.append(

@@ -177,8 +177,8 @@ def _parse_section(parse: dict[str, Any] | None) -> list[str]:
     rows = [[f"`{f}`", _n(s, 3), _n(parse["ratio"][f], 2)] for f, s in parse["median_seconds"].items()]
     return out + [
         f"Median of {parse['repeat']} parses, each in a fresh interpreter that has already imported "
-        "Airflow (a dag-processor's situation): `DagBag(<file>)` timed. The baseline is a one-task "
-        "`@dag` parsed the same way in the same run.",
+        "Airflow and frozen its objects with `gc.freeze()` (a dag-processor's situation): "
+        "`DagBag(<file>)` timed. The baseline is a one-task `@dag` parsed the same way in the same run.",
         "",
         *_table(["file", "median s", "× baseline"], rows),
     ]

@@ -115,6 +115,9 @@ def test_worker_time_counts_running_only_and_checks_each_wait():
     held = figures.state_intervals([event("b", "running", 4), event("b", "success", 16)])
     assert figures.worker_time(RUN, held, {"b": 10.0})["every_wait_parked"] is False
     assert figures.worker_time(RUN, held, {"b": None})["every_wait_parked"] is False  # an expected wait
+    # Asked to wait 0 s (a 0 s hold, an elapsed wait timer): nothing to park, so no wait to check.
+    zero = figures.worker_time(RUN, held, {"b": 0.0})
+    assert zero["every_wait_parked"] is True and zero["waits"] == []
 
 
 def test_a_front_door_keyvaluestore_update_is_a_traffic_write():
