@@ -28,6 +28,9 @@ import requests
 from airflow_stack.env import DAG_ID, Stack, airflow_env, passwords
 
 STATE_FILE = "stack.json"
+# Stopped after the others: a task process still running when the stack stops reports through the
+# Execution API, and with the API server gone first it retried until the stop's SIGKILL (30 s).
+STOPPED_LAST = ("api-server",)
 
 
 class StackError(RuntimeError):
@@ -241,28 +244,31 @@ class Supervisor:
         requests.get(f"{self.stack.api_url}/execution/health", timeout=60).raise_for_status()
 
     def stop(self, timeout: float = 30) -> None:
-        """SIGTERM every process the stack caused, SIGKILL what is left, check that none remains.
+        """SIGTERM every process the stack caused, the API server once the others are gone (or
+        three quarters of ``timeout`` passed), SIGKILL what is left, check that none remains.
 
         Processes are remembered once seen, so one that left its session and lost its parent
         while the others were stopping is still signalled."""
-        leaders = [r.pid for r in self.running.values()]
+        everyone = [r.pid for r in self.running.values()]
+        first = [r.pid for name, r in self.running.items() if name not in STOPPED_LAST]
         known: dict[int, psutil.Process] = {}
 
-        def alive() -> list[psutil.Process]:
+        def alive(leaders: list[int]) -> list[psutil.Process]:
             known.update((p.pid, p) for p in caused_by(leaders))
             return [p for p in known.values() if _alive(p)]
 
         termed: set[int] = set()
-        deadline = time.monotonic() + timeout
-        while (procs := alive()) and time.monotonic() < deadline:
-            _signal([p for p in procs if p.pid not in termed], signal.SIGTERM)  # once each
-            termed.update(p.pid for p in procs)
-            self._reap()
-            psutil.wait_procs(procs, timeout=0.5)
-        _signal(alive(), signal.SIGKILL)
+        started = time.monotonic()
+        for leaders, deadline in ((first, started + timeout * 0.75), (everyone, started + timeout)):
+            while (procs := alive(leaders)) and time.monotonic() < deadline:
+                _signal([p for p in procs if p.pid not in termed], signal.SIGTERM)  # once each
+                termed.update(p.pid for p in procs)
+                self._reap()
+                psutil.wait_procs(procs, timeout=0.5)
+        _signal(alive(everyone), signal.SIGKILL)
         self._reap(wait=True)
-        psutil.wait_procs(alive(), timeout=5)
-        if left := alive():
+        psutil.wait_procs(alive(everyone), timeout=5)
+        if left := alive(everyone):
             raise StackError(
                 "processes left after SIGKILL: " + ", ".join(f"{p.pid} {_name(p)}" for p in left)
             )

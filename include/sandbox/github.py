@@ -278,18 +278,7 @@ class GitHubEmulator:
     def __call__(self, environ: dict, start_response: Any) -> Any:
         request = Request(environ)
         response = self._dispatch(request)
-        body = request.get_data(as_text=True)
-        try:
-            payload: Any = json.loads(body) if body else None
-        except ValueError:
-            payload = body
-        self.recorder.record(
-            method=request.method,
-            path=request.path,
-            query=request.args.to_dict(),
-            json=payload,
-            status=response.status_code,
-        )
+        self.recorder.record_request(request, response.status_code, query=request.args.to_dict())
         return response(environ, start_response)
 
     def _dispatch(self, request: Request) -> Response:

@@ -10,6 +10,7 @@ arrival order; ``GET /recorded/<service>`` of the control API serves
 from __future__ import annotations
 
 import copy
+import json
 import threading
 from datetime import UTC, datetime
 from typing import Any
@@ -28,6 +29,16 @@ class Recorder:
         with self._lock:
             self._entries.append(entry)
         return copy.deepcopy(entry)
+
+    def record_request(self, request: Any, status: int, **fields: Any) -> dict[str, Any]:
+        """Append an HTTP request (a werkzeug ``Request``) and the status it got: method, path,
+        body (parsed when it is JSON, else the text, None when empty), and ``fields``."""
+        body = request.get_data(as_text=True)
+        try:
+            payload: Any = json.loads(body) if body else None
+        except ValueError:
+            payload = body
+        return self.record(method=request.method, path=request.path, json=payload, status=status, **fields)
 
     def list(self, **match: Any) -> list[dict[str, Any]]:
         """Copies of the entries whose fields equal every ``match`` item, oldest first."""

@@ -191,14 +191,7 @@ class StatusPage:
     def __call__(self, environ: dict, start_response: Any) -> Any:
         request = Request(environ)
         response = self._dispatch(request)
-        raw = request.get_data(as_text=True)
-        try:
-            payload: Any = json.loads(raw) if raw else None
-        except ValueError:
-            payload = raw
-        self.recorder.record(
-            method=request.method, path=request.path, json=payload, status=response.status_code
-        )
+        self.recorder.record_request(request, response.status_code)
         return response(environ, start_response)
 
     def _dispatch(self, request: Request) -> Response:

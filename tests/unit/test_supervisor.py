@@ -78,6 +78,43 @@ def test_stop_leaves_no_process_the_component_caused(supervisor, tmp_path):
     assert not supervisor.state_file.exists() and not supervisor.running
 
 
+LINGERING = textwrap.dedent(
+    """
+    import os, signal, sys, time
+    out, linger = sys.argv[1], float(sys.argv[2])
+
+    def note(what):
+        open(f"{out}.{what}", "w").write(repr(time.time()))
+
+    def term(*_):
+        note("term")
+        time.sleep(linger)
+        note("exit")
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, term)
+    note("ready")
+    while True:
+        time.sleep(1)
+    """
+)
+
+
+def test_the_api_server_is_stopped_after_the_others(supervisor, tmp_path):
+    """A scheduler winding down still has the API server (its task processes report through it)."""
+    for name, linger in (("api-server", "0"), ("scheduler", "1.5")):
+        supervisor.launch(name, [sys.executable, "-c", LINGERING, str(tmp_path / name), linger])
+    deadline = time.monotonic() + 20
+    while not all((tmp_path / f"{name}.ready").exists() for name in ("api-server", "scheduler")):
+        assert time.monotonic() < deadline, "the components did not start"
+        time.sleep(0.05)
+
+    supervisor.stop(timeout=10)
+
+    seen = {path.name: float(path.read_text()) for path in tmp_path.glob("*.*") if path.suffix != ".ready"}
+    assert seen["api-server.term"] >= seen["scheduler.exit"], seen
+
+
 def _sid(pid: int) -> int | None:
     try:
         return os.getsid(pid)
