@@ -8,14 +8,10 @@ boto3, or the stack's configuration file) itself.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from _matrix import World
 
-from deployment.config import load_file
-
-SANDBOX_CONFIG = Path(__file__).resolve().parents[2] / "include" / "config" / "sandbox.yaml"
+from deployment.config import load_config
 
 
 @pytest.fixture(scope="session")
@@ -35,6 +31,6 @@ def seeded(local, world) -> dict:
 def sandbox_holds(stack_config):
     """sandbox.yaml's traffic holds instead of the real-engine stack's one-poll ones, for a test that
     needs several polls of a step (a canary judged on its own requests) or acts while a step holds."""
-    steps = [step.model_dump(mode="json") for step in load_file(SANDBOX_CONFIG).traffic.steps]
+    steps = [step.model_dump(mode="json") for step in load_config("sandbox").traffic.steps]
     with stack_config.overridden(traffic={"steps": steps}):
         yield

@@ -42,14 +42,15 @@ COMPONENT = textwrap.dedent(
 )
 
 
-def _helpers(folder, timeout: float = 20) -> dict[str, int]:
+def _pids_written(folder, count: int = 2, timeout: float = 20) -> dict[str, int]:
+    """The pids the started processes wrote into ``folder``, one file each, once ``count`` are there."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         found = {path.name: int(path.read_text()) for path in folder.iterdir() if path.read_text()}
-        if len(found) == 2:
+        if len(found) == count:
             return found
         time.sleep(0.05)
-    raise AssertionError(f"the component's helpers did not start: {found}")
+    raise AssertionError(f"the processes did not all start: {found}")
 
 
 @pytest.fixture
@@ -64,7 +65,7 @@ def test_stop_leaves_no_process_the_component_caused(supervisor, tmp_path):
     pids = tmp_path / "pids"
     pids.mkdir()
     leader = supervisor.launch("component", [sys.executable, "-c", COMPONENT, str(pids)]).pid
-    helpers = _helpers(pids)
+    helpers = _pids_written(pids)
     orphan = psutil.Process(helpers["orphan"])
     assert orphan.ppid() != leader and orphan.ppid() != 0, "the orphan should have lost its parent"
     assert psutil.Process(helpers["own-session"]).pid not in [
@@ -81,7 +82,7 @@ def test_stop_leaves_no_process_the_component_caused(supervisor, tmp_path):
 LINGERING = textwrap.dedent(
     """
     import os, signal, sys, time
-    out, linger = sys.argv[1], float(sys.argv[2])
+    out, ready, linger = sys.argv[1], sys.argv[2], float(sys.argv[3])
 
     def note(what):
         open(f"{out}.{what}", "w").write(repr(time.time()))
@@ -93,7 +94,7 @@ LINGERING = textwrap.dedent(
         os._exit(0)
 
     signal.signal(signal.SIGTERM, term)
-    note("ready")
+    open(ready, "w").write(str(os.getpid()))
     while True:
         time.sleep(1)
     """
@@ -102,16 +103,17 @@ LINGERING = textwrap.dedent(
 
 def test_the_api_server_is_stopped_after_the_others(supervisor, tmp_path):
     """A scheduler winding down still has the API server (its task processes report through it)."""
+    ready = tmp_path / "ready"
+    ready.mkdir()
     for name, linger in (("api-server", "0"), ("scheduler", "1.5")):
-        supervisor.launch(name, [sys.executable, "-c", LINGERING, str(tmp_path / name), linger])
-    deadline = time.monotonic() + 20
-    while not all((tmp_path / f"{name}.ready").exists() for name in ("api-server", "scheduler")):
-        assert time.monotonic() < deadline, "the components did not start"
-        time.sleep(0.05)
+        supervisor.launch(
+            name, [sys.executable, "-c", LINGERING, str(tmp_path / name), str(ready / name), linger]
+        )
+    _pids_written(ready)
 
     supervisor.stop(timeout=10)
 
-    seen = {path.name: float(path.read_text()) for path in tmp_path.glob("*.*") if path.suffix != ".ready"}
+    seen = {path.name: float(path.read_text()) for path in tmp_path.glob("*.*")}
     assert seen["api-server.term"] >= seen["scheduler.exit"], seen
 
 
