@@ -31,8 +31,8 @@ from typing import Any
 import boto3
 import requests
 
-from airflow_stack.client import TERMINAL_RUN_STATES, AirflowClient
-from airflow_stack.env import ADMIN, APPROVERS, CI_USER, DAG_ID, ROOT, Stack, passwords
+from airflow_stack.client import TERMINAL_RUN_STATES, AirflowClient, stack_clients
+from airflow_stack.env import ADMIN, APPROVERS, CI_USER, DAG_ID, ROOT, Stack
 from airflow_stack.sandbox_process import SandboxProcess
 from airflow_stack.services import celery_services_missing, celery_stack, postgres_admin
 from airflow_stack.supervisor import Supervisor
@@ -199,7 +199,7 @@ def start_engine(executor: str, workdir: Path, box: BenchSandbox, log: Log) -> E
         raise
     seconds = time.monotonic() - started
     log(f"{executor} healthy after {seconds:.0f} s at {stack.api_url}")
-    users = {u: AirflowClient(stack.api_url, u, p) for u, p in passwords().items()}
+    users = stack_clients(stack)
     return Engine(stack, supervisor, users, config_file, seconds, database)
 
 

@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "include"), str(ROOT / "plugins")]
 
 from airflow_stack import local  # noqa: E402
-from airflow_stack.client import AirflowClient  # noqa: E402
+from airflow_stack.client import AirflowClient, stack_clients  # noqa: E402
 from airflow_stack.env import ADMIN, APPROVERS, CI_USER, DAG_ID, passwords  # noqa: E402
 from airflow_stack.sandbox_process import SandboxError  # noqa: E402
 from airflow_stack.supervisor import StackError  # noqa: E402
@@ -286,7 +286,7 @@ def run_demo(version: str, author: str, rollback: bool, timeout: float) -> int:
         print(f"error: the stack did not start: {exc}", file=sys.stderr)
         return 2
     box = local.sandbox()
-    users = {u: AirflowClient(stack.api_url, u, p) for u, p in passwords().items()}
+    users = stack_clients(stack)
     clear_active_runs(users[ADMIN], display)
     box.reseed()
     display.event("sandbox reseeded: production live at v1.0.0 on blue")

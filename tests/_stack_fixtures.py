@@ -146,9 +146,9 @@ def local_supervisor(local_stack):
 
 @pytest.fixture(scope="session")
 def local_clients(local_stack):
-    from _e2e import clients
+    from airflow_stack.client import stack_clients
 
-    return clients(local_stack)
+    return stack_clients(local_stack)
 
 
 @pytest.fixture

@@ -16,7 +16,8 @@ from urllib.parse import quote
 
 import requests
 
-from airflow_stack.env import DAG_ID
+from airflow_stack.env import DAG_ID, Stack, passwords
+from airflow_stack.scheduler_log import SchedulerLog
 
 RESPONSE_SETTLE_SECONDS = 3.0
 PARKED_SETTLE_SECONDS = 2.0
@@ -46,18 +47,28 @@ class AirflowClient:
     """One user's session with the API server at ``base_url``."""
 
     def __init__(
-        self, base_url: str, username: str, password: str, *, dag_id: str = DAG_ID, timeout: float = 15
+        self,
+        base_url: str,
+        username: str,
+        password: str,
+        *,
+        dag_id: str = DAG_ID,
+        timeout: float = 15,
+        parked: Callable[[dict], bool] | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.username = username
         self._password = password
         self.dag_id = dag_id
         self.timeout = timeout
+        self._parked = parked
         self._session = requests.Session()
         self._token: str | None = None
 
     def as_user(self, username: str, password: str) -> AirflowClient:
-        return AirflowClient(self.base_url, username, password, dag_id=self.dag_id, timeout=self.timeout)
+        return AirflowClient(
+            self.base_url, username, password, dag_id=self.dag_id, timeout=self.timeout, parked=self._parked
+        )
 
     # --- plumbing -------------------------------------------------------------------------------
 
@@ -191,16 +202,19 @@ class AirflowClient:
         An answer given within a moment of the request races Airflow 3.3.2: the scheduler
         can process the parking worker's exit after the answer re-queued the task, call
         the state "changed externally" and fail the task. No person answers that fast; a
-        script must not either, so the answer waits until the request is RESPONSE_SETTLE_SECONDS
-        old and, on a loaded machine where the worker parks the task only later (seen on CI:
-        4 s after the request), PARKED_SETTLE_SECONDS after the task is seen awaiting input.
+        script must not either. With ``parked`` (a stack this machine runs, see
+        ``stack_clients``) the answer goes as soon as the scheduler has processed the parking;
+        otherwise once the request is RESPONSE_SETTLE_SECONDS old and, on a loaded machine
+        where the worker parks the task only later (seen on CI: 4 s after the request),
+        PARKED_SETTLE_SECONDS after the task is seen awaiting input.
         """
         created = datetime.fromisoformat(self.hitl_detail(run_id, task_id, map_index)["created_at"])
         settled = created.timestamp() + RESPONSE_SETTLE_SECONDS
-        if self.task_instance(run_id, task_id)["state"] == "awaiting_input":
+        ti = self.task_instance(run_id, task_id)
+        if ti["state"] == "awaiting_input":
             settled = max(settled, time.time() + PARKED_SETTLE_SECONDS)
-        if settled > time.time():
-            time.sleep(settled - time.time())
+        while time.time() < settled and not (self._parked and self._parked(ti)):
+            time.sleep(min(0.05, max(0.0, settled - time.time())))
         return self.request(
             "PATCH",
             f"{self._dag}/dagRuns/{_q(run_id)}/taskInstances/{_q(task_id)}/{map_index}/hitlDetails",
@@ -280,6 +294,16 @@ class AirflowClient:
                 tail = "\n".join(log.splitlines()[-log_lines:])
                 lines.append(f"--- log of {ti['task_id']} (try {ti['try_number']}) ---\n{tail}")
         return "\n".join(lines)
+
+
+def stack_clients(stack: Stack) -> dict[str, AirflowClient]:
+    """A client per user (``ci``, the approvers, ``dave``, ``admin``) of a stack this machine runs:
+    their approvals read the stack's scheduler log to answer as soon as it is safe."""
+    parked = SchedulerLog(stack.logs_dir / "scheduler.log").parked
+    return {
+        user: AirflowClient(stack.api_url, user, secret, parked=parked)
+        for user, secret in passwords().items()
+    }
 
 
 def _detail(response: requests.Response) -> Any:

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from airflow_stack.client import AirflowClient, ApiError
-from airflow_stack.env import APPROVERS, CI_USER, Stack, passwords
+from airflow_stack.env import APPROVERS, CI_USER, Stack
 from airflow_stack.sandbox_process import SandboxProcess
 from airflow_stack.supervisor import Supervisor
 
@@ -39,11 +39,6 @@ def stop_stack(supervisor: Supervisor) -> None:
     started = time.monotonic()
     supervisor.stop()  # raises when any process is left
     TIMINGS.append((f"{supervisor.stack.executor}: stop, no process left", time.monotonic() - started))
-
-
-def clients(stack: Stack) -> dict[str, AirflowClient]:
-    """A client per user: ``ci``, the approvers, ``dave`` and ``admin``."""
-    return {user: AirflowClient(stack.api_url, user, password) for user, password in passwords().items()}
 
 
 def fresh_world(admin: AirflowClient, sandbox: SandboxProcess) -> None:

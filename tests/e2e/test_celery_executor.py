@@ -12,7 +12,6 @@ from collections.abc import Iterator
 import pytest
 from _e2e import (
     approve,
-    clients,
     fresh_world,
     release_conf,
     require_celery_stack,
@@ -20,7 +19,7 @@ from _e2e import (
     stop_stack,
 )
 
-from airflow_stack.client import AirflowClient
+from airflow_stack.client import AirflowClient, stack_clients
 from airflow_stack.env import CI_USER, Stack
 from airflow_stack.services import celery_services_missing, celery_stack, scratch_database
 
@@ -43,7 +42,7 @@ def celery(tmp_path_factory, sandbox) -> Iterator[tuple[Stack, dict[str, Airflow
         )
         supervisor = start_stack(stack)
         try:
-            users = clients(stack)
+            users = stack_clients(stack)
             fresh_world(users["admin"], sandbox)
             yield stack, users
         finally:

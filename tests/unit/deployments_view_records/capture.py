@@ -47,10 +47,11 @@ def dump(world) -> int:
 
 
 def main() -> int:
-    from _e2e import RC_COMMITS, clients, start_stack, stop_stack
+    from _e2e import RC_COMMITS, start_stack, stop_stack
     from _matrix import NEW, World
     from _stack_fixtures import StackConfig
 
+    from airflow_stack.client import stack_clients
     from airflow_stack.env import Stack
     from airflow_stack.sandbox_process import SandboxProcess
     from sandbox.testing import free_base_port
@@ -66,7 +67,7 @@ def main() -> int:
             work / "airflow", connections=box.connections(), deployment_config=str(config.path)
         )
         supervisor = start_stack(stack)
-        capture(stack, clients(stack), box, World(box, config.path))
+        capture(stack, stack_clients(stack), box, World(box, config.path))
     finally:
         if supervisor is not None:
             stop_stack(supervisor)
