@@ -176,7 +176,7 @@ class ReleaseApprovalOperator(ApprovalOperator):
         self.prior_approval_task_ids = list(prior_approval_task_ids)
 
     def _release(self, context: Any):
-        from deployment.operators._common import release
+        from deployment.run_context import release
 
         return release(context)
 
@@ -472,9 +472,8 @@ class ApprovalReminderOperator(BaseOperator):
         self.defer(trigger=trigger, method_name="resume")
 
     def _next(self, context: Any) -> dict[str, Any]:
-        from deployment.groups.rollback import task_states
         from deployment.notifications import approval_needed, required_actions_url
-        from deployment.operators._common import release
+        from deployment.run_context import release, task_states
 
         states = task_states(context)
         if all(states.get(t) in TERMINAL for t in self.approval_task_ids):

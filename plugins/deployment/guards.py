@@ -213,7 +213,7 @@ def require_live_release(context: Any, what: str) -> None:
     """:func:`check_release_live` for the task running in ``context``; fails it without retries."""
     from airflow.sdk.exceptions import AirflowFailException
 
-    from deployment.operators._common import release
+    from deployment.run_context import release
 
     rel = release(context)
     try:

@@ -152,8 +152,9 @@ class _Ti:
 def test_the_manual_rollback_writes_its_summary(cfg, moto):
     from airflow.sdk.exceptions import AirflowFailException
 
-    from deployment.groups.rollback import MANUAL_RECORD_FOLDER, manual_outcome_task
+    from deployment.groups.rollback import manual_outcome_task
     from deployment.ledger import Ledger
+    from deployment.run_context import MANUAL_RECORD_FOLDER
 
     run_id = "manual__unit"
     ledger = Ledger(cfg, MANUAL_RECORD_FOLDER, run_id)

@@ -45,7 +45,7 @@ class ApprovalNeeded(BaseNotifier):
     def notify(self, context: Any) -> None:
         from deployment.approval import SECTION
         from deployment.notifications import approval_needed
-        from deployment.operators._common import release
+        from deployment.run_context import release
 
         rel = release(context)
         op, ti = context["task"], context["ti"]
@@ -71,7 +71,7 @@ class ApprovalNeeded(BaseNotifier):
 
 def _gate_check(context: Any, approval_ids: list[str]) -> dict[str, Any]:
     from deployment.approval import SECTION, plan_digest, verify_gate
-    from deployment.operators._common import release
+    from deployment.run_context import release
 
     rel = release(context)
     section = rel.ledger.read(SECTION) or {}
@@ -95,7 +95,7 @@ def approval_gate_group(config: DeploymentConfig) -> TaskGroup:
         def announce_start() -> dict[str, Any]:
             """Deployment started, with the plan and any emergency flags, to the team channel."""
             from deployment.notifications import active_flags, render, run_url, send_once, send_slack
-            from deployment.operators._common import release
+            from deployment.run_context import release
 
             context = get_current_context()
             rel = release(context)
@@ -134,7 +134,7 @@ def approval_gate_group(config: DeploymentConfig) -> TaskGroup:
             from deployment.announce import announce_team
             from deployment.approval import RESULT_KEY, record_answer
             from deployment.notifications import slack_escape
-            from deployment.operators._common import release
+            from deployment.run_context import release
 
             context = get_current_context()
             rel = release(context)
@@ -173,7 +173,7 @@ def approval_gate_group(config: DeploymentConfig) -> TaskGroup:
             from deployment.guards import ROLLBACK_DAG_ID, refuse_concurrent_run
             from deployment.ledger import now_iso
             from deployment.notifications import open_maintenance
-            from deployment.operators._common import release
+            from deployment.run_context import release
 
             context = get_current_context()
             refuse_concurrent_run(context["ti"], ROLLBACK_DAG_ID, then=f"Then clear {GATE_TASK_ID} to go on.")

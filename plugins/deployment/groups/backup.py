@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import TaskGroup
 
-from deployment.operators._common import current_release
+from deployment.run_context import current_release
 from deployment.tasks import task
 
 if TYPE_CHECKING:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import TaskGroup
 
-from deployment.operators._common import current_release
+from deployment.run_context import current_release
 from deployment.tasks import task
 
 if TYPE_CHECKING:
@@ -65,7 +65,7 @@ def validate_infrastructure_group(config: DeploymentConfig) -> TaskGroup:
             from deployment.guards import ProductionChanged, open_attempt
             from deployment.infra_validation import record
             from deployment.infra_validation import verify_change_set as verify
-            from deployment.operators._common import release
+            from deployment.run_context import release
 
             context = get_current_context()
             rel = release(context)

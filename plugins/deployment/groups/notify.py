@@ -31,7 +31,7 @@ RETRIES = 3
 def _run(guard: str | None = None):
     """The task's context, config, record and conf; with ``guard``, refuse unless the release is live."""
     from deployment.config import load_config
-    from deployment.groups.rollback import run_ledger
+    from deployment.run_context import run_ledger
 
     context = get_current_context()
     if guard:
@@ -132,8 +132,8 @@ def notify_group(config: DeploymentConfig) -> TaskGroup:
             """The stakeholder summary by email, with the notes when they could be built."""
             from airflow.sdk.exceptions import AirflowSkipException
 
-            from deployment.groups.rollback import failed_release_tasks, task_states
             from deployment.notifications import render, send_email, send_once
+            from deployment.run_context import failed_release_tasks, task_states
 
             context, cfg, ledger, conf = _run()
             failed = failed_release_tasks(task_states(context))
@@ -233,7 +233,6 @@ def announce_failure():
     def _announce() -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from deployment.groups.rollback import failed_release_tasks, task_states
         from deployment.notifications import (
             close_maintenance,
             failure_cause,
@@ -242,6 +241,7 @@ def announce_failure():
             send_once,
             send_slack,
         )
+        from deployment.run_context import failed_release_tasks, task_states
 
         context, cfg, ledger, conf = _run()
         states = task_states(context)

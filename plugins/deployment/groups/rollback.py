@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import TaskGroup, TriggerRule, get_current_context
 
 from deployment.guards import OUTCOME_TASK_ID
+from deployment.run_context import failed_release_tasks, run_ledger, task_states
 from deployment.tasks import task
 
 if TYPE_CHECKING:
@@ -28,39 +29,10 @@ if TYPE_CHECKING:
 
 GROUP_ID = "rollback"
 FINALIZE_TASK_ID = OUTCOME_TASK_ID
-MANUAL_RECORD_FOLDER = "manual-rollbacks"
-# Tasks whose failure does not make the release a failure.
-NOT_RELEASE_TASKS = ("notify.", f"{GROUP_ID}.", FINALIZE_TASK_ID, "announce_emergency", "announce_failure")
-FAILED_STATES = {"failed", "upstream_failed"}
 # Every rollback task is safe to rerun in any state, so a lost worker, scheduler or API server is
 # simply retried, with backoff (5, 10, 20, 40 s) long enough to outlast a component's restart.
 STEP_RETRIES = {"retries": 4, "retry_delay": timedelta(seconds=5), "retry_exponential_backoff": 2.0}
 STEPS = ("traffic", "stack", "frontend")
-
-
-# ------------------------------------------------------------------- run context
-def run_ledger(cfg: DeploymentConfig, context: Any) -> Ledger:
-    """The record of this run: by version for a release, in the manual-rollbacks folder otherwise."""
-    from deployment.ledger import Ledger
-
-    version = context["params"].get("version") or MANUAL_RECORD_FOLDER
-    return Ledger(cfg, version, context["run_id"])
-
-
-def task_states(context: Any) -> dict[str, str]:
-    """``{task_id: state}`` of this run's task instances, through the Task SDK."""
-    ti = context["ti"]
-    states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[context["run_id"]])
-    return {task_id: str(state) for task_id, state in (states.get(context["run_id"]) or {}).items()}
-
-
-def failed_release_tasks(states: dict[str, str]) -> list[str]:
-    """Tasks of the release itself (not notifications, rollback or outcome) that failed."""
-    return sorted(
-        task_id
-        for task_id, state in states.items()
-        if state in FAILED_STATES and not task_id.startswith(NOT_RELEASE_TASKS)
-    )
 
 
 # ---------------------------------------------------------------------- helpers

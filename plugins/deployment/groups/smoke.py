@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import TaskGroup, TriggerRule
 
-from deployment.operators._common import current_release
+from deployment.run_context import current_release
 from deployment.tasks import task
 
 if TYPE_CHECKING:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import TaskGroup, TriggerRule, get_current_context
 
-from deployment.operators._common import current_release
+from deployment.run_context import current_release
 from deployment.tasks import task
 
 if TYPE_CHECKING:

@@ -86,7 +86,7 @@ class AmplifyReleaseOperator(BaseOperator):
     def execute(self, context: Any) -> dict[str, Any] | None:
         from deployment.amplify import FAILED, SUCCEEDED, start_release
         from deployment.hooks.aws import AmplifyHook, aws_hook
-        from deployment.operators._common import release, update_section
+        from deployment.run_context import release, update_section
         from deployment.triggers.amplify import AmplifyJobTrigger
 
         rel = release(context)
@@ -134,13 +134,13 @@ class AmplifyReleaseOperator(BaseOperator):
         )
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
-        from deployment.operators._common import release
+        from deployment.run_context import release
 
         return self._finish(release(context), event)
 
     def _finish(self, rel: Any, event: dict[str, Any]) -> dict[str, Any]:
         from deployment.ledger import now_iso
-        from deployment.operators._common import update_section
+        from deployment.run_context import update_section
 
         frontend = rel.ledger.read(SECTION) or {}
         job = {**frontend.get("amplify_job", {}), "status": event.get("job_status"), "finished_at": now_iso()}

@@ -144,8 +144,8 @@ class TrafficShiftOperator(_MetricWatchOperator):
 
     def execute(self, context: Any) -> dict[str, Any] | None:
         from deployment.ledger import now_iso
-        from deployment.operators._common import release, update_section
         from deployment.router import other, router_for
+        from deployment.run_context import release, update_section
 
         rel = release(context)
         weight = int(self.weight)
@@ -219,7 +219,7 @@ class TrafficShiftOperator(_MetricWatchOperator):
         raise ValueError(f"traffic.steps has no step of weight {self.weight} (steps: {weights})")
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
-        from deployment.operators._common import release, update_section
+        from deployment.run_context import release, update_section
 
         rel = release(context)
         weight = int(self.weight)
@@ -255,7 +255,7 @@ class MonitorReleaseOperator(_MetricWatchOperator):
 
     def execute(self, context: Any) -> dict[str, Any] | None:
         from deployment.ledger import now_iso
-        from deployment.operators._common import release
+        from deployment.run_context import release
 
         rel = release(context)
         cfg = rel.cfg
@@ -320,7 +320,7 @@ class MonitorReleaseOperator(_MetricWatchOperator):
         )
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
-        from deployment.operators._common import release, update_section
+        from deployment.run_context import release, update_section
 
         rel = release(context)
         result = self._result(event)

@@ -88,7 +88,7 @@ class ExecuteChangeSetOperator(BaseOperator):
 
     def execute(self, context: Any) -> dict[str, Any] | None:
         from deployment.alarm_guard import alarms_after, alarms_baseline
-        from deployment.operators._common import release
+        from deployment.run_context import release
 
         rel = release(context)
         alarms_baseline(rel.cfg, rel.ledger, rel.emergency)
@@ -101,7 +101,7 @@ class ExecuteChangeSetOperator(BaseOperator):
 
         from deployment.hooks.aws import aws_hook
         from deployment.ledger import now_iso
-        from deployment.operators._common import update_section
+        from deployment.run_context import update_section
         from deployment.triggers.cloudformation import StackUpdateTrigger
 
         cfg = rel.cfg
@@ -202,7 +202,7 @@ class ExecuteChangeSetOperator(BaseOperator):
     def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
         from deployment.alarm_guard import alarms_after
         from deployment.ledger import now_iso
-        from deployment.operators._common import release, update_section
+        from deployment.run_context import release, update_section
 
         rel = release(context)
         update_section(

@@ -1,13 +1,22 @@
-"""The run context every task shares: the run's config (reloaded), params and deployment record."""
+"""The run context every task shares: the run's config (reloaded), params, deployment record and
+task states. Groups and operators build on it; it imports neither."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from deployment.guards import OUTCOME_TASK_ID
+
 if TYPE_CHECKING:
     from deployment.config import DeploymentConfig
     from deployment.ledger import Ledger
+
+# Where a manual rollback's record is kept: it has no version of its own.
+MANUAL_RECORD_FOLDER = "manual-rollbacks"
+# Tasks whose failure does not make the release a failure.
+NOT_RELEASE_TASKS = ("notify.", "rollback.", OUTCOME_TASK_ID, "announce_emergency", "announce_failure")
+FAILED_STATES = {"failed", "upstream_failed"}
 
 
 @dataclass(frozen=True)
@@ -47,6 +56,30 @@ def current_release() -> Release:
     from airflow.sdk import get_current_context
 
     return release(get_current_context())
+
+
+def run_ledger(cfg: DeploymentConfig, context: Any) -> Ledger:
+    """The record of this run: by version for a release, in the manual-rollbacks folder otherwise."""
+    from deployment.ledger import Ledger
+
+    version = context["params"].get("version") or MANUAL_RECORD_FOLDER
+    return Ledger(cfg, version, context["run_id"])
+
+
+def task_states(context: Any) -> dict[str, str]:
+    """``{task_id: state}`` of this run's task instances, through the Task SDK."""
+    ti = context["ti"]
+    states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[context["run_id"]])
+    return {task_id: str(state) for task_id, state in (states.get(context["run_id"]) or {}).items()}
+
+
+def failed_release_tasks(states: dict[str, str]) -> list[str]:
+    """Tasks of the release itself (not notifications, rollback or outcome) that failed."""
+    return sorted(
+        task_id
+        for task_id, state in states.items()
+        if state in FAILED_STATES and not task_id.startswith(NOT_RELEASE_TASKS)
+    )
 
 
 def update_section(ledger: Ledger, section: str, **fields: Any) -> dict[str, Any]:
