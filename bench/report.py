@@ -177,8 +177,9 @@ def _parse_section(parse: dict[str, Any] | None) -> list[str]:
     rows = [[f"`{f}`", _n(s, 3), _n(parse["ratio"][f], 2)] for f, s in parse["median_seconds"].items()]
     return out + [
         f"Median of {parse['repeat']} parses, each in a fresh interpreter that has already imported "
-        "Airflow and frozen its objects with `gc.freeze()` (a dag-processor's situation): "
-        "`DagBag(<file>)` timed. The baseline is a one-task `@dag` parsed the same way in the same run.",
+        "Airflow and frozen its objects with `gc.freeze()`, with bytecode caches written by a first "
+        "parse (a dag-processor's situation): `DagBag(<file>)` timed. The baseline is a one-task `@dag` "
+        "parsed the same way in the same run.",
         "",
         *_table(["file", "median s", "× baseline"], rows),
     ]
@@ -192,8 +193,9 @@ def _overhead_section(engines: dict[str, dict[str, Any]]) -> list[str]:
         "approvers over the REST API. Wall time is the DAG run's `start_date` → `end_date`. Subtracted: "
         "the waits the config asks for (traffic step holds, monitoring, and the part of the wait timer "
         "still to run when its task starts: the timer counts from the last approval), and the "
-        "approvers' time (each request's `created_at` → `responded_at`; the client answers 3 s after "
-        "the request at the earliest, for Airflow 3.3.2's race). The rest is divided by the number of "
+        "approvers' time (each request's `created_at` → `responded_at`; the client answers once the "
+        "scheduler has logged the parked request's exit, for Airflow 3.3.2's race). The rest is divided "
+        "by the number of "
         "tasks on the critical path: from `record_outcome`, repeatedly the upstream that finished last.",
         "",
     ]
