@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from types import SimpleNamespace
 
 import pytest
 from airflow.sdk.exceptions import TaskDeferred
@@ -132,3 +133,50 @@ def test_change_set_that_differs_from_the_plan_is_refused(aws_server, ledger):
     )
     with pytest.raises(ChangeSetError, match="differs from the approved plan"):
         ExecuteChangeSetOperator(task_id="e").execute({"params": PARAMS, "run_id": RUN_ID})
+
+
+def _recorded(cfg):
+    return {"stack_name": cfg.stack.name, "change_set_name": "release-v1-1-0-deploy-x"}
+
+
+class _Cfn:
+    """Records what the operator asks CloudFormation to execute."""
+
+    def __init__(self):
+        self.executed = []
+
+    def execute_change_set(self, **kwargs):
+        self.executed.append(kwargs)
+
+
+@pytest.mark.parametrize(
+    ("execution", "stack_status", "error"),
+    [
+        ("EXECUTE_COMPLETE", "UPDATE_COMPLETE", "rolled back\\): clear validate_infrastructure"),
+        ("UNAVAILABLE", "UPDATE_COMPLETE", "cannot be executed: status FAILED, execution status UNAVAILABLE"),
+        ("AVAILABLE", "UPDATE_IN_PROGRESS", "is UPDATE_IN_PROGRESS: it cannot be updated now"),
+    ],
+)
+def test_a_change_set_in_any_other_state_is_not_executed(aws_server, ledger, execution, stack_status, error):
+    rel = SimpleNamespace(cfg=aws_server["cfg"], ledger=ledger, version=VERSION)
+    described = {"ChangeSetId": "arn:cs", "ExecutionStatus": execution, "Status": "FAILED"}
+    cfn = _Cfn()
+    operator = ExecuteChangeSetOperator(task_id="execute_change_set", do_xcom_push=False)
+    with pytest.raises(ChangeSetError, match=error):
+        operator._start_execution(rel, cfn, {"StackStatus": stack_status}, described, _recorded(rel.cfg))
+    assert cfn.executed == [] and ledger.read("infrastructure") is None
+
+
+def test_a_change_set_executing_already_is_waited_for_not_executed_again(aws_server, ledger):
+    rel = SimpleNamespace(cfg=aws_server["cfg"], ledger=ledger, version=VERSION)
+    ledger.write("infrastructure", {"executed_at": "2026-12-02T16:00:00+00:00", "changed": True})
+    cfn, recorded = _Cfn(), _recorded(rel.cfg)
+    operator = ExecuteChangeSetOperator(task_id="execute_change_set", do_xcom_push=False)
+    described = {"ChangeSetId": "arn:cs", "ExecutionStatus": "EXECUTE_IN_PROGRESS"}
+    since = operator._start_execution(rel, cfn, {"StackStatus": "UPDATE_IN_PROGRESS"}, described, recorded)
+    assert since == "2026-12-02T16:00:00+00:00" and cfn.executed == []
+
+    described = {"ChangeSetId": "arn:cs", "ExecutionStatus": "AVAILABLE"}
+    operator._start_execution(rel, cfn, {"StackStatus": "UPDATE_COMPLETE"}, described, recorded)
+    assert [call["ChangeSetName"] for call in cfn.executed] == ["release-v1-1-0-deploy-x"]
+    assert ledger.read("infrastructure")["stack_status_before"] == "UPDATE_COMPLETE"

@@ -100,7 +100,6 @@ class ExecuteChangeSetOperator(BaseOperator):
         from airflow.providers.amazon.aws.hooks.cloud_formation import CloudFormationHook
 
         from deployment.hooks.aws import aws_hook
-        from deployment.ledger import now_iso
         from deployment.run_context import update_section
         from deployment.triggers.cloudformation import StackUpdateTrigger
 
@@ -130,61 +129,10 @@ class ExecuteChangeSetOperator(BaseOperator):
             change_set_id=quoted(described["ChangeSetId"]),
         )
         recorded["change_set_id"] = described["ChangeSetId"]
-        execution = described.get("ExecutionStatus")
-        params = {p["ParameterKey"]: p.get("ParameterValue") for p in stack.get("Parameters", [])}
-        at_version = params.get(cfg.stack.version_parameter) == rel.version
-
-        if at_version and stack["StackStatus"] in STABLE:
-            why = f"the stack already runs {rel.version}"
-            self.log.info("Not executing %s: %s", change_set["name"], why)
-            previous = rel.ledger.read(SECTION) or {}
-            update_section(
-                rel.ledger,
-                SECTION,
-                **recorded,
-                status=stack["StackStatus"],
-                skipped=why,
-                changed=bool(previous.get("changed")),
-            )
-            return {"status": stack["StackStatus"], "skipped": why}
-
-        if execution == "EXECUTE_IN_PROGRESS":
-            self.log.info("Change set %s is executing already: waiting for it", change_set["name"])
-            since = (rel.ledger.read(SECTION) or {}).get("executed_at") or now_iso()
-        elif execution == "AVAILABLE":
-            if stack["StackStatus"] not in STABLE:
-                raise ChangeSetError(
-                    f"stack {stack_name} is {stack['StackStatus']}: it cannot be updated now"
-                )
-            since = now_iso()
-            # Recorded before executing: from here on, a failure means the stack must be rolled back.
-            update_section(
-                rel.ledger,
-                SECTION,
-                **recorded,
-                changed=True,
-                executed_at=since,
-                stack_status_before=stack["StackStatus"],
-                status="EXECUTING",
-            )
-            cfn.execute_change_set(
-                StackName=stack_name,
-                ChangeSetName=change_set["name"],
-                ClientRequestToken=request_token(described["ChangeSetId"]),
-            )
-            self.log.info("Executed change set %s on %s", change_set["name"], stack_name)
-        elif execution == "EXECUTE_COMPLETE":
-            raise ChangeSetError(
-                f"change set {change_set['name']} was executed, yet stack {stack_name} does not run "
-                f"{rel.version} (it was rolled back): clear validate_infrastructure with its downstream "
-                "tasks to validate a new change set and deploy again"
-            )
-        else:
-            raise ChangeSetError(
-                f"change set {change_set['name']} cannot be executed: status {described.get('Status')}, "
-                f"execution status {execution}: {described.get('StatusReason') or 'no reason given'}"
-            )
-
+        deployed = self._already_deployed(rel, stack, recorded)
+        if deployed:
+            return deployed
+        since = self._start_execution(rel, cfn, stack, described, recorded)
         timeout = cfg.timings.stack_timeout_seconds
         self.defer(
             trigger=StackUpdateTrigger(
@@ -198,6 +146,70 @@ class ExecuteChangeSetOperator(BaseOperator):
             method_name="execute_complete",
             timeout=timedelta(seconds=timeout + 5 * poll),
         )
+
+    def _already_deployed(self, rel: Any, stack: dict, recorded: dict[str, Any]) -> dict[str, Any] | None:
+        """When the stack already runs the release's version, settled: what to record and return."""
+        from deployment.run_context import update_section
+
+        params = {p["ParameterKey"]: p.get("ParameterValue") for p in stack.get("Parameters", [])}
+        if params.get(rel.cfg.stack.version_parameter) != rel.version or stack["StackStatus"] not in STABLE:
+            return None
+        why = f"the stack already runs {rel.version}"
+        self.log.info("Not executing %s: %s", recorded["change_set_name"], why)
+        previous = rel.ledger.read(SECTION) or {}
+        update_section(
+            rel.ledger,
+            SECTION,
+            **recorded,
+            status=stack["StackStatus"],
+            skipped=why,
+            changed=bool(previous.get("changed")),
+        )
+        return {"status": stack["StackStatus"], "skipped": why}
+
+    def _start_execution(self, rel: Any, cfn: Any, stack: dict, described: dict, recorded: dict) -> str:
+        """Execute the change set, or find it executing already; when the stack update started.
+
+        Any other state of the change set is an error that names the way out."""
+        from deployment.ledger import now_iso
+        from deployment.run_context import update_section
+
+        stack_name, name = recorded["stack_name"], recorded["change_set_name"]
+        execution = described.get("ExecutionStatus")
+        if execution == "EXECUTE_IN_PROGRESS":
+            self.log.info("Change set %s is executing already: waiting for it", name)
+            return (rel.ledger.read(SECTION) or {}).get("executed_at") or now_iso()
+        if execution == "EXECUTE_COMPLETE":
+            raise ChangeSetError(
+                f"change set {name} was executed, yet stack {stack_name} does not run "
+                f"{rel.version} (it was rolled back): clear validate_infrastructure with its downstream "
+                "tasks to validate a new change set and deploy again"
+            )
+        if execution != "AVAILABLE":
+            raise ChangeSetError(
+                f"change set {name} cannot be executed: status {described.get('Status')}, "
+                f"execution status {execution}: {described.get('StatusReason') or 'no reason given'}"
+            )
+        if stack["StackStatus"] not in STABLE:
+            raise ChangeSetError(f"stack {stack_name} is {stack['StackStatus']}: it cannot be updated now")
+        since = now_iso()
+        # Recorded before executing: from here on, a failure means the stack must be rolled back.
+        update_section(
+            rel.ledger,
+            SECTION,
+            **recorded,
+            changed=True,
+            executed_at=since,
+            stack_status_before=stack["StackStatus"],
+            status="EXECUTING",
+        )
+        cfn.execute_change_set(
+            StackName=stack_name,
+            ChangeSetName=name,
+            ClientRequestToken=request_token(described["ChangeSetId"]),
+        )
+        self.log.info("Executed change set %s on %s", name, stack_name)
+        return since
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
         from deployment.alarm_guard import alarms_after
