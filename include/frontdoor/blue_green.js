@@ -4,24 +4,50 @@ import cf from 'cloudfront';
 // the distribution's viewer-request AND viewer-response events, reading the
 // KeyValueStore associated with it.
 //
-// The KVS key "routing" holds the release's split as JSON:
-//   {"stable": "blue", "new": "green", "weight": 10, "epoch": 7,
-//    "origins": {"blue": "<blue branch domain>", "green": "<green branch domain>"}}
+// The store holds colours and numbers only. Key "routing", the release's split:
+//   {"stable": "blue", "new": "green", "weight": 10, "epoch": 7}
+// Key "live", the colour that last served every viewer, written by the pipeline only
+// once such a change served at the edge (or by a rollback): "blue".
+// The function maps a colour to one of the distribution's own origins by id
+// (ORIGIN_IDS), so no value in the store can send a viewer anywhere else.
+//
 // Each viewer draws a bucket 0..99 once per epoch, kept in the bg-route cookie as
 // "<epoch>.<bucket>": buckets below the weight go to the new colour, the others to
 // the stable one. So a viewer stays on its colour while the weight holds, only
 // stable viewers move when the weight rises, and a new epoch (a rollback, a new
 // release) re-draws every viewer at once. Weight 0 sends everyone to stable
-// whatever their cookie says. Without a usable routing key every viewer goes to
-// the distribution's default origin, tagged "stable".
+// whatever their cookie says.
+//
+// A routing key that is absent or unusable in any field (not JSON, an unknown or
+// repeated colour, a weight that is not an integer percentage, an epoch that is not
+// an integer) is not half-applied: every viewer goes to the "live" key's colour, or,
+// when that key is unusable too, to BUILT_IN_LIVE. Routing headers a viewer sends
+// are dropped first: only this function sets them.
 
 const kvs = cf.kvs();
 const ROUTING_KEY = 'routing';
+const LIVE_KEY = 'live';
+// The last resort, in code so that no write to the store can change it: the colour
+// production was created with (the default cache behaviour's origin).
+const BUILT_IN_LIVE = 'blue';
+// The distribution's origin of each colour, by its Id in the template's Origins.
+const ORIGIN_IDS = { blue: 'blue', green: 'green' };
+const COLOURS = ['blue', 'green'];
 const COOKIE = 'bg-route';
 const COLOUR_HEADER = 'x-bg-colour';
 const ASSIGN_HEADER = 'x-bg-assign';
+const ROUTING_HEADERS = [COLOUR_HEADER, ASSIGN_HEADER];
+const MAX_EPOCH = 999999999999999;
+const ASSIGNMENT = /^[0-9]{1,15}\.[0-9]{1,2}$/;
 const PROBE_PATH = '/__frontdoor';
-const COLOURS = ['blue', 'green'];
+
+function isColour(value) {
+    return typeof value === 'string' && COLOURS.indexOf(value) >= 0;
+}
+
+function isInteger(value, low, high) {
+    return typeof value === 'number' && Number.isInteger(value) && value >= low && value <= high;
+}
 
 async function readRouting() {
     let routing;
@@ -30,19 +56,22 @@ async function readRouting() {
     } catch (err) {
         return null;
     }
-    if (!routing || COLOURS.indexOf(routing.stable) < 0) {
+    if (!routing || typeof routing !== 'object' || !isColour(routing.stable) || !isColour(routing.new)
+        || routing.new === routing.stable || !isInteger(routing.weight, 0, 100)
+        || !isInteger(routing.epoch, 0, MAX_EPOCH)) {
         return null;
     }
-    const weight = Number(routing.weight);
-    const usable = COLOURS.indexOf(routing.new) >= 0 && routing.new !== routing.stable
-        && Number.isInteger(weight) && weight >= 0 && weight <= 100;
-    return {
-        stable: routing.stable,
-        new: usable ? routing.new : routing.stable,
-        weight: usable ? weight : 0,
-        epoch: String(routing.epoch === undefined ? '' : routing.epoch),
-        origins: routing.origins || {},
-    };
+    return { stable: routing.stable, new: routing.new, weight: routing.weight, epoch: String(routing.epoch) };
+}
+
+async function lastLive() {
+    let colour;
+    try {
+        colour = await kvs.get(LIVE_KEY);
+    } catch (err) {
+        colour = null;
+    }
+    return isColour(colour) ? { colour: colour, source: 'live-key' } : { colour: BUILT_IN_LIVE, source: 'built-in' };
 }
 
 function cookieBucket(request, epoch) {
@@ -57,51 +86,60 @@ function cookieBucket(request, epoch) {
     return Number(parts[1]);
 }
 
+function probe(routing, live) {
+    const body = routing ? {
+        stable: routing.stable, new: routing.new, weight: routing.weight, epoch: routing.epoch,
+    } : {
+        stable: live.colour, new: COLOURS[1 - COLOURS.indexOf(live.colour)], weight: 0, epoch: null,
+        fallback: live.source,
+    };
+    return {
+        statusCode: 200,
+        statusDescription: 'OK',
+        headers: {
+            'content-type': { value: 'application/json' },
+            'cache-control': { value: 'no-store' },
+        },
+        body: JSON.stringify(body),
+    };
+}
+
 async function viewerRequest(event) {
     const request = event.request;
+    for (let i = 0; i < ROUTING_HEADERS.length; i++) {
+        delete request.headers[ROUTING_HEADERS[i]];
+    }
     const routing = await readRouting();
+    const live = routing === null ? await lastLive() : null;
     if (request.uri === PROBE_PATH) {
-        return {
-            statusCode: 200,
-            statusDescription: 'OK',
-            headers: {
-                'content-type': { value: 'application/json' },
-                'cache-control': { value: 'no-store' },
-            },
-            body: JSON.stringify(routing ? {
-                stable: routing.stable, new: routing.new, weight: routing.weight, epoch: routing.epoch,
-            } : { stable: null }),
-        };
+        return probe(routing, live);
     }
-    if (routing === null) {
-        request.headers[COLOUR_HEADER] = { value: 'stable' };
-        return request;
+    let colour = live && live.colour;
+    if (routing !== null) {
+        let bucket = cookieBucket(request, routing.epoch);
+        if (bucket === null) {
+            bucket = Math.floor(Math.random() * 100);
+        }
+        colour = routing.weight > 0 && bucket < routing.weight ? routing.new : routing.stable;
+        request.headers[ASSIGN_HEADER] = { value: routing.epoch + '.' + bucket };
     }
-    let bucket = cookieBucket(request, routing.epoch);
-    if (bucket === null) {
-        bucket = Math.floor(Math.random() * 100);
-    }
-    const colour = routing.weight > 0 && bucket < routing.weight ? routing.new : routing.stable;
-    const domain = routing.origins[colour];
-    if (domain) {
-        cf.updateRequestOrigin({ domainName: domain });
-    }
+    cf.selectRequestOriginById(ORIGIN_IDS[colour]);
     request.headers[COLOUR_HEADER] = { value: colour };
-    request.headers[ASSIGN_HEADER] = { value: routing.epoch + '.' + bucket };
     return request;
 }
 
 function viewerResponse(event) {
     const response = event.response;
-    const assigned = event.request.headers[ASSIGN_HEADER];
-    const colour = event.request.headers[COLOUR_HEADER];
-    if (colour) {
-        response.headers[COLOUR_HEADER] = { value: colour.value };
+    const headers = event.request.headers || {};
+    const colour = headers[COLOUR_HEADER] && headers[COLOUR_HEADER].value;
+    if (isColour(colour)) {
+        response.headers[COLOUR_HEADER] = { value: colour };
     }
+    const assigned = headers[ASSIGN_HEADER] && headers[ASSIGN_HEADER].value;
     const current = event.request.cookies && event.request.cookies[COOKIE];
-    if (assigned && !(current && current.value === assigned.value)) {
+    if (typeof assigned === 'string' && ASSIGNMENT.test(assigned) && !(current && current.value === assigned)) {
         response.cookies[COOKIE] = {
-            value: assigned.value,
+            value: assigned,
             attributes: 'Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=86400',
         };
     }

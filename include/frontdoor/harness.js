@@ -1,10 +1,12 @@
 // Runs a CloudFront Function file under Node with a stand-in for the 'cloudfront'
 // module: one JSON request per stdin line, one JSON answer per stdout line.
 //   in:  {"event": {...}, "kvs": {"key": "value", ...}, "random": 0.42 (optional)}
-//   out: {"result": <request or response>, "origin": {"domainName": ...} | null}
+//   out: {"result": <request or response>, "originId": <selectRequestOriginById's id> | null}
 //        or {"error": "..."}
 // The file is used as is, but for its `import cf from 'cloudfront';` line, which
-// binds the stand-in instead (Node has no 'cloudfront' module).
+// binds the stand-in instead (Node has no 'cloudfront' module). The stand-in offers
+// selectRequestOriginById only: a function that names an origin by host
+// (updateRequestOrigin) fails here.
 'use strict';
 const fs = require('fs');
 const readline = require('readline');
@@ -15,7 +17,7 @@ if (!IMPORT.test(source)) {
     throw new Error(process.argv[2] + " does not import cf from 'cloudfront'");
 }
 
-const state = { kvs: {}, origin: null, random: null };
+const state = { kvs: {}, originId: null, random: null };
 const standIn = {
     kvs() {
         return {
@@ -31,8 +33,11 @@ const standIn = {
             },
         };
     },
-    updateRequestOrigin(params) {
-        state.origin = params;
+    selectRequestOriginById(id) {
+        if (typeof id !== 'string' || id === '') {
+            throw new TypeError('selectRequestOriginById needs an origin id, got ' + JSON.stringify(id));
+        }
+        state.originId = id;
     },
 };
 const math = Object.create(Math);
@@ -43,11 +48,11 @@ const handler = new Function('__cf', 'Math', source.replace(IMPORT, 'const cf = 
 async function run(line) {
     const call = JSON.parse(line);
     state.kvs = call.kvs || {};
-    state.origin = null;
+    state.originId = null;
     state.random = typeof call.random === 'number' ? call.random : null;
     try {
         const result = await handler(call.event);
-        return { result, origin: state.origin };
+        return { result, originId: state.originId };
     } catch (err) {
         return { error: String(err && err.stack || err) };
     }

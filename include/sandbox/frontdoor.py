@@ -2,17 +2,18 @@
 
 :class:`FunctionRunner` runs ``include/frontdoor/blue_green.js`` under Node
 (``include/frontdoor/harness.js`` binds a stand-in for the ``cloudfront``
-module: ``kvs().get`` reads the items it is given, ``updateRequestOrigin``
+module: ``kvs().get`` reads the items it is given, ``selectRequestOriginById``
 is recorded). One Node process serves every call, one JSON line each way.
 
 :class:`FrontDoor` is a WSGI app doing what the distribution does: build the
 viewer-request event from the HTTP request, run the function with the
 KeyValueStore's current items, answer directly when the function returns a
-response (the probe), else forward to the origin the function chose (an
-Amplify branch domain, mapped to that colour's sandbox app; the default origin
-is the blue app), then run the function's viewer-response event and answer.
-Nothing is cached, so the cache key's colour header has nothing to protect here.
-"""
+response (the probe), else forward to the origin the function selected by id
+among the sandbox's declared origins (origin id -> that colour's sandbox app, as
+the template declares ``Id: blue`` and ``Id: green``; the default origin when it
+selected none; 502 for an id the distribution does not declare), then run the
+function's viewer-response event and answer. Nothing is cached, so the cache
+key's colour header has nothing to protect here."""
 
 from __future__ import annotations
 
@@ -54,7 +55,7 @@ class FunctionRunner:
     def run(
         self, event: dict[str, Any], kvs: dict[str, str], *, random: float | None = None
     ) -> dict[str, Any]:
-        """``{"result": request-or-response, "origin": updateRequestOrigin's argument or None}``."""
+        """``{"result": request-or-response, "originId": selectRequestOriginById's id or None}``."""
         call: dict[str, Any] = {"event": event, "kvs": kvs}
         if random is not None:
             call["random"] = random
@@ -121,7 +122,8 @@ class FrontDoor:
         origins: dict[str, str],
         default_origin: str,
     ) -> None:
-        """``items``: the KeyValueStore's items now; ``origins``: branch domain -> app base URL."""
+        """``items``: the KeyValueStore's items now; ``origins``: the declared origins, origin id ->
+        app base URL; ``default_origin``: the base URL of the default cache behaviour's origin."""
         self.runner = runner
         self.items = items
         self.origins = origins
@@ -136,7 +138,13 @@ class FrontDoor:
         result = answer["result"]
         if "statusCode" in result:  # the function answered itself
             return self._respond(start_response, result)
-        origin = self.origins.get((answer.get("origin") or {}).get("domainName"), self.default_origin)
+        origin_id = answer.get("originId")
+        if origin_id is not None and origin_id not in self.origins:
+            return self._respond(
+                start_response,
+                {"statusCode": 502, "statusDescription": "Bad Gateway", "body": f"no origin {origin_id!r}"},
+            )
+        origin = self.origins[origin_id] if origin_id is not None else self.default_origin
         length = int(environ.get("CONTENT_LENGTH") or 0)
         upstream = self._http.request(
             result["method"],

@@ -41,6 +41,11 @@ class _Store:
     def size(self) -> int:
         return sum(len(k.encode()) + len(v.encode()) for k, v in self.items.items())
 
+    def touch(self) -> None:
+        """A write: a new ETag and modification time."""
+        self.etag = uuid.uuid4().hex
+        self.modified = datetime.now(UTC)
+
     def counts(self) -> dict[str, Any]:
         return {"ItemCount": len(self.items), "TotalSizeInBytes": self.size()}
 
@@ -62,8 +67,14 @@ class KeyValueStoreEmulator:
         with self._lock:
             store = self._stores[arn]
             store.items[key] = value
-            store.etag = uuid.uuid4().hex
-            store.modified = datetime.now(UTC)
+            store.touch()
+
+    def delete(self, arn: str, key: str) -> None:
+        """Remove one key as a hand edit would (what the front door does without it is under test)."""
+        with self._lock:
+            store = self._stores[arn]
+            del store.items[key]
+            store.touch()
 
     def reset(self) -> None:
         with self._lock:
@@ -167,8 +178,7 @@ class KeyValueStoreEmulator:
             store.items[put["Key"]] = put["Value"]
         for delete in deletes:
             store.items.pop(delete["Key"], None)
-        store.etag = uuid.uuid4().hex
-        store.modified = datetime.now(UTC)
+        store.touch()
         return 200, {"ETag": store.etag}, store.counts()
 
 

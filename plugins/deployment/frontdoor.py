@@ -1,19 +1,40 @@
 """The ``keyvaluestore`` traffic router: the split lives in a CloudFront KeyValueStore.
 
 The front door (README "Traffic routing") is a CloudFront distribution whose
-viewer-request function ``include/frontdoor/blue_green.js`` reads one key,
-``traffic.front_door.key`` (``routing``), holding JSON::
+viewer-request function ``include/frontdoor/blue_green.js`` reads, from the
+store, colours and numbers only, never host names:
 
-    {"stable": "blue", "new": "green", "weight": 10, "epoch": 7,
-     "origins": {"blue": "main-blue.<app>.amplifyapp.com", "green": "main-green.<app>.amplifyapp.com"}}
+- ``traffic.front_door.key`` (``routing``), the split, written on every change::
 
-``weight`` is the new colour's percentage. Viewers keep their colour while the
-epoch holds; the epoch is bumped when the pair (stable, new) changes and by
-``restore``, so that a rollback moves every viewer at once. Writes go through
-UpdateKeys with the store's ETag (If-Match), so a concurrent writer is refused
-(ConflictException), never overwritten. ``wait_applied`` probes the front door's
-``probe_path``, answered by the function itself from its own copy of the store,
-until it reports the change.
+      {"stable": "blue", "new": "green", "weight": 10, "epoch": 7}
+
+  ``weight`` is the new colour's percentage. Viewers keep their colour while the
+  epoch holds; the epoch is bumped when the pair (stable, new) changes and by
+  ``restore``, so that a rollback moves every viewer at once.
+- ``live`` (:data:`LIVE_KEY`), the colour that last served every viewer.
+
+The function maps a colour to the distribution's own origin of that id
+(:func:`origins`; ``cf.selectRequestOriginById``), so whoever can write the store
+can move viewers between the two declared origins and nowhere else.
+
+Where the last live colour is kept, and why. A routing key that is absent or
+unusable in any field is not half-applied: the function serves the last live
+colour, looked up in this order:
+
+1. the ``live`` key. It is a key of its own, so a bad write of ``routing`` (a
+   hand edit, a truncated value, a deleted key) leaves it alone; and the pipeline
+   writes it only for a colour proven good: by ``wait_applied`` once a change that
+   puts every viewer on one colour serves at the edge (a completed release), and
+   by ``restore`` together with the routing (the rollback's colour is the known-good
+   one by definition). A release's 10 % and 50 % steps never touch it, so during a
+   canary a broken key serves the stable colour, not the canary.
+2. ``BUILT_IN_LIVE`` in the function's code, for a store that lost both keys or
+   that the function cannot read: code, so no store write can change it.
+
+Writes go through UpdateKeys with the store's ETag (If-Match), so a concurrent
+writer is refused (ConflictException), never overwritten. ``wait_applied``
+probes the front door's ``probe_path``, answered by the function itself from its
+own copy of the store, until it reports the change.
 """
 
 from __future__ import annotations
@@ -59,15 +80,54 @@ def store_arn(cfg: DeploymentConfig) -> str:
     return outputs[door.key_value_store_output]
 
 
+# The distribution's origin id of each colour: the template declares these ids and the function's
+# ORIGIN_IDS holds the same table.
+ORIGIN_IDS: dict[Colour, str] = {"blue": "blue", "green": "green"}
+# The key naming the colour that last served every viewer (the function's LIVE_KEY).
+LIVE_KEY = "live"
+
+
 def origins(cfg: DeploymentConfig) -> dict[Colour, str]:
-    """Each colour's Amplify branch domain, ``<branch>.<app id>.amplifyapp.com``."""
-    return {c: f"{cfg.amplify.branches[c]}.{cfg.amplify.app_id}.amplifyapp.com" for c in COLOURS}
+    """Each colour's origin, by its id in the distribution: the same for every configuration (the
+    template declares them so), which the sandbox's front door declares too."""
+    return dict(ORIGIN_IDS)
+
+
+def routing_value(stable: Colour, weight: int, epoch: int) -> str:
+    """The routing key's value: ``weight`` % on the other colour, the rest on ``stable``."""
+    return json.dumps({"stable": stable, "new": other(stable), "weight": weight, "epoch": epoch})
 
 
 def first_routing(cfg: DeploymentConfig, colour: Colour) -> str:
     """The key's value for a store that has none yet: every viewer on ``colour``, epoch 1."""
-    value = {"stable": colour, "new": other(colour), "weight": 0, "epoch": 1, "origins": origins(cfg)}
-    return json.dumps(value)
+    return routing_value(colour, 0, 1)
+
+
+def parse_routing(value: str) -> dict[str, Any]:
+    """The routing key's value, checked as the function checks it: anything it would not use raises."""
+    try:
+        routing = json.loads(value)
+    except ValueError:
+        raise TrafficRoutingError(f"the front door's routing is not JSON: {value!r}") from None
+    if not isinstance(routing, dict):
+        raise TrafficRoutingError(f"the front door's routing is not an object: {value!r}")
+    stable, weight, epoch = routing.get("stable"), routing.get("weight"), routing.get("epoch")
+    if (
+        stable not in COLOURS
+        or routing.get("new") != other(stable)
+        or not _integer(weight, 0, 100)
+        or not _integer(epoch, 0, MAX_EPOCH)
+    ):
+        raise TrafficRoutingError(f"the front door's routing is not a blue/green split: {value!r}")
+    return {"stable": stable, "new": routing["new"], "weight": weight, "epoch": epoch}
+
+
+# The function's bound: an epoch is at most 15 digits in the viewer's cookie.
+MAX_EPOCH = 10**15 - 1
+
+
+def _integer(value: Any, low: int, high: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
 
 
 def front_door_url(cfg: DeploymentConfig) -> str:
@@ -118,16 +178,21 @@ class KeyValueStoreRouter:
         return self._arn
 
     def routing(self) -> tuple[dict[str, Any], str]:
-        """The stored routing and the store's ETag (read first, so a write after it is detected)."""
+        """The stored routing and the store's ETag (read first, so a write after it is detected);
+        TrafficRoutingError when the key is absent or the function would not use it."""
         etag = self.kvs.describe_key_value_store(KvsARN=self.arn)["ETag"]
-        try:
-            value = self.kvs.get_key(KvsARN=self.arn, Key=self.door.key)["Value"]
-        except self.kvs.exceptions.ResourceNotFoundException:
+        value = self._get(self.door.key)
+        if value is None:
             raise TrafficRoutingError(
-                f"the KeyValueStore {self.arn} has no key {self.door.key!r}: the front door sends every "
-                "viewer to its default origin; restore a colour to write it"
-            ) from None
-        return json.loads(value), etag
+                f"the KeyValueStore {self.arn} has no key {self.door.key!r}: the front door serves the "
+                f"last live colour ({self.live()!r}, else its built-in one); restore a colour to write it"
+            )
+        return parse_routing(value), etag
+
+    def live(self) -> Colour | None:
+        """The ``live`` key's colour, None when it is absent or not a colour."""
+        value = self._get(LIVE_KEY)
+        return value if value in COLOURS else None
 
     def weights(self) -> dict[Colour, int]:
         return routing_weights(self.routing()[0])
@@ -146,42 +211,70 @@ class KeyValueStoreRouter:
             routing = {**current, "weight": wanted[current["new"]]}
         else:  # the other colour is becoming the new one: a new pair, a new epoch
             routing = {
-                **current,
                 "stable": other(gaining),
                 "new": gaining,
                 "weight": wanted[gaining],
-                "epoch": int(current.get("epoch", 0)) + 1,
+                "epoch": current["epoch"] + 1,
             }
         return self._write(routing, etag, before)
 
     def restore(self, colour: Colour) -> RoutingChange | None:
-        current, etag = self.routing()
-        before = routing_weights(current)
+        """Every viewer on ``colour`` under a new epoch, and ``colour`` as the live key, in one write.
+
+        Also over a routing key that is absent or unusable (the front door is serving the last live
+        colour then): the new epoch is the time in seconds, which no viewer's cookie holds. When the
+        split is already so, only a live key that names another colour is written (None returned).
+        """
+        etag = self.kvs.describe_key_value_store(KvsARN=self.arn)["ETag"]
+        value = self._get(self.door.key)
+        try:
+            current = parse_routing(value) if value is not None else None
+        except TrafficRoutingError:
+            current = None
+        before = routing_weights(current) if current else {c: 0 for c in COLOURS}
         if before == full(colour):
+            if self.live() != colour:
+                self._put({LIVE_KEY: colour}, etag)
             return None
-        routing = {
-            **current,
-            "stable": colour,
-            "new": other(colour),
-            "weight": 0,
-            "epoch": int(current.get("epoch", 0)) + 1,
-        }
-        return self._write(routing, etag, before)
+        epoch = current["epoch"] + 1 if current else int(time.time())
+        routing = {"stable": colour, "new": other(colour), "weight": 0, "epoch": epoch}
+        return self._write(routing, etag, before, live=colour)
 
     def seed(self, colour: Colour) -> str:
-        """Write a first routing (all on ``colour``, epoch 1) into an empty store; returns the ETag."""
+        """Write a first routing (all on ``colour``, epoch 1) and ``colour`` as the live key into an
+        empty store; returns the ETag."""
         etag = self.kvs.describe_key_value_store(KvsARN=self.arn)["ETag"]
-        value = first_routing(self.cfg, colour)
-        return self.kvs.put_key(KvsARN=self.arn, Key=self.door.key, Value=value, IfMatch=etag)["ETag"]
+        return self._put({self.door.key: first_routing(self.cfg, colour), LIVE_KEY: colour}, etag)
 
-    def _write(self, routing: dict[str, Any], etag: str, before: dict[Colour, int]) -> RoutingChange:
-        routing["origins"] = origins(self.cfg)
-        response = self.kvs.update_keys(
-            KvsARN=self.arn, IfMatch=etag, Puts=[{"Key": self.door.key, "Value": json.dumps(routing)}]
-        )
+    def _get(self, key: str) -> str | None:
+        try:
+            return self.kvs.get_key(KvsARN=self.arn, Key=key)["Value"]
+        except self.kvs.exceptions.ResourceNotFoundException:
+            return None
+
+    def _put(self, items: dict[str, str], etag: str) -> str:
+        puts = [{"Key": key, "Value": value} for key, value in items.items()]
+        return self.kvs.update_keys(KvsARN=self.arn, IfMatch=etag, Puts=puts)["ETag"]
+
+    def _write(
+        self, routing: dict[str, Any], etag: str, before: dict[Colour, int], *, live: Colour | None = None
+    ) -> RoutingChange:
+        value = routing_value(routing["stable"], routing["weight"], routing["epoch"])
+        items = {self.door.key: value, **({LIVE_KEY: live} if live else {})}
+        new_etag = self._put(items, etag)
         return RoutingChange(
-            self.name, response["ETag"], dict(before), routing_weights(routing), epoch=int(routing["epoch"])
+            self.name, new_etag, dict(before), routing_weights(routing), epoch=routing["epoch"]
         )
+
+    def _record_live(self, change: RoutingChange) -> None:
+        """After ``change`` served at the edge: when it put every viewer on one colour and the routing
+        is still the one it wrote, that colour becomes the live key."""
+        colour = next((c for c in COLOURS if change.after == full(c)), None)
+        if colour is None or self.live() == colour:
+            return
+        current, etag = self.routing()
+        if routing_weights(current) == change.after and current["epoch"] == change.epoch:
+            self._put({LIVE_KEY: colour}, etag)
 
     def probe(self) -> dict[str, Any]:
         """What the front door's function reads from its copy of the store right now."""
@@ -192,24 +285,36 @@ class KeyValueStoreRouter:
         return response.json()
 
     def wait_applied(self, change: RoutingChange, *, timeout: float) -> None:
+        """Return once the front door serves ``change`` (then, for a change that puts every viewer on
+        one colour, record that colour as the live key); TimeoutError after ``timeout``."""
         deadline = time.monotonic() + timeout
         seen: Any = None
-        while True:
-            try:
-                seen = self.probe()
-                stable, new, weight = seen.get("stable"), seen.get("new"), int(seen.get("weight", -1))
-                if (
-                    stable in COLOURS
-                    and {stable: 100 - weight, new: weight} == change.after
-                    and (change.epoch is None or str(seen.get("epoch")) == str(change.epoch))
-                ):
-                    change.applied_at = now_iso()
-                    return
-            except (OSError, ValueError) as err:  # requests' errors are OSErrors; a bad body a ValueError
-                seen = repr(err)
+        while not self._serves(seen := self._probe_or_error(), change):
             if time.monotonic() > deadline:
                 raise TimeoutError(
                     f"the front door at {front_door_url(self.cfg)} does not serve {change.after} "
                     f"(epoch {change.epoch}) after {timeout:.0f} s; it answers {seen}"
                 )
             time.sleep(min(self.door.probe_interval_seconds, max(deadline - time.monotonic(), 0.05)))
+        change.applied_at = now_iso()
+        self._record_live(change)
+
+    def _probe_or_error(self) -> Any:
+        try:
+            return self.probe()
+        except (OSError, ValueError) as err:  # requests' errors are OSErrors; a bad body a ValueError
+            return repr(err)
+
+    @staticmethod
+    def _serves(seen: Any, change: RoutingChange) -> bool:
+        """Whether the probe's answer ``seen`` is ``change``'s split under its epoch (a front door
+        serving its last live colour reports no epoch, so it never matches a written change)."""
+        if not isinstance(seen, dict) or seen.get("stable") not in COLOURS:
+            return False
+        try:
+            weight = int(seen.get("weight", -1))
+        except (TypeError, ValueError):
+            return False
+        return {seen["stable"]: 100 - weight, seen.get("new"): weight} == change.after and (
+            change.epoch is None or str(seen.get("epoch")) == str(change.epoch)
+        )

@@ -4,25 +4,20 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import requests
 
-from deployment.frontdoor import origins
+from deployment.frontdoor import LIVE_KEY
 
 
 def put_routing(sandbox, **routing) -> None:
-    value = {
-        "stable": "blue",
-        "new": "green",
-        "weight": 0,
-        "epoch": 1,
-        "origins": origins(sandbox.cfg),
-        **routing,
-    }
+    value = {"stable": "blue", "new": "green", "weight": 0, "epoch": 1, **routing}
     sandbox.kvs.put(sandbox.kvs_arn, "routing", json.dumps(value))
 
 
-def visit(sandbox, jar: dict[str, str]) -> requests.Response:
-    headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in jar.items())} if jar else {}
+def visit(sandbox, jar: dict[str, str], **headers: str) -> requests.Response:
+    if jar:
+        headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in jar.items())
     response = requests.get(f"{sandbox.endpoints['frontdoor']}/health", headers=headers, timeout=5)
     for cookie in response.raw.headers.getlist("Set-Cookie"):
         name, _, rest = cookie.partition("=")
@@ -33,6 +28,7 @@ def visit(sandbox, jar: dict[str, str]) -> requests.Response:
 def test_the_probe_reports_the_seeded_routing(sandbox):
     probe = requests.get(f"{sandbox.endpoints['frontdoor']}/__frontdoor", timeout=5).json()
     assert probe == {"stable": "blue", "new": "green", "weight": 0, "epoch": "1"}
+    assert sandbox.kvs.snapshot(sandbox.kvs_arn)[LIVE_KEY] == "blue"
 
 
 def test_a_viewer_reaches_the_stable_app_and_gets_a_cookie(sandbox):
@@ -44,6 +40,35 @@ def test_a_viewer_reaches_the_stable_app_and_gets_a_cookie(sandbox):
     assert "Max-Age" in response.headers["Set-Cookie"]
     again = visit(sandbox, jar)
     assert "Set-Cookie" not in again.headers  # the cookie holds: nothing to set
+
+
+FORGED = {"x-bg-colour": "green", "x-bg-assign": "1.0"}  # green, bucket 0: what the viewer claims
+
+
+def test_a_viewer_cannot_choose_its_colour_by_header(sandbox):
+    answers = [visit(sandbox, {}, **FORGED) for _ in range(10)]  # seeded: everyone on blue
+    assert {a.json()["colour"] for a in answers} == {a.headers["x-bg-colour"] for a in answers} == {"blue"}
+
+
+@pytest.mark.parametrize("broken", [None, "{not json", json.dumps({"stable": "blue", "new": "blue"})])
+def test_without_usable_routing_every_viewer_reaches_the_last_live_colour(sandbox, broken):
+    """Green was live last (the live key): a missing or broken routing key sends every viewer to
+    green, which the sandbox's declared origin of that id serves, whatever their cookie or headers."""
+    try:
+        if broken is None:
+            sandbox.kvs.delete(sandbox.kvs_arn, "routing")
+        else:
+            sandbox.kvs.put(sandbox.kvs_arn, "routing", broken)
+        sandbox.kvs.put(sandbox.kvs_arn, LIVE_KEY, "green")
+        answers = [visit(sandbox, {"bg-route": f"1.{b}"}, **FORGED) for b in (0, 50, 99)]
+        probe = requests.get(f"{sandbox.endpoints['frontdoor']}/__frontdoor", timeout=5).json()
+    finally:
+        sandbox.reseed()
+    assert [a.headers["x-bg-colour"] for a in answers] == ["green"] * 3
+    # the green app answered (seeded idle: no version on the green branch yet)
+    assert all(a.json() == {"error": "no version is deployed on the green branch"} for a in answers)
+    assert all("Set-Cookie" not in a.headers for a in answers)  # the forged assignment set no cookie
+    assert probe == {"stable": "green", "new": "blue", "weight": 0, "epoch": None, "fallback": "live-key"}
 
 
 def test_viewers_split_by_weight_stay_put_and_all_move_on_a_new_epoch(sandbox):

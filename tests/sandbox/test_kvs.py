@@ -8,6 +8,7 @@ import boto3
 import pytest
 from botocore.config import Config
 
+from deployment.frontdoor import LIVE_KEY
 from sandbox.seed import CREDENTIALS
 
 
@@ -26,9 +27,10 @@ def kvs(sandbox):
 
 def test_seeded_at_production_state(sandbox, kvs):
     described = kvs.describe_key_value_store(KvsARN=sandbox.kvs_arn)
-    assert described["Status"] == "READY" and described["ItemCount"] == 1 and described["ETag"]
+    assert described["Status"] == "READY" and described["ItemCount"] == 2 and described["ETag"]
+    assert kvs.get_key(KvsARN=sandbox.kvs_arn, Key=LIVE_KEY)["Value"] == "blue"
     routing = json.loads(kvs.get_key(KvsARN=sandbox.kvs_arn, Key="routing")["Value"])
-    assert {k: routing[k] for k in ("stable", "new", "weight", "epoch")} == {
+    assert routing == {
         "stable": "blue",
         "new": "green",
         "weight": 0,
@@ -39,12 +41,12 @@ def test_seeded_at_production_state(sandbox, kvs):
 def test_writes_need_the_current_etag_and_return_the_next(sandbox, kvs):
     etag = kvs.describe_key_value_store(KvsARN=sandbox.kvs_arn)["ETag"]
     put = kvs.put_key(KvsARN=sandbox.kvs_arn, Key="note", Value="one", IfMatch=etag)
-    assert put["ETag"] != etag and put["ItemCount"] == 2
+    assert put["ETag"] != etag and put["ItemCount"] == 3
     with pytest.raises(kvs.exceptions.ConflictException):
         kvs.update_keys(KvsARN=sandbox.kvs_arn, IfMatch=etag, Puts=[{"Key": "note", "Value": "lost"}])
     updated = kvs.update_keys(KvsARN=sandbox.kvs_arn, IfMatch=put["ETag"], Deletes=[{"Key": "note"}])
-    assert updated["ItemCount"] == 1
-    assert [item["Key"] for item in kvs.list_keys(KvsARN=sandbox.kvs_arn)["Items"]] == ["routing"]
+    assert updated["ItemCount"] == 2
+    assert [item["Key"] for item in kvs.list_keys(KvsARN=sandbox.kvs_arn)["Items"]] == [LIVE_KEY, "routing"]
 
 
 def test_unknown_store_and_key_are_not_found(sandbox, kvs):

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from deployment.config import load_config
-from deployment.frontdoor import KeyValueStoreRouter, origins
+from deployment.frontdoor import LIVE_KEY, KeyValueStoreRouter, origins
 from deployment.router import RoutingChange, TrafficRoutingError, router_for
 from sandbox.frontdoor import FrontDoor, FunctionRunner
 from sandbox.kvs import KeyValueStoreEmulator
@@ -27,7 +27,8 @@ def door(monkeypatch):
     emulator.create(ARN)
     with FunctionRunner() as runner, serving(emulator) as kvs_url, serving(_ok) as app_url:
         base = load_config("sandbox")
-        front = FrontDoor(runner, lambda: emulator.snapshot(ARN), {}, app_url)
+        declared = dict.fromkeys(origins(base).values(), app_url)
+        front = FrontDoor(runner, lambda: emulator.snapshot(ARN), declared, app_url)
         with serving(front) as door_url:
             traffic = base.traffic.model_copy(
                 update={
@@ -58,29 +59,35 @@ def stored(door):
     return json.loads(door["kvs"].snapshot(ARN)["routing"])
 
 
-def test_seeded_at_production_state(door):
+def live(door):
+    return door["kvs"].snapshot(ARN).get(LIVE_KEY)
+
+
+def test_seeded_at_production_state_with_colours_only(door):
     router = door["router"]
     assert router.weights() == {"blue": 100, "green": 0} and router.live_colour() == "blue"
-    assert stored(door)["origins"] == origins(door["cfg"])
+    assert door["kvs"].snapshot(ARN) == {
+        "routing": json.dumps({"stable": "blue", "new": "green", "weight": 0, "epoch": 1}),
+        LIVE_KEY: "blue",
+    }
+    assert router.live() == "blue"
 
 
 def test_a_release_shifts_keeps_the_epoch_and_waits_at_the_front_door(door):
     router = door["router"]
     change = router.set_weights({"blue": 90, "green": 10})
     assert change.before == {"blue": 100, "green": 0} and change.after == {"blue": 90, "green": 10}
-    assert stored(door) | {"origins": None} == {
-        "stable": "blue",
-        "new": "green",
-        "weight": 10,
-        "epoch": 1,
-        "origins": None,
-    }
+    assert stored(door) == {"stable": "blue", "new": "green", "weight": 10, "epoch": 1}
     router.wait_applied(change, timeout=5)
     assert change.applied_at and RoutingChange.from_dict(change.to_dict()) == change
+    assert live(door) == "blue"  # a canary step is not a new live colour
     assert router.set_weights({"blue": 90, "green": 10}) is None
-    router.set_weights({"blue": 0, "green": 100})
+    done = router.set_weights({"blue": 0, "green": 100})
     assert stored(door)["weight"] == 100 and stored(door)["epoch"] == 1
     assert router.live_colour() == "green"
+    assert live(door) == "blue"  # written, not yet served
+    router.wait_applied(done, timeout=5)
+    assert live(door) == "green"
 
 
 def test_the_next_release_turns_the_pair_round_with_a_new_epoch(door):
@@ -104,6 +111,66 @@ def test_restore_moves_everyone_with_a_new_epoch_and_is_idempotent(door):
     router.wait_applied(change, timeout=5)
     assert router.restore("blue") is None
     assert stored(door)["epoch"] == 2
+
+
+def test_restore_writes_the_live_colour_with_the_routing_in_one_write(door):
+    router = door["router"]
+    router.wait_applied(router.set_weights({"blue": 0, "green": 100}), timeout=5)
+    assert live(door) == "green"
+    writes = []
+    real = router.kvs.update_keys
+    router.kvs.update_keys = lambda **kwargs: writes.append(kwargs["Puts"]) or real(**kwargs)
+    router.restore("blue")  # the trigger's rollback: it does not wait for the edge
+    assert [sorted(p["Key"] for p in puts) for puts in writes] == [[LIVE_KEY, "routing"]]
+    assert live(door) == "blue" and stored(door)["weight"] == 0 and stored(door)["stable"] == "blue"
+
+
+def test_restore_mends_a_live_key_that_names_another_colour(door):
+    router = door["router"]
+    _, etag = router.routing()
+    router.kvs.put_key(KvsARN=ARN, Key=LIVE_KEY, Value="green", IfMatch=etag)
+    assert router.restore("blue") is None
+    assert live(door) == "blue"
+
+
+@pytest.mark.parametrize("broken", [None, "{not json", json.dumps({"stable": "blue", "weight": 10})])
+def test_restore_rewrites_an_absent_or_unusable_routing_key(door, broken):
+    router, kvs = door["router"], door["router"].kvs
+    etag = kvs.describe_key_value_store(KvsARN=ARN)["ETag"]
+    if broken is None:
+        kvs.delete_key(KvsARN=ARN, Key="routing", IfMatch=etag)
+    else:
+        kvs.put_key(KvsARN=ARN, Key="routing", Value=broken, IfMatch=etag)
+    change = router.restore("blue")
+    assert change.after == {"blue": 100, "green": 0} and change.before == {"blue": 0, "green": 0}
+    assert change.epoch > 1_000_000_000  # seconds: no viewer's cookie holds it
+    router.wait_applied(change, timeout=5)
+    assert router.weights() == {"blue": 100, "green": 0} and live(door) == "blue"
+
+
+def test_a_bad_routing_write_leaves_the_live_key_and_the_front_door_serves_it(door):
+    router, kvs = door["router"], door["router"].kvs
+    router.wait_applied(router.set_weights({"blue": 0, "green": 100}), timeout=5)
+    etag = kvs.describe_key_value_store(KvsARN=ARN)["ETag"]
+    kvs.put_key(KvsARN=ARN, Key="routing", Value='{"stable": "blue", "weight": "x"}', IfMatch=etag)
+    assert router.probe() == {
+        "stable": "green",
+        "new": "blue",
+        "weight": 0,
+        "epoch": None,
+        "fallback": "live-key",
+    }
+    with pytest.raises(TrafficRoutingError, match="not a blue/green split"):
+        router.set_weights({"blue": 10, "green": 90})
+
+
+def test_a_value_with_host_names_loses_them_on_the_next_write(door):
+    router, kvs = door["router"], door["router"].kvs
+    etag = kvs.describe_key_value_store(KvsARN=ARN)["ETag"]
+    legacy = {"stable": "blue", "new": "green", "weight": 0, "epoch": 1, "origins": {"blue": "x.example.com"}}
+    kvs.put_key(KvsARN=ARN, Key="routing", Value=json.dumps(legacy), IfMatch=etag)
+    router.set_weights({"blue": 90, "green": 10})
+    assert stored(door) == {"stable": "blue", "new": "green", "weight": 10, "epoch": 1}
 
 
 def test_a_concurrent_write_is_refused_not_overwritten(door):
@@ -131,7 +198,7 @@ def test_a_missing_key_is_named(door):
     kvs, router = door["router"].kvs, door["router"]
     _, etag = router.routing()
     kvs.delete_key(KvsARN=ARN, Key="routing", IfMatch=etag)
-    with pytest.raises(TrafficRoutingError, match="no key 'routing'"):
+    with pytest.raises(TrafficRoutingError, match="no key 'routing'.*last live colour \\('blue'"):
         router.weights()
 
 
