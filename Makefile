@@ -74,3 +74,11 @@ test-unit: install
 # The sandbox tier mostly waits on its emulators' threads: two workers, a sandbox each.
 test-sandbox: install
 	$(TIMED) $(BIN)/python -m pytest -n $(TEST_WORKERS) tests/sandbox
+
+# The production image and the Helm values, checked without a container engine: hadolint on the
+# Dockerfile, the image's build replayed into a fresh virtualenv with the runtime requirements
+# alone (both DAGs must import), the values' Airflow options and the chart's schema
+# (scripts/check_deploy.py; deploy/README.md).
+.PHONY: check-deploy
+check-deploy: install
+	$(TIMED) $(BIN)/python scripts/check_deploy.py
