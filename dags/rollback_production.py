@@ -41,9 +41,6 @@ CONFIG = load_config()
             title="Reason",
             description=f"Why production is rolled back (at least {MIN_REASON_LENGTH} characters).",
         ),
-        "requested_by": Param(
-            None, type=["null", "string"], title="Requested by", description="Who asks for the rollback."
-        ),
     },
     tags=["deployment", "rollback", CONFIG.application],
     doc_md=dag_doc("rollback_production"),

@@ -8,8 +8,15 @@ created the rc release (GitHub's ``author.login``). Names compare case-insensiti
 
 Each request's ``assigned_users`` is the configured approvers minus those people
 minus whoever already approved, so Airflow answers 403 to anyone else and 409 to a
-second answer. The whole gate has one deadline (``timings.approval_timeout_seconds``
-from the first request, kept in the record): a later request waits only what is left.
+second answer. Airflow compares an answer with ``assigned_users`` by the auth manager's user
+id (FAB's is numeric), so each approver's username is resolved to that id when the request is
+made; everything else (exclusions, the configured list, who already approved) compares
+usernames, case-insensitively. A rejection sticks: a request made again after a clear is
+refused once the record holds a rejection, and the proof at the point of change
+(:mod:`deployment.gate_proof`) refuses a run any of whose approval tries was rejected.
+
+The whole gate has one deadline (``timings.approval_timeout_seconds`` from the first request,
+kept in the record): a later request waits only what is left.
 
 Each answer, as Airflow resumes the task with it (built by its API server from the HITL
 detail the authenticated user wrote), is written to the ``approvals`` section of the
@@ -41,6 +48,14 @@ RESULT_KEY = "result"
 GATE_KEY = "gate"
 VERIFIED_KEY = "verified"
 SOURCE = "airflow_hitl_detail"
+REJECTED_KEY = "rejected"
+APPROVAL_GROUP_ID = "approval_gate"
+APPROVAL_TASKS = ("first_approval", "second_approval", "third_approval", "fourth_approval")
+
+
+def approval_task_ids(cfg: DeploymentConfig) -> list[str]:
+    """The approval tasks of a release run, with their group's prefix."""
+    return [f"{APPROVAL_GROUP_ID}.{name}" for name in APPROVAL_TASKS[: cfg.approvals.required]]
 
 
 class ApprovalRefused(AirflowFailException):
@@ -132,14 +147,33 @@ def gate_state(ledger: Ledger, create) -> dict[str, Any]:
     return gate
 
 
-def approved_user_ids(section: dict[str, Any], task_ids: Sequence[str]) -> list[str]:
-    """Who approved ``task_ids`` according to the entries read from Airflow's HITL details."""
-    ids = []
+def approved_user_names(section: dict[str, Any], task_ids: Sequence[str]) -> list[str]:
+    """Who (usernames) approved ``task_ids`` according to the entries read from Airflow's HITL details."""
+    names = []
     for task_id in task_ids:
         entry = section.get(task_id) or {}
-        if entry.get("decision") == "approved" and entry.get("source") == SOURCE and entry.get("user_id"):
-            ids.append(str(entry["user_id"]))
-    return ids
+        if entry.get("decision") == "approved" and entry.get("source") == SOURCE and entry.get("user_name"):
+            names.append(str(entry["user_name"]))
+    return names
+
+
+def assigned_users(cfg: DeploymentConfig, eligible: Sequence[Approver]) -> list[dict[str, str]]:
+    """``assigned_users`` for a request: each eligible approver with the auth manager's id for them.
+
+    Raises :class:`ApprovalRefused` when an approver is not a user Airflow knows (nobody could answer
+    in their name, and an empty list would let anyone answer)."""
+    from deployment.airflow_api import AirflowApiError, AirflowReader
+
+    try:
+        ids = AirflowReader.from_connection(cfg.connections.airflow_api).user_ids([a.id for a in eligible])
+    except AirflowApiError as err:
+        raise ApprovalRefused(f"cannot resolve the approvers' Airflow user ids: {err}") from err
+    unknown = [a.id for a in eligible if not ids.get(a.id)]
+    if unknown:
+        raise ApprovalRefused(
+            f"approvers {unknown} are not active Airflow users: create them (or correct approvals.approvers)"
+        )
+    return [{"id": str(ids[a.id]), "name": a.id} for a in eligible]
 
 
 def _iso(value: Any) -> str | None:
@@ -196,7 +230,7 @@ class ReleaseApprovalOperator(ApprovalOperator):
 
     def _already_approved(self, rel) -> list[str]:
         section = rel.ledger.read(SECTION) or {}
-        ids = approved_user_ids(section, self.prior_approval_task_ids)
+        ids = approved_user_names(section, self.prior_approval_task_ids)
         if len(ids) != len(self.prior_approval_task_ids):
             raise ApprovalRefused(
                 f"the earlier approvals {self.prior_approval_task_ids} did not all record an approver "
@@ -207,6 +241,13 @@ class ReleaseApprovalOperator(ApprovalOperator):
     # ------------------------------------------------------------------ execute
     def execute(self, context: Any) -> Any:
         rel = self._release(context)
+        rejected = (rel.ledger.read(SECTION) or {}).get(REJECTED_KEY)
+        if rejected:
+            raise ApprovalRefused(
+                f"release {rel.version} was rejected by {rejected.get('user_name')} at "
+                f"{rejected.get('responded_at')} ({rejected.get('task')}): a rejected release stays "
+                "rejected through clears; trigger a new run to ask again"
+            )
         gate = self._gate(context, rel)
         deadline = datetime.fromisoformat(gate["deadline"])
         left = deadline - _now()
@@ -232,7 +273,7 @@ class ReleaseApprovalOperator(ApprovalOperator):
                 f"no one left to give approval {self.approval_number}: approvers "
                 f"{rel.cfg.approvals.ids()}, excluded {gate['reasons']}, already approved {already}"
             )
-        self.assigned_users = [{"id": a.id, "name": a.name} for a in eligible]
+        self.assigned_users = assigned_users(rel.cfg, eligible)
         self.response_timeout = left
         try:
             plan = rel.ledger.read_text("plan", "md")
@@ -289,6 +330,7 @@ class ReleaseApprovalOperator(ApprovalOperator):
         }
         if answer["decision"] == "rejected":
             record_answer(rel.ledger, self.task_id, answer)
+            record_answer(rel.ledger, REJECTED_KEY, {"task": self.task_id, **answer})
             raise ApprovalRefused(
                 f"{answer['user_name'] or answer['user_id'] or 'nobody'} rejected release {rel.version} "
                 f"(approval {self.approval_number}); nothing was changed"
@@ -298,11 +340,11 @@ class ReleaseApprovalOperator(ApprovalOperator):
         eligible = {
             a.id.lower() for a in eligible_approvers(rel.cfg, gate["excluded"], self._already_approved(rel))
         }
-        if str(answer["user_id"] or "").lower() not in eligible:
+        if str(answer["user_name"] or "").lower() not in eligible:
             answer["decision"] = "refused"
             record_answer(rel.ledger, self.task_id, answer)
             raise ApprovalRefused(
-                f"approval {self.approval_number} came from {answer['user_id']!r}, who may not approve "
+                f"approval {self.approval_number} came from {answer['user_name']!r}, who may not approve "
                 f"(eligible: {sorted(eligible)})"
             )
         record_answer(rel.ledger, self.task_id, answer)
@@ -382,15 +424,16 @@ def verify_gate(
                 "at": entry["responded_at"],
             }
         )
-    ids = [str(a["id"]).lower() for a in approvers]
-    if len(set(ids)) != len(ids):
-        problems.append(f"the same person approved twice: {ids}")
-    if barred := sorted(set(ids) & excluded):
+    ids = [str(a["id"]) for a in approvers]
+    names = [str(a["name"] or "").lower() for a in approvers]
+    if len(set(ids)) != len(ids) or len(set(names)) != len(names):
+        problems.append(f"the same person approved twice: {names}")
+    if barred := sorted(set(names) & excluded):
         problems.append(f"{barred} may not approve ({gate['reasons']})")
-    if outsiders := sorted(set(ids) - allowed):
+    if outsiders := sorted(set(names) - allowed):
         problems.append(f"{outsiders} are not configured approvers")
-    if len(set(ids)) < cfg.approvals.required:
-        problems.append(f"{len(set(ids))} valid approvals, {cfg.approvals.required} required")
+    if len(set(names)) < cfg.approvals.required:
+        problems.append(f"{len(set(names))} valid approvals, {cfg.approvals.required} required")
     if problems:
         raise ApprovalRefused("the approval gate is not open: " + "; ".join(problems))
     approved_at = max(datetime.fromisoformat(a["at"]) for a in approvers)

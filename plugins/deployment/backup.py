@@ -151,16 +151,14 @@ def _latest_succeeded_job(amplify: Any, app_id: str, branch: str) -> dict[str, A
 ENVIRONMENTS_PREFIX = "backups/amplify-environments"
 
 
-def environments_key(cfg: DeploymentConfig, version: str, run_id: str) -> str:
+def environments_key(cfg: DeploymentConfig, version: str, record_key: str) -> str:
     """Where a run's backed-up branch variables are kept: beside the record, never inside it
     (the record's prefix is read by the Deployments view and by anyone auditing releases)."""
-    from deployment.ledger import run_key
-
-    return f"{ENVIRONMENTS_PREFIX}/{version}/{run_key(run_id)}.json"
+    return f"{ENVIRONMENTS_PREFIX}/{version}/{record_key}.json"
 
 
 def store_environments(
-    cfg: DeploymentConfig, version: str, run_id: str, environments: dict[str, dict[str, str]]
+    cfg: DeploymentConfig, version: str, record_key: str, environments: dict[str, dict[str, str]]
 ) -> tuple[dict[str, Any], dict[str, dict[str, str]], str]:
     """Keep the branches' variables, values included, in one SSE-KMS object of the artifacts bucket,
     with the run's key for the record's hashes of them (``amplify.variable_hashes``).
@@ -174,7 +172,7 @@ def store_environments(
     from deployment.artifacts import s3_client
 
     s3 = s3_client(cfg)
-    bucket, key = cfg.artifacts.bucket, environments_key(cfg, version, run_id)
+    bucket, key = cfg.artifacts.bucket, environments_key(cfg, version, record_key)
     try:
         found = s3.get_object(Bucket=bucket, Key=key)
         stored = json.loads(found["Body"].read())
@@ -186,7 +184,7 @@ def store_environments(
         body = {
             "schema": 2,
             "version": version,
-            "run_id": run_id,
+            "record": record_key,
             "hmac_key": hash_key,
             "branches": {
                 c: {"branch": cfg.amplify.branches[c], "environment_variables": env}
@@ -248,7 +246,10 @@ def tag_live_amplify(
         )
         for c, name in cfg.amplify.branches.items()
     }
-    where, environments, hash_key = store_environments(cfg, version, run_id, environments)
+    from deployment.ledger import run_key
+
+    record_key = ledger.run_key if ledger is not None else run_key(run_id)
+    where, environments, hash_key = store_environments(cfg, version, record_key, environments)
     branches = {
         c: {
             "branch": name,
@@ -258,7 +259,7 @@ def tag_live_amplify(
         for c, name in cfg.amplify.branches.items()
     }
     tags = {
-        f"{TAG_PREFIX}backup-id": backup_id(version, run_id),
+        f"{TAG_PREFIX}backup-id": backup_id(version, record_key),
         f"{TAG_PREFIX}backup-for": version,
         f"{TAG_PREFIX}live-job": job["jobId"],
         f"{TAG_PREFIX}live-version": served or "unknown",
@@ -298,7 +299,7 @@ def write_manifest(
     if existing.get("backup_id"):
         return {**existing, "reused": True}
     manifest = {
-        "backup_id": backup_id(ledger.version, ledger.run_id),
+        "backup_id": backup_id(ledger.version, ledger.run_key),
         "version": ledger.version,
         "run_id": ledger.run_id,
         "created_at": _now(),

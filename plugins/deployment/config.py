@@ -48,6 +48,9 @@ class Connections(_Model):
     pagerduty: str = "pagerduty_events"
     # the front door's base URL as an HTTP connection's host; unset: traffic.front_door.url
     front_door: str | None = None
+    # Airflow's API server as an HTTP connection, with the pipeline's read-only user as login and
+    # password: the proof at the point of change reads the approvals and the audit log through it.
+    airflow_api: str = "airflow_api"
 
     def app(self, colour: Colour) -> str:
         return self.app_blue if colour == "blue" else self.app_green
@@ -300,6 +303,8 @@ class DeploymentConfig(_Model):
     people: list[Person] = []
     # Airflow users who may trigger a run with emergency flags set.
     emergency_users: list[str] = []
+    # Airflow users who may run rollback_production (emergency_users may too).
+    release_managers: list[str] = []
 
     @model_validator(mode="after")
     def _people_unique(self) -> DeploymentConfig:

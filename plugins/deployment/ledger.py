@@ -10,6 +10,7 @@ Layout: ``s3://<bucket>/<prefix>/<version>/<run key>/<section>.json``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from datetime import UTC, datetime
@@ -23,9 +24,18 @@ if TYPE_CHECKING:
 _UNSAFE = re.compile(r"[^A-Za-z0-9._=-]+")
 
 
-def run_key(run_id: str) -> str:
-    """``run_id`` made safe for an S3 key (``manual__2026-...+00:00`` has ``:`` and ``+``)."""
-    return _UNSAFE.sub("_", run_id)
+def run_key(run_id: str, run_after: Any = None) -> str:
+    """The record's folder for one run: ``run_id`` made safe for an S3 key, plus a digest of the exact
+    ``run_id`` and the run's ``run_after``.
+
+    Making a run id safe collapses characters (``:``, ``+``, ``~`` all become ``_``), so two run ids
+    could share a folder; and a run deleted and created again under the same id would inherit the
+    first one's gate and backup. The digest keeps each apart: another id, or the same id created at
+    another moment, has another folder.
+    """
+    moment = run_after.isoformat() if isinstance(run_after, datetime) else str(run_after or "")
+    digest = hashlib.sha256(f"{run_id}\n{moment}".encode()).hexdigest()[:12]
+    return f"{_UNSAFE.sub('_', run_id)}-{digest}"
 
 
 def now_iso() -> str:
@@ -35,11 +45,12 @@ def now_iso() -> str:
 class Ledger:
     """Read and write the sections of one release's record."""
 
-    def __init__(self, config: DeploymentConfig, version: str, run_id: str) -> None:
+    def __init__(self, config: DeploymentConfig, version: str, run_id: str, run_after: Any = None) -> None:
         self.config = config
         self.version = version
         self.run_id = run_id
-        self.prefix = f"{config.artifacts.prefix.strip('/')}/{version}/{run_key(run_id)}"
+        self.run_key = run_key(run_id, run_after)
+        self.prefix = f"{config.artifacts.prefix.strip('/')}/{version}/{self.run_key}"
 
     @property
     def hook(self) -> S3Hook:
@@ -113,13 +124,14 @@ def find_releases(config: DeploymentConfig, outcome: str | None = None) -> list[
     return sorted(outcomes, key=lambda o: o.get("finished_at", ""), reverse=True)
 
 
-def find_run(config: DeploymentConfig, run_id: str) -> Ledger | None:
-    """The record of the release run ``run_id`` (found by its ``conf`` section), when there is one."""
+def find_run(config: DeploymentConfig, run_id: str, run_after: Any = None) -> Ledger | None:
+    """The record of the release run ``run_id`` created at ``run_after`` (found by its ``conf``
+    section), when there is one."""
     hook = _s3_hook(config)
     prefix = f"{config.artifacts.prefix.strip('/')}/"
-    suffix = f"/{run_key(run_id)}/conf.json"
+    suffix = f"/{run_key(run_id, run_after)}/conf.json"
     for key in hook.list_keys(bucket_name=config.artifacts.bucket, prefix=prefix) or []:
         if key.endswith(suffix):
             version = key.removeprefix(prefix).removesuffix(suffix)
-            return Ledger(config, version, run_id)
+            return Ledger(config, version, run_id, run_after)
     return None

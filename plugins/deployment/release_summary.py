@@ -284,8 +284,6 @@ def record_summary(ledger: Ledger, outcome: Mapping[str, Any]) -> str | None:
     try:
         import json
 
-        from deployment.ledger import run_key
-
         hook, bucket = ledger.hook, ledger.bucket
         names = {
             k.rsplit("/", 1)[-1].removesuffix(".json")
@@ -297,7 +295,7 @@ def record_summary(ledger: Ledger, outcome: Mapping[str, Any]) -> str | None:
             if name in names and name != "outcome"
         }
         sections["outcome"] = dict(outcome)
-        run = run_key(ledger.run_id)
+        run = ledger.run_key
         summary = build(sections, ledger.version, run)
         target = key(ledger.config.artifacts.prefix, ledger.version, run)
         hook.load_string(

@@ -1,12 +1,18 @@
-"""The run context every task shares: the run's config (reloaded), params, deployment record and
-task states. Groups and operators build on it; it imports neither."""
+"""The run context every task shares: the run's config (the snapshot its first task took), params,
+deployment record and task states. Groups and operators build on it; it imports neither.
+
+**One configuration per run.** ``record_release`` writes the configuration it validated into the
+record (``config``: the settings and their SHA-256), and every later task of the run uses that
+snapshot, so an edit of the YAML during a release changes neither its thresholds nor its checks.
+Only where the record is (``artifacts`` and ``connections.aws``) is read from the file, to find it.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from deployment.guards import OUTCOME_TASK_ID
+from deployment.guards import OUTCOME_TASK_ID, RELEASE_DAG_ID
 
 if TYPE_CHECKING:
     from deployment.config import DeploymentConfig
@@ -40,15 +46,48 @@ class Release:
         return emergency_flags(self.params)
 
 
+CONFIG_SECTION = "config"
+_snapshots: dict[str, DeploymentConfig] = {}
+
+
+def config_snapshot(cfg: DeploymentConfig) -> dict[str, Any]:
+    """The ``config`` section: the validated settings and their digest."""
+    import hashlib
+    import json
+
+    settings = cfg.model_dump(mode="json", by_alias=True)
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
+    return {"sha256": digest, "settings": settings}
+
+
+def _run_after(context: Any) -> Any:
+    return getattr(context.get("dag_run"), "run_after", None)
+
+
 def release(context: Any) -> Release:
-    """The run's config (reloaded now), params and record, from a task's context."""
-    from deployment.config import load_config
+    """The run's config (its snapshot once ``record_release`` took it), params and record."""
+    from deployment.config import DeploymentConfig, load_config
     from deployment.ledger import Ledger
 
-    cfg = load_config()
     params = dict(context["params"])
     version, run_id = params["version"], context["run_id"]
-    return Release(cfg, params, version, run_id, Ledger(cfg, version, run_id))
+    located = Ledger(load_config(), version, run_id, _run_after(context))
+    cfg = _snapshots.get(located.prefix)
+    if cfg is None:
+        snapshot = located.read(CONFIG_SECTION)
+        if snapshot is None:
+            return Release(located.config, params, version, run_id, located)
+        cfg = _snapshots[located.prefix] = DeploymentConfig.model_validate(snapshot["settings"])
+    return Release(cfg, params, version, run_id, Ledger(cfg, version, run_id, _run_after(context)))
+
+
+def run_config(context: Any) -> DeploymentConfig:
+    """The configuration a task of this run uses: the release's snapshot, the file for other DAGs."""
+    from deployment.config import load_config
+
+    if context["params"].get("version") and getattr(context.get("ti"), "dag_id", None) == RELEASE_DAG_ID:
+        return release(context).cfg
+    return load_config()
 
 
 def current_release() -> Release:
@@ -63,7 +102,7 @@ def run_ledger(cfg: DeploymentConfig, context: Any) -> Ledger:
     from deployment.ledger import Ledger
 
     version = context["params"].get("version") or MANUAL_RECORD_FOLDER
-    return Ledger(cfg, version, context["run_id"])
+    return Ledger(cfg, version, context["run_id"], _run_after(context))
 
 
 def task_states(context: Any) -> dict[str, str]:

@@ -123,6 +123,16 @@ def create_app() -> FastAPI:
             raise HTTPException(404, f"no deployment record {folder}/{run}")
         return detail(record, config)
 
+    @app.get("/api/identities", dependencies=[read_releases])
+    def identities(username: Annotated[list[str], Query(max_length=50)]) -> dict[str, Any]:
+        """Each username's user id in the auth manager (None when unknown): the ids Airflow checks a
+        human-in-the-loop answer against."""
+        from airflow.api_fastapi.app import get_auth_manager
+
+        from deployments_view.identities import user_ids
+
+        return {"identities": user_ids(get_auth_manager(), username)}
+
     @app.get("/api/dora", dependencies=[read_releases])
     def dora_keys(
         user: GetUserDep,

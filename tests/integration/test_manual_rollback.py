@@ -38,7 +38,7 @@ def rollback_dag(user: AirflowClient) -> AirflowClient:
 def trigger_rollback(user: AirflowClient, name: str) -> tuple[AirflowClient, str]:
     client = rollback_dag(user)
     run_id = f"manual__{name}__{int(time.time() * 1000)}"
-    client.trigger({"target_version": OLD, "reason": REASON, "requested_by": user.username}, run_id=run_id)
+    client.trigger({"target_version": OLD, "reason": REASON}, run_id=run_id)
     return client, run_id
 
 
@@ -64,7 +64,7 @@ def test_a_release_then_a_manual_rollback_puts_the_previous_version_back(
     assert released["weights"] == {"blue": 0, "green": 100}
     assert released["stack"]["parameters"][world.cfg.stack.version_parameter] == NEW
 
-    rollback, run_id = trigger_rollback(local["alice"], "to-v1.0.0")
+    rollback, run_id = trigger_rollback(local["erin"], "to-v1.0.0")
     rollback.wait_for_run(run_id, {"success"}, timeout=300)
     assert set(rollback.task_states(run_id).values()) == {"success"}
 
@@ -83,7 +83,7 @@ def test_a_release_then_a_manual_rollback_puts_the_previous_version_back(
     assert all(check["ok"] for check in section["steps"]["verify"]["checks"].values())
     plan = world.record(RECORD_FOLDER, run_id, "rollback.plan")
     assert plan["previous_version"] == OLD and plan["rolled_back_version"] == NEW
-    assert plan["reason"] == REASON and plan["requested_by"] == "alice"
+    assert plan["reason"] == REASON and plan["requested_by"] == "erin"  # the authenticated trigger, not the conf
     assert plan["build"]["version"] == OLD and len(plan["build"]["commit_sha"]) == 40, "OLD's recorded build"
     outcome = world.record(RECORD_FOLDER, run_id, "outcome")
     assert outcome["status"] == "rolled_back" and outcome["previous_version"] == OLD
@@ -97,7 +97,7 @@ def test_rollback_is_refused_while_a_release_past_its_gate_runs(local, world, se
     release.approve()
     release.wait_task("deploy_infrastructure.execute_change_set", {"deferred"}, timeout=180, poll=0.1)
 
-    rollback, run_id = trigger_rollback(local["alice"], "refused")
+    rollback, run_id = trigger_rollback(local["erin"], "refused")
     rollback.wait_for_run(run_id, {"failed"}, timeout=120)
     states = rollback.task_states(run_id)
     assert states["plan"] == "failed"

@@ -198,3 +198,14 @@ def slack(cfg, monkeypatch):
             json.dumps({"conn_type": "slackwebhook", "host": f"{url}/services", "password": path}),
         )
         yield sink
+
+
+@pytest.fixture
+def airflow_api(monkeypatch):
+    """The Airflow API the pipeline reads as its own user (connection ``airflow_api``), over real HTTP."""
+    from _airflow_api import FakeAirflowApi
+
+    api = FakeAirflowApi()
+    monkeypatch.setenv("AIRFLOW_CONN_AIRFLOW_API", api.connection_uri)
+    yield api
+    api.close()

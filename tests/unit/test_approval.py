@@ -50,18 +50,21 @@ def hitl(monkeypatch):
 
 
 @pytest.fixture
-def planned(record, github):
+def planned(record, github, airflow_api):
     record.write_text("plan", PLAN, "md")
     return record
 
 
 def _event(user="bob", option="Approve"):
-    # What Airflow resumes the task with: its API server builds it from the HITL detail the user wrote.
+    # What Airflow resumes the task with: its API server builds it from the HITL detail the user wrote
+    # (under FAB the id is the user's numeric id, the name the username).
+    from _airflow_api import USER_IDS
+
     return {
         "chosen_options": [option],
         "params_input": {},
         "responded_at": AT,
-        "responded_by_user": {"id": user, "name": user.title()},
+        "responded_by_user": {"id": USER_IDS[user], "name": user},
     }
 
 
@@ -98,7 +101,8 @@ def test_first_request_sets_the_gate_deadline_and_shows_it(cfg, hitl, planned):
     with pytest.raises(TaskAwaitingInput) as parked:
         _operator(cfg).execute(_context(triggered_by="carol"))
     (request,) = hitl["requests"]
-    assert [u["id"] for u in request["assigned_users"]] == ["bob"]  # alice wrote it, carol triggered it
+    # alice wrote it, carol triggered it; Airflow checks answers by the auth manager's id
+    assert request["assigned_users"] == [{"id": "3", "name": "bob"}]
     gate = planned.read(SECTION)["gate"]
     deadline = datetime.fromisoformat(gate["deadline"])
     assert deadline - datetime.fromisoformat(gate["first_requested_at"]) == cfg.timings.approval_timeout
@@ -117,12 +121,15 @@ def test_second_request_gets_what_is_left_of_the_one_deadline(cfg, hitl, planned
     }
     planned.write(
         SECTION,
-        {"gate": gate, "first_approval": {"decision": "approved", "source": SOURCE, "user_id": "bob"}},
+        {
+            "gate": gate,
+            "first_approval": {"decision": "approved", "source": SOURCE, "user_id": "3", "user_name": "bob"},
+        },
     )
     with pytest.raises(TaskAwaitingInput) as parked:
         _operator(cfg, 2).execute(_context())
     assert parked.value.timeout <= cfg.timings.approval_timeout - timedelta(seconds=200)
-    assert [u["id"] for u in hitl["requests"][0]["assigned_users"]] == ["carol"]
+    assert [u["name"] for u in hitl["requests"][0]["assigned_users"]] == ["carol"]
 
 
 def test_no_request_after_the_deadline(cfg, hitl, planned):
@@ -155,16 +162,32 @@ def test_the_answer_airflow_resumed_with_is_recorded_for_this_plan(cfg, hitl, pl
         _operator(cfg).execute(_context())
     _operator(cfg).execute_complete(_context(), _event("bob"))
     entry = planned.read(SECTION)["first_approval"]
-    assert (entry["decision"], entry["user_id"], entry["source"]) == ("approved", "bob", SOURCE)
+    assert (entry["decision"], entry["user_id"], entry["user_name"]) == ("approved", "3", "bob")
+    assert entry["source"] == SOURCE
     assert entry["plan_digest"] == approval.plan_digest(PLAN) and entry["run_id"] == RUN_ID
 
 
 def test_rejection_fails_the_run(cfg, hitl, planned):
     with pytest.raises(
-        ApprovalRefused, match="Carol rejected release v1.1.0 .approval 1.; nothing was changed"
+        ApprovalRefused, match="carol rejected release v1.1.0 .approval 1.; nothing was changed"
     ):
         _operator(cfg).execute_complete(_context(), _event("carol", "Reject"))
     assert planned.read(SECTION)["first_approval"]["decision"] == "rejected"
+
+
+def test_a_rejected_release_stays_rejected_when_its_approvals_are_cleared(cfg, hitl, planned):
+    with pytest.raises(ApprovalRefused, match="rejected"):
+        _operator(cfg).execute_complete(_context(), _event("carol", "Reject"))
+    with pytest.raises(ApprovalRefused, match="stays rejected through clears; trigger a new run"):
+        _operator(cfg).execute(_context())  # the group cleared: the request is not made again
+    assert hitl["requests"] == []
+
+
+def test_an_approver_unknown_to_airflow_is_refused_before_any_request(cfg, hitl, planned, airflow_api):
+    del airflow_api.users["bob"]
+    with pytest.raises(ApprovalRefused, match=r"approvers \['bob'\] are not active Airflow users"):
+        _operator(cfg).execute(_context(triggered_by="carol"))
+    assert hitl["requests"] == []
 
 
 def test_an_excluded_answer_is_refused_even_if_airflow_let_it_through(cfg, hitl, planned):
@@ -194,7 +217,7 @@ def _section(cfg, *answers, digest=None, run_id=RUN_ID, deadline=AT + timedelta(
         section[task_id] = {
             "decision": "approved",
             "source": SOURCE,
-            "user_id": user,
+            "user_id": {"bob": "3", "carol": "4", "alice": "2"}.get(user, user),
             "user_name": user,
             "responded_at": at.isoformat(),
             "run_id": run_id,
@@ -208,7 +231,7 @@ def test_two_eligible_answers_from_airflow_open_the_gate(cfg):
     result = approval.verify_gate(
         cfg, _section(cfg, ("bob", AT), ("carol", later)), TASKS, RUN_ID, approval.plan_digest(PLAN)
     )
-    assert [a["id"] for a in result["approvers"]] == ["bob", "carol"]
+    assert [a["name"] for a in result["approvers"]] == ["bob", "carol"]
     assert result["wait_until"] == (later + timedelta(seconds=cfg.timings.wait_timer_seconds)).isoformat()
 
 
@@ -217,9 +240,12 @@ def test_two_eligible_answers_from_airflow_open_the_gate(cfg):
     [
         (lambda s: s["second_approval"].update(decision="awaiting", source=None), "marked by hand"),
         (lambda s: s["second_approval"].pop("source"), "marked by hand"),
-        (lambda s: s["second_approval"].update(user_id="bob"), "the same person approved twice"),
-        (lambda s: s["second_approval"].update(user_id="Alice"), "may not approve"),
-        (lambda s: s["second_approval"].update(user_id="mallory"), "not configured approvers"),
+        (
+            lambda s: s["second_approval"].update(user_id="3", user_name="bob"),
+            "the same person approved twice",
+        ),
+        (lambda s: s["second_approval"].update(user_id="2", user_name="Alice"), "may not approve"),
+        (lambda s: s["second_approval"].update(user_id="9", user_name="mallory"), "not configured approvers"),
         (lambda s: s["second_approval"].update(plan_digest="0" * 64), "approved another plan"),
         (lambda s: s["second_approval"].update(run_id="other"), "was approved in run 'other'"),
         (

@@ -9,10 +9,11 @@ slot while it waits; a window already over ends at once) and ends at the last ap
 changed. ``verify_gate`` re-checks the answers read from Airflow just before the first change,
 so no hand-marked task or hand-written XCom opens the gate, then opens the release's scheduled
 maintenance on the status page (in progress; its id in the record, so a rerun reuses it;
-``notify`` or the rollback completes it). Beside the requests, ``remind_approvers`` (deferred:
-no worker slot, no task process per look) reminds whoever a request still waits for once half
-the gate's time has gone, and ends as soon as the gate is decided; it is off the gate's path,
-and the run's outcome waits for it.
+``notify`` or the rollback completes it). ``verify_gate`` is the visible summary, not the lock:
+every task that changes production proves the gate again itself (``deployment.gate_proof``).
+Beside the requests, ``remind_approvers`` (deferred: no worker slot, no task process per look)
+reminds whoever a request still waits for once half the gate's time has gone, and ends as soon
+as the gate is decided; it is off the gate's path, and the run's outcome waits for it.
 """
 
 from __future__ import annotations
@@ -24,18 +25,24 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import TaskGroup, TriggerRule, chain, get_current_context
 from airflow.sdk.bases.notifier import BaseNotifier
 
-from deployment.approval import ApprovalReminderOperator, ReleaseApprovalOperator, WaitTimerSensor
+from deployment.approval import (
+    APPROVAL_GROUP_ID,
+    APPROVAL_TASKS,
+    ApprovalReminderOperator,
+    ReleaseApprovalOperator,
+    WaitTimerSensor,
+)
+from deployment.gate_proof import prove_gate
 from deployment.tasks import task
 
 if TYPE_CHECKING:
     from deployment.config import DeploymentConfig
 
-GROUP_ID = "approval_gate"
+GROUP_ID = APPROVAL_GROUP_ID
 # The gate's exit: the first change follows it, never the reminder beside the requests.
 GATE_TASK_ID = f"{GROUP_ID}.verify_gate"
 # The task log: the Task SDK's RuntimeTaskInstance (context["ti"]) has no ``log``.
 log = logging.getLogger(__name__)
-APPROVAL_TASKS = ("first_approval", "second_approval", "third_approval", "fourth_approval")
 NOTICE_RETRIES = 3
 
 
@@ -164,10 +171,16 @@ def approval_gate_group(config: DeploymentConfig) -> TaskGroup:
             doc_md=ApprovalReminderOperator.__doc__,
         )
 
-        @task(task_id="verify_gate", retries=0, trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
+        @task(
+            task_id="verify_gate",
+            retries=0,
+            trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS,
+            pre_execute=prove_gate,
+        )
         def verify_gate() -> dict[str, Any]:
-            """The gate checked again just before the first change, from the answers read from Airflow,
-            and no manual rollback running (one may start while the release waits for approval)."""
+            """The gate's visible summary before the first change: proven from Airflow's HITL records
+            (as every changing task proves it again itself), and no manual rollback running (one may
+            start while the release waits for approval). Marking it successful opens nothing."""
 
             from deployment.approval import VERIFIED_KEY, record_answer
             from deployment.guards import ROLLBACK_DAG_ID, refuse_concurrent_run

@@ -1,6 +1,7 @@
 """Phase 3, backup: the recovery point, taken once per release run (a rerun reuses every part of it).
 
-``backup_stack``, ``backup_tables`` and ``tag_amplify`` run side by side;
+``backup_stack``, ``backup_tables`` and ``tag_amplify`` run side by side, each once it has proven
+the approval gate itself (:func:`deployment.gate_proof.prove_gate`);
 ``write_manifest`` puts their results into the ``backup`` section.
 """
 
@@ -10,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import TaskGroup
 
+from deployment.gate_proof import prove_gate
 from deployment.run_context import current_release
 from deployment.tasks import task
 
@@ -26,7 +28,7 @@ def backup_group(config: DeploymentConfig) -> TaskGroup:
         f"{len(config.dynamodb.tables)} table(s), the live Amplify branch tagged",
     ) as group:
 
-        @task(task_id="backup_stack")
+        @task(task_id="backup_stack", pre_execute=prove_gate)
         def backup_stack() -> dict[str, Any]:
             """The live stack's template, parameters and outputs into the record (once per run)."""
             from deployment.backup import backup_stack as take
@@ -34,15 +36,15 @@ def backup_group(config: DeploymentConfig) -> TaskGroup:
             rel = current_release()
             return take(rel.cfg, rel.ledger)
 
-        @task(task_id="backup_tables")
+        @task(task_id="backup_tables", pre_execute=prove_gate)
         def backup_tables() -> list[dict[str, Any]]:
             """An on-demand backup per configured table, named by the run, waited to AVAILABLE."""
             from deployment.backup import backup_tables as take
 
             rel = current_release()
-            return take(rel.cfg, rel.version, rel.run_id)
+            return take(rel.cfg, rel.version, rel.ledger.run_key)
 
-        @task(task_id="tag_amplify")
+        @task(task_id="tag_amplify", pre_execute=prove_gate)
         def tag_amplify() -> dict[str, Any]:
             """Tag the live colour's Amplify branch with the release, the backup id and its last good job."""
             from deployment.backup import tag_live_amplify

@@ -12,6 +12,8 @@
   monitoring phase watches the release from there. ``frontend.traffic_moved: true`` is
   written before the first weight change (the rollback restores traffic when it is set).
   A step whose worker was lost is retried (``STEP_RETRIES``); a breach is not.
+- Every task here proves the approval gate itself before it runs and before each resumption
+  (:func:`deployment.gate_proof.prove_gate`).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ def step_task_id(weight: int) -> str:
 
 
 def deploy_frontend_group(config: DeploymentConfig) -> TaskGroup:
+    from deployment.gate_proof import prove_gate
     from deployment.operators.amplify import AmplifyReleaseOperator
     from deployment.operators.analysis import TrafficShiftOperator
 
@@ -44,11 +47,14 @@ def deploy_frontend_group(config: DeploymentConfig) -> TaskGroup:
         + " with the metric analysis watching each step",
         doc_md=__doc__,
     ) as group:
-        previous = AmplifyReleaseOperator(task_id="start_amplify_job", doc_md=AmplifyReleaseOperator.__doc__)
+        previous = AmplifyReleaseOperator(
+            task_id="start_amplify_job", pre_execute=prove_gate, doc_md=AmplifyReleaseOperator.__doc__
+        )
         for step in config.traffic.steps:
             shift = TrafficShiftOperator(
                 task_id=step_task_id(step.weight),
                 weight=step.weight,
+                pre_execute=prove_gate,
                 # A lost worker or a Route 53 error mid-step is retried (the step is idempotent and
                 # keeps its earlier attempt); a metric breach fails at once (MetricsUnhealthy).
                 retries=STEP_RETRIES,

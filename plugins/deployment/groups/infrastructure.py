@@ -9,8 +9,9 @@
   fails at once with the stack events that explain it.
 - Once the update is complete, any alarm that went to ALARM since the baseline fails it.
 
-All three steps write the ``infrastructure`` section of the deployment record
-(``deployment.alarm_guard`` holds the two alarm checks).
+The task proves the approval gate itself before each run or resumption
+(:func:`deployment.gate_proof.prove_gate`). All three steps write the ``infrastructure``
+section of the deployment record (``deployment.alarm_guard`` holds the two alarm checks).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ GROUP_ID = "deploy_infrastructure"
 
 
 def deploy_infrastructure_group(config: DeploymentConfig) -> TaskGroup:
+    from deployment.gate_proof import prove_gate
     from deployment.operators.cloudformation import ExecuteChangeSetOperator
 
     with TaskGroup(
@@ -33,5 +35,7 @@ def deploy_infrastructure_group(config: DeploymentConfig) -> TaskGroup:
         tooltip="Alarms baseline, execute the validated change set (deferred wait), alarms after",
         doc_md=__doc__,
     ) as group:
-        ExecuteChangeSetOperator(task_id="execute_change_set", doc_md=ExecuteChangeSetOperator.__doc__)
+        ExecuteChangeSetOperator(
+            task_id="execute_change_set", pre_execute=prove_gate, doc_md=ExecuteChangeSetOperator.__doc__
+        )
     return group

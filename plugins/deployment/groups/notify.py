@@ -30,15 +30,14 @@ RETRIES = 3
 
 def _run(guard: str | None = None):
     """The task's context, config, record and conf; with ``guard``, refuse unless the release is live."""
-    from deployment.config import load_config
-    from deployment.run_context import run_ledger
+    from deployment.run_context import run_config, run_ledger
 
     context = get_current_context()
     if guard:
         from deployment.guards import require_live_release
 
         require_live_release(context, f"notify.{guard}")
-    cfg = load_config()
+    cfg = run_config(context)
     ledger = run_ledger(cfg, context)
     conf = ledger.read("conf") or {**context["params"], "run_id": context["run_id"]}
     return context, cfg, ledger, conf

@@ -23,14 +23,16 @@ def release_info(params: dict[str, Any], run_id: str) -> dict[str, Any]:
 
 
 def record_release():
-    """Refuse while a manual rollback runs, then write the ``conf`` section of the deployment record:
-    who releases what, and any emergency flags."""
+    """Refuse while a manual rollback runs, then write the ``conf`` section of the deployment record
+    (who releases what, and any emergency flags) and the ``config`` snapshot every later task of the
+    run uses (taken once: a rerun keeps the first)."""
 
     @task(task_id="record_release", doc_md=record_release.__doc__)
     def _record_release() -> dict[str, Any]:
         from deployment.config import load_config
         from deployment.guards import ROLLBACK_DAG_ID, refuse_concurrent_run
         from deployment.ledger import Ledger, now_iso
+        from deployment.run_context import CONFIG_SECTION, config_snapshot
         from deployment.run_contract import check_emergency_allowed
 
         context = get_current_context()
@@ -39,7 +41,9 @@ def record_release():
         triggered_by = context["dag_run"].triggering_user_name
         check_emergency_allowed(cfg.emergency_users, context["params"], triggered_by)
         info = release_info(context["params"], context["run_id"])
-        ledger = Ledger(cfg, info["version"], info["run_id"])
+        ledger = Ledger(cfg, info["version"], info["run_id"], context["dag_run"].run_after)
+        if ledger.read(CONFIG_SECTION) is None:
+            ledger.write(CONFIG_SECTION, config_snapshot(cfg))
         existing = ledger.read("conf")
         info["started_at"] = existing["started_at"] if existing else now_iso()
         info["environment"] = cfg.environment

@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import TaskGroup, TriggerRule, get_current_context
 
+from deployment.gate_proof import prove_rollback_requester
 from deployment.guards import OUTCOME_TASK_ID
-from deployment.run_context import failed_release_tasks, run_ledger, task_states
+from deployment.run_context import failed_release_tasks, run_config, run_ledger, task_states
 from deployment.tasks import task
 
 if TYPE_CHECKING:
@@ -38,11 +39,10 @@ STEPS = ("traffic", "stack", "frontend")
 # ---------------------------------------------------------------------- helpers
 def _step(section: str, action):
     """Run ``action(cfg, ledger, plan, context)`` and record its result as ``rollback.<section>``."""
-    from deployment.config import load_config
     from deployment.ledger import now_iso
 
     context = get_current_context()
-    cfg = load_config()
+    cfg = run_config(context)
     ledger = run_ledger(cfg, context)
     plan = ledger.read("rollback.plan")
     if plan is None:
@@ -90,13 +90,12 @@ def plan_rollback() -> dict[str, Any]:
     """
     from airflow.sdk.exceptions import AirflowSkipException
 
-    from deployment.config import load_config
     from deployment.guards import current_attempt
     from deployment.ledger import now_iso
     from deployment.rollback import live_differences, plan_from_record
 
     context = get_current_context()
-    cfg = load_config()
+    cfg = run_config(context)
     ledger = run_ledger(cfg, context)
     record = ledger.record()
     attempt = current_attempt(ledger)
@@ -128,7 +127,6 @@ def plan_rollback() -> dict[str, Any]:
 @task(task_id="last_resort_traffic", trigger_rule=TriggerRule.ALL_FAILED, **STEP_RETRIES)
 def last_resort_task() -> dict[str, Any]:
     """No plan could be made: all traffic back on the colour live before the release; page on-call."""
-    from deployment.config import load_config
     from deployment.ledger import now_iso
     from deployment.notifications import send_once
     from deployment.rollback import (
@@ -141,7 +139,7 @@ def last_resort_task() -> dict[str, Any]:
     from deployment.router import router_for
 
     context = get_current_context()
-    cfg = load_config()
+    cfg = run_config(context)
     ledger = run_ledger(cfg, context)
     record = ledger.record()
     try:
@@ -203,7 +201,7 @@ def _not_needed(what: str) -> dict[str, Any]:
     return {"status": "not_needed", "detail": f"the record shows no change to {what}"}
 
 
-@task(task_id="restore_traffic", **STEP_RETRIES)
+@task(task_id="restore_traffic", pre_execute=prove_rollback_requester, **STEP_RETRIES)
 def restore_traffic_task() -> dict[str, Any]:
     """All traffic back to the stable colour: the first, fastest step."""
 
@@ -217,7 +215,12 @@ def restore_traffic_task() -> dict[str, Any]:
     return _step("traffic", action)
 
 
-@task(task_id="restore_stack", trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS, **STEP_RETRIES)
+@task(
+    task_id="restore_stack",
+    trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS,
+    pre_execute=prove_rollback_requester,
+    **STEP_RETRIES,
+)
 def restore_stack_task() -> dict[str, Any]:
     """The stack back to the backed-up template and parameters (cancel / continue / change set)."""
 
@@ -235,7 +238,12 @@ def restore_stack_task() -> dict[str, Any]:
     return _step("stack", action)
 
 
-@task(task_id="restore_frontend", trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS, **STEP_RETRIES)
+@task(
+    task_id="restore_frontend",
+    trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS,
+    pre_execute=prove_rollback_requester,
+    **STEP_RETRIES,
+)
 def restore_frontend_task() -> dict[str, Any]:
     """The idle Amplify branch's variables back, a build still running on it stopped."""
 
@@ -285,11 +293,10 @@ def verify_task() -> dict[str, Any]:
 @task(task_id="record_rollback", trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS, **STEP_RETRIES)
 def record_rollback_task() -> dict[str, Any]:
     """Write the ``rollback`` section: what failed, when, what was undone, verification."""
-    from deployment.config import load_config
     from deployment.ledger import now_iso
 
     context = get_current_context()
-    cfg = load_config()
+    cfg = run_config(context)
     ledger = run_ledger(cfg, context)
     section = {
         **summary(ledger),
@@ -309,11 +316,10 @@ def _urgent(task_id: str, send):
         doc_md=send.__doc__,
     )
     def _notice() -> dict[str, Any]:
-        from deployment.config import load_config
         from deployment.notifications import send_once
 
         context = get_current_context()
-        cfg = load_config()
+        cfg = run_config(context)
         ledger = run_ledger(cfg, context)
         current = summary(ledger)
         plan = ledger.read("rollback.plan") or {}
@@ -439,7 +445,6 @@ def finalize_task(config: DeploymentConfig):
 
         from airflow.sdk.exceptions import AirflowFailException
 
-        from deployment.config import load_config
         from deployment.deployment_metrics import record_metrics
         from deployment.guards import current_attempt, release_problems
         from deployment.ledger import now_iso
@@ -447,7 +452,7 @@ def finalize_task(config: DeploymentConfig):
         from deployment.rollback import backup_version
 
         context = get_current_context()
-        cfg = load_config()
+        cfg = run_config(context)
         ledger = run_ledger(cfg, context)
         states = task_states(context)
         failed = failed_release_tasks(states)
@@ -495,24 +500,36 @@ def finalize_task(config: DeploymentConfig):
 
 
 # -------------------------------------------------------------- manual rollback
-@task(task_id="plan")
+@task(task_id="plan", pre_execute=prove_rollback_requester)
 def manual_plan_task() -> dict[str, Any]:
     """Refuse while a release past its approval gate runs (one still waiting for approval is refused
     at its gate while this rollback runs), then choose the target version and its backup and record
-    the plan of the manual rollback."""
-    from deployment.config import load_config
+    the plan of the manual rollback, made again from what is live on every run of this task: a run
+    cleared after production moved on undoes nothing that it did not ask to undo."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from deployment.cloudformation import deployed_version
     from deployment.guards import RELEASE_DAG_ID, refuse_concurrent_run
     from deployment.rollback import manual_plan
 
     context = get_current_context()
     refuse_concurrent_run(context["ti"], RELEASE_DAG_ID, past_gate_only=True)
-    cfg = load_config()
+    cfg = run_config(context)
     ledger = run_ledger(cfg, context)
-    plan = ledger.read("rollback.plan")
-    if plan is None:
-        params = context["params"]
-        plan = manual_plan(cfg, params.get("target_version"), params["reason"], params.get("requested_by"))
-        ledger.write("rollback.plan", plan)
+    params, requested_by = context["params"], context["dag_run"].triggering_user_name
+    first = ledger.read("rollback.plan")
+    live = deployed_version(cfg)
+    if first and live not in (first["rolled_back_version"], first["previous_version"]):
+        why = (
+            f"production runs {live} now, not {first['rolled_back_version']} that this rollback was asked "
+            f"to undo (nor its target {first['previous_version']}): nothing was changed; trigger a new "
+            "rollback if production must go back again"
+        )
+        ledger.write("rollback.refused", {"reason": why, "live_version": live})
+        raise AirflowFailException(why)
+    target = params.get("target_version") or (first or {}).get("previous_version")
+    plan = manual_plan(cfg, target, params["reason"], requested_by)
+    ledger.write("rollback.plan", plan)
     return {
         "target": plan["previous_version"],
         "from": plan["rolled_back_version"],
@@ -525,12 +542,11 @@ def manual_outcome_task() -> dict[str, Any]:
     """Write ``outcome`` of the manual rollback; fail the run unless production is back and verified."""
     from airflow.sdk.exceptions import AirflowFailException
 
-    from deployment.config import load_config
     from deployment.ledger import now_iso
     from deployment.release_summary import record_summary
 
     context = get_current_context()
-    cfg = load_config()
+    cfg = run_config(context)
     ledger = run_ledger(cfg, context)
     plan = ledger.read("rollback.plan") or {}
     rollback = ledger.read("rollback") or {}
@@ -543,7 +559,7 @@ def manual_outcome_task() -> dict[str, Any]:
         "status": status,
         "finished_at": now_iso(),
         "reason": context["params"].get("reason"),
-        "requested_by": context["params"].get("requested_by"),
+        "requested_by": getattr(context.get("dag_run"), "triggering_user_name", None),
         "rollback_status": rollback.get("status"),
     }
     ledger.write("outcome", outcome)
