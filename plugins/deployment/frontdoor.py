@@ -57,6 +57,14 @@ from deployment.router import (
 if TYPE_CHECKING:
     from deployment.config import Colour, DeploymentConfig, FrontDoor
 
+# The distribution's origin id of each colour: the template declares these ids and the function's
+# ORIGIN_IDS holds the same table.
+ORIGIN_IDS: dict[Colour, str] = {"blue": "blue", "green": "green"}
+# The key naming the colour that last served every viewer (the function's LIVE_KEY).
+LIVE_KEY = "live"
+# The function's bound: an epoch is at most 15 digits in the viewer's cookie.
+MAX_EPOCH = 10**15 - 1
+
 
 def client(cfg: DeploymentConfig) -> Any:
     from deployment.hooks.aws import KeyValueStoreHook, hook_for
@@ -78,13 +86,6 @@ def store_arn(cfg: DeploymentConfig) -> str:
             "KeyValueStore ARN (README: what the application's stack must contain)"
         )
     return outputs[door.key_value_store_output]
-
-
-# The distribution's origin id of each colour: the template declares these ids and the function's
-# ORIGIN_IDS holds the same table.
-ORIGIN_IDS: dict[Colour, str] = {"blue": "blue", "green": "green"}
-# The key naming the colour that last served every viewer (the function's LIVE_KEY).
-LIVE_KEY = "live"
 
 
 def origins(cfg: DeploymentConfig) -> dict[Colour, str]:
@@ -120,10 +121,6 @@ def parse_routing(value: str) -> dict[str, Any]:
     ):
         raise TrafficRoutingError(f"the front door's routing is not a blue/green split: {value!r}")
     return {"stable": stable, "new": routing["new"], "weight": weight, "epoch": epoch}
-
-
-# The function's bound: an epoch is at most 15 digits in the viewer's cookie.
-MAX_EPOCH = 10**15 - 1
 
 
 def _integer(value: Any, low: int, high: int) -> bool:

@@ -3,7 +3,8 @@
 The front door (``keyvaluestore``, sandbox.yaml's default as production's): the sandbox's simulated
 viewers (100, a cookie jar each) go through its front door, which runs
 ``include/frontdoor/blue_green.js`` on every request, so the split and the stickiness the metrics show
-are the CloudFront Function's own, and a breach moves every viewer back at once. Route 53, where it is
+are the CloudFront Function's own, and a breach moves every viewer back at once (and makes the stable
+colour the one the front door falls back to). Route 53, where it is
 sound (origins answering for one host name): the same breach on the weighted records, with the
 pipeline and the simulated viewers switched to ``route53`` as an operator would, and the front door
 left alone. The new version fails 60 % of its requests, so the 10 % step breaches and its watch
@@ -93,6 +94,7 @@ def test_a_release_through_the_front_door(local, world, seeded, sandbox, record_
     assert world.weights() == {"blue": 100, "green": 0}
     probe = world.front_door_probe()
     assert probe["stable"] == "blue" and probe["weight"] == 0 and int(probe["epoch"]) > 1, probe
+    assert world.front_door().live() == "blue", "the restore names blue as the last live colour"
     assert sandbox.control("GET", "/traffic")["weights"] == {"blue": 100, "green": 0}
     assert world.weight_changes(release.started, "route53") == [], "Route 53 is not the router here"
 
