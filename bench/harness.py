@@ -307,7 +307,7 @@ def approve(engine: Engine, run_id: str, hold: float, log: Log) -> None:
         engine.ci.wait_for_task(run_id, gate, {"awaiting_input"}, timeout=300, poll=0.5)
         if hold:
             time.sleep(hold)
-        assigned = [u["id"] for u in engine.ci.hitl_detail(run_id, gate)["assigned_users"]]
+        assigned = [u["name"] for u in engine.ci.hitl_detail(run_id, gate)["assigned_users"]]
         approver = next(u for u in assigned if u in APPROVERS)
         engine.users[approver].respond(run_id, gate, "Approve")
         log(f"  {approver} approved {gate}")

@@ -189,7 +189,7 @@ def approve_waiting(
         detail = users[ADMIN].hitl_detail(run_id, ti["task_id"])
         if detail.get("response_received"):
             continue
-        assigned = [u["id"] for u in detail["assigned_users"]] or list(APPROVERS)
+        assigned = [u["name"] for u in detail["assigned_users"]] or list(APPROVERS)
         approver = next((u for u in assigned if u in APPROVERS and u not in approved), None)
         if approver is None:
             display.event(f"{ti['task_id']}: nobody left to approve (assigned: {assigned})")

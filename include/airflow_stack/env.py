@@ -8,31 +8,39 @@ two cannot drift: same settings, same commands.
 from __future__ import annotations
 
 import base64
-import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
+from urllib.parse import quote
 
 ROOT = Path(__file__).resolve().parents[2]
 DAG_ID = "deploy_production"
 
 Executor = Literal["LocalExecutor", "CeleryExecutor"]
-SIMPLE_AUTH_MANAGER = "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
+FAB_AUTH_MANAGER = "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager"
 
-# SimpleAuthManager roles: viewer < user < op < admin. Triggering a DAG run and
-# answering a human-in-the-loop task both need ``user`` (is_authorized_dag with
-# POST/PUT), so nobody but the admin gets more than that.
+# The local stacks' users and their FAB roles (plugins/deployment/roles.py says what each may do).
 ADMIN = "admin"
 APPROVERS = ("alice", "bob", "carol")
 DEVELOPER = "dave"  # an engineer who is not an approver: the demo's release author
 CI_USER = "ci"  # the robot account CI triggers releases with
+RELEASE_MANAGER = "erin"  # clears and reruns a release, rolls back by hand
+PIPELINE_USER = "pipeline"  # the pipeline's own read-only identity (connection airflow_api)
+PIPELINE_CONNECTION = "AIRFLOW_CONN_AIRFLOW_API"
 
 
 def users() -> dict[str, str]:
-    """Username → SimpleAuthManager role, for every user of the local stacks."""
-    return {ADMIN: "admin", **{u: "user" for u in APPROVERS}, DEVELOPER: "user", CI_USER: "user"}
+    """Username → FAB role, for every user of the local stacks."""
+    return {
+        ADMIN: "Admin",
+        **{u: "ReleaseApprover" for u in APPROVERS},
+        DEVELOPER: "ReleaseTriggerer",
+        CI_USER: "ReleaseTriggerer",
+        RELEASE_MANAGER: "ReleaseManager",
+        PIPELINE_USER: "PipelineReader",
+    }
 
 
 def passwords() -> dict[str, str]:
@@ -95,10 +103,6 @@ class Stack:
         return self.database_url or sqlite
 
     @property
-    def passwords_file(self) -> Path:
-        return self.home / "passwords.json"
-
-    @property
     def logs_dir(self) -> Path:
         return self.home / "processes"
 
@@ -131,11 +135,14 @@ class Stack:
             ]
         return commands
 
-    def write_passwords(self) -> Path:
-        """Write the users' known passwords where SimpleAuthManager reads them (it only adds missing ones)."""
-        self.home.mkdir(parents=True, exist_ok=True)
-        self.passwords_file.write_text(json.dumps(passwords()) + "\n")
-        return self.passwords_file
+    def setup_roles(self, python: str = "python") -> list[str]:
+        """The command that creates the roles and the local users, run after ``airflow db migrate``."""
+        return [python, str(self.root / "scripts" / "setup_roles.py"), "--local-users"]
+
+    def pipeline_connection(self) -> str:
+        """The ``airflow_api`` connection: the pipeline reads the API server as its own reader user."""
+        secret = quote(passwords()[PIPELINE_USER], safe="")
+        return f"http://{PIPELINE_USER}:{secret}@{self.api_url.removeprefix('http://')}"
 
 
 def airflow_env(stack: Stack, base: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -166,9 +173,12 @@ def airflow_settings(stack: Stack) -> dict[str, str]:
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
         "AIRFLOW__CORE__EXECUTOR": stack.executor,
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": stack.db_url,
-        "AIRFLOW__CORE__AUTH_MANAGER": SIMPLE_AUTH_MANAGER,
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(f"{u}:{r}" for u, r in users().items()),
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(stack.passwords_file),
+        "AIRFLOW__CORE__AUTH_MANAGER": FAB_AUTH_MANAGER,
+        # FAB's roles and permissions have one writer, scripts/setup_roles.py, which runs beside the
+        # components' start: the API server's own sync of them (FAB 3.10.2) fails on a concurrent
+        # writer's rows (it died of a UNIQUE constraint on the Admin role's permissions).
+        "AIRFLOW__FAB__UPDATE_FAB_PERMS": "False",
+        PIPELINE_CONNECTION: stack.pipeline_connection(),
         "AIRFLOW__API__HOST": stack.api_host,
         "AIRFLOW__API__PORT": str(stack.api_port),
         "AIRFLOW__API__BASE_URL": stack.ui_url,

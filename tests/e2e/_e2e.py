@@ -81,7 +81,7 @@ def approve(users: dict[str, AirflowClient], run_id: str, *, timeout: float = 18
     for gate in ("approval_gate.first_approval", "approval_gate.second_approval"):
         ci = users[CI_USER]
         ci.wait_for_task(run_id, gate, {"awaiting_input"}, timeout=timeout, poll=0.25)
-        assigned = [u["id"] for u in ci.hitl_detail(run_id, gate)["assigned_users"]]
+        assigned = [u["name"] for u in ci.hitl_detail(run_id, gate)["assigned_users"]]
         approver = next(u for u in assigned if u in APPROVERS)
         users[approver].respond(run_id, gate, "Approve")
         approved.append(approver)

@@ -48,7 +48,7 @@ def _recorded(sandbox, service: str) -> list[dict]:
 
 
 def _assigned(client, run_id: str, task_id: str) -> set[str]:
-    return {u["id"] for u in client.hitl_detail(run_id, task_id)["assigned_users"]}
+    return {u["name"] for u in client.hitl_detail(run_id, task_id)["assigned_users"]}
 
 
 def test_excluded_people_get_403_and_a_hand_marked_approval_opens_nothing(local, sandbox, stack_config):

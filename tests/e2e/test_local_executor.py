@@ -85,7 +85,7 @@ def test_approval_rules_and_a_second_trigger_waits_in_the_queue(local):
     run_id = local[CI_USER].trigger(release_conf(author="alice"))["dag_run_id"]
     first, second = "approval_gate.first_approval", "approval_gate.second_approval"
     local[CI_USER].wait_for_task(run_id, first, {"awaiting_input"}, timeout=180)
-    assigned = {u["id"] for u in local["admin"].hitl_detail(run_id, first)["assigned_users"]}
+    assigned = {u["name"] for u in local["admin"].hitl_detail(run_id, first)["assigned_users"]}
     assert assigned == {"bob", "carol"}, "the author must not be asked to approve"
 
     expect_api_error(lambda: local["alice"].respond(run_id, first, "Approve"), 403)  # the author
@@ -96,7 +96,7 @@ def test_approval_rules_and_a_second_trigger_waits_in_the_queue(local):
     expect_api_error(lambda: local["bob"].respond(run_id, first, "Approve"), 409)  # already answered
 
     local[CI_USER].wait_for_task(run_id, second, {"awaiting_input"}, timeout=60)
-    assigned = {u["id"] for u in local["admin"].hitl_detail(run_id, second)["assigned_users"]}
+    assigned = {u["name"] for u in local["admin"].hitl_detail(run_id, second)["assigned_users"]}
     assert assigned == {"carol"}, "neither the author nor the first approver may give the second approval"
     expect_api_error(lambda: local["bob"].respond(run_id, second, "Approve"), 403)
 
