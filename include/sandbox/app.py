@@ -30,17 +30,21 @@ credentials); ``POST /api/content``
 Faults (matchers ``version`` and/or ``colour``): ``latency`` adds ``ms`` (a real
 sleep) to every request; ``error_rate`` answers 500 to ``percent`` % of ``/api``
 requests (``/health`` is spared so the pipeline can still read the version);
-``smoke_failure`` (optional matcher ``check``) answers 500 on that check's
-endpoint, or on every check endpoint when it names no check. Every request is
-recorded (colour, version, method, path, json with any password masked, status).
+``stall`` answers 504 to every ``/api`` request (the gateway gave up on a function
+that does not answer); ``smoke_failure`` (optional matcher ``check``) answers 500 on
+that check's endpoint, or on every check endpoint when it names no check. Every
+request is recorded (colour, version, method, path, json with any password masked, status).
 
 ``simulate_request(faults, colour, version, rng)`` is the same behaviour without
 HTTP, for the traffic simulator, which publishes its results per colour: baseline
 ``BASELINE_ERROR_PERCENT`` errors (each request an independent draw, so counts are
 binomial) and about ``BASELINE_LATENCY_MS`` latency with Gaussian jitter and a tail
-of ``SLOW_PERCENT`` % slow requests (1.5-3 times slower), plus the ``error_rate``
-and ``latency`` faults matched by colour or version (``smoke_failure`` only breaks
-the checked endpoints, not user traffic).
+of ``SLOW_PERCENT`` % slow requests (1.5-3 times slower), plus the ``error_rate``,
+``latency`` and ``latency_tail`` faults matched by colour or version (``smoke_failure``
+only breaks the checked endpoints, not user traffic). ``latency_tail`` makes ``percent`` %
+of the requests ``ms`` slower and the others faster by as much in all, so the mean stays
+where it was and only the tail (p99) moves. Under ``stall`` a request gets no answer
+(``None``): the function never ran to the end, so it published nothing.
 """
 
 from __future__ import annotations
@@ -74,23 +78,36 @@ DEFAULT_CHECKS: dict[str, str] = {
 
 def simulate_request(
     faults: Faults | None, colour: str, version: str | None, rng: random.Random
-) -> tuple[int, float]:
-    """The (HTTP status, latency in ms) of one simulated user request to ``colour``."""
+) -> tuple[int, float] | None:
+    """The (HTTP status, latency in ms) of one simulated user request to ``colour``; ``None``
+    when it got no answer (``stall``)."""
     latency = max(rng.gauss(BASELINE_LATENCY_MS, LATENCY_JITTER_MS), 5.0)
     if rng.random() * 100 < SLOW_PERCENT:
         latency *= rng.uniform(1.5, 3.0)
     if version is None:
         return 503, latency
     if faults is not None:
+        if faults.find("stall", colour=colour, version=version):
+            return None
         slow = faults.find("latency", colour=colour, version=version)
         if slow:
             latency += float(slow.get("ms", 0))
+        tail = faults.find("latency_tail", colour=colour, version=version)
+        if tail:
+            latency = _with_tail(latency, float(tail.get("percent", 1)), float(tail.get("ms", 0)), rng)
         failing = faults.find("error_rate", colour=colour, version=version)
         if failing and rng.random() * 100 < float(failing.get("percent", 100)):
             return 500, latency
     if rng.random() * 100 < BASELINE_ERROR_PERCENT:
         return 500, latency
     return 200, latency
+
+
+def _with_tail(latency: float, percent: float, ms: float, rng: random.Random) -> float:
+    """``percent`` % of requests ``ms`` slower, the rest faster by ``ms·p/(100-p)``: the mean holds."""
+    if rng.random() * 100 < percent:
+        return latency + ms
+    return max(latency - ms * percent / (100 - percent), 1.0)
 
 
 class ContentStore(Protocol):
@@ -229,6 +246,8 @@ class ColourApp:
             if request.path in known:
                 return 405, {"error": f"method {request.method} not allowed on {request.path}"}
             return 404, {"error": f"no such endpoint {request.path}"}
+        if self.faults.find("stall", **context):
+            return 504, {"error": "the function did not answer", **context}
         failing = self.faults.find("error_rate", **context)
         if failing:
             with self._rng_lock:

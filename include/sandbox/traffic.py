@@ -37,11 +37,20 @@ reproducible), split by the weights (all weights 0 splits evenly, as Route 53
 does). A tick whose weighted records are missing publishes nothing and records
 the problem.
 
-Either way, one ``put_metric_data`` call per tick at 1-second storage
-resolution publishes production requests (Sum), 5xx errors (Sum) and latency (a
-statistic set, so Average works) with ``metrics.dimensions``; the same per
-serving colour with one more dimension, ``metrics.colour_dimension``; and the
-same for a healthy staging with ``metrics.staging_dimensions``.
+Either way, each request is published the way the application's API function
+publishes it: one embedded-metric-format document per request, built by the
+function's own code (``include/templates/functions/api/metrics.py``: requests,
+5xx errors and the latency value, under ``metrics.dimensions`` and, for a
+request a colour served, the same plus ``metrics.colour_dimension``), then turned
+into metrics as CloudWatch Logs does (:func:`emf_metric_data`: per metric and
+dimension set, the tick's values with their counts, at the document's storage
+resolution) in one ``put_metric_data`` call per tick. A healthy staging is
+published the same way with ``metrics.staging_dimensions``. Values, not statistic
+sets, so CloudWatch's percentiles (p95, p99) can be asked of the latency. A
+request that got no answer (the ``stall`` fault) publishes nothing, as a
+function that never finished would not. Under the ``metrics_delay`` fault the
+tick's metrics reach CloudWatch ``ms`` late (their timestamps unchanged),
+as EMF documents do when CloudWatch Logs is slow to extract them.
 
 Alarm (``evaluate_alarms``): CloudWatch in moto does not evaluate alarms, so
 the simulator sets ``<alarms.prefix>5xx-errors`` itself. It is edge-triggered:
@@ -57,13 +66,16 @@ front door: viewers (count per colour) and assignments.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import random
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import boto3
@@ -80,6 +92,60 @@ COLOURS = ("blue", "green")
 # Viewers whose routing did not change still make a real request in turn, this share per tick.
 REVISIT_SHARE = 0.1
 ERROR_ALARM_SUFFIX = "5xx-errors"
+# PutMetricData takes at most 150 values per datum.
+MAX_VALUES = 150
+FUNCTION_METRICS = Path(__file__).resolve().parents[1] / "templates" / "functions" / "api" / "metrics.py"
+
+
+def _function_metrics() -> ModuleType:
+    """The API function's own metrics module (a Lambda file, not a package of ours)."""
+    spec = importlib.util.spec_from_file_location("bayon_api_metrics", FUNCTION_METRICS)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+EMF = _function_metrics()
+
+
+def emf_metric_data(documents: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """What CloudWatch Logs extracts from EMF documents: ``{namespace: MetricData}``, one datum per
+    metric, dimension set and second, its values with their counts (at most ``MAX_VALUES`` each)."""
+    grouped: dict[tuple, Counter[float]] = {}
+    for document in documents:
+        meta = document["_aws"]
+        stamp = datetime.fromtimestamp(meta["Timestamp"] // 1000, UTC)
+        for directive in meta["CloudWatchMetrics"]:
+            for dimension_set in directive["Dimensions"]:
+                dims = tuple((name, str(document[name])) for name in dimension_set)
+                for metric in directive["Metrics"]:
+                    key = (
+                        directive["Namespace"],
+                        metric["Name"],
+                        metric.get("Unit"),
+                        metric.get("StorageResolution", 60),
+                        dims,
+                        stamp,
+                    )
+                    grouped.setdefault(key, Counter())[float(document[metric["Name"]])] += 1
+    data: dict[str, list[dict[str, Any]]] = {}
+    for (namespace, name, unit, resolution, dims, stamp), histogram in grouped.items():
+        values = sorted(histogram)
+        for first in range(0, len(values), MAX_VALUES):
+            chunk = values[first : first + MAX_VALUES]
+            data.setdefault(namespace, []).append(
+                {
+                    "MetricName": name,
+                    "Dimensions": [{"Name": k, "Value": v} for k, v in dims],
+                    "Timestamp": stamp,
+                    "Values": chunk,
+                    "Counts": [float(histogram[v]) for v in chunk],
+                    "StorageResolution": resolution,
+                    **({"Unit": unit} if unit else {}),
+                }
+            )
+    return data
 
 
 class TrafficSimulator:
@@ -113,6 +179,8 @@ class TrafficSimulator:
         self.alarm_name = f"{config.alarms.prefix}{ERROR_ALARM_SUFFIX}"
         self._rng = random.Random(seed)
         self._window: deque[tuple[int, int]] = deque(maxlen=alarm_ticks)
+        # Metric data waiting for its time (``metrics_delay``): (due, namespace, MetricData).
+        self._pending: deque[tuple[float, str, list[dict[str, Any]]]] = deque()
         self._breaching = False
         self._zone_id: str | None = None
         self._tick_lock = threading.Lock()
@@ -175,11 +243,11 @@ class TrafficSimulator:
             total = round(self.requests_per_tick * self._rng.uniform(0.95, 1.05))
             by_colour: dict[str, list[tuple[int, float]]] = {}
             for colour, count in _split(total, weights).items():
-                by_colour[colour] = [
+                by_colour[colour] = _answered(
                     simulate_request(self.faults, colour, versions[colour], self._rng) for _ in range(count)
-                ]
+                )
             outcomes = [outcome for sample in by_colour.values() for outcome in sample]
-            staging = [simulate_request(None, "staging", "staging", self._rng) for _ in range(total)]
+            staging = _answered(simulate_request(None, "staging", "staging", self._rng) for _ in range(total))
             self._publish(by_colour, staging)
             return self.recorder.record(weights=weights, versions=versions, **self._outcome_summary(outcomes))
 
@@ -196,11 +264,13 @@ class TrafficSimulator:
                     by_colour.setdefault("unrouted", []).extend([(502, 0.0)] * per_viewer[viewer])
                     continue
                 by_colour.setdefault(colour, []).extend(
-                    simulate_request(self.faults, colour, versions[colour], self._rng)
-                    for _ in range(per_viewer[viewer])
+                    _answered(
+                        simulate_request(self.faults, colour, versions[colour], self._rng)
+                        for _ in range(per_viewer[viewer])
+                    )
                 )
             outcomes = [outcome for sample in by_colour.values() for outcome in sample]
-            staging = [simulate_request(None, "staging", "staging", self._rng) for _ in range(total)]
+            staging = _answered(simulate_request(None, "staging", "staging", self._rng) for _ in range(total))
             self._publish(
                 {c: s for c, s in by_colour.items() if c in COLOURS}, staging, extra=by_colour.get("unrouted")
             )
@@ -292,41 +362,36 @@ class TrafficSimulator:
         staging: list[tuple[int, float]],
         extra: list[tuple[int, float]] | None = None,
     ) -> None:
-        """Totals, the same per colour (``metrics.colour_dimension``), and staging, in one call."""
+        """Every request as the API function publishes it (per colour; ``extra`` without one), and
+        staging's, turned into metric data as CloudWatch Logs does, in one call."""
         metrics = self.config.metrics
-        now = datetime.now(UTC)
-        data: list[dict[str, Any]] = []
-        outcomes = [outcome for sample in by_colour.values() for outcome in sample] + (extra or [])
-        series = [(metrics.dimensions, outcomes), (metrics.staging_dimensions, staging)]
-        series += [
-            ({**metrics.dimensions, metrics.colour_dimension: colour}, sample)
-            for colour, sample in sorted(by_colour.items())
+        now_ms = int(time.time() * 1000)
+        names = {
+            "namespace": metrics.namespace,
+            "dimensions": dict(metrics.dimensions),
+            "requests": metrics.requests_metric,
+            "errors": metrics.errors_metric,
+            "latency": metrics.latency_metric,
+            "colour_dimension": metrics.colour_dimension,
+        }
+        served = [(colour, outcome) for colour, sample in by_colour.items() for outcome in sample]
+        served += [(None, outcome) for outcome in extra or []]
+        documents = [
+            EMF.emf_document(names, colour=colour, status=status, latency_ms=ms, timestamp_ms=now_ms)
+            for colour, (status, ms) in served
         ]
-        for dimensions, sample in series:
-            dims = [{"Name": k, "Value": v} for k, v in dimensions.items()]
-            common = {"Dimensions": dims, "Timestamp": now, "StorageResolution": 1}
-            errors = sum(1 for status, _ in sample if status >= 500)
-            data += [
-                {"MetricName": metrics.requests_metric, "Value": len(sample), "Unit": "Count", **common},
-                {"MetricName": metrics.errors_metric, "Value": errors, "Unit": "Count", **common},
-            ]
-            if sample:
-                latencies = [ms for _, ms in sample]
-                stats = {
-                    "SampleCount": len(latencies),
-                    "Sum": sum(latencies),
-                    "Minimum": min(latencies),
-                    "Maximum": max(latencies),
-                }
-                data.append(
-                    {
-                        "MetricName": metrics.latency_metric,
-                        "StatisticValues": stats,
-                        "Unit": "Milliseconds",
-                        **common,
-                    }
-                )
-        self._cloudwatch.put_metric_data(Namespace=metrics.namespace, MetricData=data)
+        staging_names = {**names, "dimensions": dict(metrics.staging_dimensions)}
+        documents += [
+            EMF.emf_document(staging_names, colour=None, status=status, latency_ms=ms, timestamp_ms=now_ms)
+            for status, ms in staging
+        ]
+        delay = self.faults.find("metrics_delay")
+        due = time.time() + (float(delay.get("ms", 0)) / 1000 if delay else 0.0)
+        self._pending.extend((due, ns, data) for ns, data in emf_metric_data(documents).items())
+        while self._pending and self._pending[0][0] <= time.time():
+            _, namespace, data = self._pending.popleft()
+            for first in range(0, len(data), 1000):  # PutMetricData takes at most 1000 metrics
+                self._cloudwatch.put_metric_data(Namespace=namespace, MetricData=data[first : first + 1000])
 
     def _evaluate_alarm(self, requests: int, errors: int) -> str | None:
         self._window.append((requests, errors))
@@ -349,6 +414,11 @@ class TrafficSimulator:
             state = None
         self._breaching = breaching
         return state
+
+
+def _answered(outcomes: Any) -> list[tuple[int, float]]:
+    """The requests that got an answer (a stalled one publishes nothing)."""
+    return [outcome for outcome in outcomes if outcome is not None]
 
 
 def _fqdn(name: str) -> str:

@@ -21,6 +21,7 @@ class AlarmsFiring(RuntimeError):
 
 def alarms_baseline(cfg: DeploymentConfig, ledger: Ledger, emergency: dict[str, Any]) -> dict[str, Any]:
     """Record the alarms firing before the deploy and the pre-release traffic; raise on unexpected alarms."""
+    from deployment.analysis import split_alarms
     from deployment.ledger import now_iso
     from deployment.metrics import baseline, cloudwatch_client, firing_alarms
 
@@ -30,7 +31,7 @@ def alarms_baseline(cfg: DeploymentConfig, ledger: Ledger, emergency: dict[str, 
         return existing
     firing = firing_alarms(cloudwatch_client(cfg.connections.aws, cfg.region), cfg.alarms.prefix)
     ignored = sorted(emergency.get("ignore_alarms") or [])
-    unexpected = [a["name"] for a in firing if a["name"] not in ignored]
+    unexpected = list(split_alarms([a["name"] for a in firing], ignored)[0])
     section = {
         **existing,
         "alarms_before": firing,
@@ -57,18 +58,35 @@ def alarms_baseline(cfg: DeploymentConfig, ledger: Ledger, emergency: dict[str, 
     return section
 
 
-def alarms_after(cfg: DeploymentConfig, ledger: Ledger) -> dict[str, Any]:
-    """Fail on any alarm in ALARM now that was not in the baseline."""
+def alarms_after(
+    cfg: DeploymentConfig, ledger: Ledger, emergency: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Fail on any alarm in ALARM now that was not in the baseline, unless ``ignore_alarms`` lists it.
+
+    ``ignore_alarms`` means here what it means in every watch (``analysis.split_alarms``): the
+    run's ``emergency`` flags when given, else those the baseline recorded for this run.
+    """
+    from deployment.analysis import split_alarms
     from deployment.ledger import now_iso
     from deployment.metrics import cloudwatch_client, firing_alarms
 
     section = ledger.read(SECTION) or {}
     if "alarms_before" not in section:
         raise AlarmsFiring(f"no alarms baseline in {ledger.uri(SECTION)}: the deploy has not taken it")
+    if emergency is not None:
+        ignore = list(emergency.get("ignore_alarms") or [])
+    else:
+        ignore = list((section.get("alarms_override") or {}).get("ignore_alarms") or [])
     before = {a["name"] for a in section["alarms_before"]}
     firing = firing_alarms(cloudwatch_client(cfg.connections.aws, cfg.region), cfg.alarms.prefix)
-    new = [a for a in firing if a["name"] not in before]
-    section.update(alarms_after=firing, new_alarms=new, alarms_after_checked_at=now_iso())
+    breaching, ignored = split_alarms([a["name"] for a in firing if a["name"] not in before], ignore)
+    new = [a for a in firing if a["name"] in breaching]
+    section.update(
+        alarms_after=firing,
+        new_alarms=new,
+        new_alarms_ignored=list(ignored),
+        alarms_after_checked_at=now_iso(),
+    )
     ledger.write(SECTION, section)
     if new:
         details = "; ".join(f"{a['name']} ({a['reason']})" for a in new)

@@ -161,9 +161,6 @@ class Metrics(_Model):
     deployment_namespace: str
     # The app also publishes each metric per serving colour: ``dimensions`` plus this one.
     colour_dimension: str = "Colour"
-    # Each poll of a watch judges the last this-many poll intervals (never data from before the
-    # step): more requests per verdict than one interval, while a new fault is diluted at most this much.
-    window_polls: int = Field(default=3, ge=1)
 
 
 class Alarms(_Model):
@@ -183,6 +180,16 @@ class Thresholds(_Model):
     error_rate_margin_percent: float = Field(default=0.5, ge=0)
     latency_margin_percent: float = Field(default=25.0, ge=0)
     significance: float = Field(default=0.05, gt=0, lt=1)
+    # Latency is judged as a distribution: CloudWatch's p95 and p99 of the canary's requests
+    # against these limits (``latency_ms`` stays the mean limit of staging and the alarms).
+    latency_p95_ms: float = Field(default=1000, gt=0)
+    latency_p99_ms: float = Field(default=2000, gt=0)
+    # The rank test (Mann-Whitney U) of the canary's per-period median latency against the stable
+    # colour's, Kayenta's way: a two-sided interval at this confidence whose lower end must clear
+    # this fraction of the Hodges-Lehmann shift; with fewer periods than this on a side it abstains.
+    rank_confidence: float = Field(default=0.98, gt=0.5, lt=1)
+    rank_tolerance: float = Field(default=0.25, ge=0)
+    rank_min_intervals: int = Field(default=5, ge=3)
 
     @model_validator(mode="after")
     def _band_ordered(self) -> Thresholds:

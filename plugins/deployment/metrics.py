@@ -1,13 +1,19 @@
-"""Fetch what the analysis judges: one GetMetricData per poll, plus the alarms firing.
+"""Fetch what the analysis judges: GetMetricData per poll, plus the alarms firing.
 
-A traffic step or the monitoring fetches, in that one call, the new colour's series,
-the stable colour's series (``metrics.dimensions`` plus ``metrics.colour_dimension``)
-and the total (``metrics.dimensions``), each over the same explicit window.
+A traffic step or the monitoring fetches, for each poll, the new colour's series, the stable
+colour's series (``metrics.dimensions`` plus ``metrics.colour_dimension``) and the total
+(``metrics.dimensions``) over two windows: the poll's own interval (the data that arrived since
+the previous poll) and the step so far. Each window is one bucket (its period is the window):
+request count (Sum), error count (Sum), latency Average (recorded) and p95/p99 (judged;
+CloudWatch computes percentiles from the values the app publishes, not from statistic sets).
+The step's call also reads each colour's median latency per ``metrics.period_seconds`` (the
+rank test's periods), and the interval's call the total's request count per period: the last
+period with data says how far CloudWatch has published. Two calls, one per window: a
+GetMetricData call has one time range. The alarms are those whose name starts with
+``alarms.prefix`` and whose state is ALARM (DescribeAlarms, a third call).
 
-A poll's window is summed over ``metrics.period_seconds`` buckets: request count
-(Sum), error count (Sum) and latency (Sum and SampleCount, so the average is
-exact across buckets). The alarms are those whose name starts with
-``alarms.prefix`` and whose state is ALARM (DescribeAlarms, a second call).
+The whole-environment sample of staging and the rollback's check (:func:`fetch_sample`) sums
+``metrics.period_seconds`` buckets, latency as Sum and SampleCount.
 """
 
 from __future__ import annotations
@@ -17,6 +23,16 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from deployment.analysis import HEALTHY, ColourSample, Sample, Series, evaluate, request_rate, split_alarms
+
+# One window of one series: (field of Series, metric of the query, statistic).
+_WINDOW_STATS = (
+    ("requests", "requests_metric", "Sum"),
+    ("errors", "errors_metric", "Sum"),
+    ("latency_ms", "latency_metric", "Average"),
+    ("p95_ms", "latency_metric", "p95"),
+    ("p99_ms", "latency_metric", "p99"),
+)
+SERIES_PREFIXES = {"c_": "canary", "s_": "stable", "t_": "total"}
 
 if TYPE_CHECKING:
     from deployment.config import DeploymentConfig
@@ -42,7 +58,6 @@ class MetricQuery:
     alarm_prefix: str | None = None
     lag_seconds: int = 0
     colour_dimension: str = "Colour"
-    window_polls: int = 1
 
     def window_end(self, end: datetime | None = None) -> datetime:
         """``end``, or now less the lag with which CloudWatch publishes datapoints."""
@@ -60,7 +75,6 @@ class MetricQuery:
             period_seconds=m.period_seconds,
             lag_seconds=m.lag_seconds,
             colour_dimension=m.colour_dimension,
-            window_polls=m.window_polls,
             # The alarm prefix names production's alarms; staging is judged on its metrics alone.
             alarm_prefix=None if staging else cfg.alarms.prefix,
         )
@@ -165,22 +179,76 @@ def fetch_sample(
     )
 
 
-def _series(sums: dict[str, float | None], prefix: str) -> Series:
-    latency = None
-    if sums[f"{prefix}latency_count"]:
-        latency = round((sums[f"{prefix}latency_sum"] or 0.0) / sums[f"{prefix}latency_count"], 3)
-    return Series(requests=sums[f"{prefix}requests"], errors=sums[f"{prefix}errors"], latency_ms=latency)
+def _stat_query(
+    query: MetricQuery, query_id: str, metric_field: str, stat: str, period: int, colour: str | None
+) -> dict[str, Any]:
+    dims = dict(query.dimensions)
+    if colour is not None:
+        dims[query.colour_dimension] = colour
+    return {
+        "Id": query_id,
+        "MetricStat": {
+            "Metric": {
+                "Namespace": query.namespace,
+                "MetricName": getattr(query, metric_field),
+                # In the order published (config, then colour): CloudWatch matches a set, moto a list.
+                "Dimensions": [{"Name": k, "Value": v} for k, v in dims.items()],
+            },
+            "Period": period,
+            "Stat": stat,
+        },
+        "ReturnData": True,
+    }
 
 
-def colour_queries(
+def window_queries(
     query: MetricQuery, window_seconds: float, canary: str, stable: str
 ) -> list[dict[str, Any]]:
-    """The twelve queries of one poll: canary, stable and total series (ids ``c_``, ``s_``, ``t_``)."""
-    return (
-        _metric_data_queries(query, window_seconds, canary, "c_")
-        + _metric_data_queries(query, window_seconds, stable, "s_")
-        + _metric_data_queries(query, window_seconds, None, "t_")
-    )
+    """The fifteen queries of one window, each one bucket: canary, stable and total (ids ``c_``,
+    ``s_``, ``t_`` + the Series field)."""
+    period = max(1, int(window_seconds))
+    colours = {"c_": canary, "s_": stable, "t_": None}
+    return [
+        _stat_query(query, prefix + name, metric_field, stat, period, colours[prefix])
+        for prefix in SERIES_PREFIXES
+        for name, metric_field, stat in _WINDOW_STATS
+    ]
+
+
+def _results(cloudwatch: Any, queries: list[dict[str, Any]], start: datetime, end: datetime) -> dict:
+    """``{id: [(timestamp, value), ...]}`` of one GetMetricData call (all its pages)."""
+    found: dict[str, list[tuple[datetime, float]]] = {q["Id"]: [] for q in queries}
+    kwargs: dict[str, Any] = {"MetricDataQueries": queries, "StartTime": start, "EndTime": end}
+    while True:
+        response = cloudwatch.get_metric_data(**kwargs)
+        for result in response["MetricDataResults"]:
+            found[result["Id"]] += [
+                (stamp, float(value))
+                for stamp, value in zip(result.get("Timestamps", []), result["Values"], strict=False)
+                if value is not None
+            ]
+        if not response.get("NextToken"):
+            return found
+        kwargs["NextToken"] = response["NextToken"]
+
+
+def _window_series(found: dict[str, list[tuple[datetime, float]]], prefix: str) -> Series:
+    """One series of a window. Sums add up; should CloudWatch split the window into more than one
+    bucket, the highest average and percentile stands (never a lower latency than was seen)."""
+    fields: dict[str, float | None] = {}
+    for name, _, stat in _WINDOW_STATS:
+        values = [v for _, v in found[prefix + name]]
+        if not values:
+            fields[name] = None
+        elif stat == "Sum":
+            fields[name] = float(sum(values))
+        else:
+            fields[name] = round(max(values), 3)
+    return Series(**fields)
+
+
+def _period_values(found: dict[str, list[tuple[datetime, float]]], query_id: str) -> tuple[float, ...]:
+    return tuple(round(v, 3) for _, v in sorted(found[query_id]))
 
 
 def fetch_colour_sample(
@@ -189,28 +257,62 @@ def fetch_colour_sample(
     *,
     canary: str,
     stable: str,
+    since: datetime,
     start: datetime,
     end: datetime,
     ignore_alarms: list[str] | tuple[str, ...] = (),
-) -> ColourSample:
-    """One poll of a traffic step or the monitoring: the window ``[start, end]`` of the new colour,
-    the stable colour and the total, in one GetMetricData call, and the alarms firing (DescribeAlarms),
-    split by ``ignore_alarms``."""
-    queries = colour_queries(query, (end - start).total_seconds(), canary, stable)
-    sums = _sums(cloudwatch, query, start, end, queries)
+) -> tuple[ColourSample, datetime | None]:
+    """One poll of a traffic step or the monitoring: the interval ``[start, end]`` and the step so far
+    ``[since, end]`` of the new colour, the stable colour and the total, each colour's median latency
+    per period of the step, and the alarms firing (split by ``ignore_alarms``).
+
+    Also returns how far CloudWatch has published: the end of the interval's last period in which
+    the total has requests (None: none yet)."""
+    period = query.period_seconds
+    interval = window_queries(query, (end - start).total_seconds(), canary, stable)
+    interval.append(_stat_query(query, "published", "requests_metric", "SampleCount", period, None))
+    periods = [
+        _stat_query(query, "c_periods", "latency_metric", "p50", period, canary),
+        _stat_query(query, "s_periods", "latency_metric", "p50", period, stable),
+    ]
+    first_poll = start <= since
+    found = _results(cloudwatch, interval + (periods if first_poll else []), start, end)
+    step_found = found
+    if not first_poll:
+        step_found = _results(
+            cloudwatch,
+            window_queries(query, (end - since).total_seconds(), canary, stable) + periods,
+            since,
+            end,
+        )
     alarms = [a["name"] for a in firing_alarms(cloudwatch, query.alarm_prefix)] if query.alarm_prefix else []
     breaching, ignored = split_alarms(alarms, ignore_alarms)
-    return ColourSample(
-        start=start.isoformat(),
-        end=end.isoformat(),
-        canary_colour=canary,
-        stable_colour=stable,
-        canary=_series(sums, "c_"),
-        stable=_series(sums, "s_"),
-        total=_series(sums, "t_"),
+
+    def sample(data: dict, begin: datetime, **extra: Any) -> ColourSample:
+        return ColourSample(
+            start=begin.isoformat(),
+            end=end.isoformat(),
+            canary_colour=canary,
+            stable_colour=stable,
+            canary=_window_series(data, "c_"),
+            stable=_window_series(data, "s_"),
+            total=_window_series(data, "t_"),
+            **extra,
+        )
+
+    step = None if first_poll else sample(step_found, since)
+    polled = sample(
+        found,
+        start,
         alarms_firing=breaching,
         alarms_ignored=ignored,
+        step=step,
+        canary_periods=_period_values(step_found, "c_periods"),
+        stable_periods=_period_values(step_found, "s_periods"),
     )
+    stamps = [stamp for stamp, value in found["published"] if value > 0]
+    published = max(stamps) + timedelta(seconds=period) if stamps else None
+    return polled, published
 
 
 def baseline(cfg: DeploymentConfig, end: datetime | None = None) -> dict[str, Any]:

@@ -4,8 +4,20 @@ from __future__ import annotations
 
 import pytest
 
-from deployment.analysis import BREACH, HEALTHY, INSUFFICIENT_DATA, Sample, Watch, evaluate, planned_polls
-from deployment.config import Thresholds
+from deployment.analysis import (
+    BREACH,
+    HEALTHY,
+    INSUFFICIENT_DATA,
+    Sample,
+    Watch,
+    average_ranks,
+    evaluate,
+    mann_whitney,
+    planned_polls,
+    rank_test,
+    shift_interval,
+)
+from deployment.config import Thresholds, load_config
 
 LIMITS = dict(
     error_rate_percent=1.0,
@@ -172,3 +184,56 @@ def test_fail_policy_fails_on_the_first_poll_without_data():
 def test_a_single_check_watch_extends_when_its_only_poll_has_no_data():
     watch = Watch(thresholds(max_insufficient_polls=1), polls=1)
     assert _run(watch, [sample(requests=None), sample()]) == [None, HEALTHY]
+
+
+# ------------------------------------------------------------------ the rank test
+# Reference values computed once with scipy 1.17.1 and numpy 2.4.6 (not dependencies of this
+# project): stats.mannwhitneyu(x, y, alternative="two-sided", method="asymptotic",
+# use_continuity=True) and numpy.median(numpy.subtract.outer(x, y)). The first pair is R's
+# wilcox.test example (Hollander & Wolfe): its one-sided exact p 0.1272 is twice-halved 0.2544.
+HW_X = [0.80, 0.83, 1.89, 1.04, 1.45, 1.38, 1.91, 1.64, 0.73, 1.46]
+HW_Y = [1.15, 0.88, 0.90, 0.74, 1.21]
+TIED_X = [150, 152, 150, 160, 171, 165]
+TIED_Y = [120, 125, 150, 118, 122, 130]
+
+
+def test_average_ranks_share_ties():
+    assert average_ranks([3.0, 1.0, 3.0, 2.0]) == [3.5, 1.0, 3.5, 2.0]
+
+
+@pytest.mark.parametrize(
+    ("x", "y", "u", "p", "shift"),
+    [
+        (HW_X, HW_Y, 35.0, 0.24462360512698333, 0.305),
+        (TIED_X, TIED_Y, 35.0, 0.007795826617354622, 31.0),
+    ],
+)
+def test_mann_whitney_and_hodges_lehmann_match_scipy(x, y, u, p, shift):
+    got_u, got_p = mann_whitney(x, y)
+    assert got_u == u and got_p == pytest.approx(p, rel=1e-9)
+    estimate, lower, upper = shift_interval(x, y, 0.98)
+    assert estimate == pytest.approx(shift) and lower <= estimate <= upper
+
+
+def test_the_shift_interval_inverts_the_test():
+    # At the interval's ends the shifted samples are just significant at 98 %: inside, never.
+    estimate, lower, upper = shift_interval(TIED_X, TIED_Y, 0.98)
+    assert 0 < lower < estimate < upper
+    assert mann_whitney([v - (lower + 1e-6) for v in TIED_X], TIED_Y)[1] > 0.02
+    assert mann_whitney([v - (lower - 1.0) for v in TIED_X], TIED_Y)[1] <= 0.02
+
+
+def test_the_rank_test_is_kayentas_with_a_floor():
+    thresholds = load_config("production").thresholds
+    stable = [150.0, 152.0, 149.0, 151.0, 153.0, 150.5]
+    slower = [v + 200 for v in [149.0, 151.0, 150.0, 152.0, 148.0, 150.0]]
+    high = rank_test(slower, stable, thresholds, "blue")
+    assert high.classification == "high" and high.lower > high.tolerance and high.shift > high.min_shift
+    assert high.confidence == 0.98 and high.tolerance == pytest.approx(0.25 * high.shift, abs=1e-3)
+    # Significant but a 3 ms shift: below 25 % of the stable median, no breach.
+    nudged = rank_test([v + 3 for v in stable], stable, thresholds)
+    assert nudged.classification != "high"
+    low = rank_test(stable, slower, thresholds, "blue")
+    assert low.classification == "low" and "stable colour is degraded" in low.reason
+    few = rank_test(slower[:4], stable, thresholds)
+    assert few.classification == "abstain" and "4 canary and 6 stable periods, fewer than the 5" in few.reason

@@ -26,8 +26,15 @@ def thresholds():
     return load_config("production").thresholds  # 1 % errors, 1000 ms, margins 0.5 points / 25 %
 
 
+def S(requests: float, errors: float = 0, latency: float = 120) -> Series:
+    """A series whose latency values spread as the sandbox's do: p95 1.25 and p99 1.6 x the mean."""
+    return Series(
+        requests=requests, errors=errors, latency_ms=latency, p95_ms=latency * 1.25, p99_ms=latency * 1.6
+    )
+
+
 def sample(canary: Series, stable: Series | None = None, **extra) -> ColourSample:
-    stable = stable or Series(requests=3600, errors=4, latency_ms=120)
+    stable = stable or S(3600, 4, 120)
     total = Series(
         requests=(canary.requests or 0) + (stable.requests or 0),
         errors=(canary.errors or 0) + (stable.errors or 0),
@@ -62,7 +69,7 @@ def test_two_proportion_test_is_one_sided_with_a_margin():
 
 def test_a_canary_with_five_percent_errors_at_ten_percent_weight_breaches(thresholds):
     # 400 canary requests, 20 errors; environment-wide this is 24 / 4000 = 0.6 %, under the 1 % limit.
-    verdict = judge(sample(Series(requests=400, errors=20, latency_ms=125)), thresholds)
+    verdict = judge(sample(S(400, 20, 125)), thresholds)
     assert verdict.outcome == BREACH
     assert {b.threshold for b in verdict.breaches} == {"error_rate_percent", "error_rate_vs_stable"}
     assert verdict.sample.total.error_rate_percent == 0.6
@@ -74,48 +81,89 @@ def test_a_canary_with_five_percent_errors_at_ten_percent_weight_breaches(thresh
 
 
 def test_a_latency_only_regression_breaches_against_the_stable_colour(thresholds):
-    verdict = judge(sample(Series(requests=400, errors=0, latency_ms=320)), thresholds)
+    verdict = judge(sample(S(600, 0, 320)), thresholds)
     assert verdict.outcome == BREACH
-    assert [b.threshold for b in verdict.breaches] == ["latency_vs_stable"]  # far below the 1000 ms limit
+    # far below the absolute limits; p99 needs 500 values of each colour to be compared
+    assert [b.threshold for b in verdict.breaches] == ["latency_p95_vs_stable", "latency_p99_vs_stable"]
+    assert verdict.breaches[0].window == "interval"
+
+
+def test_a_p99_only_regression_breaches_on_its_limit_though_the_mean_holds(thresholds):
+    tail = Series(requests=150, errors=0, latency_ms=120, p95_ms=150, p99_ms=2400)
+    verdict = judge(sample(tail), thresholds)
+    assert verdict.outcome == BREACH
+    assert [(b.threshold, b.value) for b in verdict.breaches] == [("latency_p99_ms", 2400)]
+    assert any(
+        "p99 not compared with stable blue: 150 and 3600 requests, fewer than 500" in r
+        for r in verdict.reasons
+    )
+
+
+def test_a_high_percentile_of_a_few_requests_is_not_judged(thresholds):
+    # p99 of 60 values is their maximum: one cold start must not fail a release.
+    few = Series(requests=60, errors=0, latency_ms=130, p95_ms=160, p99_ms=2500)
+    verdict = judge(sample(few), thresholds)
+    assert verdict.outcome == HEALTHY, verdict.detail
+    assert any("p99 not judged: 60 requests, fewer than 100" in r for r in verdict.reasons)
+
+
+def test_a_stalled_canary_is_not_enough_data_though_the_step_so_far_is_healthy(thresholds):
+    step = sample(S(400, 0, 120))
+    stalled = sample(Series(), start="2026-01-01T00:01:00+00:00", end="2026-01-01T00:02:00+00:00")
+    verdict = judge(ColourSample(**{**stalled.__dict__, "start": stalled.start, "step": step}), thresholds)
+    assert verdict.outcome == INSUFFICIENT_DATA
+    assert verdict.detail.startswith("interval: green (new) requests in 60s: no datapoint, fewer than the 20")
+
+
+def test_a_breach_in_the_step_so_far_ends_the_watch_whatever_the_interval(thresholds):
+    step = sample(S(400, 20, 125))
+    fresh = sample(S(40, 0, 120), start="2026-01-01T00:01:00+00:00", end="2026-01-01T00:02:00+00:00")
+    verdict = judge(ColourSample(**{**fresh.__dict__, "step": step}), thresholds)
+    assert verdict.outcome == BREACH
+    assert {(b.threshold, b.window) for b in verdict.breaches} == {
+        ("error_rate_percent", "step"),
+        ("error_rate_vs_stable", "step"),
+    }
 
 
 def test_a_degraded_stable_colour_with_a_healthy_canary_passes_and_says_why(thresholds):
-    degraded = Series(requests=3600, errors=180, latency_ms=400)
-    verdict = judge(sample(Series(requests=400, errors=0, latency_ms=121), degraded), thresholds)
+    degraded = S(3600, 180, 400)
+    verdict = judge(sample(S(400, 0, 121), degraded), thresholds)
     assert verdict.outcome == HEALTHY
     assert any("stable colour is degraded" in r for r in verdict.reasons)
-    assert any("better than stable blue" in r for r in verdict.reasons)
+    assert any("p95 151.25 ms, faster than stable blue 500 ms" in r for r in verdict.reasons)
 
 
 def test_too_few_canary_requests_is_not_enough_data_never_a_pass(thresholds):
-    verdict = judge(sample(Series(requests=5, errors=0, latency_ms=120)), thresholds)
+    verdict = judge(sample(S(5, 0, 120)), thresholds)
     assert verdict.outcome == INSUFFICIENT_DATA and "fewer than the 20" in verdict.detail
+    assert "rank test abstains: 0 canary and 0 stable periods, fewer than the 5" in verdict.detail
 
 
 def test_a_rate_above_the_limit_that_the_window_cannot_confirm_is_not_enough_data(thresholds):
     # 2 errors in 40 is 5 %, but at 1 % two errors in 40 happen 6 % of the time: more data, not a pass.
-    verdict = judge(sample(Series(requests=40, errors=2, latency_ms=120)), thresholds)
+    verdict = judge(sample(S(40, 2, 120)), thresholds)
     assert verdict.outcome == INSUFFICIENT_DATA
     assert "p = 0.061" in verdict.detail
 
 
 def test_one_error_in_a_small_window_is_no_evidence(thresholds):
     # 1 error in 40 happens a third of the time at 1 %, and the stable colour errs as often.
-    stable = Series(requests=360, errors=9, latency_ms=120)
-    verdict = judge(sample(Series(requests=40, errors=1, latency_ms=120), stable), thresholds)
+    stable = S(360, 9, 120)
+    verdict = judge(sample(S(40, 1, 120), stable), thresholds)
     assert verdict.outcome == HEALTHY, verdict.detail
     assert "no evidence above 1 % (p = 0.33)" in verdict.detail
 
 
 def test_baseline_noise_passes(thresholds):
-    verdict = judge(sample(Series(requests=400, errors=0, latency_ms=131)), thresholds)
+    verdict = judge(sample(S(400, 0, 131)), thresholds)
     assert verdict.outcome == HEALTHY, verdict.detail
 
 
 def test_ignored_alarms_do_not_breach_others_do(thresholds):
     breaching, ignored = split_alarms(["app-5xx", "app-latency"], ["app-5xx"])
     assert (breaching, ignored) == (("app-latency",), ("app-5xx",))
-    canary = Series(requests=400, errors=0, latency_ms=120)
+    canary = S(400, 0, 120)
     only_ignored = judge(sample(canary, alarms_ignored=("app-5xx",)), thresholds)
     assert only_ignored.outcome == HEALTHY
     assert "ignored by emergency.ignore_alarms: app-5xx" in only_ignored.detail
@@ -125,13 +173,13 @@ def test_ignored_alarms_do_not_breach_others_do(thresholds):
 
 def test_the_request_rate_band_is_judged_on_total_traffic(thresholds):
     # Canary and stable each fine; the total is 4000 requests in 60 s = 66.7 rps against 200 before.
-    verdict = judge(sample(Series(requests=400, errors=0, latency_ms=120)), thresholds, baseline_rps=200.0)
+    verdict = judge(sample(S(400, 0, 120)), thresholds, baseline_rps=200.0)
     assert verdict.outcome == BREACH and verdict.breaches[0].threshold == "request_rate_ratio"
     assert verdict.request_rate_ratio == pytest.approx(0.3333, 1e-3)
 
 
 def test_samples_round_trip_and_feed_a_watch(thresholds):
-    s = sample(Series(requests=400, errors=0, latency_ms=120), alarms_ignored=("a",))
+    s = sample(S(400, 0, 120), alarms_ignored=("a",))
     assert ColourSample.from_dict(s.to_dict()) == s
     watch = Watch(thresholds, polls=2)
     assert watch.add(judge(s, thresholds)) is None

@@ -16,11 +16,35 @@ from botocore.exceptions import ClientError
 from deployment.metrics import MetricQuery, fetch_colour_sample
 from deployment.operators.analysis import TrafficShiftOperator
 from deployment.triggers.analysis import MetricWatchTrigger, first_window, last_window, window_bounds
+from sandbox.cloudwatch_faults import honour_percentiles
 from tests.unit import _fixtures_phases58 as fx
-from tests.unit._fixtures_phases58 import put_traffic
 
 moto_url = fx.moto_url
 aws_server = fx.aws_server
+honour_percentiles()  # the threaded moto of these tests runs in this process
+
+
+def put_values(cloudwatch, cfg, *, at, dimensions=None, requests, errors, latency_ms) -> None:
+    """One second of traffic as the app publishes it: values (so percentiles work), not statistic sets."""
+    m = cfg.metrics
+    dims = [{"Name": k, "Value": v} for k, v in (dimensions or m.dimensions).items()]
+    common = {"Dimensions": dims, "Timestamp": at, "StorageResolution": 1}
+    data = [
+        {"MetricName": m.requests_metric, "Values": [1.0], "Counts": [float(requests)], **common},
+        {
+            "MetricName": m.errors_metric,
+            "Values": [0.0, 1.0],
+            "Counts": [requests - errors, errors],
+            **common,
+        },
+        {
+            "MetricName": m.latency_metric,
+            "Values": [float(latency_ms)],
+            "Counts": [float(requests)],
+            **common,
+        },
+    ]
+    cloudwatch.put_metric_data(Namespace=m.namespace, MetricData=data)
 
 
 class ColourFeeder:
@@ -33,26 +57,9 @@ class ColourFeeder:
 
     def publish(self, at: datetime) -> None:
         dims = self.cfg.metrics.dimensions
-        total = {"requests": 0.0, "errors": 0.0, "latency": 0.0}
         for colour, traffic in self.per_colour.items():
-            put_traffic(
-                self.cloudwatch,
-                self.cfg,
-                at=at,
-                dimensions={**dims, self.cfg.metrics.colour_dimension: colour},
-                **traffic,
-            )
-            total["requests"] += traffic["requests"]
-            total["errors"] += traffic["errors"]
-            total["latency"] += traffic["requests"] * traffic["latency_ms"]
-        put_traffic(
-            self.cloudwatch,
-            self.cfg,
-            at=at,
-            requests=total["requests"],
-            errors=total["errors"],
-            latency_ms=total["latency"] / total["requests"],
-        )
+            for dimensions in ({**dims, self.cfg.metrics.colour_dimension: colour}, dims):
+                put_values(self.cloudwatch, self.cfg, at=at, dimensions=dimensions, **traffic)
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -140,10 +147,9 @@ def test_the_trigger_carries_absolute_times_and_round_trips(aws_server):
     assert "duration" not in kwargs  # nothing counted from when the trigger (re)starts
 
 
-def test_each_poll_reads_its_last_intervals_never_before_the_step():
+def test_each_poll_reads_its_own_interval_never_before_the_step():
     since = datetime(2026, 1, 1, tzinfo=UTC)
-    assert window_bounds(since, 60, 1, 3) == (since, since + timedelta(seconds=60))
-    assert window_bounds(since, 60, 5, 3) == (since + timedelta(seconds=120), since + timedelta(seconds=300))
+    assert window_bounds(since, 60, 1) == (since, since + timedelta(seconds=60))
     assert window_bounds(since, 60, 5) == (since + timedelta(seconds=240), since + timedelta(seconds=300))
 
 
@@ -185,7 +191,9 @@ def test_polls_read_only_clean_windows_of_the_new_colour(aws_server, router):
         payload, _ = first_event(watch(cfg, since=since, hold=2))
     assert payload["status"] == "healthy", payload["watch"]["reason"]
     samples = [v["sample"] for v in payload["watch"]["verdicts"]]
-    assert all(s["start"] == since.isoformat() for s in samples)  # within window_polls of the start
+    # Each poll: its own interval after the previous one's, and the step so far from the change.
+    assert all((s["step"] or s)["start"] == since.isoformat() for s in samples)
+    assert all(a["end"] == b["start"] for a, b in zip(samples, samples[1:], strict=False))
     ends = [datetime.fromisoformat(s["end"]) for s in samples]
     assert ends[0] == since + timedelta(seconds=1)
     assert all((b - a).total_seconds() == 1 for a, b in zip(ends, ends[1:], strict=False))
@@ -195,7 +203,7 @@ def test_polls_read_only_clean_windows_of_the_new_colour(aws_server, router):
     assert router.restored == []
 
 
-def test_one_get_metric_data_per_poll_fetches_canary_stable_and_total(aws_server):
+def test_each_poll_fetches_its_interval_and_the_step_of_canary_stable_and_total(aws_server):
     cfg, cloudwatch = aws_server["cfg"], aws_server["cloudwatch"]
     calls: list[str] = []
     cloudwatch.meta.events.register("before-call.cloudwatch", lambda model, **_: calls.append(model.name))
@@ -204,19 +212,21 @@ def test_one_get_metric_data_per_poll_fetches_canary_stable_and_total(aws_server
         cloudwatch, cfg, blue=HEALTHY_BLUE, green={"requests": 5, "errors": 1, "latency_ms": 150}
     ).publish(end - timedelta(milliseconds=500))
     calls.clear()
-    sample = fetch_colour_sample(
+    sample, published = fetch_colour_sample(
         cloudwatch,
         MetricQuery.from_config(cfg),
         canary="green",
         stable="blue",
+        since=end - timedelta(seconds=4),
         start=end - timedelta(seconds=2),
         end=end,
         ignore_alarms=[],
     )
-    assert calls == ["GetMetricData", "DescribeAlarms"]
-    assert (sample.canary.requests, sample.canary.errors, sample.canary.latency_ms) == (5, 1, 150)
-    assert (sample.stable.requests, sample.stable.errors) == (45, 0)
-    assert sample.total.requests == 50
+    assert calls == ["GetMetricData", "GetMetricData", "DescribeAlarms"]  # the interval, the step
+    assert (sample.canary.requests, sample.canary.errors, sample.canary.p95_ms) == (5, 1, 150)
+    assert (sample.stable.requests, sample.stable.errors, sample.stable.p99_ms) == (45, 0, 120)
+    assert sample.total.requests == 50 and sample.step.start == (end - timedelta(seconds=4)).isoformat()
+    assert sample.canary_periods == (150.0,) and published == end
 
 
 def test_a_canary_breach_restores_traffic_once_before_the_task_fails(aws_server, router):

@@ -3,8 +3,10 @@
 One analysis every ``timings.poll_interval_seconds`` (error rate, latency, alarms, the
 request-rate band), in the triggerer: no worker waits. A breach fails at once, and so
 does a lack of data beyond the configured policy. ``emergency.skip_monitoring``
-skips the watch; the skip and its reason go to the ``monitoring`` section and the
-team channel. Before it watches, and again when the watch ends, the shared guard
+skips the watch: the task ends skipped (not green: it watched nothing), and the skip and
+its reason go to its log, the ``monitoring`` section and the team channel. The 100 %
+traffic step has judged the release on a poll of its own before this phase either way.
+Before it watches, and again when the watch ends, the shared guard
 (``deployment.guards``) checks that the release is what production serves: a rerun of
 monitoring alone after a rollback would otherwise watch the old version and pass.
 """

@@ -7,13 +7,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from deployment.analysis import HEALTHY
-
-# A step held for 0 s is not watched: its weights are applied and the next phases judge them.
-APPLIED = "applied"
-DONE = (HEALTHY, APPLIED)
 
 
 class MetricsUnhealthy(AirflowFailException):
@@ -114,6 +110,7 @@ class _MetricWatchOperator(BaseOperator):
             "deadline": event.get("deadline"),
             "ignore_alarms": event.get("ignore_alarms"),
             "api_errors": event.get("api_errors") or [],
+            "publication_waits": event.get("publication_waits") or [],
             "watch": watch,
         }
 
@@ -122,8 +119,9 @@ class TrafficShiftOperator(_MetricWatchOperator):
     """Send ``weight`` % of traffic to the new colour, then watch the metrics for ``hold_seconds``.
 
     ``hold_seconds`` defaults to the run-time config's step of that weight (``traffic.steps``).
-    A step held for 0 s (production's 100 % step) sets the weights and ends without a watch, its
-    outcome ``applied``: the monitoring phase watches the whole release from there.
+    Every step is judged on at least one full poll of its own: a step held 0 s (production's
+    100 % step) holds one poll, whatever the monitoring phase after it does (an emergency flag
+    may skip that).
 
     The watch judges the new colour's own requests against the thresholds and the stable colour,
     on data from after the weights took effect. A breach ends the step at once: the trigger puts
@@ -165,7 +163,7 @@ class TrafficShiftOperator(_MetricWatchOperator):
         wanted = {target: weight, other(target): 100 - weight}
         # Held healthy, and Route 53 still says so: a rollback since would have moved traffic back.
         router = router_for(rel.cfg)
-        if earlier and earlier.get("outcome") in DONE and router.weights() == wanted:
+        if earlier and earlier.get("outcome") == HEALTHY and router.weights() == wanted:
             self.log.info("Step %s %% is done already (%s): nothing to do", weight, earlier["outcome"])
             return {"weight": weight, "outcome": earlier["outcome"], "already_done": True}
 
@@ -191,15 +189,6 @@ class TrafficShiftOperator(_MetricWatchOperator):
             "outcome": "watching",
             "previous_attempts": attempts,
         }
-        if hold == 0:
-            # No deferral for nothing to hold: the monitoring phase watches the release from here.
-            steps[str(weight)].update(
-                outcome=APPLIED,
-                reason="no hold configured: the metrics are watched by the next step or the monitoring",
-                finished_at=now_iso(),
-            )
-            update_section(rel.ledger, "frontend", steps=steps, **_completion(weight, APPLIED, target))
-            return {"weight": weight, "outcome": APPLIED}
         update_section(rel.ledger, "frontend", steps=steps)
         self._defer_watch(
             rel,
@@ -239,7 +228,7 @@ class TrafficShiftOperator(_MetricWatchOperator):
 
 def _completion(weight: int, outcome: str, target: str | None) -> dict[str, Any]:
     """The frontend section's fields once the 100 % step is done: the release's colour is live."""
-    if weight == 100 and outcome in DONE:
+    if weight == 100 and outcome == HEALTHY:
         return {"completed": True, "live_colour_after": target}
     return {}
 
@@ -247,8 +236,10 @@ def _completion(weight: int, outcome: str, target: str | None) -> dict[str, Any]
 class MonitorReleaseOperator(_MetricWatchOperator):
     """Watch production for ``timings.monitoring_seconds`` after the release; ``skip_monitoring`` skips it.
 
-    A skip is written to the ``monitoring`` section with its reason and announced to the
-    team channel (once per run).
+    A skip is written to the ``monitoring`` section with its reason, announced to the team
+    channel (once per run), logged, and ends the task skipped (``AirflowSkipException``), so the
+    grid shows a watch that watched nothing as skipped, not green. The Task SDK gives a task no
+    way to set its own note; the reason is in the log and the record.
     """
 
     ui_color = "#577590"
@@ -286,7 +277,7 @@ class MonitorReleaseOperator(_MetricWatchOperator):
                 },
             )
             self.log.warning("Monitoring skipped by emergency flag: %s", flags["reason"])
-            return {"skipped": True}
+            raise AirflowSkipException(f"monitoring skipped by emergency.skip_monitoring: {flags['reason']}")
         if existing.get("outcome") == HEALTHY:
             self.log.info("Monitoring already completed healthy for this run: nothing to do")
             return {"outcome": HEALTHY, "already_done": True}

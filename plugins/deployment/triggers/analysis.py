@@ -3,10 +3,12 @@
 The watch is fixed in absolute time, so a triggerer restart cannot lengthen it:
 
 - ``data_since`` is when the step's weight took effect; no poll reads data from before it.
-- Poll ``k`` is due when CloudWatch has published data up to ``data_since + k·poll`` (that end
-  plus ``query.lag_seconds``). It reads the last ``query.window_polls`` intervals before that end,
-  never starting before ``data_since``: more requests per verdict than one interval gives, while
-  a fault that starts mid-step is diluted by at most that many intervals.
+- Poll ``k`` judges its own interval ``[data_since + (k-1)·poll, data_since + k·poll]`` (the data
+  that arrived since the previous poll: an interval without enough of the canary's requests is
+  not enough data, never healthy) and the step so far ``[data_since, data_since + k·poll]``.
+- It is due ``query.lag_seconds`` after its end, and judged only once CloudWatch has published
+  the interval to its end (the total's requests reach its last period): until then the same
+  interval is read again, every quarter poll, up to the deadline. No fixed lag is trusted.
 - The watch covers data up to ``hold_until`` (at least one full poll), then ends healthy; polls
   without enough data add one more poll each, as the policy allows.
 - ``deadline`` is the wall-clock time by which the watch must have decided.
@@ -33,11 +35,15 @@ from deployment.triggers._base import call, client_in_thread
 RETRY_FIRST_SECONDS = 0.5
 
 
-def window_bounds(data_since: datetime, poll: float, k: int, polls: int = 1) -> tuple[datetime, datetime]:
-    """The window of poll ``k`` (from 1): the ``polls`` intervals up to ``data_since + k·poll``,
-    clipped to ``data_since``."""
+def window_bounds(data_since: datetime, poll: float, k: int) -> tuple[datetime, datetime]:
+    """The interval of poll ``k`` (from 1): the one poll interval up to ``data_since + k·poll``."""
     end = data_since + timedelta(seconds=poll * k)
-    return max(data_since, end - timedelta(seconds=poll * polls)), end
+    return end - timedelta(seconds=poll), end
+
+
+def publish_retry(poll: float) -> float:
+    """How often an interval not yet published to its end is read again: a quarter poll, 0.5-15 s."""
+    return min(max(poll / 4, 0.5), 15.0)
 
 
 def first_window(data_since: datetime, poll: float, lag: float, now: datetime) -> int:
@@ -169,9 +175,19 @@ class MetricWatchTrigger(BaseTrigger):
             "resumed_at_window": k,
         }
 
+        # Per interval read before CloudWatch had published it to its end: how long it waited.
+        waits: dict[int, dict[str, Any]] = {}
+
         def event(status: str, **extra: Any) -> TriggerEvent:
             return TriggerEvent(
-                {**base, "status": status, "api_errors": errors, "watch": watch.to_dict(), **extra}
+                {
+                    **base,
+                    "status": status,
+                    "api_errors": errors,
+                    "publication_waits": list(waits.values()),
+                    "watch": watch.to_dict(),
+                    **extra,
+                }
             )
 
         try:  # built before the first wait, so that no poll pays for it
@@ -180,11 +196,14 @@ class MetricWatchTrigger(BaseTrigger):
             client = None
         backoff = RETRY_FIRST_SECONDS
         while True:
-            start, end = window_bounds(since, poll, k, query.window_polls)
+            start, end = window_bounds(since, poll, k)
             ready = end + timedelta(seconds=lag)
             wait = (ready - datetime.now(UTC)).total_seconds()
             if ready > deadline or datetime.now(UTC) > deadline:
                 last = f"; last API error: {errors[-1]['error']}" if errors else ""
+                late = waits.get(k)
+                if late:
+                    last += f"; CloudWatch had published up to {late['published_to']}, not {end.isoformat()}"
                 yield event(
                     "error" if errors else "insufficient_data",
                     message=f"no decision by the deadline {self.deadline} (window {k}){last}",
@@ -195,12 +214,13 @@ class MetricWatchTrigger(BaseTrigger):
             try:
                 if client is None:
                     client = await client_in_thread(CloudWatchHook, self.aws_conn_id, self.region_name)
-                sample = await call(
+                sample, published = await call(
                     fetch_colour_sample,
                     client,
                     query,
                     canary=self.canary_colour,
                     stable=self.stable_colour,
+                    since=since,
                     start=start,
                     end=end,
                     ignore_alarms=self.ignore_alarms,
@@ -221,6 +241,16 @@ class MetricWatchTrigger(BaseTrigger):
                 backoff = min(backoff * 2, poll)
                 continue
             backoff = RETRY_FIRST_SECONDS
+            if published is None or published < end:  # not all of it yet: read it again, judge none of it
+                late = waits.setdefault(k, {"window": k, "end": end.isoformat(), "reads": 0})
+                late.update(
+                    reads=late["reads"] + 1,
+                    published_to=published.isoformat() if published else None,
+                    waited_seconds=round((datetime.now(UTC) - ready).total_seconds(), 3),
+                )
+                remaining = (deadline - datetime.now(UTC)).total_seconds()
+                await asyncio.sleep(max(0.0, min(publish_retry(poll), remaining)))
+                continue  # past the deadline, the loop's top ends the watch
             verdict = judge(sample, thresholds, self.baseline_rps)
             self.log.info(
                 "%s window %d [%s, %s]: %s (%s)", self.label, k, start, end, verdict.outcome, verdict.detail
