@@ -24,6 +24,11 @@ re-applied through moto's own ``ResourceMap.update``. A fault with
 ``"rollback_fails": true`` leaves the stack in ``UPDATE_ROLLBACK_FAILED`` until
 ContinueUpdateRollback. CancelUpdateStack rolls an update in progress back the
 same way.
+
+moto's Lambda reads a function's code object at the key's newest version whatever
+``S3ObjectVersion`` names; Lambda reads the version named. :func:`honour_code_versions`
+makes moto read that version (the front installs it), so a release that pins its code
+runs the pinned bytes here as in AWS.
 """
 
 from __future__ import annotations
@@ -112,6 +117,38 @@ def call_wsgi(app: Callable, environ: dict[str, Any]) -> WsgiResult:
     return captured["status"], captured["headers"], body
 
 
+def honour_code_versions() -> None:
+    """Make moto's Lambda read ``Code.S3ObjectVersion`` (create, update and CloudFormation alike:
+    all go through ``LambdaFunction._set_function_code``). Idempotent."""
+    from moto.awslambda import models
+
+    original = models.LambdaFunction._set_function_code
+    if getattr(original, "honours_code_versions", False):
+        return
+
+    def set_function_code(function: Any, updated_spec: dict[str, Any]) -> None:
+        original(function, updated_spec)
+        version = updated_spec.get("S3ObjectVersion")
+        if not version or "S3Key" not in updated_spec:
+            return
+        key = models.s3_backends[function.account_id][function.partition].get_object(
+            updated_spec["S3Bucket"], updated_spec["S3Key"], version_id=version
+        )
+        if key is None:
+            raise ValueError(
+                "InvalidParameterValueException",
+                "Error occurred while GetObject. S3 Error Code: NoSuchVersion. "
+                "S3 Error Message: The specified version does not exist.",
+            )
+        function.code_bytes, function.code_size, function.code_sha_256, function.code_digest = (
+            models._s3_content(key)
+        )
+        function.code["S3ObjectVersion"] = version
+
+    set_function_code.honours_code_versions = True
+    models.LambdaFunction._set_function_code = set_function_code
+
+
 class AwsFront:
     """WSGI app of the AWS endpoint (port B+0)."""
 
@@ -127,6 +164,7 @@ class AwsFront:
         self.amplify = amplify
         self.kvs = kvs
         self.faults = faults
+        honour_code_versions()
         self.moto = DomainDispatcherApplication(create_backend_app)
         self.cloudformation = CloudFormationLayer(
             faults, version_parameter=version_parameter, update_seconds=update_seconds

@@ -1,17 +1,17 @@
 """Seed a fresh sandbox as a live production at the previous version.
 
 GitHub first (the release candidates' commits), then AWS through boto3 against the
-running endpoint, as the pipeline sees it: the artifacts bucket with one build per
-seeded release candidate, packaged from the sample application (``stack.template``)
-by scripts/publish_build.py, the script staging runs; the stack created from the
-``v1.0.0`` build's packaged template (transformed locally by
-:func:`deployment.sam.transform_template`, since moto cannot run the transform), so
-its function runs that build's code object; a few items in each of its DynamoDB tables;
-the front door's KeyValueStore with every viewer on the stable colour (blue at 100 %,
-written by the router's own ``seed`` through boto3's ``cloudfront-keyvaluestore``
-client, as production's store is seeded); the hosted zone with the two weighted
-records (blue 100, green 0) pointing at the branches' Amplify domains, for a
-pipeline run on the ``route53`` router; alarms named ``<alarms.prefix>...`` in OK;
+running endpoint, as the pipeline sees it: the artifacts bucket, keeping object versions
+as the artifact contract requires, with one build per seeded release candidate, packaged
+from the sample application (``stack.template``) by scripts/publish_build.py, the script
+staging runs; the stack created from the ``v1.0.0`` build's packaged template (transformed
+locally by :func:`deployment.sam.transform_template`, since moto cannot run the transform),
+so its function runs the version of that build's code object the template pins; a few
+items in each of its DynamoDB tables; the front door's KeyValueStore with every viewer on
+the stable colour (blue at 100 %, written by the router's own ``seed`` through boto3's
+``cloudfront-keyvaluestore`` client, as production's store is seeded); the hosted zone
+with the two weighted records (blue 100, green 0) pointing at the branches' Amplify
+domains, for a pipeline run on the ``route53`` router; alarms named ``<alarms.prefix>...`` in OK;
 healthy production and staging metrics over the last staging window. The
 Amplify app and branches are added through the emulator (Amplify ids cannot be
 chosen through its API), then blue gets a RELEASE job at ``PREVIOUS_VERSION``
@@ -98,10 +98,19 @@ def publisher() -> Any:
     return module
 
 
+def keep_versions(cfg: DeploymentConfig, s3: Any) -> None:
+    """Versioning on for the artifacts bucket: builds are pinned by S3 version id."""
+    s3.put_bucket_versioning(Bucket=cfg.artifacts.bucket, VersioningConfiguration={"Status": "Enabled"})
+
+
 def publish_sample_build(
     cfg: DeploymentConfig, s3: Any, commit: str, version: str, *, staging_run: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    """Package the sample application (``stack.template``) as ``commit``'s build; return its manifest."""
+    """Package the sample application (``stack.template``) as ``commit``'s build; return its manifest.
+
+    The sandbox owns its bucket: versioning goes on first (a bucket made elsewhere, such as the
+    unit tier's, may not have it yet), as the seed sets it."""
+    keep_versions(cfg, s3)
     return publisher().publish(
         s3,
         bucket=cfg.artifacts.bucket,
@@ -413,7 +422,8 @@ def inject_build_fault(
 
 
 def tamper_build_object(cfg: DeploymentConfig, s3: Any, commit: str) -> str:
-    """Overwrite the first code object of ``commit``'s build with other bytes; return its key."""
+    """Write other bytes to the first code object's key of ``commit``'s build (a new S3 version:
+    the version the manifest pins keeps its bytes); return the key."""
     manifest = _manifest(cfg, s3, commit)
     key = manifest["objects"][0]["key"]
     data = s3.get_object(Bucket=cfg.artifacts.bucket, Key=key)["Body"].read()

@@ -1,4 +1,4 @@
-"""What a successful release must show of the release candidate's build (issue 15), read back from
+"""What a successful release must show of the release candidate's build, read back from
 the sandbox: the functions run the build's code objects, the Amplify job built ``commit_sha``, the
 GitHub release targets it. Called from a test that already has a successful release (no release of
 its own: CI time)."""
@@ -19,15 +19,25 @@ def build_manifest(release: Release, commit: str) -> dict:
     return json.loads(body)
 
 
+def code_sha256(sha256_hex: str) -> str:
+    """Lambda's ``CodeSha256`` of a package whose SHA-256 is ``sha256_hex``: the digest in base64."""
+    return base64.b64encode(bytes.fromhex(sha256_hex)).decode()
+
+
+def running_code(release: Release) -> set[str]:
+    """The ``CodeSha256`` of every function the sandbox's Lambda runs."""
+    functions = release.world.client("lambda").list_functions()["Functions"]
+    assert functions, "the stack created no Lambda function"
+    return {f["CodeSha256"] for f in functions}
+
+
 def assert_released_the_build(release: Release, commit: str) -> None:
     world, cfg = release.world, release.world.cfg
     manifest = build_manifest(release, commit)
     assert manifest["commit_sha"] == commit and manifest["version"] == release.version
 
-    # Lambda's CodeSha256 is the base64 SHA-256 of the deployment package it runs.
-    built = {base64.b64encode(bytes.fromhex(o["sha256"])).decode() for o in manifest["objects"]}
-    functions = world.client("lambda").list_functions()["Functions"]
-    assert functions and {f["CodeSha256"] for f in functions} <= built, (functions, manifest["objects"])
+    built = {code_sha256(o["sha256"]) for o in manifest["objects"]}
+    assert running_code(release) <= built, manifest["objects"]
 
     plan, verified = release.section("plan"), release.section("artifact")
     assert verified["ok"] is True and verified["commit_sha"] == commit

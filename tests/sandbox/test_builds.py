@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 
 import pytest
@@ -37,8 +38,14 @@ def test_each_release_candidate_has_its_build_and_production_runs_v1_0_0s(sandbo
         assert github._runs[run["run_id"]]["head_sha"] == commit  # the staging run that published it
     code = {v: m["objects"][0]["sha256"] for v, m in manifests.items()}
     assert code[PREVIOUS_VERSION] != code[NEXT_VERSION]
+    assert all(o["version_id"] for m in manifests.values() for o in [m["template"], *m["objects"]])
     (function,) = aws("lambda").list_functions()["Functions"]
     assert function["CodeSha256"] == base64.b64encode(bytes.fromhex(code[PREVIOUS_VERSION])).decode()
+    template = aws("cloudformation").get_template(StackName=sandbox.cfg.stack.name)["TemplateBody"]
+    pinned = manifests[PREVIOUS_VERSION]["objects"][0]
+    assert (
+        template["Resources"]["ApiFunction"]["Properties"]["Code"]["S3ObjectVersion"] == pinned["version_id"]
+    )
     blue = aws("amplify").list_jobs(
         appId=sandbox.cfg.amplify.app_id, branchName=sandbox.cfg.amplify.branches["blue"]
     )["jobSummaries"]
@@ -52,8 +59,11 @@ def test_build_faults_break_what_they_name(reseeded, aws):
 
     tampered = _fault(sandbox, NEXT_VERSION, {"kind": "tampered_object"})
     assert tampered.status_code == 201 and tampered.json()["key"] == before["objects"][0]["key"]
-    body = s3.get_object(Bucket=sandbox.cfg.artifacts.bucket, Key=tampered.json()["key"])["Body"].read()
-    assert body.endswith(b"tampered")
+    bucket, pinned = sandbox.cfg.artifacts.bucket, before["objects"][0]
+    body = s3.get_object(Bucket=bucket, Key=tampered.json()["key"])["Body"].read()
+    assert body.endswith(b"tampered")  # a new version of the key; the pinned one keeps its bytes:
+    kept = s3.get_object(Bucket=bucket, Key=pinned["key"], VersionId=pinned["version_id"])["Body"].read()
+    assert body == kept + b"tampered"
 
     moved = _fault(sandbox, NEXT_VERSION, {"kind": "rc_tag_moved"}).json()
     assert moved["now"] == sandbox.github.head() != commit
@@ -74,7 +84,37 @@ def test_republished_build_is_a_valid_build_of_other_bytes(reseeded, aws):
     after = _manifest(sandbox, s3, commit)
     assert done["manifest"] == after and after["staging_run"] == before["staging_run"]
     assert after["template"]["sha256"] != before["template"]["sha256"]
-    assert after["objects"] == before["objects"]
+
+    def unversioned(manifest):
+        return [{k: v for k, v in o.items() if k != "version_id"} for o in manifest["objects"]]
+
+    assert unversioned(after) == unversioned(before)  # the same bytes, uploaded again: new versions
+
+
+def test_lambda_runs_the_code_version_it_is_given(reseeded, aws):
+    """moto's Lambda alone reads a code object's newest version; the sandbox's reads the one named
+    (``S3ObjectVersion``), as Lambda does."""
+    sandbox, s3 = reseeded, aws("s3")
+    bucket, key = sandbox.cfg.artifacts.bucket, "lambda-version-probe.zip"
+    first = s3.put_object(Bucket=bucket, Key=key, Body=b"first package")["VersionId"]
+    s3.put_object(Bucket=bucket, Key=key, Body=b"second package")
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+        ],
+    }
+    role = aws("iam").create_role(RoleName="version-probe", AssumeRolePolicyDocument=json.dumps(trust))[
+        "Role"
+    ]
+    function = aws("lambda").create_function(
+        FunctionName="version-probe",
+        Runtime="python3.12",
+        Role=role["Arn"],
+        Handler="index.handler",
+        Code={"S3Bucket": bucket, "S3Key": key, "S3ObjectVersion": first},
+    )
+    assert function["CodeSha256"] == base64.b64encode(hashlib.sha256(b"first package").digest()).decode()
 
 
 def test_build_fault_errors(sandbox):

@@ -22,10 +22,11 @@ def test_stack_at_previous_version(sandbox, aws):
     assert tables == set(cfg.dynamodb.tables)
 
 
-def test_tables_have_items_and_bucket_exists(sandbox, aws):
+def test_tables_have_items_and_bucket_keeps_versions(sandbox, aws):
     for table in sandbox.cfg.dynamodb.tables:
         assert aws("dynamodb").scan(TableName=table)["Count"] >= 3
-    aws("s3").head_bucket(Bucket=sandbox.cfg.artifacts.bucket)
+    # builds are pinned by S3 version id (the artifact contract)
+    assert aws("s3").get_bucket_versioning(Bucket=sandbox.cfg.artifacts.bucket)["Status"] == "Enabled"
 
 
 def test_weighted_records_send_all_traffic_to_blue(sandbox, aws):

@@ -52,11 +52,18 @@ class ExecuteChangeSetOperator(BaseOperator):
     guarded by CloudWatch alarms.
 
     First the alarms baseline (``alarm_guard.alarms_baseline``: alarms already firing stop
-    the run unless ``emergency.ignore_alarms`` lists them). Writes ``infrastructure.changed:
-    true`` before executing, so a failure mid-update is rolled back. Does nothing when the
-    change set already ran or the stack is already at the release's version; waits without
-    executing again when an update is already in progress. Last, any alarm that went to
-    ALARM since the baseline fails it (``alarm_guard.alarms_after``).
+    the run unless ``emergency.ignore_alarms`` lists them). Right before executing, the approved
+    build is proven again (``artifacts.prove_approved_build``: every pinned S3 version still
+    holds the approved bytes, and the template pins exactly those; recorded as
+    ``infrastructure.build_proof``): a failure stops the task with nothing executed. Writes
+    ``infrastructure.changed: true`` before executing, so a failure mid-update is rolled back.
+    Does nothing when the change set already ran or the stack is already at the release's
+    version; waits without executing again when an update is already in progress. Once the
+    stack is settled, what runs is read back (``running_build.read_back_release``: each
+    function's ``CodeSha256`` against the approved package, ``infrastructure.running_build``)
+    and a function that does not run its approved package fails the task, so the release is
+    rolled back. Last, any alarm that went to ALARM since the baseline fails it
+    (``alarm_guard.alarms_after``).
     """
 
     template_fields = ("stack_name", "aws_conn_id", "region_name", "poll_interval")
@@ -93,7 +100,50 @@ class ExecuteChangeSetOperator(BaseOperator):
         rel = release(context)
         alarms_baseline(rel.cfg, rel.ledger, rel.emergency)
         done = self._execute(context, rel)  # defers while the stack updates
+        self._read_back(rel)
         return {**done, **alarms_after(rel.cfg, rel.ledger)}
+
+    def _read_back(self, rel: Any) -> None:
+        """Fail unless every function of the stack runs the approved build's package."""
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from deployment.run_context import update_section
+        from deployment.running_build import read_back_release
+
+        running = read_back_release(rel.cfg, rel.ledger, self._settings(rel.cfg)[0])
+        update_section(rel.ledger, SECTION, running_build=running)
+        if not running["ok"]:
+            raise AirflowFailException(
+                "production does not run the approved build: " + "; ".join(running["problems"])
+            )
+        self.log.info("Read back: %d function(s) run the approved build", len(running["functions"]))
+
+    def _prove_build(self, rel: Any) -> dict[str, Any]:
+        """The approved build proven again (pinned versions, their bytes); fails the task otherwise."""
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from deployment.artifacts import ArtifactError, prove_approved_build
+        from deployment.ledger import now_iso
+        from deployment.run_context import update_section
+
+        build = rel.ledger.read("artifact") or {}
+        try:
+            proof = prove_approved_build(rel.cfg, build)
+        except ArtifactError as err:
+            update_section(rel.ledger, SECTION, build_proof={"ok": False, "error": str(err), "at": now_iso()})
+            raise AirflowFailException(
+                f"the approved build cannot be deployed, nothing was executed: {err}"
+            ) from None
+        for replaced in proof["replaced"]:
+            self.log.warning(
+                "s3://%s/%s was written since it was approved (newest version %s); the change set "
+                "deploys the approved version %s",
+                build["bucket"],
+                replaced["key"],
+                replaced["newest_version_id"],
+                replaced["version_id"],
+            )
+        return {**proof, "at": now_iso()}
 
     def _execute(self, context: Any, rel: Any) -> dict[str, Any]:
         """Execute the change set and defer, or return when there is nothing to execute."""
@@ -192,12 +242,14 @@ class ExecuteChangeSetOperator(BaseOperator):
             )
         if stack["StackStatus"] not in STABLE:
             raise ChangeSetError(f"stack {stack_name} is {stack['StackStatus']}: it cannot be updated now")
+        proof = self._prove_build(rel)
         since = now_iso()
         # Recorded before executing: from here on, a failure means the stack must be rolled back.
         update_section(
             rel.ledger,
             SECTION,
             **recorded,
+            build_proof=proof,
             changed=True,
             executed_at=since,
             stack_status_before=stack["StackStatus"],
@@ -228,4 +280,5 @@ class ExecuteChangeSetOperator(BaseOperator):
         if event["status"] != "success":
             raise ChangeSetError(f"the infrastructure update failed: {event.get('message')}")
         self.log.info("Stack update complete: %s", event.get("stack_status"))
+        self._read_back(rel)
         return {"status": event.get("stack_status"), **alarms_after(rel.cfg, rel.ledger)}
