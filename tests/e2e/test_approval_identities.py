@@ -17,7 +17,7 @@ import pytest
 import requests
 from _e2e import expect_api_error, release_conf
 
-from airflow_stack.env import CI_USER
+from airflow_stack.env import CI_USER, RELEASE_MANAGER
 
 pytestmark = pytest.mark.e2e
 
@@ -120,7 +120,7 @@ def test_no_approval_opens_the_gate_after_its_deadline(local, sandbox, stack_con
                 pass
         _wait(ci.wait_for_run, run_id, {"failed"}, timeout=RELEASE_TIMEOUT)
         # A cleared request is not asked again: the gate's deadline has passed.
-        ci.clear(run_id, [SECOND], include_downstream=True)
+        local[RELEASE_MANAGER].clear(run_id, [SECOND], include_downstream=True)
         _wait(ci.wait_for_run, run_id, {"failed"}, timeout=RELEASE_TIMEOUT)
     states = ci.task_states(run_id)
     assert states[SECOND] == "failed" and states["approval_gate.verify_gate"] != "success", states

@@ -25,7 +25,7 @@ from _e2e import approve, release_conf
 from botocore.exceptions import ClientError
 
 from airflow_stack.client import AirflowClient
-from airflow_stack.env import CI_USER
+from airflow_stack.env import CI_USER, RELEASE_MANAGER
 from airflow_stack.sandbox_process import SandboxProcess
 from deployment.config import DeploymentConfig, load_config
 from sandbox.seed import front_door_router, route53_weights
@@ -219,6 +219,11 @@ class Release:
     @property
     def ci(self) -> AirflowClient:
         return self.users[CI_USER]
+
+    @property
+    def manager(self) -> AirflowClient:
+        """A release manager: the role that may clear and rerun (CI's account may not)."""
+        return self.users[RELEASE_MANAGER]
 
     def approve(self) -> list[str]:
         return approve(self.users, self.run_id)

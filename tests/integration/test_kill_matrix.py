@@ -233,7 +233,7 @@ def test_kills_during_a_rollback_then_a_monitoring_only_rerun_is_refused(
     # Scenario 1: the fault fixed, only monitoring cleared. It must not watch the old version,
     # pass, and let notify announce v1.1.0 while production serves v1.0.0.
     sandbox.remove_fault(fault)
-    release.ci.clear(release.run_id, [MONITOR], include_downstream=True)
+    release.manager.clear(release.run_id, [MONITOR], include_downstream=True)
     release.wait_task(MONITOR, {"failed"})
     release.wait("failed", timeout=RELEASE_TIMEOUT)
     log = release.ci.task_log(release.run_id, MONITOR, release.task(MONITOR)["try_number"])
@@ -268,7 +268,7 @@ def test_a_second_failure_after_a_rerun_rolls_the_stack_back_too(local, world, s
     # As the README advises: fix, then clear validate_infrastructure with its downstream tasks.
     for fault in faults:
         sandbox.remove_fault(fault)
-    release.ci.clear(release.run_id, ["validate_infrastructure.lint_template"], include_downstream=True)
+    release.manager.clear(release.run_id, ["validate_infrastructure.lint_template"], include_downstream=True)
     step = "deploy_frontend.shift_traffic_10"
     release.wait_task(step, {"deferred"}, poll=0.1)
     assert world.weights() == {"blue": 90, "green": 10}
