@@ -1,27 +1,26 @@
 """``python -m airflow_stack compose|init``.
 
-``compose`` prints docker-compose.yaml. ``init`` is the compose stack's init
-service: it writes the users' passwords where ``AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE``
-points and migrates the database, as the supervisor does before starting a local stack.
+``compose`` prints docker-compose.yaml. ``init`` is the compose stack's init service: it
+migrates the database (FAB's tables too), then creates the roles and the sandbox demo's users
+(``scripts/setup_roles.py --local-users``), as the supervisor does before starting a local stack.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-from airflow_stack.env import passwords
+from airflow_stack.env import Stack
 
 
 def init() -> int:
-    target = Path(os.environ["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"])
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(json.dumps(passwords()) + "\n")
-    return subprocess.run(["airflow", "db", "migrate"]).returncode
+    migrated = subprocess.run(["airflow", "db", "migrate"]).returncode
+    if migrated != 0:
+        return migrated
+    return subprocess.run(Stack(home=Path(os.environ["AIRFLOW_HOME"])).setup_roles(sys.executable)).returncode
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,7 +4,8 @@
 fails when the committed file differs from what this module renders. Inside the
 containers the repository's dags/, plugins/ and include/ are mounted under
 /opt/airflow, and Airflow's state (passwords, logs, the sandbox's connections)
-lives in the shared ``airflow-state`` volume.
+lives in the shared ``airflow-state`` volume. ``airflow-init`` migrates the database and
+creates the roles and users (FAB auth manager) before any other Airflow service starts.
 
 Safe by default: published ports bind 127.0.0.1 only, and no JWT secret or Fernet
 key is committed: ``airflow-init`` generates them into ``state/secrets.env`` in the
@@ -158,7 +159,8 @@ def render() -> dict[str, Any]:
         "airflow-init": {
             "image": IMAGE,
             "environment": dict(settings),
-            "volumes": _mounts(),
+            # scripts/setup_roles.py creates the roles and the demo's users after the migration.
+            "volumes": [*_mounts(), f"./scripts:{PROJECT / 'scripts'}"],
             "entrypoint": [
                 "bash",
                 "-c",

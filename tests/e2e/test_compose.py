@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from airflow_stack.compose import GENERATE_SECRETS, SECRET_SETTINGS, SECRETS_FILE, compose_stack, render_text
-from airflow_stack.env import APPROVERS, ROOT, airflow_settings
+from airflow_stack.env import FAB_AUTH_MANAGER, PIPELINE_CONNECTION, ROOT, airflow_settings
 from airflow_stack.services import celery_stack
 
 COMPOSE_FILE = ROOT / "docker-compose.yaml"
@@ -59,8 +59,8 @@ def test_airflow_services_run_celery_on_postgres_and_redis_with_generated_secret
         assert env["AIRFLOW__CELERY__BROKER_URL"] == "redis://redis:6379/0"
         assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://airflow-apiserver:8080/execution/"
         assert env["DEPLOYMENT_CONFIG"] == "sandbox"
-        users = dict(u.split(":") for u in env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"].split(","))
-        assert set(APPROVERS) <= set(users) and users["admin"] == "admin"
+        assert env["AIRFLOW__CORE__AUTH_MANAGER"] == FAB_AUTH_MANAGER
+        assert env[PIPELINE_CONNECTION] == "http://pipeline:pipeline-pass@airflow-apiserver:8080"
     assert not any(key in env for env in envs for key in SECRET_SETTINGS), "no secret is in the file"
     for name in [*AIRFLOW_SERVICES, "airflow-init"]:
         assert f". {SECRETS_FILE}" in compose["services"][name]["entrypoint"][2], name
@@ -96,6 +96,9 @@ def test_code_is_mounted_and_services_start_in_order(compose):
         assert service["depends_on"]["airflow-init"] == {"condition": "service_completed_successfully"}
         assert service["depends_on"]["sandbox"] == {"condition": "service_healthy"}
     assert compose["services"]["airflow-init"]["command"] == ["init"]
+    assert "./scripts:/opt/airflow/scripts" in compose["services"]["airflow-init"]["volumes"], (
+        "setup_roles.py"
+    )
     assert compose["services"]["airflow-init"]["depends_on"]["postgres"]["condition"] == "service_healthy"
 
 

@@ -17,7 +17,7 @@ import psutil
 import pytest
 
 from airflow_stack.env import Stack
-from airflow_stack.supervisor import Supervisor, caused_by
+from airflow_stack.supervisor import StackError, Supervisor, caused_by
 
 COMPONENT = textwrap.dedent(
     """
@@ -115,6 +115,21 @@ def test_the_api_server_is_stopped_after_the_others(supervisor, tmp_path):
 
     seen = {path.name: float(path.read_text()) for path in tmp_path.glob("*.*")}
     assert seen["api-server.term"] >= seen["scheduler.exit"], seen
+
+
+class _FailingSetup(Stack):
+    def setup_roles(self, python: str = "python") -> list[str]:
+        return [python, "-c", "print('no role ReleaseApprover'); raise SystemExit(3)"]
+
+
+def test_a_failed_roles_setup_fails_the_start_with_its_output(tmp_path):
+    """The setup runs beside the components: the wait for health is what reports its failure."""
+    supervisor = Supervisor(_FailingSetup(home=tmp_path / "home"))
+    supervisor.stack.logs_dir.mkdir(parents=True)
+    supervisor._setup = supervisor._start_setup()
+
+    with pytest.raises(StackError, match="(?s)setting up the roles failed \\(3\\).*no role ReleaseApprover"):
+        supervisor.wait_healthy(timeout=20)
 
 
 def _sid(pid: int) -> int | None:
