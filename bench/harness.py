@@ -369,11 +369,13 @@ def event_logs(admin: AirflowClient, run_id: str) -> list[dict[str, Any]]:
 
 def ledger_sections(box: BenchSandbox, cfg: DeploymentConfig, run_id: str) -> dict[str, Any]:
     """Every JSON section of the run's deployment record, by section name."""
-    from deployment.ledger import run_key
+    from deployment.ledger import newest_run_prefix
 
     s3 = box.s3(cfg.connections.aws)
-    prefix = f"{cfg.artifacts.prefix.strip('/')}/{VERSION}/{run_key(run_id)}/"
-    sections = {}
+    prefix = newest_run_prefix(s3, cfg, VERSION, run_id)
+    sections: dict[str, Any] = {}
+    if prefix is None:
+        return sections
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=cfg.artifacts.bucket, Prefix=prefix):
         for obj in page.get("Contents", []):
             name = obj["Key"].removeprefix(prefix)

@@ -45,11 +45,19 @@ def now_iso() -> str:
 class Ledger:
     """Read and write the sections of one release's record."""
 
-    def __init__(self, config: DeploymentConfig, version: str, run_id: str, run_after: Any = None) -> None:
+    def __init__(
+        self,
+        config: DeploymentConfig,
+        version: str,
+        run_id: str,
+        run_after: Any = None,
+        *,
+        key: str | None = None,
+    ) -> None:
         self.config = config
         self.version = version
         self.run_id = run_id
-        self.run_key = run_key(run_id, run_after)
+        self.run_key = key or run_key(run_id, run_after)
         self.prefix = f"{config.artifacts.prefix.strip('/')}/{version}/{self.run_key}"
 
     @property
@@ -124,14 +132,38 @@ def find_releases(config: DeploymentConfig, outcome: str | None = None) -> list[
     return sorted(outcomes, key=lambda o: o.get("finished_at", ""), reverse=True)
 
 
-def find_run(config: DeploymentConfig, run_id: str, run_after: Any = None) -> Ledger | None:
-    """The record of the release run ``run_id`` created at ``run_after`` (found by its ``conf``
-    section), when there is one."""
+def _is_folder_of(folder: str, run_id: str) -> bool:
+    """Whether a record folder's name is one of ``run_id``'s (its safe name, a dash, 12 hex digits)."""
+    return re.fullmatch(re.escape(_UNSAFE.sub("_", run_id)) + "-[0-9a-f]{12}", folder) is not None
+
+
+def find_run(config: DeploymentConfig, run_id: str) -> Ledger | None:
+    """The record of the release run ``run_id`` (found by its ``conf`` section), when there is one;
+    of a run id created more than once, the newest."""
     hook = _s3_hook(config)
     prefix = f"{config.artifacts.prefix.strip('/')}/"
-    suffix = f"/{run_key(run_id, run_after)}/conf.json"
+    found = []
     for key in hook.list_keys(bucket_name=config.artifacts.bucket, prefix=prefix) or []:
-        if key.endswith(suffix):
-            version = key.removeprefix(prefix).removesuffix(suffix)
-            return Ledger(config, version, run_id, run_after)
-    return None
+        version, _, rest = key.removeprefix(prefix).partition("/")
+        if rest.endswith("/conf.json") and _is_folder_of(rest.split("/")[0], run_id):
+            conf = json.loads(hook.read_key(key, bucket_name=config.artifacts.bucket))
+            if conf.get("run_id") == run_id:
+                found.append((conf.get("started_at") or "", version, rest.split("/")[0]))
+    if not found:
+        return None
+    _, version, key = max(found)
+    return Ledger(config, version, run_id, key=key)
+
+
+def newest_run_prefix(s3: Any, config: DeploymentConfig, version: str, run_id: str) -> str | None:
+    """The S3 prefix (ending in ``/``) of ``run_id``'s record under ``version``, the newest when the
+    run id was created more than once; ``s3`` is a boto3 S3 client."""
+    base = f"{config.artifacts.prefix.strip('/')}/{version}/{_UNSAFE.sub('_', run_id)}-"
+    newest: dict[str, Any] = {}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=config.artifacts.bucket, Prefix=base):
+        for obj in page.get("Contents", []):
+            folder = obj["Key"][: obj["Key"].index("/", len(base)) + 1]
+            if not _is_folder_of(folder.rstrip("/").rsplit("/", 1)[1], run_id):
+                continue
+            newest[folder] = max(newest.get(folder, obj["LastModified"]), obj["LastModified"])
+    return max(newest, key=newest.get) if newest else None

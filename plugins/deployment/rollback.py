@@ -649,6 +649,11 @@ def verify(
             "status": live["status"],
             "differences": differences,
         }
+        # The build the restored stack runs: its pinned code proven against that build's manifest,
+        # each function's CodeSha256 read back from Lambda (running_build.verify_restored_build).
+        from deployment.running_build import verify_restored_build
+
+        checks["build"] = verify_restored_build(cfg, backup, live)
     checks["metrics"] = metrics_health(cfg, since, ignore_alarms=ignore_alarms)
     failed = [name for name, check in checks.items() if not check["ok"]]
     return {

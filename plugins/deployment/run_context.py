@@ -35,9 +35,7 @@ class Release:
 
     @property
     def run_key(self) -> str:
-        from deployment.ledger import run_key
-
-        return run_key(self.run_id)
+        return self.ledger.run_key
 
     @property
     def emergency(self) -> dict[str, Any]:

@@ -108,13 +108,15 @@ def record_objects(sandbox, config_path: str, version: str, run_id: str) -> dict
     import boto3
 
     from deployment.config import load_config
-    from deployment.ledger import run_key
+    from deployment.ledger import newest_run_prefix
     from sandbox.seed import CREDENTIALS
 
     cfg = load_config(config_path)
     endpoints = json.loads((sandbox.state_dir / "endpoints.json").read_text())
     s3 = boto3.client("s3", endpoint_url=endpoints["aws"], region_name=cfg.region, **CREDENTIALS)
-    prefix = f"{cfg.artifacts.prefix.strip('/')}/{version}/{run_key(run_id)}/"
+    prefix = newest_run_prefix(s3, cfg, version, run_id)
+    if prefix is None:
+        return {}
     objects = s3.list_objects_v2(Bucket=cfg.artifacts.bucket, Prefix=prefix).get("Contents", [])
     return {
         o["Key"]: s3.get_object(Bucket=cfg.artifacts.bucket, Key=o["Key"])["Body"].read().decode()

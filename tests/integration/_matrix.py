@@ -144,8 +144,13 @@ class World:
 
     # --------------------------------------------------------- the record
     def record(self, version: str, run_id: str, section: str) -> Any:
-        """A section of a run's deployment record (run ids here need no escaping), or None."""
-        key = f"{self.cfg.artifacts.prefix.strip('/')}/{version}/{run_id}/{section}.json"
+        """A section of a run's deployment record, or None."""
+        from deployment.ledger import newest_run_prefix
+
+        prefix = newest_run_prefix(self.client("s3"), self.cfg, version, run_id)
+        if prefix is None:
+            return None
+        key = f"{prefix}{section}.json"
         try:
             body = self.client("s3").get_object(Bucket=self.cfg.artifacts.bucket, Key=key)["Body"].read()
         except ClientError as err:

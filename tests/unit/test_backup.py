@@ -9,6 +9,7 @@ from _release import PREVIOUS, RUN_ID, VERSION
 
 from deployment import backup
 from deployment.cloudformation import deployed_version, release_parameters, template_body
+from deployment.ledger import run_key
 from deployment.route53 import TrafficRecordError, live_colour, set_weights, weights
 
 
@@ -110,7 +111,7 @@ def test_tag_live_amplify(cfg, aws):
     assert set(green["variable_hmac_sha256"]) == set(green["variables"])
     branch = aws["amplify"].get_branch(cfg.amplify.app_id, cfg.amplify.branches["blue"])["branch"]
     assert branch["tags"] == {
-        "release:backup-id": backup.backup_id(VERSION, RUN_ID),
+        "release:backup-id": backup.backup_id(VERSION, run_key(RUN_ID)),
         "release:backup-for": VERSION,
         "release:live-job": "1",
         "release:live-version": PREVIOUS,
@@ -130,7 +131,7 @@ def test_manifest(cfg, aws, ledger):
     amplify = backup.tag_live_amplify(cfg, VERSION, RUN_ID)
     manifest = backup.write_manifest(cfg, ledger, stack=stack, tables=tables, amplify=amplify)
     stored = ledger.read("backup")
-    assert stored["backup_id"] == backup.backup_id(VERSION, RUN_ID)
+    assert stored["backup_id"] == backup.backup_id(VERSION, ledger.run_key)  # the record's own key
     assert stored["previous_version"] == PREVIOUS
     assert stored["stack"]["template_uri"] == stack["template_uri"]
     assert [t["backup_arn"] for t in stored["dynamodb"]] == [t["backup_arn"] for t in tables]
