@@ -135,7 +135,8 @@ def backup_tables(
 
 
 # ------------------------------------------------------------------------- Amplify
-def _latest_succeeded_job(amplify: Any, app_id: str, branch: str) -> dict[str, Any] | None:
+def latest_succeeded_job(amplify: Any, app_id: str, branch: str) -> dict[str, Any] | None:
+    """The branch's newest SUCCEED job: the build it serves."""
     kwargs: dict[str, Any] = {"appId": app_id, "branchName": branch, "maxResults": 50}
     best = None
     while True:
@@ -229,7 +230,7 @@ def tag_live_amplify(
     branch_name = cfg.amplify.branches[colour]
     amplify = hook_for(cfg, AmplifyHook).conn
     branch = amplify.get_branch(appId=cfg.amplify.app_id, branchName=branch_name)["branch"]
-    job = _latest_succeeded_job(amplify, cfg.amplify.app_id, branch_name)
+    job = latest_succeeded_job(amplify, cfg.amplify.app_id, branch_name)
     if job is None:
         raise BackupError(
             f"the live {colour} branch {branch_name} of Amplify app {cfg.amplify.app_id} has no SUCCEED job"

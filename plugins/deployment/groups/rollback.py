@@ -101,7 +101,9 @@ def plan_rollback() -> dict[str, Any]:
     attempt = current_attempt(ledger)
     previous = record.get("rollback.plan") or {}
     backup = record.get("backup") or {}
-    plan = plan_from_record(cfg, record, live_differences(cfg, backup) if backup else None)
+    live = live_differences(cfg, backup) if backup else None
+    refuse_foreign_production(cfg, ledger, record, live, attempt)
+    plan = plan_from_record(cfg, record, live)
     plan["attempt"] = attempt
     plan["failed_tasks"] = failed_release_tasks(task_states(context))
     same_attempt = int(previous.get("attempt") or 1) == attempt and previous.get("needed") is not None
@@ -122,6 +124,32 @@ def plan_rollback() -> dict[str, Any]:
         )
         raise AirflowSkipException("; ".join(plan["reasons"]))
     return {"undo": plan["undo"], "stable_colour": plan["stable_colour"], "attempt": attempt}
+
+
+def refuse_foreign_production(cfg, ledger: Ledger, record: dict, live: dict | None, attempt: int) -> None:
+    """Skip the whole rollback, changing nothing, when production runs another release's changes
+    (``deployment.rollback_ownership``); the record and the run's outcome say why."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from deployment.ledger import now_iso
+    from deployment.rollback import backup_live_colour
+    from deployment.rollback_ownership import foreign_changes, live_ownership_state
+
+    if live is None:
+        return
+    stable = (record.get("frontend") or {}).get("live_colour_before") or backup_live_colour(record["backup"])
+    state = live_ownership_state(cfg, record)
+    foreign = foreign_changes(ledger.version, record, state, bool(live["stack_differences"]), stable)
+    if not foreign:
+        return
+    why = (
+        f"production no longer runs what run {ledger.run_id} put there ({'; '.join(foreign)}): "
+        "the rollback changed nothing. Roll back by hand (rollback_production) if production must change."
+    )
+    refusal = {"needed": False, "refused": True, "reasons": foreign, "live": state, "attempt": attempt}
+    ledger.write("rollback.plan", {**refusal, "decided_at": now_iso()})
+    ledger.write("rollback", {**refusal, "status": "refused", "detail": why, "decided_at": now_iso()})
+    raise AirflowSkipException(why)
 
 
 @task(task_id="last_resort_traffic", trigger_rule=TriggerRule.ALL_FAILED, **STEP_RETRIES)

@@ -107,11 +107,16 @@ class ExecuteChangeSetOperator(BaseOperator):
         """Fail unless every function of the stack runs the approved build's package."""
         from airflow.sdk.exceptions import AirflowFailException
 
+        from deployment.cloudformation import live_stack
+        from deployment.rollback_ownership import template_sha256
         from deployment.run_context import update_section
         from deployment.running_build import read_back_release
 
         running = read_back_release(rel.cfg, rel.ledger, self._settings(rel.cfg)[0])
-        update_section(rel.ledger, SECTION, running_build=running)
+        # What this attempt's update left: a later rollback of this run undoes the stack only while
+        # it still runs this template (deployment.rollback_ownership).
+        left = template_sha256(live_stack(rel.cfg)["template_body"])
+        update_section(rel.ledger, SECTION, running_build=running, stack_template_sha256=left)
         if not running["ok"]:
             raise AirflowFailException(
                 "production does not run the approved build: " + "; ".join(running["problems"])
