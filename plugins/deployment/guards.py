@@ -220,3 +220,25 @@ def require_live_release(context: Any, what: str) -> None:
         check_release_live(rel.cfg, rel.ledger, what)
     except ReleaseNotLive as err:
         raise AirflowFailException(str(err)) from err
+
+
+def refuse_step_after_stop(
+    earlier: dict[str, Any] | None, attempt: int, current: dict[str, int], wanted: dict[str, int]
+) -> None:
+    """Fail a traffic step's retry that would put traffic back on the new colour after it was taken off.
+
+    ``earlier`` is the step's record: when this attempt already applied ``wanted`` and the router now
+    says otherwise, something moved the traffic back (the watch's restore after a breach whose event was
+    lost with its worker, a cancel, the rollback); shifting again would send viewers to the build that
+    was stopped.
+    """
+    from airflow.sdk.exceptions import AirflowFailException
+
+    if not earlier or earlier.get("attempt") != attempt or current == wanted:
+        return
+    if earlier.get("outcome") != "healthy":
+        raise AirflowFailException(
+            f"traffic step {earlier.get('weight')} % of attempt {attempt} applied {wanted} at "
+            f"{earlier.get('applied_at')}, and traffic is {current} now: it was taken off the new colour "
+            f"(outcome {earlier.get('outcome')!r}). Not shifting again; {CLEAR_HINT}"
+        )
