@@ -799,21 +799,24 @@ def manual_plan(cfg: DeploymentConfig, target: str | None, reason: str, requeste
 
 
 # ---------------------------------------------------------------- cancellation
-def restore_after_cancel(cfg: DeploymentConfig, run_id: str, task_id: str, stable: Colour) -> dict | None:
-    """A task (or its run) was marked failed by hand while traffic was split: all of it back on ``stable``.
+def restore_after_cancel(
+    cfg: DeploymentConfig, run_id: str, task_id: str, stable: Colour, *, split_only: bool = True
+) -> dict | None:
+    """A task (or its run) was marked failed by hand while traffic was moved: all of it back on ``stable``.
 
     Called from the watch trigger's ``on_kill``, which Airflow runs when a user acts on a
-    deferred task (mark failed, clear, mark success), not on a triggerer restart. Nothing
-    happens unless both colours carry traffic; what was done goes to the ``cancellation``
-    section and the team channel (once per attempt).
+    deferred task (mark failed, clear, mark success), not on a triggerer restart: there nothing
+    happens unless both colours carry traffic (``split_only``). The cancel listener
+    (``deployment.cancel_listener``) restores whatever is not all on ``stable``. What was done goes
+    to the ``cancellation`` section and the team channel (once per attempt).
     """
     from deployment.guards import current_attempt
     from deployment.ledger import find_run, now_iso
     from deployment.notifications import send_once
-    from deployment.router import router_for
+    from deployment.router import full, router_for
 
     current = router_for(cfg).weights()
-    if min(current.values()) == 0:
+    if (split_only and min(current.values()) == 0) or current == full(stable):
         return None
     traffic = restore_traffic(cfg, stable)
     ledger = find_run(cfg, run_id)

@@ -1,4 +1,6 @@
-"""Registers the Deployments view with Airflow: its FastAPI app and its entry in the navigation bar.
+"""Registers the Deployments view with Airflow (its FastAPI app and its entry in the navigation bar),
+and the release's cancel listener (``deployment.cancel_listener``: a run or task marked failed by
+hand puts the stable colour back, from the API server that took the user's request).
 
 The plugin manager executes every ``.py`` file under ``plugins/`` in every component, task
 processes included; ``.airflowignore`` beside this file leaves it only this one. The app
@@ -12,6 +14,7 @@ from typing import Any
 
 from airflow.plugins_manager import AirflowPlugin
 
+from deployment import cancel_listener
 from deployments_view import URL_PREFIX
 
 
@@ -31,6 +34,7 @@ class LazyApp:
 
 class DeploymentsViewPlugin(AirflowPlugin):
     name = "deployments_view"
+    listeners = [cancel_listener]
     fastapi_apps = [{"app": LazyApp(), "url_prefix": URL_PREFIX, "name": "Deployments view"}]
     external_views = [
         {
