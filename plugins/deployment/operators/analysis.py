@@ -129,7 +129,10 @@ class TrafficShiftOperator(_MetricWatchOperator):
     trigger could not) and fails; the rollback group still runs, verifies and records. A step
     already recorded healthy, whose weights Route 53 still has, is not re-applied (after a
     rollback it is); a step whose watch failed is retried
-    with its earlier attempt kept under ``previous_attempts``.
+    with its earlier attempt kept under ``previous_attempts``. A retry never puts traffic back on
+    the new colour once something took it off within the same attempt (a breach restored by the
+    watch whose result was lost with its worker, a cancel): it fails instead
+    (:func:`deployment.guards.refuse_step_after_stop`).
     """
 
     template_fields = ("weight", "hold_seconds", "poll_interval")
@@ -141,6 +144,7 @@ class TrafficShiftOperator(_MetricWatchOperator):
         self.hold_seconds = hold_seconds
 
     def execute(self, context: Any) -> dict[str, Any] | None:
+        from deployment.guards import current_attempt, refuse_step_after_stop
         from deployment.ledger import now_iso
         from deployment.router import other, router_for
         from deployment.run_context import release, update_section
@@ -163,9 +167,12 @@ class TrafficShiftOperator(_MetricWatchOperator):
         wanted = {target: weight, other(target): 100 - weight}
         # Held healthy, and Route 53 still says so: a rollback since would have moved traffic back.
         router = router_for(rel.cfg)
-        if earlier and earlier.get("outcome") == HEALTHY and router.weights() == wanted:
+        current = router.weights()
+        if earlier and earlier.get("outcome") == HEALTHY and current == wanted:
             self.log.info("Step %s %% is done already (%s): nothing to do", weight, earlier["outcome"])
             return {"weight": weight, "outcome": earlier["outcome"], "already_done": True}
+        attempt = current_attempt(rel.ledger)
+        refuse_step_after_stop(earlier, attempt, current, wanted)
 
         if not frontend.get("traffic_moved"):
             # Recorded before the first weight change: from here on, a failure must restore traffic.
@@ -187,6 +194,7 @@ class TrafficShiftOperator(_MetricWatchOperator):
             "change_id": change_id,
             "routing_change": change.to_dict() if change else None,
             "outcome": "watching",
+            "attempt": attempt,
             "previous_attempts": attempts,
         }
         update_section(rel.ledger, "frontend", steps=steps)
