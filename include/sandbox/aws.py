@@ -52,6 +52,7 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_ba
 
 from sandbox.amplify import AmplifyEmulator
 from sandbox.cloudwatch_faults import failure_response as cloudwatch_failure_response
+from sandbox.cloudwatch_faults import honour_percentiles
 from sandbox.faults import Faults
 from sandbox.kvs import KeyValueStoreEmulator
 
@@ -165,6 +166,7 @@ class AwsFront:
         self.kvs = kvs
         self.faults = faults
         honour_code_versions()
+        honour_percentiles()
         self.moto = DomainDispatcherApplication(create_backend_app)
         self.cloudformation = CloudFormationLayer(
             faults, version_parameter=version_parameter, update_seconds=update_seconds

@@ -11,8 +11,8 @@ GetMetricData, where CloudWatch computes them from values published with ``Value
 and it stores each value of such a datum as an object of its own (``Counts`` times over), which
 a simulator publishing every request would grow by the hundred thousand. Installed (once, in
 the process that runs moto), a ``Values``/``Counts`` datum is kept as one object with its
-histogram, and ``pNN`` is answered by nearest rank over the period's values. Installed on
-import, so that every process that serves moto through this module has it.
+histogram, and ``pNN`` is answered by nearest rank over the period's values. The sandbox's
+front (``aws.AwsFront``) installs it; a test that runs moto in its own process calls it.
 """
 
 from __future__ import annotations
@@ -132,6 +132,3 @@ def honour_percentiles() -> None:
     models.CloudWatchBackend.put_metric_data = put_compact
     models.Statistics.get_statistics_for_type = statistic
     models.Statistics.sandbox_percentiles = True
-
-
-honour_percentiles()

@@ -107,6 +107,20 @@ def test_an_alarm_raised_during_the_deploy_fails_the_phase(aws_server, ledger):
     assert [a["name"] for a in ledger.read("infrastructure")["new_alarms"]] == [name]
 
 
+def test_an_ignored_alarm_raised_during_the_deploy_does_not_fail_the_phase(aws_server, ledger):
+    """``ignore_alarms`` means after the deploy what it means before it and in every watch."""
+    cfg = aws_server["cfg"]
+    name = f"{cfg.alarms.prefix}latency"
+    emergency = {"ignore_alarms": [name], "reason": "latency alarm under repair"}
+    alarms_baseline(cfg, ledger, emergency)
+    assert set_alarm(aws_server["cloudwatch"], cfg, "latency", "ALARM") == name
+    assert alarms_after(cfg, ledger, emergency) == {"alarms_after": [name], "new_alarms": []}
+    section = ledger.read("infrastructure")
+    assert (section["new_alarms"], section["new_alarms_ignored"]) == ([], [name])
+    # Without the run's flags, the baseline's record of them decides the same.
+    assert alarms_after(cfg, ledger)["new_alarms"] == []
+
+
 def test_change_set_executed_once_and_recorded(aws_server, ledger, builds):
     cfg, cfn = aws_server["cfg"], aws_server["cloudformation"]
     _stack_and_change_set(cfg, cfn, ledger, builds)

@@ -7,7 +7,7 @@ import time
 from datetime import datetime, timedelta
 
 import pytest
-from airflow.sdk.exceptions import TaskDeferred
+from airflow.sdk.exceptions import AirflowSkipException, TaskDeferred
 
 from deployment.ledger import Ledger
 from deployment.operators.analysis import MetricsUnhealthy, MonitorReleaseOperator, TrafficShiftOperator
@@ -65,7 +65,7 @@ def test_breach_during_the_10_percent_step_fails_within_one_poll_interval(aws_se
     assert event["status"] == "breach"
     assert elapsed < poll + 2.5, f"took {elapsed:.1f}s for a {poll}s poll interval"
     assert weights(cfg) == {"blue": 100, "green": 0}  # the trigger put traffic back before the task resumed
-    with pytest.raises(MetricsUnhealthy, match="traffic step 10 %: breach: poll 1: error_rate"):
+    with pytest.raises(MetricsUnhealthy, match="traffic step 10 %: breach: poll 1: interval: error_rate"):
         operator.execute_complete(context, event)
     step = ledger.read("frontend")["steps"]["10"]
     assert step["outcome"] == "breach" and step["watch"]["verdicts"][0]["sample"]["canary"]["errors"] > 0
@@ -93,16 +93,24 @@ def test_a_step_held_healthy_is_not_reapplied(aws_server, release):
     assert ledger.read("frontend")["steps"]["10"]["previous_attempts"][0]["watch"]["verdicts"] == samples
 
 
-def test_a_step_with_no_hold_shifts_without_deferring(aws_server, release):
-    """A 0 s hold (the 100 % step) is no watch: the weights change, the step is recorded as applied and
-    the release completed; the monitoring phase watches the release from there."""
+def test_a_step_with_no_hold_is_judged_on_one_full_poll(aws_server, release):
+    """A 0 s hold (the 100 % step) still holds one full poll of its own: the release is completed
+    only once that poll is healthy, whatever the monitoring phase after it does."""
     cfg, ledger, context = release
     operator = TrafficShiftOperator(task_id="shift_traffic_100", weight=100, hold_seconds=0)
-    assert operator.execute(context) == {"weight": 100, "outcome": "applied"}
-    assert weights(cfg) == {"blue": 0, "green": 100}
+    with ColourFeeder(aws_server["cloudwatch"], cfg, blue=HEALTHY_BLUE, green=HEALTHY_GREEN):
+        with pytest.raises(TaskDeferred) as deferred:
+            operator.execute(context)
+        assert weights(cfg) == {"blue": 0, "green": 100}
+        assert "completed" not in ledger.read("frontend")
+        trigger = deferred.value.trigger
+        since, until = (datetime.fromisoformat(t) for t in (trigger.data_since, trigger.hold_until))
+        assert (until - since).total_seconds() == cfg.timings.poll_interval_seconds
+        event = run_trigger(trigger)
+    assert operator.execute_complete(context, event) == {"weight": 100, "outcome": "healthy"}
     frontend = ledger.read("frontend")
     step = frontend["steps"]["100"]
-    assert step["outcome"] == "applied" and "monitoring" in step["reason"] and step["finished_at"]
+    assert step["outcome"] == "healthy" and len(step["watch"]["verdicts"]) >= 1
     assert (frontend["completed"], frontend["live_colour_after"]) == (True, "green")
     assert operator.execute(context)["already_done"] is True
     assert ledger.read("frontend")["steps"]["100"] == step
@@ -114,8 +122,9 @@ def test_skip_monitoring_is_recorded_and_announced(aws_server, release, monkeypa
     monkeypatch.setattr("deployment.announce.announce_team", lambda cfg, text: sent.append(text))
     params = {**PARAMS, "emergency": {"skip_monitoring": True, "reason": "hotfix for incident 42"}}
     operator = MonitorReleaseOperator(task_id="watch_metrics")
-    assert operator.execute({**context, "params": params}) == {"skipped": True}
-    assert operator.execute({**context, "params": params}) == {"skipped": True}
+    for _ in range(2):  # a rerun skips again, announced once
+        with pytest.raises(AirflowSkipException, match="skip_monitoring: hotfix for incident 42"):
+            operator.execute({**context, "params": params})
     assert len(sent) == 1 and "SKIPPED" in sent[0] and "incident 42" in sent[0]
     assert ledger.read("monitoring")["reason"] == "hotfix for incident 42"
 

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from _release import PREVIOUS, RUN_ID, VERSION
+from airflow.sdk.exceptions import AirflowSkipException
 
 from deployment import backup, guards, rollback
 from deployment.route53 import set_weights, weights
@@ -246,8 +247,8 @@ def test_a_slack_outage_under_skip_monitoring_does_not_fail_monitoring(cfg, aws,
 
     monkeypatch.setattr("deployment.announce.announce_team", outage)
     params = {"version": VERSION, "emergency": {"skip_monitoring": True, "reason": "hotfix for incident 42"}}
-    result = GuardedMonitorOperator(task_id="watch_metrics").execute({"params": params, "run_id": RUN_ID})
-    assert result == {"skipped": True}
+    with pytest.raises(AirflowSkipException, match="hotfix for incident 42"):
+        GuardedMonitorOperator(task_id="watch_metrics").execute({"params": params, "run_id": RUN_ID})
     assert ledger.read("monitoring")["announced"] is False
     assert weights(cfg) == {"blue": 0, "green": 100}
 
@@ -260,7 +261,8 @@ def test_the_skipped_monitoring_announcement_escapes_the_reason(cfg, aws, ledger
     sent: list[str] = []
     monkeypatch.setattr("deployment.announce.announce_team", lambda cfg, text: sent.append(text))
     params = {"version": VERSION, "emergency": {"skip_monitoring": True, "reason": "<!channel> hotfix <b|x>"}}
-    GuardedMonitorOperator(task_id="watch_metrics").execute({"params": params, "run_id": RUN_ID})
+    with pytest.raises(AirflowSkipException):
+        GuardedMonitorOperator(task_id="watch_metrics").execute({"params": params, "run_id": RUN_ID})
     (text,) = sent
     assert "Reason: &lt;!channel&gt; hotfix &lt;b|x&gt;" in text
 

@@ -101,7 +101,7 @@ class ExecuteChangeSetOperator(BaseOperator):
         alarms_baseline(rel.cfg, rel.ledger, rel.emergency)
         done = self._execute(context, rel)  # defers while the stack updates
         self._read_back(rel)
-        return {**done, **alarms_after(rel.cfg, rel.ledger)}
+        return {**done, **alarms_after(rel.cfg, rel.ledger, rel.emergency)}
 
     def _read_back(self, rel: Any) -> None:
         """Fail unless every function of the stack runs the approved build's package."""
@@ -286,4 +286,4 @@ class ExecuteChangeSetOperator(BaseOperator):
             raise ChangeSetError(f"the infrastructure update failed: {event.get('message')}")
         self.log.info("Stack update complete: %s", event.get("stack_status"))
         self._read_back(rel)
-        return {"status": event.get("stack_status"), **alarms_after(rel.cfg, rel.ledger)}
+        return {"status": event.get("stack_status"), **alarms_after(rel.cfg, rel.ledger, rel.emergency)}
