@@ -840,7 +840,7 @@ def restore_after_cancel(
         announce_team(
             cfg,
             f":rotating_light: {cfg.application} {ledger.version}: {task_id} was cancelled "
-            f"while traffic was split {current}; all traffic is back on {stable} "
+            f"while traffic was {current}; all traffic is back on {stable} "
             f"(run {run_id}).",
         )
         return {"colour": stable}

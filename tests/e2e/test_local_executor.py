@@ -91,8 +91,8 @@ def test_approval_rules_and_a_second_trigger_waits_in_the_queue(local):
     expect_api_error(lambda: local["alice"].respond(run_id, first, "Approve"), 403)  # the author
     expect_api_error(lambda: local["dave"].respond(run_id, first, "Approve"), 403)  # not an approver
     answered = local["bob"].respond(run_id, first, "Approve")
-    assert answered["responded_by"]["id"] == "bob" and answered["chosen_options"] == ["Approve"]
-    assert local["admin"].hitl_detail(run_id, first)["responded_by_user"]["id"] == "bob"
+    assert answered["responded_by"]["name"] == "bob" and answered["chosen_options"] == ["Approve"]
+    assert local["admin"].hitl_detail(run_id, first)["responded_by_user"]["name"] == "bob"
     expect_api_error(lambda: local["bob"].respond(run_id, first, "Approve"), 409)  # already answered
 
     local[CI_USER].wait_for_task(run_id, second, {"awaiting_input"}, timeout=60)

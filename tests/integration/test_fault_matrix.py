@@ -67,7 +67,7 @@ def test_approval_rejected(local, world, seeded):
     assert states["backup.backup_stack"] == "upstream_failed"
     approvals = release.section("approvals")
     assert approvals[FIRST]["decision"] == "rejected"
-    assert approvals[FIRST]["user_id"] == "bob"
+    assert approvals[FIRST]["user_name"] == "bob"  # FAB's user_id is numeric
     assert release.record("backup") is None
     assert_nothing_rolled_back(release, seeded)
 

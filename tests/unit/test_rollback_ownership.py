@@ -47,4 +47,3 @@ def test_another_version_or_another_update_of_the_stack_is_not_undone():
         VERSION, RECORD, _live(stack_template_sha256="b" * 64), stack_differs=True, stable="blue"
     )
     assert "another update ran since" in updated
-
