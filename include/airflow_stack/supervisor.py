@@ -141,8 +141,10 @@ class Supervisor:
             raise
 
     def _start_setup(self) -> subprocess.Popen:
+        """The roles' setup, at a lower CPU priority: the components' start is what the stack waits
+        for first (the setup's ~4.5 s of CPU are mostly imports, on 2 cores shared with them)."""
         with self._setup_log.open("wb") as out:
-            return subprocess.Popen(
+            proc = subprocess.Popen(
                 self.stack.setup_roles(sys.executable),
                 env=self.env,
                 stdout=out,
@@ -150,6 +152,9 @@ class Supervisor:
                 stdin=subprocess.DEVNULL,
                 cwd=self.stack.root,
             )
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, proc.pid, 10)
+        return proc
 
     def _setup_done(self) -> bool:
         """Whether the roles' setup has finished (raises when it failed)."""
