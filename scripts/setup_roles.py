@@ -27,26 +27,26 @@ for folder in ("plugins", "include"):
         sys.path.insert(0, str(ROOT / folder))
 
 
-def upsert_users(sm, users: dict[str, str], passwords: dict[str, str]) -> list[str]:
-    """Create each user with its role and password, or put an existing one back to them; who changed."""
+def upsert_users(sm, users: dict[str, tuple[str, ...]], passwords: dict[str, str]) -> list[str]:
+    """Create each user with its roles and password, or put an existing one back to them; who changed."""
     from werkzeug.security import check_password_hash
 
     changed = []
-    for name, role_name in users.items():
-        role = sm.find_role(role_name)
-        if role is None:
-            raise SystemExit(f"user {name}: no role {role_name!r}")
+    for name, role_names in users.items():
+        found = [sm.find_role(role_name) for role_name in role_names]
+        if None in found:
+            raise SystemExit(f"user {name}: no role among {role_names!r}")
         user = sm.find_user(username=name)
         if user is None:
-            sm.add_user(name, name.title(), "-", f"{name}@example.test", [role], passwords[name])
+            sm.add_user(name, name.title(), "-", f"{name}@example.test", found, passwords[name])
             changed.append(name)
             continue
-        fixed = [role] != list(user.roles) or not user.active
+        fixed = {r.id for r in found} != {r.id for r in user.roles} or not user.active
         if not check_password_hash(user.password or "", passwords[name]):
             user.password = sm._hash_password(passwords[name])
             fixed = True
         if fixed:
-            user.roles, user.active = [role], True
+            user.roles, user.active = found, True
             sm.update_user(user)
             changed.append(name)
     return changed

@@ -31,15 +31,21 @@ PIPELINE_USER = "pipeline"  # the pipeline's own read-only identity (connection 
 PIPELINE_CONNECTION = "AIRFLOW_CONN_AIRFLOW_API"
 
 
-def users() -> dict[str, str]:
-    """Username → FAB role, for every user of the local stacks."""
+EMERGENCY_USERS = ("alice", "bob")  # the configs' emergency_users: approvers who may also start one
+
+
+def users() -> dict[str, tuple[str, ...]]:
+    """Username → FAB roles, for every user of the local stacks."""
     return {
-        ADMIN: "Admin",
-        **{u: "ReleaseApprover" for u in APPROVERS},
-        DEVELOPER: "ReleaseTriggerer",
-        CI_USER: "ReleaseTriggerer",
-        RELEASE_MANAGER: "ReleaseManager",
-        PIPELINE_USER: "PipelineReader",
+        ADMIN: ("Admin",),
+        **{
+            u: ("ReleaseApprover",) + (("EmergencyReleaser",) if u in EMERGENCY_USERS else ())
+            for u in APPROVERS
+        },
+        DEVELOPER: ("ReleaseTriggerer",),
+        CI_USER: ("ReleaseTriggerer",),
+        RELEASE_MANAGER: ("ReleaseManager",),
+        PIPELINE_USER: ("PipelineReader",),
     }
 
 

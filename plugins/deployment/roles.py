@@ -32,6 +32,7 @@ RELEASE_TRIGGERER = "ReleaseTriggerer"
 RELEASE_APPROVER = "ReleaseApprover"
 RELEASE_MANAGER = "ReleaseManager"
 PIPELINE_READER = "PipelineReader"
+EMERGENCY_RELEASER = "EmergencyReleaser"
 ADMIN = "Admin"  # FAB's built-in role: every permission
 
 
@@ -83,6 +84,15 @@ ROLES: Mapping[str, frozenset[Permission]] = {
         (EDIT, dag(DEPLOY_DAG)),
         (EDIT, "Task Instances"),
         (EDIT, "DAG Runs"),
+        (EDIT, dag(ROLLBACK_DAG)),
+        (CREATE, dag_run(ROLLBACK_DAG)),
+    },
+    # A second role for the config's emergency_users (often approvers too): start a release (with
+    # emergency flags, which the pipeline allows only for them) or a rollback by hand; never clear.
+    EMERGENCY_RELEASER: _reads(DEPLOY_DAG, ROLLBACK_DAG)
+    | {
+        (EDIT, dag(DEPLOY_DAG)),
+        (CREATE, dag_run(DEPLOY_DAG)),
         (EDIT, dag(ROLLBACK_DAG)),
         (CREATE, dag_run(ROLLBACK_DAG)),
     },

@@ -86,7 +86,7 @@ def test_deployments_view_renders_the_sandbox_releases(local_clients, local_stac
             page.goto(f"{local_stack.ui_url}/")
             page.locator("input[name=username]").fill(ADMIN)
             page.locator("input[name=password]").fill(passwords()[ADMIN])
-            page.locator("button[type=submit]").click()
+            page.locator("[type=submit]").click()  # FAB's login form: <input type=submit>
             page.wait_for_url(lambda url: "/auth/login" not in url, timeout=60_000)
 
             page.goto(f"{local_stack.ui_url}/plugin/deployments")  # the navigation entry's route

@@ -18,10 +18,12 @@ from airflow.providers.fab.www.security import permissions
 
 from airflow_stack.env import APPROVERS, ROOT, Stack, passwords, users
 from deployment import roles
+from deployment.config import load_config
 
 DEPLOY, ROLLBACK = roles.DEPLOY_DAG, roles.ROLLBACK_DAG
 TRIGGERER, APPROVER = roles.RELEASE_TRIGGERER, roles.RELEASE_APPROVER
 MANAGER, READER = roles.RELEASE_MANAGER, roles.PIPELINE_READER
+EMERGENCY = roles.EMERGENCY_RELEASER
 
 # request -> (method, DAG sub-entity, DAG id), as the API server's routes ask
 REQUESTS = {
@@ -66,6 +68,15 @@ ALLOWED = {
         "clear or mark a rollback task",
     },
     READER: DEPLOY_READS | {"read the audit log", "read the rollback DAG", "read rollback runs"},
+    EMERGENCY: DEPLOY_READS
+    | {
+        "read task logs",
+        "trigger a release",
+        "pause the DAG",
+        "read the rollback DAG",
+        "read rollback runs",
+        "trigger a rollback",
+    },
 }
 
 
@@ -142,16 +153,19 @@ def test_permissions_name_fab_actions_and_resources_or_the_project_dags():
 
 def test_local_users_have_project_roles_and_known_passwords():
     assigned = users()
-    assert set(assigned.values()) == {*roles.ROLES, roles.ADMIN}
-    assert {u for u, r in assigned.items() if r == APPROVER} == set(APPROVERS)
-    assert {u for u, r in assigned.items() if r == TRIGGERER} == {"ci", "dave"}
+    assert {r for held in assigned.values() for r in held} == {*roles.ROLES, roles.ADMIN}
+    assert {u for u, held in assigned.items() if APPROVER in held} == set(APPROVERS)
+    assert {u for u, held in assigned.items() if TRIGGERER in held} == {"ci", "dave"}
+    assert {u for u, held in assigned.items() if EMERGENCY in held} == set(
+        load_config("sandbox").emergency_users
+    )
     assert set(passwords()) == set(assigned)
 
 
 def test_the_pipeline_connection_logs_in_as_the_reader(tmp_path):
     conn = Connection(conn_id="airflow_api", uri=Stack(home=tmp_path, api_port=8123).pipeline_connection())
     assert (conn.conn_type, conn.host, conn.port) == ("http", "127.0.0.1", 8123)
-    assert users()[conn.login] == READER and conn.password == passwords()[conn.login]
+    assert users()[conn.login] == (READER,) and conn.password == passwords()[conn.login]
 
 
 class _Perm(SimpleNamespace):
