@@ -42,6 +42,7 @@ HAND_CHANGES = frozenset(
         "patch_task_instance",
         "patch_task_group_instances",
         "bulk_task_instances",
+        "hand_task_state",  # deployment.hand_marks: the bulk PATCH, which Airflow logs nothing for
         "patch_dag_run",
         "create_xcom_entry",
         "update_xcom_entry",

@@ -1,6 +1,8 @@
 """Registers the Deployments view with Airflow (its FastAPI app and its entry in the navigation bar),
 and the release's cancel listener (``deployment.cancel_listener``: a run or task marked failed by
-hand puts the stable colour back, from the API server that took the user's request).
+hand puts the stable colour back, from the API server that took the user's request) and the
+hand-marks listener (``deployment.hand_marks``: an audit-log row for a task state set by hand in
+bulk, which Airflow logs nothing for).
 
 The plugin manager executes every ``.py`` file under ``plugins/`` in every component, task
 processes included; ``.airflowignore`` beside this file leaves it only this one. The app
@@ -14,7 +16,7 @@ from typing import Any
 
 from airflow.plugins_manager import AirflowPlugin
 
-from deployment import cancel_listener
+from deployment import cancel_listener, hand_marks
 from deployments_view import URL_PREFIX
 
 
@@ -34,7 +36,7 @@ class LazyApp:
 
 class DeploymentsViewPlugin(AirflowPlugin):
     name = "deployments_view"
-    listeners = [cancel_listener]
+    listeners = [cancel_listener, hand_marks]
     fastapi_apps = [{"app": LazyApp(), "url_prefix": URL_PREFIX, "name": "Deployments view"}]
     external_views = [
         {

@@ -137,3 +137,18 @@ def test_a_manual_rollback_needs_a_release_manager_as_the_authenticated_trigger(
         prove_rollback_requester(context)
     prove_rollback_requester({**context, "dag_run": SimpleNamespace(triggering_user_name="erin")})
     prove_rollback_requester(_context(task_id="rollback.restore_traffic", triggered_by="dave"))
+
+
+def test_a_state_set_by_hand_in_bulk_blocks_like_a_single_patch(record, approved):
+    approved.event_logs = [
+        {
+            "event_log_id": 9,
+            "event": "hand_task_state",
+            "owner": "unknown (a bulk change: Airflow logs no user)",
+            "when": _ago(3),
+            "task_id": "approval_gate.verify_gate",
+            "extra": '{"new_state": "success"}',
+        }
+    ]
+    with pytest.raises(GateNotProven, match="hand_task_state by unknown .* on approval_gate.verify_gate"):
+        prove_gate(_context())
