@@ -7,10 +7,10 @@ the previous poll) and the step so far. Each window is one bucket (its period is
 request count (Sum), error count (Sum), latency Average (recorded) and p95/p99 (judged;
 CloudWatch computes percentiles from the values the app publishes, not from statistic sets).
 The step's call also reads each colour's median latency per ``metrics.period_seconds`` (the
-rank test's periods), and the interval's call the total's request count per period: the last
-period with data says how far CloudWatch has published. Two calls, one per window: a
-GetMetricData call has one time range. The alarms are those whose name starts with
-``alarms.prefix`` and whose state is ALARM (DescribeAlarms, a third call).
+rank test's periods). One call per window (a GetMetricData call has one time range), after
+a first that reads the total's request count per period from the interval's start to now: the
+last period with data says how far CloudWatch has published. The alarms are those whose name
+starts with ``alarms.prefix`` and whose state is ALARM (DescribeAlarms).
 
 The whole-environment sample of staging and the rollback's check (:func:`fetch_sample`) sums
 ``metrics.period_seconds`` buckets, latency as Sum and SampleCount.
@@ -251,6 +251,18 @@ def _period_values(found: dict[str, list[tuple[datetime, float]]], query_id: str
     return tuple(round(v, 3) for _, v in sorted(found[query_id]))
 
 
+def published_to(cloudwatch: Any, query: MetricQuery, start: datetime) -> datetime | None:
+    """How far CloudWatch has published: the end of the last period from ``start`` to now in which
+    the total has requests (None: none yet). Data arrives in time order, so an interval is complete
+    once any period from its last on has data: a period without requests (a quiet minute, a
+    simulator's late tick) does not hold a watch back."""
+    period = query.period_seconds
+    published = _stat_query(query, "published", "requests_metric", "SampleCount", period, None)
+    found = _results(cloudwatch, [published], start, datetime.now(UTC))
+    stamps = [stamp for stamp, value in found["published"] if value > 0]
+    return max(stamps) + timedelta(seconds=period) if stamps else None
+
+
 def fetch_colour_sample(
     cloudwatch: Any,
     query: MetricQuery,
@@ -266,11 +278,11 @@ def fetch_colour_sample(
     ``[since, end]`` of the new colour, the stable colour and the total, each colour's median latency
     per period of the step, and the alarms firing (split by ``ignore_alarms``).
 
-    Also returns how far CloudWatch has published: the end of the interval's last period in which
-    the total has requests (None: none yet)."""
+    Also returns how far CloudWatch has published (:func:`published_to`), read first: the
+    interval read after it holds at least what had been published then."""
     period = query.period_seconds
+    published = published_to(cloudwatch, query, start)
     interval = window_queries(query, (end - start).total_seconds(), canary, stable)
-    interval.append(_stat_query(query, "published", "requests_metric", "SampleCount", period, None))
     periods = [
         _stat_query(query, "c_periods", "latency_metric", "p50", period, canary),
         _stat_query(query, "s_periods", "latency_metric", "p50", period, stable),
@@ -310,8 +322,6 @@ def fetch_colour_sample(
         canary_periods=_period_values(step_found, "c_periods"),
         stable_periods=_period_values(step_found, "s_periods"),
     )
-    stamps = [stamp for stamp, value in found["published"] if value > 0]
-    published = max(stamps) + timedelta(seconds=period) if stamps else None
     return polled, published
 
 

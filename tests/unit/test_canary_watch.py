@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from deployment.metrics import MetricQuery, fetch_colour_sample
+from deployment.metrics import MetricQuery, fetch_colour_sample, published_to
 from deployment.operators.analysis import TrafficShiftOperator
 from deployment.triggers.analysis import MetricWatchTrigger, first_window, last_window, window_bounds
 from sandbox.cloudwatch_faults import honour_percentiles
@@ -207,7 +207,7 @@ def test_each_poll_fetches_its_interval_and_the_step_of_canary_stable_and_total(
     cfg, cloudwatch = aws_server["cfg"], aws_server["cloudwatch"]
     calls: list[str] = []
     cloudwatch.meta.events.register("before-call.cloudwatch", lambda model, **_: calls.append(model.name))
-    end = whole_second(datetime.now(UTC))
+    end = whole_second(datetime.now(UTC)) - timedelta(seconds=1)  # a poll reads an interval that has ended
     ColourFeeder(
         cloudwatch, cfg, blue=HEALTHY_BLUE, green={"requests": 5, "errors": 1, "latency_ms": 150}
     ).publish(end - timedelta(milliseconds=500))
@@ -222,11 +222,24 @@ def test_each_poll_fetches_its_interval_and_the_step_of_canary_stable_and_total(
         end=end,
         ignore_alarms=[],
     )
-    assert calls == ["GetMetricData", "GetMetricData", "DescribeAlarms"]  # the interval, the step
+    # how far CloudWatch has published, the interval, the step
+    assert calls == ["GetMetricData"] * 3 + ["DescribeAlarms"]
     assert (sample.canary.requests, sample.canary.errors, sample.canary.p95_ms) == (5, 1, 150)
     assert (sample.stable.requests, sample.stable.errors, sample.stable.p99_ms) == (45, 0, 120)
     assert sample.total.requests == 50 and sample.step.start == (end - timedelta(seconds=4)).isoformat()
     assert sample.canary_periods == (150.0,) and published == end
+
+
+def test_an_interval_is_published_once_data_from_its_last_period_or_later_arrived(aws_server):
+    """A last second without requests (a late tick) holds the interval back only until later data
+    shows that CloudWatch has published past it."""
+    cfg, cloudwatch = aws_server["cfg"], aws_server["cloudwatch"]
+    query, end = MetricQuery.from_config(cfg), whole_second(datetime.now(UTC)) - timedelta(seconds=2)
+    feeder = ColourFeeder(cloudwatch, cfg, blue=HEALTHY_BLUE, green=HEALTHY_GREEN)
+    feeder.publish(end - timedelta(milliseconds=1500))
+    assert published_to(cloudwatch, query, end - timedelta(seconds=2)) == end - timedelta(seconds=1)
+    feeder.publish(end + timedelta(milliseconds=500))
+    assert published_to(cloudwatch, query, end - timedelta(seconds=2)) == end + timedelta(seconds=1)
 
 
 def test_a_canary_breach_restores_traffic_once_before_the_task_fails(aws_server, router):

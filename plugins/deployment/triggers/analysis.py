@@ -7,7 +7,7 @@ The watch is fixed in absolute time, so a triggerer restart cannot lengthen it:
   that arrived since the previous poll: an interval without enough of the canary's requests is
   not enough data, never healthy) and the step so far ``[data_since, data_since + k·poll]``.
 - It is due ``query.lag_seconds`` after its end, and judged only once CloudWatch has published
-  the interval to its end (the total's requests reach its last period): until then the same
+  the interval to its end (the total has requests in its last period or a later one): until then the same
   interval is read again, every quarter poll, up to the deadline. No fixed lag is trusted.
 - The watch covers data up to ``hold_until`` (at least one full poll), then ends healthy; polls
   without enough data add one more poll each, as the policy allows.
