@@ -10,7 +10,18 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install lint test test-fast test-unit test-sandbox demo demo-rollback up down
+.PHONY: help install lint test test-fast test-unit test-sandbox demo demo-rollback up down
+
+# The targets, and how long each takes on the 2-core machine (uv's cache warm; first install longer).
+help:
+	@echo 'make demo           a full release on the local sandbox, triggered and approved over REST (~3 min)'
+	@echo 'make demo-rollback  a release whose smoke tests fail, rolled back (~3 min)'
+	@echo 'make test           lint and every test tier (~20-25 min)'
+	@echo 'make test-fast      lint, unit and sandbox tiers (~5 min)'
+	@echo 'make lint           ruff and the production image checks (~1 min)'
+	@echo 'make check-deploy   hadolint, the image build replayed, the Helm values (~45 s)'
+	@echo 'make up / make down the stack in the background / stop every process of it (~1 min)'
+	@echo 'make install        the virtualenv and the pinned set (~30 s; Chromium and Node from Debian when missing)'
 
 # uv resolves and installs the pinned set into the venv (pip took about 90 s of each CI run, uv a
 # few seconds with its cache warm); pip only bootstraps uv itself.
