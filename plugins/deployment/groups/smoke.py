@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import TaskGroup, TriggerRule
+from airflow.sdk import TaskGroup, TriggerRule, get_current_context
 from airflow.sdk.exceptions import AirflowSkipException
 
 from deployment.run_context import current_release
@@ -69,7 +69,7 @@ def run_one(cfg: DeploymentConfig, ledger: Ledger, name: str) -> dict[str, Any]:
     return {k: result[k] for k in ("name", "colour", "status", "latency_ms", "ok")}
 
 
-def gather(cfg: DeploymentConfig, ledger: Ledger) -> dict[str, Any]:
+def gather(cfg: DeploymentConfig, ledger: Ledger, check_tasks: set[str] | None = None) -> dict[str, Any]:
     """Every configured check's result in one ``smoke_tests`` section; raises unless all passed.
 
     Failures are recorded whatever production serves: the rollback starts on the first
@@ -79,9 +79,12 @@ def gather(cfg: DeploymentConfig, ledger: Ledger) -> dict[str, Any]:
     from deployment.ledger import now_iso
 
     results = {c.name: ledger.read(check_section(c.name)) for c in cfg.smoke_tests.checks}
-    for name in [n for n, result in results.items() if result is None]:
+    for name in [
+        n for n, result in results.items() if result is None and n not in (check_tasks or set(results))
+    ]:
         # A check of the run's configuration with no task in the DAG as parsed now (the file was
-        # edited during the release): run here, so that the run's own checks are what counts.
+        # edited during the release): run here, so that the run's own checks are what counts. A
+        # check whose task did not run (its upstream failed) stays "did not report".
         try:
             run_one(cfg, ledger, name)
         except SmokeTestsFailed:
@@ -115,7 +118,10 @@ def smoke_tests_group(config: DeploymentConfig) -> TaskGroup:
         def record_results() -> dict[str, Any]:
             """Gather every check's result into ``smoke_tests``; fail unless all passed."""
             rel = current_release()
-            return gather(rel.cfg, rel.ledger)
+            dag = get_current_context()["ti"].task.dag
+            prefix = f"{GROUP_ID}.check_"
+            check_tasks = {t.removeprefix(prefix) for t in dag.task_ids if t.startswith(prefix)}
+            return gather(rel.cfg, rel.ledger, check_tasks)
 
         checks = []
         for check in config.smoke_tests.checks:
