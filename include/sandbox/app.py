@@ -28,8 +28,10 @@ credentials); ``POST /api/content``
 ``{client_secret}``. Bad input → 400 ``{"error": ...}``, unknown path 404.
 
 Faults (matchers ``version`` and/or ``colour``): ``latency`` adds ``ms`` (a real
-sleep) to every request; ``error_rate`` answers 500 to ``percent`` % of ``/api``
-requests (``/health`` is spared so the pipeline can still read the version);
+sleep) to every request but ``/health``; ``error_rate`` answers 500 to ``percent`` % of ``/api``
+requests. ``/health`` is spared so the pipeline can still read the version, and the
+traffic simulator's viewers, whose page loads through the front door learn their colour
+there, keep their one-second ticks under a slow colour;
 ``stall`` answers 504 to every ``/api`` request (the gateway gave up on a function
 that does not answer); ``smoke_failure`` (optional matcher ``check``) answers 500 on
 that check's endpoint, or on every check endpoint when it names no check. Every
@@ -41,15 +43,17 @@ HTTP, for the traffic simulator, which publishes its results per colour: baselin
 binomial) and about ``BASELINE_LATENCY_MS`` latency with Gaussian jitter and a tail
 of ``SLOW_PERCENT`` % slow requests (1.5-3 times slower), plus the ``error_rate``,
 ``latency`` and ``latency_tail`` faults matched by colour or version (``smoke_failure``
-only breaks the checked endpoints, not user traffic). ``latency_tail`` makes ``percent`` %
-of the requests ``ms`` slower and the others faster by as much in all, so the mean stays
-where it was and only the tail (p99) moves. Under ``stall`` a request gets no answer
-(``None``): the function never ran to the end, so it published nothing.
+only breaks the checked endpoints, not user traffic). ``latency_tail`` makes exactly
+``percent`` % of the requests, evenly spaced, ``ms`` slower and the others faster by as much
+in all, so the mean stays where it was and only the tail moves (at 2 %, p99 and not p95).
+Under ``stall`` a request gets no answer (``None``): the function never ran to the end, so it
+published nothing.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import random
 import secrets
 import threading
@@ -94,7 +98,8 @@ def simulate_request(
             latency += float(slow.get("ms", 0))
         tail = faults.find("latency_tail", colour=colour, version=version)
         if tail:
-            latency = _with_tail(latency, float(tail.get("percent", 1)), float(tail.get("ms", 0)), rng)
+            percent, ms = float(tail.get("percent", 1)), float(tail.get("ms", 0))
+            latency = _with_tail(latency, percent, ms, faults.tally(tail["id"]))
         failing = faults.find("error_rate", colour=colour, version=version)
         if failing and rng.random() * 100 < float(failing.get("percent", 100)):
             return 500, latency
@@ -103,9 +108,11 @@ def simulate_request(
     return 200, latency
 
 
-def _with_tail(latency: float, percent: float, ms: float, rng: random.Random) -> float:
-    """``percent`` % of requests ``ms`` slower, the rest faster by ``ms·p/(100-p)``: the mean holds."""
-    if rng.random() * 100 < percent:
+def _with_tail(latency: float, percent: float, ms: float, seen: int) -> float:
+    """Exactly ``percent`` % of requests ``ms`` slower, one every ``100/percent`` (``seen``: the
+    fault's requests before this one), the rest faster by ``ms·p/(100-p)``: the mean holds, and
+    any run of requests holds its share of slow ones, not a chance cluster that moves p95."""
+    if math.floor((seen + 1) * percent / 100) > math.floor(seen * percent / 100):
         return latency + ms
     return max(latency - ms * percent / (100 - percent), 1.0)
 
@@ -235,11 +242,11 @@ class ColourApp:
         if version is None:
             return 503, {"error": f"no version is deployed on the {self.colour} branch"}
         context = {"colour": self.colour, "version": version}
+        if request.path == "/health" and request.method == "GET":
+            return 200, {"status": "ok", **context}
         slow = self.faults.find("latency", **context)
         if slow:
             time.sleep(float(slow.get("ms", 0)) / 1000)
-        if request.path == "/health" and request.method == "GET":
-            return 200, {"status": "ok", **context}
         route = self._routes.get((request.method, request.path))
         if route is None:
             known = {path for _, path in self._routes} | {"/health"}

@@ -39,6 +39,9 @@ class Faults:
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
         self._active: dict[int, dict[str, Any]] = {}
+        # How many requests each fault has been applied to: shared with snapshots, kept across ticks.
+        self._tallies: dict[int, int] = {}
+        self._tally_lock = threading.Lock()
 
     def add(self, kind: str, **fields: Any) -> int:
         if kind not in KINDS:
@@ -62,6 +65,27 @@ class Faults:
     def list(self) -> list[dict[str, Any]]:
         with self._lock:
             return [dict(f) for f in self._active.values()]
+
+    def snapshot(self) -> Faults:
+        """The faults active now, as a registry of their own that later changes (and expiries) do
+        not reach."""
+        frozen = Faults()
+        frozen._tallies, frozen._tally_lock = self._tallies, self._tally_lock
+        now = time.time()
+        with self._lock:
+            frozen._active = {
+                i: {k: v for k, v in f.items() if k != "expires_at"}
+                for i, f in self._active.items()
+                if f.get("expires_at", now + 1) > now
+            }
+        return frozen
+
+    def tally(self, fault_id: int) -> int:
+        """How many requests ``fault_id`` was applied to before this one (which it counts)."""
+        with self._tally_lock:
+            seen = self._tallies.get(fault_id, 0)
+            self._tallies[fault_id] = seen + 1
+            return seen
 
     def find(self, kind: str, **context: Any) -> dict[str, Any] | None:
         """The first active fault of ``kind`` whose matchers all equal ``context``."""

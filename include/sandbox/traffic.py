@@ -44,7 +44,8 @@ function's own code (``include/templates/functions/api/metrics.py``: requests,
 request a colour served, the same plus ``metrics.colour_dimension``), then turned
 into metrics as CloudWatch Logs does (:func:`emf_metric_data`: per metric and
 dimension set, the tick's values with their counts, at the document's storage
-resolution) in one ``put_metric_data`` call per tick. A healthy staging is
+resolution) in one ``put_metric_data`` call per tick, every request stamped with the
+tick's start. A healthy staging is
 published the same way with ``metrics.staging_dimensions``. Values, not statistic
 sets, so CloudWatch's percentiles (p95, p99) can be asked of the latency. A
 request that got no answer (the ``stall`` fault) publishes nothing, as a
@@ -228,9 +229,12 @@ class TrafficSimulator:
 
     # --------------------------------------------------------------------- tick
     def tick(self) -> dict[str, Any]:
-        """Simulate and publish one tick; return (and record) its summary."""
+        """Simulate and publish one tick; return (and record) its summary. The tick applies the faults
+        active at its start, when its requests are stamped: a fault injected mid-tick starts with
+        the next one, so its requests never land in a window from before it."""
+        at, faults = time.time(), self.faults.snapshot()
         if self.front_door_url:
-            return self._front_door_tick()
+            return self._front_door_tick(at, faults)
         with self._tick_lock:
             weights = self.weights()
             if not weights:
@@ -244,14 +248,14 @@ class TrafficSimulator:
             by_colour: dict[str, list[tuple[int, float]]] = {}
             for colour, count in _split(total, weights).items():
                 by_colour[colour] = _answered(
-                    simulate_request(self.faults, colour, versions[colour], self._rng) for _ in range(count)
+                    simulate_request(faults, colour, versions[colour], self._rng) for _ in range(count)
                 )
             outcomes = [outcome for sample in by_colour.values() for outcome in sample]
             staging = _answered(simulate_request(None, "staging", "staging", self._rng) for _ in range(total))
-            self._publish(by_colour, staging)
+            self._publish(by_colour, staging, at=at)
             return self.recorder.record(weights=weights, versions=versions, **self._outcome_summary(outcomes))
 
-    def _front_door_tick(self) -> dict[str, Any]:
+    def _front_door_tick(self, at: float, faults: Faults) -> dict[str, Any]:
         with self._tick_lock:
             routing, key = self._probe()
             total = round(self.requests_per_tick * self._rng.uniform(0.95, 1.05))
@@ -265,14 +269,17 @@ class TrafficSimulator:
                     continue
                 by_colour.setdefault(colour, []).extend(
                     _answered(
-                        simulate_request(self.faults, colour, versions[colour], self._rng)
+                        simulate_request(faults, colour, versions[colour], self._rng)
                         for _ in range(per_viewer[viewer])
                     )
                 )
             outcomes = [outcome for sample in by_colour.values() for outcome in sample]
             staging = _answered(simulate_request(None, "staging", "staging", self._rng) for _ in range(total))
             self._publish(
-                {c: s for c, s in by_colour.items() if c in COLOURS}, staging, extra=by_colour.get("unrouted")
+                {c: s for c, s in by_colour.items() if c in COLOURS},
+                staging,
+                extra=by_colour.get("unrouted"),
+                at=at,
             )
             return self.recorder.record(
                 weights=routing,
@@ -361,11 +368,15 @@ class TrafficSimulator:
         by_colour: dict[str, list[tuple[int, float]]],
         staging: list[tuple[int, float]],
         extra: list[tuple[int, float]] | None = None,
+        *,
+        at: float,
     ) -> None:
         """Every request as the API function publishes it (per colour; ``extra`` without one), and
-        staging's, turned into metric data as CloudWatch Logs does, in one call."""
+        staging's, turned into metric data as CloudWatch Logs does, in one call. The requests are
+        stamped ``at``, the tick's start, when their colours were decided: a slow tick neither
+        moves them into a later window nor counts requests routed before a weight change after it."""
         metrics = self.config.metrics
-        now_ms = int(time.time() * 1000)
+        now_ms = int(at * 1000)
         names = {
             "namespace": metrics.namespace,
             "dimensions": dict(metrics.dimensions),

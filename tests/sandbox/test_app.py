@@ -118,14 +118,21 @@ def test_error_rate_fault(apps, faults: Faults) -> None:
     assert 8 <= statuses.count(500) <= 32
 
 
+def elapsed(call) -> float:
+    started = time.monotonic()
+    call()
+    return time.monotonic() - started
+
+
 def test_latency_fault(apps, faults: Faults) -> None:
     faults.add("latency", version="v1.1.0", ms=300)
-    started = time.monotonic()
-    assert requests.get(f"{apps['green'][1]}/health", timeout=5).status_code == 200
-    assert time.monotonic() - started >= 0.3
-    started = time.monotonic()
-    requests.get(f"{apps['blue'][1]}/health", timeout=5)
-    assert time.monotonic() - started < 0.3
+    green, blue = apps["green"][1], apps["blue"][1]
+    for url, slow in ((green, True), (blue, False)):
+        generate = f"{url}/api/ai/generate"
+        api = elapsed(lambda generate=generate: requests.post(generate, json={"prompt": "p"}, timeout=5))
+        assert (api >= 0.3) is slow, (url, api)
+    # /health is spared: the simulator's viewers learn their colour through it, tick after tick.
+    assert elapsed(lambda: requests.get(f"{green}/health", timeout=5).raise_for_status()) < 0.3
 
 
 def test_bad_requests(apps) -> None:
@@ -200,3 +207,13 @@ def test_simulate_request_baseline_and_faults() -> None:
     first = [simulate_request(faults, "green", "v1.1.0", random.Random(3)) for _ in range(3)]
     second = [simulate_request(faults, "green", "v1.1.0", random.Random(3)) for _ in range(3)]
     assert first == second
+
+
+def test_a_latency_tail_slows_an_exact_evenly_spaced_share_and_keeps_the_mean() -> None:
+    faults = Faults()
+    faults.add("latency_tail", version="v1.1.0", ms=1500, percent=2)
+    rng = random.Random(11)
+    tail = [simulate_request(faults, "green", "v1.1.0", rng)[1] for _ in range(5000)]
+    slow = [i for i, ms in enumerate(tail) if ms > 1000]
+    assert len(slow) == 100 and {b - a for a, b in zip(slow, slow[1:], strict=False)} == {50}
+    assert 115 < sum(tail) / len(tail) < 125  # the mean as without the fault
