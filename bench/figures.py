@@ -577,3 +577,258 @@ def api_calls(
 def median(values: Iterable[float | None]) -> float | None:
     found = [v for v in values if v is not None]
     return round(statistics.median(found), 3) if found else None
+
+
+# ------------------------------------------------------------------- 6. Airflow's own floor
+# The task runner's log lines that bound the parts of a task process (Airflow 3.3's task_runner).
+PARSED_MARK = "Worker startup parse complete"
+PRE_EXECUTE_END_MARK = "::endgroup::"
+EXECUTE_END_MARKS = (
+    "Done. Returned value",
+    "::group::Post Execute",
+    "Pausing task as DEFERRED",
+    "Pausing task as AWAITING_INPUT",
+)
+SEGMENTS = ("start_to_parsed", "before_execute", "execute", "after_execute")
+
+
+def release_shape(
+    path: Sequence[str], spells: Mapping[str, Sequence[Interval]], defer_seconds: float
+) -> dict[str, Any]:
+    """The shape of a release's critical path for the floor DAG: per task, how it parked and how often.
+
+    A task that parked is ``deferred`` or ``awaiting_input`` (its first parked state), ``parks``
+    times (its parked spells of that state); every other task ``run``s once.
+    """
+    tasks = []
+    for task_id in path:
+        parked = [i.state for i in spells.get(task_id, []) if i.state in PARKED]
+        kind = parked[0] if parked else "run"
+        tasks.append({"kind": kind, "parks": parked.count(kind), "mirrors": task_id})
+    return {"tasks": tasks, "defer_seconds": defer_seconds}
+
+
+def floor_waits(shape: Mapping[str, Any], task_ids: Sequence[str]) -> dict[str, float]:
+    """The waits the floor DAG asks for: each deferral's trivial wait, by the floor's task id."""
+    seconds = float(shape["defer_seconds"])
+    return {
+        task_id: seconds * spec["parks"]
+        for task_id, spec in zip(task_ids, shape["tasks"], strict=True)
+        if spec["kind"] == "deferred"
+    }
+
+
+def resumptions(
+    steps: Sequence[Mapping[str, Any]], spells: Mapping[str, Sequence[Interval]]
+) -> dict[str, Any]:
+    """What each resumption of a parked task cost, by how it parked.
+
+    ``steps`` are :func:`overhead`'s ``critical_path``. A resumption costs its hand-off (parked
+    beyond the wait: the triggerer or the answer, the scheduler's requeue, the executor, the new
+    process up to its ``running``) and the resumed process's own ``running``.
+    """
+    found: dict[str, dict[str, float]] = {}
+    for step in steps:
+        spells_of = sorted(spells.get(step["task_id"], []), key=lambda i: i.start)
+        parked = [i for i in spells_of if i.state in PARKED]
+        if not parked:
+            continue
+        kind = parked[0].state
+        resumed = [
+            b.seconds
+            for a, b in zip(spells_of, spells_of[1:], strict=False)
+            if a.state in PARKED and b.state == "running"
+        ]
+        slot = found.setdefault(
+            kind, {"resumptions": 0, "handoff_seconds": 0.0, "resumed_running_seconds": 0.0}
+        )
+        slot["resumptions"] += len(parked)
+        slot["handoff_seconds"] += step["handoff"]
+        slot["resumed_running_seconds"] += sum(resumed)
+    for slot in found.values():
+        n = slot["resumptions"]
+        slot["handoff_seconds"] = round(slot["handoff_seconds"], 3)
+        slot["resumed_running_seconds"] = round(slot["resumed_running_seconds"], 3)
+        slot["handoff_per_resumption_seconds"] = round(slot["handoff_seconds"] / n, 3)
+        slot["cost_per_resumption_seconds"] = round(
+            (slot["handoff_seconds"] + slot["resumed_running_seconds"]) / n, 3
+        )
+    return found
+
+
+def process_segments(
+    entries: Sequence[Mapping[str, Any]], spells: Sequence[Interval]
+) -> list[dict[str, Any]]:
+    """Each task process of one task, split by its log's markers within its ``running`` spell.
+
+    ``start_to_parsed``: from ``running`` (the Execution API's) to "Worker startup parse complete"
+    (the startup message, the DAG file's parse; ``parse_ms`` is the parse alone, as the task
+    runner measured it); ``before_execute``: to the first "::endgroup::" (the context, templates,
+    ``pre_execute`` hooks); ``execute``: to "Done. Returned value", "::group::Post Execute" or
+    "Pausing task as ..." (the operator's own work); ``after_execute``: to the next state the
+    task reported (XCom push, post-execute, listeners, the state sent).
+    """
+    marks = sorted(
+        (ts(e["timestamp"]), str(e.get("event", "")), e) for e in entries if e.get("timestamp") is not None
+    )
+    running = [i for i in spells if i.state == "running"]
+    found = []
+    for at, event, entry in marks:
+        if not event.startswith(PARSED_MARK):
+            continue
+        spell = next((i for i in running if i.start <= at <= i.end), None)
+        if spell is None:
+            continue
+        pre_end = next((t for t, e, _ in marks if t >= at and e.startswith(PRE_EXECUTE_END_MARK)), None)
+        done = None
+        if pre_end is not None:
+            done = next(
+                (t for t, e, _ in marks if pre_end <= t <= spell.end and e.startswith(EXECUTE_END_MARKS)),
+                None,
+            )
+        if pre_end is None or done is None or pre_end > spell.end:
+            continue
+        found.append(
+            {
+                "start_to_parsed": round(at - spell.start, 3),
+                "before_execute": round(pre_end - at, 3),
+                "execute": round(done - pre_end, 3),
+                "after_execute": round(spell.end - done, 3),
+                "parse_ms": entry.get("dag_file_parse_ms"),
+            }
+        )
+    return found
+
+
+def path_segments(
+    path: Sequence[str],
+    logs: Mapping[str, Sequence[Mapping[str, Any]]],
+    spells: Mapping[str, Sequence[Interval]],
+) -> dict[str, Any]:
+    """The parts of every task process along the critical path, from the task logs: per task, totals
+    along the path, and the median per process."""
+    per_task = []
+    processes = []
+    for task_id in path:
+        found = process_segments(logs.get(task_id) or [], spells.get(task_id, []))
+        processes.extend(found)
+        row: dict[str, Any] = {"task_id": task_id, "processes": len(found)}
+        for name in SEGMENTS:
+            row[name] = round(sum(p[name] for p in found), 3)
+        row["parse_ms"] = median(p["parse_ms"] for p in found)
+        per_task.append(row)
+    running = sum(1 for t in path for i in spells.get(t, []) if i.state == "running")
+    return {
+        "processes": len(processes),
+        "running_spells": running,
+        "totals": {name: round(sum(p[name] for p in processes), 3) for name in SEGMENTS},
+        "median_per_process": {name: median(p[name] for p in processes) for name in SEGMENTS},
+        "parse_ms_median": median(p["parse_ms"] for p in processes),
+        "per_task": per_task,
+    }
+
+
+def _side(result: Mapping[str, Any]) -> dict[str, Any]:
+    o = result["overhead"]
+    return {
+        "wall_seconds": o["wall_seconds"],
+        "waits_seconds": o["split"]["waits"],
+        "overhead_seconds": o["overhead_seconds"],
+        "net_overhead_seconds": o["net_overhead_seconds"],
+        "critical_path_tasks": o["critical_path_tasks"],
+        "overhead_per_task_seconds": o["overhead_per_task_seconds"],
+        "net_overhead_per_task_seconds": o["net_overhead_per_task_seconds"],
+        "running_median_per_task": o["split"]["running_median_per_task"],
+        "gap_median_upstream_end_to_queued": o["split"]["gap_median_upstream_end_to_queued"],
+        "gap_median_queued_to_running": o["split"]["gap_median_queued_to_running"],
+        "resumptions": result.get("resumptions") or {},
+    }
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 2) if a is not None and b else None
+
+
+def floor_comparison(
+    release: Mapping[str, Any], shaped: Mapping[str, Any] | None, chain: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """The release's overhead against Airflow's floor for its shape and for a plain chain.
+
+    Each argument holds an ``overhead`` (:func:`overhead`), ``resumptions`` (:func:`resumptions`)
+    and, for the release and the shaped floor, ``segments`` (:func:`path_segments`). The ratios
+    are the release's overhead over each floor's (the floor asks no external work, so its
+    overhead is its net overhead). ``ours`` splits the release's net overhead beyond the shaped
+    floor's into the parts both were measured in, largest first.
+    """
+    sides = {"release": _side(release)}
+    for name, found in (("shaped_floor", shaped), ("chain_floor", chain)):
+        if found:
+            sides[name] = _side(found)
+    rel = sides["release"]
+    result: dict[str, Any] = {**sides}
+    for name in ("shaped_floor", "chain_floor"):
+        if name in sides:
+            floor = sides[name]
+            result[f"ratio_to_{name}"] = _ratio(rel["overhead_seconds"], floor["overhead_seconds"])
+            result[f"net_ratio_to_{name}"] = _ratio(rel["net_overhead_seconds"], floor["overhead_seconds"])
+            result[f"per_task_ratio_to_{name}"] = _ratio(
+                rel["overhead_per_task_seconds"], floor["overhead_per_task_seconds"]
+            )
+    if "shaped_floor" in sides and "chain_floor" in sides:
+        shaped_s, chain_s = sides["shaped_floor"], sides["chain_floor"]
+        parks = sum(r["resumptions"] for r in shaped_s["resumptions"].values())
+        result["floor_cost_per_parked_wait_seconds"] = (
+            round((shaped_s["overhead_seconds"] - chain_s["overhead_seconds"]) / parks, 3) if parks else None
+        )
+    if shaped and release.get("segments") and shaped.get("segments"):
+        result["ours"] = ours_split(release, shaped)
+    return result
+
+
+def ours_split(release: Mapping[str, Any], floor: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The release's net overhead beyond the floor's, part by part, largest first."""
+    rel_o, floor_o = release["overhead"]["split"], floor["overhead"]["split"]
+    rel_s, floor_s = release["segments"]["totals"], floor["segments"]["totals"]
+    parts = {
+        "gaps between tasks (scheduler, executor)": (
+            rel_o["gaps_between_tasks"],
+            floor_o["gaps_between_tasks"],
+        ),
+        "resume hand-offs beyond the waits": (rel_o["resume_handoffs"], floor_o["resume_handoffs"]),
+        "retry delays": (rel_o["retry_delays"], floor_o["retry_delays"]),
+        "after the last task": (rel_o["after_last_task"], floor_o["after_last_task"]),
+    }
+    labels = {
+        "start_to_parsed": "task start to DAG parsed",
+        "before_execute": "before execute (context, pre_execute: the gate proof)",
+        "execute": "execute (our work: config, run context, record, hooks, clients, AWS)",
+        "after_execute": "after execute (XCom, post-execute, the state sent)",
+    }
+    for key, label in labels.items():
+        parts[label] = (rel_s[key], floor_s[key])
+    # running time the logs did not bound (a process whose markers were missing)
+    rel_unsplit = rel_o["running"] - sum(rel_s.values())
+    floor_unsplit = floor_o["running"] - sum(floor_s.values())
+    parts["running, not bounded by log markers"] = (rel_unsplit, floor_unsplit)
+    rows = [
+        {
+            "part": label,
+            "release_seconds": round(r, 3),
+            "floor_seconds": round(f, 3),
+            "ours_seconds": round(r - f, 3),
+        }
+        for label, (r, f) in parts.items()
+    ]
+    return sorted(rows, key=lambda row: -row["ours_seconds"])
+
+
+def step_medians(runs: Sequence[Mapping[str, float]]) -> dict[str, Any]:
+    """Per step (in the first run's order), the median of its seconds over ``runs``, and their sum."""
+    steps = list(runs[0]) if runs else []
+    medians = {step: median(r.get(step) for r in runs) for step in steps}
+    return {
+        "runs": len(runs),
+        "median_seconds": medians,
+        "total_median_seconds": round(sum(v for v in medians.values() if v is not None), 3),
+        "each_run": [dict(r) for r in runs],
+    }

@@ -15,6 +15,7 @@ shape does not depend on the timings a scenario changes, which ``use_config`` ch
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -27,13 +28,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import boto3
 import requests
 
 from airflow_stack.client import TERMINAL_RUN_STATES, AirflowClient, stack_clients
-from airflow_stack.env import ADMIN, APPROVERS, CI_USER, DAG_ID, ROOT, Stack
+from airflow_stack.env import ADMIN, APPROVERS, CI_USER, DAG_ID, ROOT, Stack, passwords
 from airflow_stack.sandbox_process import SandboxProcess
+from airflow_stack.scheduler_log import SchedulerLog
 from airflow_stack.services import celery_services_missing, celery_stack, postgres_admin
 from airflow_stack.supervisor import Supervisor
 from deployment.config import DeploymentConfig, load_file
@@ -51,6 +54,30 @@ Log = Callable[[str], None]
 # updates, a 0 s traffic hold) resumes the task first, and Airflow 3.3.2's scheduler then fails
 # the resumed try as "state changed externally" (a "state mismatch" in the audit log).
 ENGINE_SETTINGS = {"AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1"}
+
+# Airflow's floor for the release's shape (bench/dags/bench_floor.py): a second DAG bundle, only on
+# the benchmark's stacks. The first bundle is Airflow's default (the DAGS_FOLDER env.py sets).
+BENCH_DAGS = ROOT / "bench" / "dags"
+FLOOR_SHAPED, FLOOR_CHAIN = "bench_floor_shaped", "bench_floor_chain"
+FLOOR_SHAPE_ENV = "BENCH_FLOOR_SHAPE"
+# How long each of the floor's deferrals waits: a trivial wait (the trigger fires a moment after
+# the task parks), long enough that the parking try's exit is processed before it resumes.
+FLOOR_DEFER_SECONDS = 1.0
+LOCAL_BUNDLE = "airflow.dag_processing.bundles.local.LocalDagBundle"
+# Markers the task runner writes in every task process's log, and the fields kept of each entry.
+LOG_FIELDS = ("timestamp", "event", "dag_file_parse_ms", "bundle_prepare_ms")
+
+
+def floor_settings(home: Path) -> dict[str, str]:
+    """The settings that add ``bench/dags`` as a second DAG bundle and say where the floor's shape is."""
+    bundles = [
+        {"name": "dags-folder", "classpath": LOCAL_BUNDLE, "kwargs": {}},
+        {"name": "bench-floor", "classpath": LOCAL_BUNDLE, "kwargs": {"path": str(BENCH_DAGS)}},
+    ]
+    return {
+        "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST": json.dumps(bundles),
+        FLOOR_SHAPE_ENV: str(home / "floor-shape.json"),
+    }
 
 
 class BenchError(RuntimeError):
@@ -187,6 +214,7 @@ def start_engine(executor: str, workdir: Path, box: BenchSandbox, log: Log) -> E
         stack = Stack.with_free_ports(home, **common)
     supervisor = Supervisor(stack)
     supervisor.env.update(ENGINE_SETTINGS)
+    supervisor.env.update(floor_settings(home))
     started = time.monotonic()
     log(f"starting {executor} (logs in {stack.logs_dir})...")
     try:
@@ -223,8 +251,8 @@ class Fault:
 
 
 @dataclass
-class RunRecord:
-    """What one release left behind, as the figures read it."""
+class Run:
+    """What any run left behind in Airflow: the run, its task instances, audit log, tasks, approvals."""
 
     executor: str
     run_id: str
@@ -233,12 +261,19 @@ class RunRecord:
     events: list[dict[str, Any]]
     tasks: list[dict[str, Any]]
     hitl: dict[str, dict[str, Any]]
+
+
+@dataclass
+class RunRecord(Run):
+    """What one release left behind, as the figures read it."""
+
     ledger: dict[str, Any]
     aws_requests: list[dict[str, Any]]
     traffic_ticks: list[dict[str, Any]]
     config: DeploymentConfig
     fault_at: float | None = None
     fault: Fault | None = None
+    logs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     def dump(self, path: Path) -> None:
         """The raw material, for a second look at a figure."""
@@ -263,6 +298,7 @@ def release(
     approval_hold: float = 0.0,
     fault: Fault | None = None,
     timeout: float = 600,
+    with_logs: bool = False,
 ) -> RunRecord:
     """Trigger ``VERSION`` as CI does, approve it as two approvers, optionally inject a fault; collect."""
     fresh_world(engine, box)
@@ -291,6 +327,8 @@ def release(
     run = engine.ci.wait_for_run(run_id, TERMINAL_RUN_STATES, timeout=timeout, poll=1.0)
     log(f"  run ended {run['state']}")
     record = collect(engine, box, run_id, cfg, since, fault, fault_at)
+    if with_logs:
+        record.logs = task_logs(engine.ci, run_id, record.tis)
     if victims := race_victims(record.events):
         raise RaceLost(run_id, victims)
     return record
@@ -348,14 +386,14 @@ def collect(
     )
 
 
-def event_logs(admin: AirflowClient, run_id: str) -> list[dict[str, Any]]:
+def event_logs(admin: AirflowClient, run_id: str, dag_id: str = DAG_ID) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = []
     while True:
         page = admin.request(
             "GET",
             "/eventLogs",
             params={
-                "dag_id": DAG_ID,
+                "dag_id": dag_id,
                 "run_id": run_id,
                 "limit": 100,
                 "offset": len(found),
@@ -383,6 +421,134 @@ def ledger_sections(box: BenchSandbox, cfg: DeploymentConfig, run_id: str) -> di
                 body = s3.get_object(Bucket=cfg.artifacts.bucket, Key=obj["Key"])["Body"].read()
                 sections[name.removesuffix(".json")] = json.loads(body)
     return sections
+
+
+def task_logs(
+    client: AirflowClient, run_id: str, tis: dict[str, dict[str, Any]], dag_id: str = DAG_ID
+) -> dict[str, list[dict[str, Any]]]:
+    """Each task's log (its last try; resumptions append to it) as entries of ``LOG_FIELDS``."""
+    found: dict[str, list[dict[str, Any]]] = {}
+    for task_id, ti in tis.items():
+        if not ti.get("try_number") or ti.get("state") in (None, "skipped", "upstream_failed", "removed"):
+            continue
+        try:
+            body = client.request(
+                "GET",
+                f"/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances/{quote(task_id, safe='')}"
+                f"/logs/{ti['try_number']}",
+                params={"full_content": "true"},
+                headers={"Accept": "application/json"},
+            )
+        except Exception as exc:  # a log is a detail of the figures, never a reason to lose the run
+            found[task_id] = [{"error": f"{type(exc).__name__}: {exc}"}]
+            continue
+        entries = []
+        for entry in body.get("content") or []:
+            if isinstance(entry, dict) and entry.get("timestamp"):
+                kept = {k: entry[k] for k in LOG_FIELDS if k in entry}
+                kept["event"] = str(kept.get("event", ""))[:120]
+                entries.append(kept)
+        found[task_id] = entries
+    return found
+
+
+# ------------------------------------------------------------------------- Airflow's own floor
+@dataclass
+class FloorRecord(Run):
+    """What one run of a floor DAG left behind."""
+
+    dag_id: str
+    logs: dict[str, list[dict[str, Any]]]
+    shape: dict[str, Any]
+
+    def dump(self, path: Path) -> None:
+        path.write_text(json.dumps(self.__dict__, indent=1, default=str))
+
+
+def floor_client(engine: Engine, dag_id: str) -> AirflowClient:
+    """The admin's client for a floor DAG. The approvers' role may answer only the release's
+    requests, so the admin answers the floor's (no assigned users), as soon as it is safe, as the
+    bench's approvers do."""
+    parked = SchedulerLog(engine.stack.logs_dir / "scheduler.log").parked
+    return AirflowClient(engine.stack.api_url, ADMIN, passwords()[ADMIN], dag_id=dag_id, parked=parked)
+
+
+def floor_tasks(engine: Engine, dag_id: str) -> list[dict[str, Any]]:
+    return engine.admin.request("GET", f"/dags/{dag_id}/tasks")["tasks"]
+
+
+def expected_floor_ids(shape: dict[str, Any], parked: bool) -> list[str]:
+    """The task ids ``bench/dags/bench_floor.py`` builds from ``shape``."""
+    return [f"t{i:02d}_{spec['kind'] if parked else 'run'}" for i, spec in enumerate(shape["tasks"], start=1)]
+
+
+def set_floor_shape(engine: Engine, shape: dict[str, Any], log: Log, timeout: float = 180) -> float:
+    """Write the floor's shape where the stack's components read it, have the floor's file parsed
+    again, and wait until both DAGs have the shape's tasks; the seconds it took."""
+    Path(engine.supervisor.env[FLOOR_SHAPE_ENV]).write_text(json.dumps(shape, indent=1))
+    started = time.monotonic()
+    wanted = {
+        FLOOR_SHAPED: expected_floor_ids(shape, parked=True),
+        FLOOR_CHAIN: expected_floor_ids(shape, parked=False),
+    }
+    asked = 0.0
+    while True:
+        try:
+            found = {d: sorted(t["task_id"] for t in floor_tasks(engine, d)) for d in wanted}
+        except Exception:  # not parsed yet
+            found = {}
+        if all(found.get(d) == sorted(ids) for d, ids in wanted.items()):
+            seconds = time.monotonic() - started
+            log(f"  floor DAGs parsed with {len(shape['tasks'])} tasks in {seconds:.1f} s")
+            return seconds
+        if time.monotonic() - asked > 20:
+            with contextlib.suppress(Exception):
+                token = engine.admin.request("GET", f"/dags/{FLOOR_SHAPED}/details")["file_token"]
+                engine.admin.request("PUT", f"/parseDagFile/{token}")
+            asked = time.monotonic()
+        if time.monotonic() - started > timeout:
+            raise BenchError(f"the floor DAGs did not take the shape in {timeout:.0f} s: {found}")
+        time.sleep(1)
+
+
+def floor_run(
+    engine: Engine, dag_id: str, shape: dict[str, Any], log: Log, timeout: float = 600
+) -> FloorRecord:
+    """Trigger a floor DAG as the admin, answer its approval requests over REST, collect what it left."""
+    client = floor_client(engine, dag_id)
+    for run in client.runs(states=("queued", "running")):
+        client.request("PATCH", f"/dags/{dag_id}/dagRuns/{run['dag_run_id']}", json={"state": "failed"})
+    run_id = client.trigger({})["dag_run_id"]
+    log(f"  triggered {dag_id} {run_id}")
+    ids = expected_floor_ids(shape, parked=dag_id == FLOOR_SHAPED)
+    inputs = [t for t in ids if t.endswith("awaiting_input")]
+    for task_id in inputs:
+        client.wait_for_task(run_id, task_id, {"awaiting_input"}, timeout=timeout, poll=0.25)
+        client.respond(run_id, task_id, "Approve")
+    run = client.wait_for_run(run_id, TERMINAL_RUN_STATES, timeout=timeout, poll=1.0)
+    log(f"  {dag_id} ended {run['state']}")
+    deadline = time.monotonic() + 30
+    while True:
+        tis = {ti["task_id"]: ti for ti in client.task_instances(run_id)}
+        settled = all(ti["state"] in ("success", "failed", "skipped") for ti in tis.values())
+        if settled or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    events = event_logs(engine.admin, run_id, dag_id)
+    if victims := race_victims(events):
+        raise RaceLost(run_id, victims)
+    return FloorRecord(
+        dag_id=dag_id,
+        executor=engine.executor,
+        run_id=run_id,
+        run=client.run(run_id),
+        tis=tis,
+        events=events,
+        tasks=floor_tasks(engine, dag_id),
+        hitl={t: client.hitl_detail(run_id, t) for t in inputs if t in tis},
+        logs=task_logs(client, run_id, tis, dag_id),
+        shape=shape,
+    )
 
 
 # ------------------------------------------------------------------------------------ the machine

@@ -63,6 +63,7 @@ def render(results: dict[str, Any]) -> str:
     out += _restore_section(engines)
     out += _worker_section(engines)
     out += _api_section(engines)
+    out += _floor_section(engines)
     races = results.get("runs_lost_to_deferral_race") or []
     out += [
         "## Races",
@@ -108,6 +109,14 @@ def _summary(results: dict[str, Any], engines: dict[str, dict[str, Any]]) -> lis
         "… also less the sandbox's emulated stack update and Amplify build, s",
         "net_overhead_per_task_seconds",
         2,
+    )
+    per_engine(
+        "overhead ÷ Airflow's floor for the release's shape (net of the sandbox's emulated work)",
+        lambda e: _floor_ratio(e, "ratio_to_shaped_floor", "net_ratio_to_shaped_floor"),
+    )
+    per_engine(
+        "overhead ÷ a plain chain of as many no-op tasks (net)",
+        lambda e: _floor_ratio(e, "ratio_to_chain_floor", "net_ratio_to_chain_floor"),
     )
     for restore in _restores(engines):
         r = restore["restore"]
@@ -466,6 +475,200 @@ def _api_section(engines: dict[str, dict[str, Any]]) -> list[str]:
                         ]
                         for w in a["windows"]
                     ],
+                ),
+            ]
+    return out
+
+
+def _comparison(engine: dict[str, Any]) -> dict[str, Any] | None:
+    found = ((engine.get("floor") or {}).get("comparisons") or [None])[0]
+    return found or None
+
+
+def _floor_ratio(engine: dict[str, Any], key: str, net_key: str) -> str:
+    c = _comparison(engine)
+    return f"{_n(c.get(key), 2)} × ({_n(c.get(net_key), 2)} ×)" if c and c.get(key) is not None else ""
+
+
+SEGMENT_LABELS = {
+    "start_to_parsed": "`running` → DAG parsed",
+    "before_execute": "→ execute (context, `pre_execute`)",
+    "execute": "execute",
+    "after_execute": "after execute → state sent",
+}
+
+
+def _floor_section(engines: dict[str, dict[str, Any]]) -> list[str]:
+    out = [
+        "## 6. Against Airflow's own floor",
+        "",
+        "On the same stack, right after the releases: `bench/dags/bench_floor.py` (a second DAG bundle, "
+        "loaded only by the benchmark's stacks) in the shape of the measured release, derived from its "
+        "critical path: as many no-op tasks, each parked where and as often as the release's task at "
+        "that place was (a deferral waits a trivial 1 s on a `DateTimeTrigger`; an approval is an "
+        "`ApprovalOperator` answered over REST as soon as the scheduler has logged its parking, as the "
+        "release's are), and a plain chain of as many no-op tasks. Each floor run is measured exactly "
+        "as the release is (wall time less the waits asked and the answer's time, per critical-path "
+        "task). The task-process parts come from each task log's markers (`Worker startup parse "
+        "complete`, the first `::endgroup::`, `Done. Returned value` / `::group::Post Execute` / "
+        "`Pausing task as ...`) within the process's `running` spell of the audit log.",
+        "",
+    ]
+    for name, engine in engines.items():
+        floor = engine.get("floor") or {}
+        c = _comparison(engine)
+        if not c:
+            continue
+        tasks = floor["shape"]["tasks"]
+        kinds = [t["kind"] for t in tasks]
+        deferrals = sum(t["parks"] for t in tasks if t["kind"] == "deferred")
+        out += [
+            f"### {name}",
+            "",
+            f"Shape: {len(tasks)} tasks on the critical path; {kinds.count('deferred')} deferred "
+            f"({deferrals} deferrals: "
+            + ", ".join(
+                f"`{t['mirrors']}`" + (f" ×{t['parks']}" if t["parks"] > 1 else "")
+                for t in tasks
+                if t["kind"] == "deferred"
+            )
+            + f"), {kinds.count('awaiting_input')} awaiting input ("
+            + ", ".join(f"`{t['mirrors']}`" for t in tasks if t["kind"] == "awaiting_input")
+            + ").",
+            "",
+        ]
+        sides = [
+            ("release", "release"),
+            ("shaped_floor", "floor, release's shape"),
+            ("chain_floor", "floor, plain chain"),
+        ]
+        present = [(k, label) for k, label in sides if k in c]
+
+        def row(label: str, value, digits: int = 2, sides=present, c=c) -> list[str]:
+            return [label, *[_n(value(c[k]), digits) for k, _ in sides]]
+
+        def resumption(kind: str, key: str):
+            return lambda s: (s.get("resumptions") or {}).get(kind, {}).get(key)
+
+        rows = [
+            row("wall time, s", lambda s: s["wall_seconds"], 1),
+            row("waits subtracted (asked, answers, emulated work), s", lambda s: s["waits_seconds"], 1),
+            row("overhead, s", lambda s: s["overhead_seconds"], 1),
+            row("… less the sandbox's emulated external work, s", lambda s: s["net_overhead_seconds"], 1),
+            row("critical-path tasks", lambda s: s["critical_path_tasks"], 0),
+            row("overhead per task, s", lambda s: s["overhead_per_task_seconds"]),
+            row("running, median per task, s", lambda s: s["running_median_per_task"]),
+            row("upstream done → queued, median, s", lambda s: s["gap_median_upstream_end_to_queued"]),
+            row("queued → running, median, s", lambda s: s["gap_median_queued_to_running"]),
+            row("deferrals resumed", resumption("deferred", "resumptions"), 0),
+            row(
+                "… hand-off per resumption (beyond the wait), s",
+                resumption("deferred", "handoff_per_resumption_seconds"),
+            ),
+            row(
+                "… cost per resumption (hand-off + resumed process), s",
+                resumption("deferred", "cost_per_resumption_seconds"),
+            ),
+            row("approvals resumed", resumption("awaiting_input", "resumptions"), 0),
+            row(
+                "… hand-off per resumption (beyond the answer), s",
+                resumption("awaiting_input", "handoff_per_resumption_seconds"),
+            ),
+            row(
+                "… cost per resumption (hand-off + resumed process), s",
+                resumption("awaiting_input", "cost_per_resumption_seconds"),
+            ),
+        ]
+        out += _table(["figure", *[label for _, label in present]], rows)
+        out += [
+            f"- release overhead ÷ the shaped floor's: **{_n(c.get('ratio_to_shaped_floor'), 2)} ×** "
+            f"({_n(c.get('net_ratio_to_shaped_floor'), 2)} × without the sandbox's emulated work); "
+            f"÷ the plain chain's: **{_n(c.get('ratio_to_chain_floor'), 2)} ×** "
+            f"({_n(c.get('net_ratio_to_chain_floor'), 2)} ×)",
+            f"- what a parked wait costs Airflow itself: {_n(c.get('floor_cost_per_parked_wait_seconds'))} s "
+            "(shaped floor − plain chain, per parked wait)",
+        ]
+        for extra in (floor.get("comparisons") or [])[1:]:
+            out.append(
+                f"- another release of this run: {_n(extra.get('ratio_to_shaped_floor'), 2)} × the shaped "
+                f"floor, {_n(extra.get('ratio_to_chain_floor'), 2)} × the chain"
+            )
+        spread = [
+            (key, [r["overhead"]["overhead_seconds"] for r in floor.get(key) or []])
+            for key in ("shaped", "chain")
+        ]
+        if any(len(v) > 1 for _, v in spread):
+            out.append("- floor runs' overheads, s: " + "; ".join(f"{k} {v}" for k, v in spread))
+        out.append("")
+        if c.get("ours"):
+            out += [
+                "Where the release's net overhead beyond the shaped floor goes (largest first):",
+                "",
+                *_table(
+                    ["part", "release, s", "floor, s", "ours, s"],
+                    [
+                        [
+                            r["part"],
+                            _n(r["release_seconds"]),
+                            _n(r["floor_seconds"]),
+                            f"**{_n(r['ours_seconds'])}**",
+                        ]
+                        for r in c["ours"]
+                    ],
+                ),
+            ]
+        release = next((r for r in _releases(engine) if r.get("segments")), None)
+        shaped = (floor.get("shaped") or [None])[0]
+        if release and shaped:
+            rs, fs = release["segments"], shaped["segments"]
+            out += [
+                f"Each task process, median (release: {rs['processes']} processes bounded of "
+                f"{rs['running_spells']} `running` spells; floor: {fs['processes']} of "
+                f"{fs['running_spells']}):",
+                "",
+                *_table(
+                    ["part", "release, s", "floor, s"],
+                    [
+                        [
+                            SEGMENT_LABELS[k],
+                            _n(rs["median_per_process"][k], 3),
+                            _n(fs["median_per_process"][k], 3),
+                        ]
+                        for k in figures.SEGMENTS
+                    ]
+                    + [
+                        [
+                            "DAG file parse alone (task runner's `dag_file_parse_ms`), ms",
+                            _n(rs["parse_ms_median"], 0),
+                            _n(fs["parse_ms_median"], 0),
+                        ]
+                    ],
+                ),
+                "Per task on the release's critical path (sums over its processes), s:",
+                "",
+                *_table(
+                    ["task", "processes", *[SEGMENT_LABELS[k] for k in figures.SEGMENTS], "parse, ms"],
+                    [
+                        [
+                            f"`{t['task_id']}`",
+                            t["processes"],
+                            *[_n(t[k], 2) for k in figures.SEGMENTS],
+                            _n(t["parse_ms"], 0),
+                        ]
+                        for t in rs["per_task"]
+                    ],
+                ),
+            ]
+        costs = engine.get("task_costs")
+        if costs:
+            out += [
+                f"A release task's steps before its own work, timed one by one in a fresh process set up as "
+                f"the scheduler's forks are (`bench/task_costs.py`, median of {costs['runs']}):",
+                "",
+                *_table(
+                    ["step", "s"],
+                    [[k, _n(v, 3)] for k, v in costs["median_seconds"].items()]
+                    + [["total", _n(costs["total_median_seconds"], 3)]],
                 ),
             ]
     return out

@@ -19,6 +19,11 @@ against something measured in the same run, so a slow machine moves both sides.
    approvers who take their time) are long next to its work; worker-seconds ``running``
    over wall time, and each wait's state.
 5. AWS calls per minute while the metric watches run, from the sandbox's request log.
+6. Airflow's own floor, on the same stack right after the releases: a DAG of no-op tasks in the
+   measured release's shape (``bench/dags/bench_floor.py``: as many tasks as its critical path,
+   parked where and as often as the release's were, each wait trivial, approvals answered over
+   REST) and a plain chain of the same length; the release's overhead as a ratio to each, and
+   where the difference goes, from the task logs.
 
 It starts one sandbox process and one Airflow stack per executor (2-core machines: one
 at a time) and stops them all, also on failure. ``--quick`` (about 10 minutes) runs
@@ -31,6 +36,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -86,6 +92,7 @@ def analyse(rec: harness.RunRecord, box: harness.BenchSandbox) -> dict[str, Any]
     }
     result: dict[str, Any] = {
         "run_id": rec.run_id,
+        "run_after": rec.run.get("run_after"),
         "state": rec.run["state"],
         "executor": rec.executor,
         "timings": {
@@ -113,12 +120,36 @@ def analyse(rec: harness.RunRecord, box: harness.BenchSandbox) -> dict[str, Any]
         result["overhead"]["configured_waits_total_seconds"] = round(
             sum(configured[t] for t in path if t in configured), 3
         )
+        result["shape"] = figures.release_shape(path, spells, harness.FLOOR_DEFER_SECONDS)
+        result["resumptions"] = figures.resumptions(result["overhead"]["critical_path"], spells)
+        if rec.logs:
+            result["segments"] = figures.path_segments(path, rec.logs, spells)
     if rec.fault is not None and rec.fault_at is not None:
         result["restore"] = figures.restore(
             rec.fault_at, poll, rec.aws_requests, rec.ledger, spells, rec.fault.task_id
         )
         result["restore"]["fault"] = {"kind": rec.fault.kind, **rec.fault.fields}
     return result
+
+
+def analyse_floor(rec: harness.FloorRecord) -> dict[str, Any]:
+    """A floor DAG's run, measured as the release is: overhead, resumptions, task-log parts."""
+    spells = figures.state_intervals(rec.events, until=figures.ts(rec.run.get("end_date")))
+    shaped = rec.dag_id == harness.FLOOR_SHAPED
+    ids = harness.expected_floor_ids(rec.shape, parked=shaped)
+    path = figures.critical_path(figures.upstream_map(rec.tasks), rec.tis, ids[-1])
+    waits = figures.floor_waits(rec.shape, ids) if shaped else {}
+    found = figures.overhead(rec.run, rec.tis, spells, path, waits, figures.approval_waits(rec.hitl), {})
+    return {
+        "dag_id": rec.dag_id,
+        "run_id": rec.run_id,
+        "state": rec.run["state"],
+        "executor": rec.executor,
+        "waits": waits,
+        "overhead": found,
+        "resumptions": figures.resumptions(found["critical_path"], spells),
+        "segments": figures.path_segments(path, rec.logs, spells),
+    }
 
 
 class Runner:
@@ -143,22 +174,14 @@ class Runner:
         log(f"== {name} done in {time.monotonic() - started:.0f} s")
         return value
 
-    def release(
-        self, engine: harness.Engine, box: harness.BenchSandbox, name: str, **kwargs: Any
-    ) -> dict[str, Any]:
-        """One release of the scenario; a run the scheduler's deferral race spoiled is counted and rerun."""
+    def retrying(self, executor: str, scenario: str, call) -> tuple[Any, int]:
+        """``call()`` and its attempt; a run the scheduler's deferral race spoiled is counted and rerun."""
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
-                rec = harness.release(engine, box, log, **kwargs)
-                break
+                return call(), attempt
             except harness.RaceLost as lost:
                 self.races.append(
-                    {
-                        "executor": engine.executor,
-                        "scenario": name,
-                        "run_id": lost.run_id,
-                        "tasks": lost.tasks,
-                    }
+                    {"executor": executor, "scenario": scenario, "run_id": lost.run_id, "tasks": lost.tasks}
                 )
                 log(
                     f"  lost to Airflow's deferral race ({', '.join(lost.tasks)}); "
@@ -166,6 +189,17 @@ class Runner:
                 )
                 if attempt == MAX_ATTEMPTS:
                     raise
+        raise AssertionError("unreachable")
+
+    def release(
+        self, engine: harness.Engine, box: harness.BenchSandbox, name: str, **kwargs: Any
+    ) -> dict[str, Any]:
+        """One release of the scenario; a run the scheduler's deferral race spoiled is counted and rerun."""
+        rec, attempt = self.retrying(
+            engine.executor,
+            name,
+            lambda: harness.release(engine, box, log, with_logs=name.startswith("release-"), **kwargs),
+        )
         rec.dump(self.records / f"{engine.executor}-{name}.json")
         result = analyse(rec, box)
         result["attempt"] = attempt
@@ -195,6 +229,18 @@ class Runner:
                 )
                 if r
             ]
+            shaped = next((r["shape"] for r in found["releases"] if r.get("shape")), None)
+            if shaped is not None:
+                found["floor"] = self.scenario(
+                    f"{executor}: Airflow's floor for the release's shape",
+                    lambda: self.floor(engine, shaped, 1 if quick else 2),
+                )
+            measured = next((r for r in found["releases"] if r.get("overhead")), None)
+            if measured is not None:
+                found["task_costs"] = self.scenario(
+                    f"{executor}: a release task's steps before its own work",
+                    lambda: self.task_costs(engine, measured, 3 if quick else 5),
+                )
             if executor == "LocalExecutor":
                 points = RESTORE_POINTS[:1] if quick else RESTORE_POINTS
                 found["restores"] = [
@@ -214,6 +260,63 @@ class Runner:
                     )
         finally:
             harness.stop_engine(engine, log)
+        return found
+
+    def floor(self, engine: harness.Engine, shape: dict[str, Any], repeats: int) -> dict[str, Any]:
+        """The floor DAGs in the release's shape: the shaped chain, then the plain chain, ``repeats`` each."""
+        kinds = [t["kind"] for t in shape["tasks"]]
+        log(
+            f"  shape: {len(kinds)} tasks, {kinds.count('deferred')} deferred "
+            f"({sum(t['parks'] for t in shape['tasks'] if t['kind'] == 'deferred')} deferrals), "
+            f"{kinds.count('awaiting_input')} awaiting input"
+        )
+        found: dict[str, Any] = {"shape": shape, "parse_seconds": harness.set_floor_shape(engine, shape, log)}
+        for key, dag_id in (("shaped", harness.FLOOR_SHAPED), ("chain", harness.FLOOR_CHAIN)):
+            found[key] = []
+            for i in range(repeats):
+                rec, attempt = self.retrying(
+                    engine.executor, dag_id, lambda d=dag_id: harness.floor_run(engine, d, shape, log)
+                )
+                rec.dump(self.records / f"{engine.executor}-{dag_id}-{i + 1}.json")
+                if rec.run["state"] != "success":
+                    raise harness.BenchError(
+                        f"{dag_id} ended {rec.run['state']}:\n"
+                        + harness.floor_client(engine, dag_id).diagnose(rec.run_id)
+                    )
+                result = analyse_floor(rec)
+                result["attempt"] = attempt
+                found[key].append(result)
+                o = result["overhead"]
+                log(
+                    f"  {dag_id}: wall {o['wall_seconds']:.1f} s, overhead {o['overhead_seconds']:.1f} s "
+                    f"({o['overhead_per_task_seconds']:.2f} s per task)"
+                )
+        return found
+
+    def task_costs(self, engine: harness.Engine, release: dict[str, Any], repeats: int) -> dict[str, Any]:
+        """``task_costs.py`` in ``repeats`` fresh processes with the stack's environment; median per step."""
+        runs = []
+        for _ in range(repeats):
+            out = subprocess.run(
+                [
+                    sys.executable,
+                    str(BENCH / "task_costs.py"),
+                    release["run_id"],
+                    harness.VERSION,
+                    release["run_after"],
+                ],
+                env=engine.supervisor.env,
+                capture_output=True,
+                text=True,
+                timeout=300,
+                cwd=ROOT,
+            )
+            if out.returncode != 0:
+                raise harness.BenchError(f"task_costs.py failed ({out.returncode}):\n{out.stderr[-3000:]}")
+            runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        found = figures.step_medians(runs)
+        for step, value in found["median_seconds"].items():
+            log(f"  {value:.3f} s  {step}")
         return found
 
     def long_waits(self, engine: harness.Engine, box: harness.BenchSandbox) -> dict[str, Any]:
@@ -236,6 +339,14 @@ class Runner:
 def derive(results: dict[str, Any]) -> None:
     """The figures computed across scenarios, from what each scenario recorded."""
     for engine in (results.get("engines") or {}).values():
+        floor = engine.get("floor")
+        if floor:
+            shaped, chain = (floor.get("shaped") or [None])[0], (floor.get("chain") or [None])[0]
+            floor["comparisons"] = [
+                figures.floor_comparison(r, shaped, chain)
+                for r in engine.get("releases") or []
+                if r.get("overhead")
+            ]
         long_waits = engine.get("long_waits")
         if long_waits:
             long_waits["marginal"] = figures.marginal_worker_time(

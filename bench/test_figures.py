@@ -290,3 +290,176 @@ def test_a_retried_task_counts_from_its_first_try_and_its_retry_delay_apart():
     step = result["critical_path"][0]
     assert (step["tries"], step["gap"], step["running"], step["retry_delay"]) == (2, 1, 2, 3)
     assert step["to_queued"] is None
+
+
+# ------------------------------------------------------------------------- Airflow's own floor
+# The release above (a, b deferring for 10 s, c) plus an approval: a, b, g (awaiting input 3 s), c.
+FLOOR_EVENTS = [
+    *EVENTS[1:7],  # a and b
+    event("g", "running", 19),
+    event("g", "awaiting_input", 20),
+    event("g", "running", 24),
+    event("g", "success", 25),
+    event("c", "running", 26),
+    event("c", "success", 27),
+]
+
+
+def log_entry(at: float, text: str, **extra) -> dict:
+    return {"timestamp": iso(at), "event": text, **extra}
+
+
+def test_release_shape_says_how_each_task_on_the_path_parked():
+    spells = figures.state_intervals(
+        [*FLOOR_EVENTS, event("b", "deferred", 17.5), event("b", "running", 17.8)]
+    )
+    shape = figures.release_shape(["a", "b", "g", "c"], spells, 1.0)
+    assert shape["defer_seconds"] == 1.0
+    assert [(t["kind"], t["parks"], t["mirrors"]) for t in shape["tasks"]] == [
+        ("run", 0, "a"),
+        ("deferred", 2, "b"),
+        ("awaiting_input", 1, "g"),
+        ("run", 0, "c"),
+    ]
+    ids = ["t01_run", "t02_deferred", "t03_awaiting_input", "t04_run"]
+    assert figures.floor_waits(shape, ids) == {"t02_deferred": 2.0}
+
+
+def test_resumptions_cost_their_handoff_and_the_resumed_process():
+    spells = figures.state_intervals(FLOOR_EVENTS)
+    tis = {
+        t: {"start_date": iso(s), "end_date": iso(e), "state": "success"}
+        for t, s, e in (("a", 1, 3), ("b", 4, 18), ("g", 19, 25), ("c", 26, 27))
+    }
+    run = {"start_date": iso(0), "end_date": iso(28)}
+    found = figures.overhead(run, tis, spells, ["a", "b", "g", "c"], {"b": 10.0}, {"g": 3.0}, {})
+    costs = figures.resumptions(found["critical_path"], spells)
+    # b parked 12 s for 10 asked: 2 s hand-off, then 1 s running; g parked 4 s for a 3 s answer
+    assert costs["deferred"] == {
+        "resumptions": 1,
+        "handoff_seconds": 2.0,
+        "resumed_running_seconds": 1.0,
+        "handoff_per_resumption_seconds": 2.0,
+        "cost_per_resumption_seconds": 3.0,
+    }
+    assert costs["awaiting_input"]["handoff_per_resumption_seconds"] == 1.0
+    assert costs["awaiting_input"]["cost_per_resumption_seconds"] == 2.0
+
+
+def test_process_segments_split_each_task_process_by_its_log_markers():
+    spells = figures.state_intervals(FLOOR_EVENTS)["b"]
+    entries = [
+        log_entry(3.9, "::group::Pre Execute"),
+        log_entry(4.3, "Worker startup parse complete", dag_file_parse_ms=120),
+        log_entry(4.5, "::endgroup::"),
+        log_entry(4.9, "Pausing task as DEFERRED. "),
+        log_entry(10, "trigger fired"),  # the triggerer's lines, between the two processes
+        log_entry(17.1, "::group::Pre Execute"),
+        log_entry(17.2, "Worker startup parse complete", dag_file_parse_ms=100),
+        log_entry(17.6, "::endgroup::"),
+        log_entry(17.7, "Done. Returned value was: None"),
+        log_entry(17.75, "::group::Post Execute"),
+        log_entry(17.9, "::endgroup::"),
+    ]
+    found = figures.process_segments(entries, spells)
+    assert found == [
+        {
+            "start_to_parsed": 0.3,
+            "before_execute": 0.2,
+            "execute": 0.4,
+            "after_execute": 0.1,
+            "parse_ms": 120,
+        },
+        {
+            "start_to_parsed": 0.2,
+            "before_execute": 0.4,
+            "execute": 0.1,
+            "after_execute": 0.3,
+            "parse_ms": 100,
+        },
+    ]
+    segments = figures.path_segments(
+        ["b", "c"], {"b": entries, "c": []}, figures.state_intervals(FLOOR_EVENTS)
+    )
+    assert segments["processes"] == 2 and segments["running_spells"] == 3
+    assert segments["totals"] == {
+        "start_to_parsed": 0.5,
+        "before_execute": 0.6,
+        "execute": 0.5,
+        "after_execute": 0.4,
+    }
+    assert segments["per_task"][1] == {
+        "task_id": "c",
+        "processes": 0,
+        "start_to_parsed": 0,
+        "before_execute": 0,
+        "execute": 0,
+        "after_execute": 0,
+        "parse_ms": None,
+    }
+
+
+def side(overhead: float, tasks: int, *, net: float | None = None, running: float = 0.0, **split) -> dict:
+    base = {"gaps_between_tasks": 0.0, "resume_handoffs": 0.0, "retry_delays": 0.0, "after_last_task": 0.0}
+    return {
+        "overhead": {
+            "wall_seconds": overhead + 10,
+            "overhead_seconds": overhead,
+            "net_overhead_seconds": overhead if net is None else net,
+            "critical_path_tasks": tasks,
+            "overhead_per_task_seconds": round(overhead / tasks, 3),
+            "net_overhead_per_task_seconds": round((overhead if net is None else net) / tasks, 3),
+            "split": {
+                **base,
+                **split,
+                "running": running,
+                "waits": 10.0,
+                "running_median_per_task": 0.5,
+                "gap_median_upstream_end_to_queued": 0.1,
+                "gap_median_queued_to_running": 0.05,
+            },
+        },
+        "resumptions": {"deferred": {"resumptions": 4}},
+    }
+
+
+def test_floor_comparison_gives_ratios_and_the_floors_cost_per_parked_wait():
+    release = side(36.0, 26, net=32.0)
+    shaped, chain = side(24.0, 26), side(8.0, 26)
+    found = figures.floor_comparison(release, shaped, chain)
+    assert found["ratio_to_shaped_floor"] == 1.5
+    assert found["net_ratio_to_shaped_floor"] == 1.33
+    assert found["ratio_to_chain_floor"] == 4.5
+    assert found["per_task_ratio_to_chain_floor"] == 4.5
+    # (24 - 8) s over the shaped floor's 4 parked waits
+    assert found["floor_cost_per_parked_wait_seconds"] == 4.0
+    assert found["release"]["overhead_per_task_seconds"] == round(36 / 26, 3)
+    assert "ours" not in found  # no task-log parts to split by
+    assert figures.floor_comparison(release, None, chain)["ratio_to_chain_floor"] == 4.5
+    assert "floor_cost_per_parked_wait_seconds" not in figures.floor_comparison(release, None, chain)
+
+
+def test_ours_split_puts_the_largest_difference_first_and_adds_up():
+    totals = {"start_to_parsed": 0.0, "before_execute": 0.0, "execute": 0.0, "after_execute": 0.0}
+    release = side(32.0, 26, running=14.0, gaps_between_tasks=6.0, resume_handoffs=11.0, after_last_task=1.0)
+    release["segments"] = {
+        "totals": {**totals, "start_to_parsed": 4.0, "before_execute": 3.0, "execute": 6.0}
+    }
+    floor = side(20.0, 26, running=5.0, gaps_between_tasks=5.0, resume_handoffs=9.5, after_last_task=0.5)
+    floor["segments"] = {"totals": {**totals, "start_to_parsed": 2.5, "before_execute": 2.0, "execute": 0.3}}
+    rows = figures.floor_comparison(release, floor, None)["ours"]
+    assert rows[0]["part"].startswith("execute") and rows[0]["ours_seconds"] == 5.7
+    assert [r["ours_seconds"] for r in rows] == sorted((r["ours_seconds"] for r in rows), reverse=True)
+    # running 14 s, of which the markers bound 13 s; the floor's 5 s, 4.8 bound
+    unbound = next(r for r in rows if r["part"].startswith("running, not bounded"))
+    assert (unbound["release_seconds"], unbound["floor_seconds"]) == (1.0, 0.2)
+    assert round(sum(r["ours_seconds"] for r in rows), 3) == 32.0 - 20.0
+
+
+def test_step_medians_keep_the_first_runs_order():
+    found = figures.step_medians(
+        [{"parse": 0.1, "context": 0.3}, {"parse": 0.3, "context": 0.1}, {"parse": 0.2}]
+    )
+    assert list(found["median_seconds"]) == ["parse", "context"]
+    assert found["median_seconds"] == {"parse": 0.2, "context": 0.2}
+    assert found["total_median_seconds"] == 0.4 and found["runs"] == 3

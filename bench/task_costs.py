@@ -1,0 +1,82 @@
+#!/usr/bin/env python3
+"""What a release task spends before its own work, step by step, in a process set up as a task's.
+
+Run by ``run_all.py`` after the releases, on the same stack (its environment: connections, the
+deployment config, PYTHONPATH) against the record a release left in the sandbox's S3:
+``python bench/task_costs.py <run_id> <version> <run_after>``. The process first does what the
+scheduler does before it forks a task (``airflow_local_settings``: Airflow's building blocks of
+the DAG file, the providers' hooks and libraries, botocore's service models), then times, once
+each and in a task's order:
+
+1. ``dags/deploy_production.py`` imported: our modules, the configuration (YAML, pydantic),
+   the 54 tasks built (a task process parses the file so);
+2. the run context (``deployment.run_context.release``): the deployment record located, its
+   config snapshot read from S3 and validated, the S3 hook and client built on first use;
+3. one more section of the record read (one S3 GET on the client already built);
+4. a second AWS hook and its client (CloudFormation), as the tasks that call it build one;
+5. a third (Amplify).
+
+Prints one JSON object: step → seconds. The gate proof and the XCom push are read from the
+task logs instead (``figures.path_segments``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from types import SimpleNamespace
+
+ROOT = Path(__file__).resolve().parents[1]
+STEPS = (
+    "parse dags/deploy_production.py (our modules, the configuration, 54 tasks)",
+    "run context: the record located, its config snapshot read and validated, the S3 client",
+    "one more section of the record read (S3 GET)",
+    "a second AWS hook and client (CloudFormation)",
+    "a third AWS hook and client (Amplify)",
+)
+
+
+def measure(run_id: str, version: str, run_after: str) -> dict[str, float]:
+    import airflow_local_settings as local
+
+    local.preload(local.PARSE + local.TASKS)
+    local.share_aws_models(local.AWS_SERVICES)
+    seconds: dict[str, float] = {}
+
+    def step(name: str, call):
+        started = time.perf_counter()
+        value = call()
+        seconds[name] = round(time.perf_counter() - started, 4)
+        return value
+
+    def parse() -> None:
+        spec = importlib.util.spec_from_file_location(
+            "bench_probe_dag", ROOT / "dags" / "deploy_production.py"
+        )
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+
+    step(STEPS[0], parse)
+    from airflow.providers.amazon.aws.hooks.cloud_formation import CloudFormationHook
+
+    from deployment.hooks.aws import AmplifyHook, hook_for
+    from deployment.run_context import CONFIG_SECTION, release
+
+    context = {
+        "params": {"version": version},
+        "run_id": run_id,
+        "dag_run": SimpleNamespace(run_after=datetime.fromisoformat(run_after.replace("Z", "+00:00"))),
+    }
+    rel = step(STEPS[1], lambda: release(context))
+    step(STEPS[2], lambda: rel.ledger.read(CONFIG_SECTION))
+    step(STEPS[3], lambda: hook_for(rel.cfg, CloudFormationHook).get_conn())
+    step(STEPS[4], lambda: hook_for(rel.cfg, AmplifyHook).get_conn())
+    return seconds
+
+
+if __name__ == "__main__":
+    print(json.dumps(measure(*sys.argv[1:4])))
