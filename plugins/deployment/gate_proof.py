@@ -4,7 +4,8 @@ A checkpoint task is not a lock: whoever may edit task states can mark ``verify_
 successful, and whoever may write XCom can forge what it returned. So every task that
 changes production (the backup, the change set's execution, the Amplify job, each traffic
 step) runs :func:`prove_gate` before it does anything (Airflow's ``pre_execute`` hook, which
-the task runner calls before ``execute`` and before every resumption). It reads evidence
+the task runner calls before ``execute`` and before every resumption; a resumption of the try
+that already proved it reuses that proof). It reads evidence
 that nobody able to edit task states or XCom can write:
 
 - Airflow's own human-in-the-loop records of the approval tasks, every try of each, read
@@ -195,6 +196,11 @@ def prove_gate(context: Any) -> dict[str, Any]:
 
     rel = release(context)
     ti, dag_run = context["ti"], context["dag_run"]
+    earlier = rel.ledger.read(f"{PROOF_SECTION}.{ti.task_id}") or {}
+    if earlier.get("proven") and earlier.get("try_number") == ti.try_number:
+        # A resumption of the try that proved it: the change was made on that proof, and what the
+        # task does on resuming (judge, record, restore) changes production only back to stable.
+        return earlier
     triggering_user = dag_run.triggering_user_name
     gate = (rel.ledger.read("approvals") or {}).get("gate") or {}
     problems: list[str] = []

@@ -152,3 +152,12 @@ def test_a_state_set_by_hand_in_bulk_blocks_like_a_single_patch(record, approved
     ]
     with pytest.raises(GateNotProven, match="hand_task_state by unknown .* on approval_gate.verify_gate"):
         prove_gate(_context())
+
+
+def test_a_resumption_of_the_proven_try_reuses_its_proof_and_a_retry_proves_again(record, approved):
+    first = prove_gate(_context())
+    asked = len(approved.requests)
+    assert prove_gate(_context()) == first and len(approved.requests) == asked  # resumed: no API call
+    retry = _context()
+    retry["ti"].try_number = 2
+    assert prove_gate(retry)["try_number"] == 2 and len(approved.requests) > asked
