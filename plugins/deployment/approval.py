@@ -490,9 +490,10 @@ class ApprovalReminderOperator(BaseOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         return self._next(context)
 
-    def resume(self, context: Any, event: dict[str, Any] | None = None) -> dict[str, Any]:
-        """After a wait: a gate decided meanwhile ends the task; otherwise look again."""
-        if (event or {}).get("decided"):
+    def resume(self, context: Any, event: Any = None) -> dict[str, Any]:
+        """After a wait: a gate decided meanwhile ends the task; otherwise look again. The gate's
+        trigger resumes with ``{"decided": ...}``; the short look's ``DateTimeTrigger`` with its moment."""
+        if isinstance(event, dict) and event.get("decided"):
             return {"reminded": []}
         return self._next(context)
 

@@ -84,6 +84,13 @@ def test_before_the_first_request_it_looks_again_shortly(cfg, record, slack):
     assert slack.recorder.list() == []
 
 
+def test_the_short_look_resumes_with_the_moment_as_its_event_and_looks_again(cfg, record, slack):
+    # The wait before the first request is a DateTimeTrigger: Airflow resumes the task with the
+    # trigger's moment (a datetime) as the event, not a dict.
+    deferred = _run(cfg, {FIRST: "queued"}, event=datetime.now(UTC))
+    assert isinstance(deferred, TaskDeferred) and slack.recorder.list() == []
+
+
 def test_after_half_the_time_the_open_request_is_reminded_once(cfg, record, slack, smtp):  # noqa: F811
     _gate(record, elapsed=400)
     done = _run(cfg, {FIRST: "awaiting_input"}, event={"decided": False})
