@@ -551,9 +551,13 @@ class _Findings:
 
 
 # A percentile is judged against its limit once the window holds 1/(1-q) values (else it is just
-# the maximum), and against the stable colour's once five values lie above it in each colour
-# (the canary's share of requests is small, and a small sample's high percentile is noisy).
+# the maximum). p95 is also compared with the stable colour's once five values lie above it in each
+# colour; p99 is not: a p99 of a few hundred values is decided by its top few, and on the 2-core
+# machine a healthy canary's p99 came out 1.5-1.8x the stable colour's (306 vs 174 ms, 255 vs 175 ms)
+# in three runs. How the canary's latency compares with the stable colour's as a distribution is the
+# rank test's question.
 PERCENTILES = (("p95_ms", 0.95), ("p99_ms", 0.99))
+COMPARED_WITH_STABLE = frozenset({"p95_ms"})
 TAIL_FOR_COMPARISON = 5
 
 
@@ -627,6 +631,11 @@ def _judge_latency(found: _Findings, window: str, sample: ColourSample, threshol
             found.breaches.append(Breach(f"latency_{name}", value, f"< {limit:g}", window))
         else:
             found.reasons.append(f"{who} {label} {value:g} ms below {limit:g} ms")
+        if name not in COMPARED_WITH_STABLE:
+            found.reasons.append(
+                f"{who} {label} judged against its limit only (the rank test compares colours)"
+            )
+            continue
         stable_value = getattr(stable, name)
         need = math.ceil(TAIL_FOR_COMPARISON / (1 - q) - 1e-9)
         if stable_value is None or min(n, ns) < need:
