@@ -13,7 +13,7 @@ import pytest
 from _e2e import expect_api_error, fresh_world, release_conf
 
 from airflow_stack.client import AirflowClient
-from airflow_stack.env import APPROVERS, CI_USER, DEVELOPER, PIPELINE_USER, RELEASE_MANAGER
+from airflow_stack.env import APPROVERS, CI_USER, DEVELOPER, EMERGENCY_USERS, PIPELINE_USER, RELEASE_MANAGER
 
 pytestmark = pytest.mark.e2e
 
@@ -54,7 +54,9 @@ def test_each_role_may_do_its_part_and_nothing_more(local_clients, sandbox):
     run_id = ci.trigger(release_conf())["dag_run_id"]
     queued = dave.trigger(release_conf(), run_id=f"{run_id}__dave")["dag_run_id"]
     admin.request("PATCH", f"/dags/{admin.dag_id}/dagRuns/{queued}", json={"state": "failed"})
-    for refused in (local_clients[APPROVERS[0]], erin, pipeline):
+    # carol: an approver who is not an emergency user (alice and bob may also trigger, EmergencyReleaser)
+    plain_approver = next(u for u in APPROVERS if u not in EMERGENCY_USERS)
+    for refused in (local_clients[plain_approver], erin, pipeline):
         expect_api_error(lambda who=refused: who.trigger(release_conf()), 403)
 
     ci.wait_for_task(run_id, FIRST, {"awaiting_input"}, timeout=240, poll=0.5)
