@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from typing import Any
 
 from airflow.listeners import hookimpl
@@ -25,21 +26,35 @@ OWNER = "unknown (a bulk change: Airflow logs no user)"
 @hookimpl
 def on_task_instance_success(previous_state: Any, task_instance: Any) -> None:
     if previous_state is None:
-        record_hand_mark(task_instance, "success")
+        _in_background(task_instance, "success")
 
 
 @hookimpl
 def on_task_instance_skipped(previous_state: Any, task_instance: Any) -> None:
     if previous_state is None:
-        record_hand_mark(task_instance, "skipped")
+        _in_background(task_instance, "skipped")
 
 
-def record_hand_mark(task_instance: Any, state: str) -> None:
-    """Write the audit-log row of a hand-set state of a release run's task (never raises)."""
+def _in_background(task_instance: Any, state: str) -> None:
+    """The hooks fire inside the API request's own transaction: on SQLite a second session writing
+    now would wait for that transaction's lock, which the request holds until it returns (the
+    request hung past its clients' 15 s). A thread writes once the request has committed."""
     from deployment.guards import RELEASE_DAG_ID
 
     if task_instance.dag_id != RELEASE_DAG_ID:
         return
+    fields = {
+        "dag_id": task_instance.dag_id,
+        "run_id": task_instance.run_id,
+        "task_id": task_instance.task_id,
+        "map_index": getattr(task_instance, "map_index", -1),
+        "try_number": getattr(task_instance, "try_number", None),
+    }
+    threading.Thread(target=record_hand_mark, args=(fields, state), name="hand-mark", daemon=True).start()
+
+
+def record_hand_mark(fields: dict[str, Any], state: str) -> None:
+    """Write the audit-log row of a hand-set state of a release run's task (never raises)."""
     try:
         from airflow.models.log import Log
         from airflow.utils.session import create_session
@@ -50,12 +65,8 @@ def record_hand_mark(task_instance: Any, state: str) -> None:
                     event=EVENT,
                     owner=OWNER,
                     extra=json.dumps({"new_state": state}),
-                    dag_id=task_instance.dag_id,
-                    run_id=task_instance.run_id,
-                    task_id=task_instance.task_id,
-                    map_index=getattr(task_instance, "map_index", -1),
-                    try_number=getattr(task_instance, "try_number", None),
+                    **fields,
                 )
             )
     except Exception:  # a listener never fails the user's request
-        log.exception("could not record the hand-set state of %s", task_instance.task_id)
+        log.exception("could not record the hand-set state of %s", fields["task_id"])
