@@ -85,7 +85,7 @@ def test_each_role_may_do_its_part_and_nothing_more(local_clients, sandbox):
         lambda: erin.request("POST", f"/dags/{ROLLBACK_DAG}/dagRuns", json=rollback), 400
     )
     assert "reason" in str(error.detail)
-    for client in (ci, approver, pipeline):
+    for client in (ci, local_clients[plain_approver], pipeline):
         expect_api_error(
             lambda who=client: who.request("POST", f"/dags/{ROLLBACK_DAG}/dagRuns", json=rollback), 403
         )

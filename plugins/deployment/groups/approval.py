@@ -67,7 +67,7 @@ class ApprovalNeeded(BaseNotifier):
                 version=rel.version,
                 task_id=op.task_id,
                 key=f"try{ti.try_number}",
-                assigned=[u["id"] for u in op.assigned_users],
+                assigned=[u["name"] for u in op.assigned_users],  # usernames (ids are the auth manager's)
                 deadline=entry.get("deadline", "unknown"),
                 link=link,
                 run_id=rel.run_id,
