@@ -92,10 +92,12 @@ def test_each_role_may_do_its_part_and_nothing_more(local_clients, sandbox):
 
     # The pipeline's reader reads runs, task states, approvals and the audit log; pauses nothing.
     assert pipeline.hitl_detail(run_id, FIRST)["response_received"] is True
+    # (the answer re-queues the task: any state between the answer and its end)
     assert pipeline.task_instance(run_id, FIRST)["state"] in (
         "awaiting_input",
-        "running",
+        "scheduled",
         "queued",
+        "running",
         "success",
     )
     events = pipeline.request("GET", "/eventLogs", params={"dag_id": pipeline.dag_id, "limit": 100})
