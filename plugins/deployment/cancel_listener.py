@@ -79,10 +79,11 @@ def restore_cancelled(run_id: str, what: str, looks: tuple[float, ...] = LOOK_AG
         stable = cancelled_stable_colour(ledger.record()) if ledger else None
         if stable is None:
             return None
-        restored = restore_after_cancel(cfg, run_id, what, stable, split_only=False)
+        restored = restore_after_cancel(cfg, run_id, what, stable, split_only=False, ledger=ledger)
         for delay in looks:
             time.sleep(delay)
-            restored = restore_after_cancel(cfg, run_id, what, stable, split_only=False) or restored
+            again = restore_after_cancel(cfg, run_id, what, stable, split_only=False, ledger=ledger)
+            restored = again or restored
         return restored
     except Exception:  # a listener never fails the user's request; the rollback group restores too
         log.exception("could not restore the traffic of cancelled run %s", run_id)

@@ -800,7 +800,13 @@ def manual_plan(cfg: DeploymentConfig, target: str | None, reason: str, requeste
 
 # ---------------------------------------------------------------- cancellation
 def restore_after_cancel(
-    cfg: DeploymentConfig, run_id: str, task_id: str, stable: Colour, *, split_only: bool = True
+    cfg: DeploymentConfig,
+    run_id: str,
+    task_id: str,
+    stable: Colour,
+    *,
+    split_only: bool = True,
+    ledger: Ledger | None = None,
 ) -> dict | None:
     """A task (or its run) was marked failed by hand while traffic was moved: all of it back on ``stable``.
 
@@ -819,7 +825,7 @@ def restore_after_cancel(
     if (split_only and min(current.values()) == 0) or current == full(stable):
         return None
     traffic = restore_traffic(cfg, stable)
-    ledger = find_run(cfg, run_id)
+    ledger = ledger or find_run(cfg, run_id)  # find_run lists every record: callers that have it pass it
     section = {
         "task_id": task_id,
         "run_id": run_id,
