@@ -27,6 +27,18 @@ EMERGENCY_EFFECTS = {
 
 NOTHING_RISKY = ("no infrastructure changes", "only additions and in-place changes of stateless resources")
 
+# DynamoDB changes the version live now may not survive. CloudFormation replaces a table whose
+# KeySchema, LocalSecondaryIndexes or AttributeDefinitions change (a new, empty table under the
+# stack); a GlobalSecondaryIndexes change adds or deletes an index in place, and the change set
+# does not say which, so a query of the running version may lose its index.
+DATA_TABLE_TYPES = ("AWS::DynamoDB::Table", "AWS::DynamoDB::GlobalTable")
+DATA_SHAPE_PROPERTIES = (
+    "KeySchema",
+    "LocalSecondaryIndexes",
+    "GlobalSecondaryIndexes",
+    "AttributeDefinitions",
+)
+
 
 def _raise(level: str, to: str) -> str:
     return max(level, to, key=RISK_ORDER.index)
@@ -61,6 +73,32 @@ def assess_risk(cfg: DeploymentConfig, change_set: dict[str, Any], checks: dict[
     if not reasons:
         reasons.append(NOTHING_RISKY[0] if not change_set.get("changes") else NOTHING_RISKY[1])
     return {"level": level, "reasons": reasons}
+
+
+def data_compatibility(change_set: dict[str, Any]) -> dict[str, Any]:
+    """Whether the version live now can still read DynamoDB after this change set.
+
+    ``{"compatible": bool, "reasons": [...]}``. Incompatible: a table removed or replaced (``True``
+    or ``Conditional``), or its key schema, indexes or attribute definitions changed. Such a
+    release cannot be shifted gradually (both versions serve at once) nor undone by moving traffic
+    back, so it needs the ``force_deploy`` acknowledgement (``generate_plan``).
+    """
+    reasons = []
+    for change in change_set.get("changes", []):
+        if change["resource_type"] not in DATA_TABLE_TYPES:
+            continue
+        label = f"{change['logical_id']} ({change['resource_type']})"
+        shape = sorted(
+            {d["name"] for d in change.get("details", []) if d.get("name") in DATA_SHAPE_PROPERTIES}
+        )
+        if change["action"] == "Remove":
+            reasons.append(f"{label} is removed")
+        elif change.get("replacement") in REPLACING:
+            how = "may be replaced" if change["replacement"] == "Conditional" else "is replaced"
+            reasons.append(f"{label} {how}: a new, empty table")
+        elif change["action"] == "Modify" and shape:
+            reasons.append(f"{label}: {', '.join(shape)} changed")
+    return {"compatible": not reasons, "reasons": reasons}
 
 
 def emergency_items(emergency: dict[str, Any] | None) -> dict[str, Any]:
@@ -148,6 +186,13 @@ def build_plan(
     target = "green" if live_colour == "blue" else "blue"
     emergency = emergency_items(release.get("emergency"))
     risk = assess_risk(cfg, change_set, checks)
+    data = data_compatibility(change_set)
+    if not data["compatible"]:
+        risk = {
+            "level": "high",
+            "reasons": [f"data the running version cannot read: {r}" for r in data["reasons"]]
+            + [r for r in risk["reasons"] if r not in NOTHING_RISKY],
+        }
     if emergency["flags"]:
         reasons = [r for r in risk["reasons"] if r not in NOTHING_RISKY]
         risk = {
@@ -172,6 +217,7 @@ def build_plan(
         "steps": deployment_steps(cfg, target),
         "rollback_plan": rollback_plan(cfg, previous_version, live_colour),
         "change_set": change_set,
+        "data_compatibility": data,
         "emergency": emergency,
         "risk": risk,
     }
@@ -240,6 +286,22 @@ def _emergency_md(emergency: dict[str, Any] | None) -> list[str]:
     return [*lines, ""]
 
 
+def _data_md(data: dict[str, Any] | None) -> list[str]:
+    from deployment.notifications import md_escape
+
+    if data is None or data["compatible"]:
+        return ["## Data compatibility", "The running version can read DynamoDB after this release.", ""]
+    return [
+        "## Data compatibility: the running version CANNOT read DynamoDB after this release",
+        *[f"- {md_escape(reason)}" for reason in data["reasons"]],
+        "",
+        "Both versions serve during the traffic steps, and moving traffic back does not undo this: "
+        "a rollback restores the stack's template, the on-demand backups are the data's recovery point. "
+        "The run needs `emergency.force_deploy` with a reason as its acknowledgement.",
+        "",
+    ]
+
+
 def _checks_md(checks: dict[str, Any]) -> list[str]:
     from deployment.notifications import md_escape
 
@@ -296,6 +358,7 @@ def render_markdown(plan: dict[str, Any]) -> str:
         *[f"- {md_escape(reason)}" for reason in risk["reasons"]],
         "",
         *_emergency_md(plan.get("emergency")),
+        *_data_md(plan.get("data_compatibility")),
         "## Pre-deployment checks",
         *_checks_md(plan["checks"]),
         "",

@@ -245,3 +245,82 @@ def test_markdown_puts_the_flags_under_the_risk_escaped(cfg):
     for flag in ("force_deploy", "skip_monitoring", "ignore_alarms"):
         assert flag in body
     assert "<!channel>" not in markdown and "&lt;\\!channel&gt;" in body
+
+
+def _described(logical_id, action="Modify", replacement="False", properties=(), resource_type=None):
+    """One ``ResourceChange`` as CloudFormation's DescribeChangeSet returns it."""
+    return {
+        "Type": "Resource",
+        "ResourceChange": {
+            "Action": action,
+            "LogicalResourceId": logical_id,
+            "PhysicalResourceId": f"bayon-{logical_id.lower()}",
+            "ResourceType": resource_type or "AWS::DynamoDB::Table",
+            "Replacement": replacement,
+            "Scope": ["Properties"] if properties else [],
+            "Details": [
+                {
+                    "Target": {"Attribute": "Properties", "Name": name, "RequiresRecreation": recreation},
+                    "Evaluation": "Static",
+                    "ChangeSource": "DirectModification",
+                }
+                for name, recreation in properties
+            ],
+        },
+    }
+
+
+def _from_aws(*described):
+    from deployment.cloudformation import summarize
+
+    return _change_set(*summarize(list(described)))
+
+
+def test_a_table_whose_key_schema_changes_is_data_the_running_version_cannot_read(cfg):
+    change_set = _from_aws(
+        _described("ContentTable", replacement="True", properties=[("KeySchema", "Always")]),
+        _described("UsersTable", properties=[("GlobalSecondaryIndexes", "Never")]),
+        _described("ApiFunction", properties=[("Code", "Never")], resource_type="AWS::Lambda::Function"),
+    )
+    plan = _plan(cfg, change_set=change_set)
+    assert plan["data_compatibility"] == {
+        "compatible": False,
+        "reasons": [
+            "ContentTable (AWS::DynamoDB::Table) is replaced: a new, empty table",
+            "UsersTable (AWS::DynamoDB::Table): GlobalSecondaryIndexes changed",
+        ],
+    }
+    assert plan["risk"]["level"] == "high"
+    assert plan["risk"]["reasons"][0].startswith("data the running version cannot read: ContentTable")
+    markdown = render_markdown(plan)
+    assert "## Data compatibility: the running version CANNOT read DynamoDB after this release" in markdown
+    assert "needs `emergency.force_deploy` with a reason" in markdown
+
+
+def test_in_place_table_changes_and_other_resources_keep_the_data_readable(cfg):
+    change_set = _from_aws(
+        _described("ContentTable", properties=[("BillingMode", "Never"), ("Tags", "Never")]),
+        _described("ApiFunction", properties=[("Code", "Never")], resource_type="AWS::Lambda::Function"),
+    )
+    plan = _plan(cfg, change_set=change_set)
+    assert plan["data_compatibility"] == {"compatible": True, "reasons": []}
+    assert "The running version can read DynamoDB after this release." in render_markdown(plan)
+
+
+def test_a_removed_table_is_incompatible(cfg):
+    plan = _plan(cfg, change_set=_from_aws(_described("ContentTable", action="Remove", replacement=None)))
+    assert plan["data_compatibility"]["reasons"] == ["ContentTable (AWS::DynamoDB::Table) is removed"]
+
+
+def test_generate_plan_refuses_an_unacknowledged_data_change_and_takes_force_deploy():
+    import pytest
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from deployment.groups.validation import refuse_unacknowledged_data_change
+
+    plan = {"data_compatibility": {"compatible": False, "reasons": ["ContentTable (T) is removed"]}}
+    with pytest.raises(AirflowFailException, match=r"cannot read \(ContentTable \(T\) is removed\)"):
+        refuse_unacknowledged_data_change(plan, {"emergency": {}})
+    acknowledged = {"emergency": {"force_deploy": True, "reason": "the new key schema is migrated"}}
+    refuse_unacknowledged_data_change(plan, acknowledged)
+    refuse_unacknowledged_data_change({"data_compatibility": {"compatible": True, "reasons": []}}, {})

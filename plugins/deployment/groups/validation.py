@@ -6,7 +6,9 @@ path, ``force_deploy`` included: it is what gets deployed, not staging evidence.
 ``choose_checks`` branches on ``emergency.force_deploy``: either the three checks
 run (each fails on its own with the value at fault; ``record_checks`` keeps all
 three results in ``staging_checks`` and fails if any did), or ``skip_checks``
-records and announces the skip. ``generate_plan`` runs on either path.
+records and announces the skip. ``generate_plan`` runs on either path; it fails, with the
+plan in the record, when the release changes DynamoDB in a way the running version cannot read
+and the run does not acknowledge it with ``force_deploy``.
 """
 
 from __future__ import annotations
@@ -34,6 +36,24 @@ def _report(result: dict[str, Any]) -> dict[str, Any]:
     if not result["ok"]:
         raise AirflowFailException(f"{result['check']} failed: {result['detail']}")
     return result
+
+
+def refuse_unacknowledged_data_change(plan: dict[str, Any], params: dict[str, Any]) -> None:
+    """A release whose data the running version cannot read needs ``force_deploy`` (with its reason,
+    from an emergency user: the run contract and the gate proof check both) before anyone approves it."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from deployment.run_contract import emergency_flags
+
+    data = plan["data_compatibility"]
+    if data["compatible"] or emergency_flags(params)["force_deploy"]:
+        return
+    raise AirflowFailException(
+        "this release changes DynamoDB in a way the running version cannot read ("
+        + "; ".join(data["reasons"])
+        + "): it cannot be shifted gradually nor undone by moving traffic back. Trigger it again "
+        "with emergency.force_deploy and a reason to acknowledge it (the plan is in the record)"
+    )
 
 
 def pre_deployment_validation_group(config: DeploymentConfig) -> TaskGroup:
@@ -213,6 +233,7 @@ def pre_deployment_validation_group(config: DeploymentConfig) -> TaskGroup:
             markdown = render_markdown(plan)
             ledger.write("plan", plan)
             ledger.write_text("plan", markdown, "md")
+            refuse_unacknowledged_data_change(plan, params)
             # The Task SDK (3.3) offers no call to set the run's note from a task; the plan is
             # the approval request's body and plan.md in the record instead.
             return markdown
