@@ -29,9 +29,10 @@ credentials); ``POST /api/content``
 
 Faults (matchers ``version`` and/or ``colour``): ``latency`` adds ``ms`` (a real
 sleep) to every request but ``/health``; ``error_rate`` answers 500 to ``percent`` % of ``/api``
-requests. ``/health`` is spared so the pipeline can still read the version, and the
-traffic simulator's viewers, whose page loads through the front door learn their colour
-there, keep their one-second ticks under a slow colour;
+requests (each an independent draw, or with ``spacing: even`` exactly one in ``100/percent``).
+``/health`` is spared so the pipeline can still read the version, and the traffic
+simulator's viewers, whose page loads through the front door learn their colour there,
+keep their one-second ticks under a slow colour;
 ``stall`` answers 504 to every ``/api`` request (the gateway gave up on a function
 that does not answer); ``smoke_failure`` (optional matcher ``check``) answers 500 on
 that check's endpoint, or on every check endpoint when it names no check. Every
@@ -101,11 +102,22 @@ def simulate_request(
             percent, ms = float(tail.get("percent", 1)), float(tail.get("ms", 0))
             latency = _with_tail(latency, percent, ms, faults.tally(tail["id"]))
         failing = faults.find("error_rate", colour=colour, version=version)
-        if failing and rng.random() * 100 < float(failing.get("percent", 100)):
+        if failing and _fails(failing, faults, rng):
             return 500, latency
     if rng.random() * 100 < BASELINE_ERROR_PERCENT:
         return 500, latency
     return 200, latency
+
+
+def _fails(fault: dict[str, Any], faults: Faults, rng: random.Random) -> bool:
+    """Whether an ``error_rate`` fault fails this request: an independent draw, or with
+    ``spacing: even`` exactly one request in every ``100/percent`` (a test of the judge's power at
+    a given rate that must not depend on a lucky draw)."""
+    percent = float(fault.get("percent", 100))
+    if fault.get("spacing", "random") == "even":
+        seen = faults.tally(fault["id"])
+        return math.floor((seen + 1) * percent / 100) > math.floor(seen * percent / 100)
+    return rng.random() * 100 < percent
 
 
 def _with_tail(latency: float, percent: float, ms: float, seen: int) -> float:
@@ -258,8 +270,8 @@ class ColourApp:
         failing = self.faults.find("error_rate", **context)
         if failing:
             with self._rng_lock:
-                roll = self._rng.random() * 100
-            if roll < float(failing.get("percent", 100)):
+                fails = _fails(failing, self.faults, self._rng)
+            if fails:
                 return 500, {"error": "internal server error", **context}
         check = self.check_names.get(request.path)
         if check is not None and self.faults.find("smoke_failure", check=check, **context):

@@ -38,6 +38,7 @@ SETTINGS = {
     "rollback_fails": bool,
     "resource": str,
     "mode": str,  # cloudwatch_failure: error | throttling
+    "spacing": str,  # error_rate: random (each request a draw) | even (exactly one in 100/percent)
     "seconds": float,  # any fault: lasts this long
 }
 ALARM_STATES = ("OK", "ALARM", "INSUFFICIENT_DATA")
@@ -78,6 +79,8 @@ def parse_fault(body: Any) -> dict[str, Any]:
         raise ControlError(400, "percent must be between 0 and 100")
     if "mode" in fault and fault["mode"] not in ("error", "throttling"):
         raise ControlError(400, "mode must be error or throttling")
+    if "spacing" in fault and fault["spacing"] not in ("random", "even"):
+        raise ControlError(400, "spacing must be random or even")
     if "seconds" in fault and fault["seconds"] <= 0:
         raise ControlError(400, "seconds must be positive")
     if "ms" in fault and fault["ms"] < 0:

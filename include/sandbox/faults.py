@@ -18,7 +18,7 @@ from typing import Any
 KINDS = frozenset(
     {
         "smoke_failure",  # matchers: version|colour, check
-        "error_rate",  # matchers: version|colour; settings: percent
+        "error_rate",  # matchers: version|colour; settings: percent, spacing (random|even)
         "latency",  # matchers: version|colour; settings: ms
         "latency_tail",  # matchers: version|colour; settings: percent, ms (the mean kept)
         "stall",  # matchers: version|colour: user requests get no answer, so nothing is published

@@ -12,14 +12,17 @@ watch of several polls, applying the configured insufficient-data policy:
   times; the next one ends the watch as ``insufficient_data``.
 
 A breach ends the watch at once. A watch is ``healthy`` only when all its planned
-polls had data and none breached. Used by the traffic steps, the monitoring
-watch and the staging check alike; thresholds come from config (``Thresholds``).
+polls had data and none breached, and its last poll leaves nothing pending: a canary
+error rate above a limit that the step so far cannot yet confirm or clear is never a pass,
+so that last poll counts as one without enough data (``extend`` waits for more). Used by
+the traffic steps, the monitoring watch and the staging check alike; thresholds come from
+config (``Thresholds``).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from statistics import NormalDist, median
 from typing import Any, Literal
@@ -201,8 +204,10 @@ class Watch:
         """Record one verdict; returns the watch's outcome once it is decided, else None."""
         if self.outcome is not None:
             raise RuntimeError(f"the watch already ended {self.outcome}")
+        poll = len(self.verdicts) + 1
+        if verdict.outcome == HEALTHY and poll >= self.polls_needed and getattr(verdict, "pending", ()):
+            verdict = verdict.undecided()
         self.verdicts.append(verdict)
-        poll = len(self.verdicts)
         if verdict.outcome == BREACH:
             return self._end(BREACH, f"poll {poll}: {verdict.detail}")
         if verdict.outcome == INSUFFICIENT_DATA:
@@ -511,10 +516,16 @@ class CanaryVerdict:
     reasons: tuple[str, ...] = ()
     request_rate_ratio: float | None = None
     rank: RankTest | None = None
+    pending: tuple[str, ...] = ()
 
     @property
     def detail(self) -> str:
         return _detail(self.outcome, self.breaches, self.reasons)
+
+    def undecided(self) -> CanaryVerdict:
+        """This healthy verdict as the last poll of a watch: what is pending makes it not enough data."""
+        why = tuple(f"pending at the step's last poll: {reason}" for reason in self.pending)
+        return replace(self, outcome=INSUFFICIENT_DATA, reasons=why + self.reasons)
 
     def to_dict(self) -> dict[str, Any]:
         return _verdict_dict(
@@ -524,6 +535,7 @@ class CanaryVerdict:
             stable_error_rate_percent=self.sample.stable.error_rate_percent,
             request_rate_ratio=self.request_rate_ratio,
             rank_test=self.rank.to_dict() if self.rank is not None else None,
+            pending=list(self.pending),
         )
 
 
@@ -548,6 +560,7 @@ class _Findings:
     breaches: list[Breach] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)
     undecided: list[str] = field(default_factory=list)
+    pending: list[str] = field(default_factory=list)
 
 
 # A percentile is judged against its limit once the window holds 1/(1-q) values (else it is just
@@ -561,8 +574,20 @@ COMPARED_WITH_STABLE = frozenset({"p95_ms"})
 TAIL_FOR_COMPARISON = 5
 
 
-def _judge_errors(found: _Findings, window: str, sample: ColourSample, thresholds: Thresholds) -> None:
-    """The exact binomial test against the limit, and the Agresti-Caffo test against stable."""
+def _judge_errors(
+    found: _Findings, window: str, sample: ColourSample, thresholds: Thresholds, *, so_far: bool
+) -> None:
+    """The exact binomial test against the limit, and the Agresti-Caffo test against stable.
+
+    A rate above a limit with no evidence yet (p at or above ``UNDECIDED_P``) is only a reason in
+    an interval; in the step so far (``so_far``) it is pending: the step cannot end on it healthy.
+    """
+
+    def unconfirmed(reason: str) -> None:
+        found.reasons.append(reason)
+        if so_far:
+            found.pending.append(reason)
+
     canary, stable, alpha = sample.canary, sample.stable, thresholds.significance
     who = f"{window}: {sample.canary_colour} (new)"
     n, x = int(canary.requests or 0), int(canary.errors or 0)
@@ -578,9 +603,7 @@ def _judge_errors(found: _Findings, window: str, sample: ColourSample, threshold
             f"{who} error rate {rate:g} % ({x}/{n}) is at or above {limit:g} % but p = {p_abs:.2g}"
         )
     elif rate >= limit:
-        found.reasons.append(
-            f"{who} error rate {rate:g} % ({x}/{n}): no evidence above {limit:g} % (p = {p_abs:.2g})"
-        )
+        unconfirmed(f"{who} error rate {rate:g} % ({x}/{n}): no evidence above {limit:g} % (p = {p_abs:.2g})")
     else:
         found.reasons.append(f"{who} error rate {rate:g} % ({x}/{n}) below {limit:g} %")
 
@@ -605,9 +628,7 @@ def _judge_errors(found: _Findings, window: str, sample: ColourSample, threshold
             f"{window}: {versus} is worse than the new colour: the stable colour is degraded, not the release"
         )
     elif rate > stable_rate + margin:
-        found.reasons.append(
-            f"{who} error rate {rate:g} %: no evidence of worse than {versus} (p = {p_rel:.2g})"
-        )
+        unconfirmed(f"{who} error rate {rate:g} %: no evidence of worse than {versus} (p = {p_rel:.2g})")
     else:
         found.reasons.append(f"{who} error rate within {margin:g} points of {versus}")
 
@@ -717,6 +738,7 @@ def judge(
     if sample.step is not None and sample.step.start != sample.start:
         windows.append(("step", sample.step))
     for window, data in windows:
+        so_far = data is windows[-1][1]
         requests = data.canary.requests
         if not requests or requests < thresholds.min_requests_per_poll:
             seen = "no datapoint" if requests is None else f"{requests:g}"
@@ -726,7 +748,7 @@ def judge(
             )
             found.undecided.append(note)
             continue
-        _judge_errors(found, window, data, thresholds)
+        _judge_errors(found, window, data, thresholds, so_far=so_far)
         _judge_latency(found, window, data, thresholds)
 
     rank = rank_test(sample.canary_periods, sample.stable_periods, thresholds, sample.stable_colour)
@@ -743,12 +765,10 @@ def judge(
     found.reasons.append(rank.reason)
 
     ratio = _judge_band(found, sample, thresholds, baseline_rps) if check_band else None
+    extra = {"request_rate_ratio": ratio, "rank": rank, "pending": tuple(found.pending)}
     if found.breaches:
-        return CanaryVerdict(
-            BREACH, sample, tuple(found.breaches), tuple(found.reasons + found.undecided), ratio, rank
-        )
+        reasons = tuple(found.reasons + found.undecided)
+        return CanaryVerdict(BREACH, sample, tuple(found.breaches), reasons, **extra)
     if found.undecided:
-        return CanaryVerdict(
-            INSUFFICIENT_DATA, sample, (), tuple(found.undecided + found.reasons), ratio, rank
-        )
-    return CanaryVerdict(HEALTHY, sample, (), tuple(found.reasons), ratio, rank)
+        return CanaryVerdict(INSUFFICIENT_DATA, sample, (), tuple(found.undecided + found.reasons), **extra)
+    return CanaryVerdict(HEALTHY, sample, (), tuple(found.reasons), **extra)

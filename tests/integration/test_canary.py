@@ -1,24 +1,27 @@
 """The canary judged on its own requests, on the real engine (releases of v1.1.0).
 
-1. The new version answers 5 % of its requests with errors (about 0.5 % environment-wide,
-   under the 1 % threshold): the 10 % step fails, and the watching step has put traffic back
-   on blue itself; the release is rolled back as the fault matrix's rows are (this is its 10 %
-   step row). The step sees ~120 of the canary's requests: none of them an error at 5 % in
-   about one run in 500 (0.95^120).
+1. The new version answers exactly one request in 20 with an error (5 %, evenly spaced: about
+   0.5 % environment-wide, under the 1 % threshold): the 10 % step fails, and the watching step
+   has put traffic back on blue itself; the release is rolled back as the fault matrix's rows
+   are (this is its 10 % step row). The step sees ~100 of the canary's requests; drawn at
+   random, 5 % errors leave 2 or fewer in them one run in eight, which no test at 1 % can tell
+   from noise (the judge then waits for more data, and fails the step if none comes), so the
+   errors are spaced evenly and the test is about the judge, not the draw.
 2. The new version is 200 ms slower, with no errors: the 10 % step fails on latency alone.
 3. A latency regression (2.5 s a request) that starts in the last poll of the 50 % step, while
    CloudWatch publishes 3 s late: the step waits for its last seconds to be published and fails.
 4. The canary stops answering after the 10 % step's first poll: its fresh intervals hold no
    requests, and the step fails for want of data instead of passing on what it saw before.
 5. A p99-only regression (exactly one request in 50 1.5 s slower, the others faster, the mean
-   unchanged): p95 stays under its limit, and the 10 % step fails on p99 once the step holds the
-   100 requests a p99 needs.
+   unchanged): p95 stays under its limit, and the 10 % step, held 10 s, fails on p99 once the
+   step holds the 100 requests a p99 needs.
 6. One release proves the rest: blue (stable) degraded with 5 % errors, 300 ms slower and its
    5xx alarm firing but listed in ``emergency.ignore_alarms``, a CloudWatch lag of 2 s, and
-   CloudWatch throttling every call for one poll during the 10 % step. The 10 % step passes (the
-   record says the stable colour is degraded, on errors and on latency, and which alarm was
-   ignored), no sample of any step reads data from before its weights took effect, and another
-   alarm firing during the 50 % step fails it.
+   CloudWatch throttling every call for one poll during the 10 % step (held 10 s, so that the
+   rank test has its periods). The 10 % step passes (the record says the stable colour is
+   degraded, on errors and on latency, and which alarm was ignored), no sample of any step reads
+   data from before its weights took effect, and another alarm firing during the 50 % step
+   fails it.
 """
 
 from __future__ import annotations
@@ -46,6 +49,17 @@ LATENCY_THRESHOLDS = {
 }
 
 
+# sandbox.yaml's 6 s at 10 % brings the canary 96-120 requests and at most six 1 s periods: a p99
+# needs 100 values and the rank test 5 periods a colour, so a step may end with either not judged
+# (and pass, as a judge passes a metric without data). 10 s brings ~160 requests and ten periods,
+# enough by the fourth poll even when a loaded machine publishes a tick late.
+LONGER_TEN_PERCENT_STEP = [
+    {"weight": 10, "hold_seconds": 10},
+    {"weight": 50, "hold_seconds": 6},
+    {"weight": 100, "hold_seconds": 0},
+]
+
+
 def verdicts(step: dict) -> list[dict]:
     return step["watch"]["verdicts"]
 
@@ -62,7 +76,7 @@ def assert_traffic_back_by_the_step(release: Release, step: dict) -> None:
 
 
 def test_a_canary_with_five_percent_errors_fails_the_10_percent_step(local, world, seeded, sandbox):
-    sandbox.inject("error_rate", version=NEW, percent=5)
+    sandbox.inject("error_rate", version=NEW, percent=5, spacing="even")
     release = Release.trigger(local, world, "canary5")
     release.approve()
     items = world.write_items()
@@ -156,11 +170,12 @@ def test_a_canary_that_stops_answering_fails_its_step(local, world, seeded, sand
     assert world.weights() == {"blue": 100, "green": 0}
 
 
-def test_a_p99_only_latency_regression_fails_the_10_percent_step(local, world, seeded, sandbox):
+def test_a_p99_only_latency_regression_fails_the_10_percent_step(local, world, seeded, sandbox, stack_config):
     sandbox.inject("latency_tail", version=NEW, percent=2, ms=1500)
-    release = Release.trigger(local, world, "canarytail")
-    release.approve()
-    release.wait("failed")
+    with stack_config.overridden(traffic={"steps": LONGER_TEN_PERCENT_STEP}):
+        release = Release.trigger(local, world, "canarytail")
+        release.approve()
+        release.wait("failed")
     assert release.failed() == failed_with(STEP_10)
     step = release.section("frontend")["steps"]["10"]
     assert step["outcome"] == "breach", step["reason"]
@@ -182,7 +197,11 @@ def test_degraded_stable_ignored_alarm_lag_and_a_cloudwatch_blip(local, world, s
     world.set_alarm("5xx-errors", "ALARM", "blue answers 5 % errors")
     # bob (in emergency_users) triggers: he cannot approve his own run, so two others must be able to.
     approvers = [{"id": u, "name": u.title()} for u in ("alice", "bob", "carol", "dave", "admin")]
-    with stack_config.overridden(metrics={"lag_seconds": 2}, approvals={"approvers": approvers}):
+    with stack_config.overridden(
+        metrics={"lag_seconds": 2},
+        approvals={"approvers": approvers},
+        traffic={"steps": LONGER_TEN_PERCENT_STEP},
+    ):
         run_id = f"canary__stable_degraded__{int(time.time() * 1000)}"
         emergency = {"ignore_alarms": [ignored], "reason": "blue is degraded; the release fixes it"}
         local["bob"].trigger(release_conf(emergency=emergency), run_id=run_id)

@@ -50,8 +50,14 @@ def test_a_run_cancelled_during_monitoring_goes_back_to_the_stable_colour(local,
     # The run's mark fails its running tasks first: the listener hears the task, then the run.
     assert cancellation["task_id"] in (MONITOR, "the run")
     assert cancellation["weights_before"] == {"blue": 0, "green": 100}
-    texts = [m["text"] for m in world.recorded("slack")]
-    assert any("was cancelled while traffic was" in t and release.run_id in t for t in texts)
+    # The notice follows the record's write, from the same thread: wait for it, not for a fixed time.
+    deadline = time.monotonic() + 30
+    while not any(
+        "was cancelled while traffic was" in m["text"] and release.run_id in m["text"]
+        for m in world.recorded("slack")
+    ):
+        assert time.monotonic() < deadline, [m["text"] for m in world.recorded("slack")]
+        time.sleep(0.2)
 
 
 def test_an_old_run_cleared_after_a_newer_release_went_live_leaves_it_live(local, world, seeded, sandbox):

@@ -209,6 +209,16 @@ def test_simulate_request_baseline_and_faults() -> None:
     assert first == second
 
 
+def test_evenly_spaced_errors_fail_exactly_one_request_in_every_hundred_over_percent() -> None:
+    faults = Faults()
+    faults.add("error_rate", version="v1.1.0", percent=5, spacing="even")
+    # Each request draws from the same seed, whose baseline draw is no error: every 500 is the fault's.
+    statuses = [simulate_request(faults, "green", "v1.1.0", random.Random(5))[0] for _ in range(2000)]
+    failed = [i for i, status in enumerate(statuses) if status == 500]
+    assert {b - a for a, b in zip(failed, failed[1:], strict=False)} == {20}
+    assert 99 <= len(failed) <= 101
+
+
 def test_a_latency_tail_slows_an_exact_evenly_spaced_share_and_keeps_the_mean() -> None:
     faults = Faults()
     faults.add("latency_tail", version="v1.1.0", ms=1500, percent=2)

@@ -45,6 +45,7 @@ def test_fault_lifecycle(sandbox, control):
         ({"kind": "meteor"}, "kind must be one of"),
         ({"kind": "latency", "ms": "slow"}, "setting ms must be a number"),
         ({"kind": "error_rate", "percent": 120}, "percent must be between 0 and 100"),
+        ({"kind": "error_rate", "percent": 5, "spacing": "sometimes"}, "spacing must be random or even"),
         ({"kind": "outage", "service": ""}, "matcher service must be a non-empty string"),
         ({"kind": "outage", "servce": "github"}, "unknown field 'servce'"),
         ({"kind": "stack_update_failure", "rollback_fails": "yes"}, "setting rollback_fails must be a bool"),

@@ -184,3 +184,33 @@ def test_samples_round_trip_and_feed_a_watch(thresholds):
     assert watch.add(judge(s, thresholds)) is None
     assert watch.add(judge(s, thresholds)) == HEALTHY
     assert watch.to_dict()["verdicts"][0]["sample"]["canary"]["requests"] == 400
+
+
+def test_a_step_cannot_end_healthy_on_an_error_rate_above_the_limit_it_cannot_confirm(thresholds):
+    # 2 errors in 96 (2.1 %) against 1 %: p = 0.25, no evidence either way. The step's last poll
+    # waits for more data instead of passing it (5 % errors at a 10 % weight look like this 12 % of
+    # the time at ~100 requests); a later poll that clears it or confirms it decides.
+    unclear = sample(S(96, 2, 120), S(3600, 36, 120))
+    assert judge(unclear, thresholds).outcome == HEALTHY, "a poll before the last one goes on"
+    watch = Watch(thresholds, polls=1)
+    assert watch.add(judge(unclear, thresholds)) is None
+    last = watch.to_dict()["verdicts"][-1]
+    assert last["outcome"] == INSUFFICIENT_DATA and watch.insufficient_polls == 1
+    assert last["reasons"][0].startswith("pending at the step's last poll: interval: green (new) error rate")
+    assert watch.add(judge(sample(S(250, 7, 120), S(3600, 36, 120)), thresholds)) == BREACH  # p = 0.004
+
+
+def test_a_pending_rate_that_more_data_clears_lets_the_step_pass(thresholds):
+    watch = Watch(thresholds, polls=1)
+    assert watch.add(judge(sample(S(96, 1, 120), S(3600, 40, 120)), thresholds)) is None
+    assert watch.add(judge(sample(S(250, 1, 120), S(3600, 40, 120)), thresholds)) == HEALTHY
+    assert watch.to_dict()["insufficient_polls"] == 1
+
+
+def test_an_interval_rate_above_the_limit_is_not_pending_when_the_step_so_far_clears_it(thresholds):
+    # One error in a 32-request interval (3 %), 1 in 250 over the step: the step so far decides.
+    step = S(250, 1, 120)
+    stable = S(3600, 40, 120)
+    interval = sample(S(32, 1, 120), stable, step=sample(step, stable, start="2025-12-31T23:59:00+00:00"))
+    verdict = judge(interval, thresholds)
+    assert verdict.outcome == HEALTHY and not verdict.pending, verdict.detail
