@@ -5,7 +5,7 @@ Generates N release records from the ones real sandbox releases wrote
 (``tests/unit/deployments_view_records``): each a copy of the successful release, the
 canary breach rolled back, or the manual rollback, with its version, run and times moved
 back along a year (one release every ~17 h for 500), and the summary ``record_outcome``
-would write for it (``deployment.release_summary.build`` of those sections), put into a
+would write for it (``deployment.release.summary.build`` of those sections), put into a
 moto S3 server reached over HTTP through the AWS connection, as the API server reaches S3.
 Then times, through the plugin's app behind Airflow's SimpleAuthManager (a viewer's token):
 
@@ -47,7 +47,7 @@ WARM_REPEATS = 5
 
 def templates() -> dict[str, dict[str, Any]]:
     """The captured runs' sections, by kind: ``success``, ``breach``, ``manual``."""
-    from deployment.release_summary import FOLDER
+    from deployment.release.summary import FOLDER
 
     runs: dict[str, dict[str, Any]] = {}
     for path in sorted(RECORDS.rglob("*.json")):
@@ -83,7 +83,7 @@ def _shift(value: Any, delta: timedelta, replace: dict[str, str]) -> Any:
 def generate(count: int, now: datetime) -> dict[str, bytes]:
     """``count`` records as S3 keys → bodies: mostly successes, every 8th a breach, every 25th by hand;
     each run's sections and its summary."""
-    from deployment import release_summary
+    from deployment.release import summary as release_summary
 
     kinds = templates()
     anchor = datetime.fromisoformat(kinds["success"]["conf"]["started_at"])

@@ -1,6 +1,6 @@
 """deploy_production: one production release, from staging evidence to announcement.
 
-Thin wiring only: each phase is a task group built in ``deployment.groups``.
+Thin wiring only: each phase is a task group built in ``deployment.phases``.
 Every task of the phases that change production (backup to monitoring) feeds
 the ``rollback`` group, whose first task fires on the first failure and undoes
 only what the deployment record says was changed. ``record_outcome`` is the
@@ -16,17 +16,17 @@ from airflow.sdk import chain, dag
 
 from deployment.config import load_config
 from deployment.docs import dag_doc
-from deployment.groups.approval import GATE_TASK_ID, approval_gate_group
-from deployment.groups.backup import backup_group
-from deployment.groups.frontend import deploy_frontend_group
-from deployment.groups.infra_validation import validate_infrastructure_group
-from deployment.groups.infrastructure import deploy_infrastructure_group
-from deployment.groups.monitoring import monitoring_group
-from deployment.groups.notify import announce_emergency, announce_failure, notify_group
-from deployment.groups.release import record_release
-from deployment.groups.rollback import finalize_task, rollback_group
-from deployment.groups.smoke import smoke_tests_group
-from deployment.groups.validation import pre_deployment_validation_group
+from deployment.phases.approval_gate import GATE_TASK_ID, approval_gate_group
+from deployment.phases.backup import backup_group
+from deployment.phases.deploy_frontend import deploy_frontend_group
+from deployment.phases.deploy_infrastructure import deploy_infrastructure_group
+from deployment.phases.monitoring import monitoring_group
+from deployment.phases.notify import announce_emergency, announce_failure, notify_group
+from deployment.phases.pre_deployment_validation import pre_deployment_validation_group
+from deployment.phases.release import record_release
+from deployment.phases.rollback import finalize_task, rollback_group
+from deployment.phases.smoke_tests import smoke_tests_group
+from deployment.phases.validate_infrastructure import validate_infrastructure_group
 from deployment.run_contract import release_params
 
 CONFIG = load_config()

@@ -11,7 +11,7 @@ from airflow.sdk import Param, dag
 
 from deployment.config import load_config
 from deployment.docs import dag_doc
-from deployment.groups.rollback import (
+from deployment.phases.rollback import (
     manual_outcome_task,
     manual_plan_task,
     rollback_steps,

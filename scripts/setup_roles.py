@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Create or update the project's FAB roles (``deployment.roles``), and the local stacks' users.
+"""Create or update the project's FAB roles (``deployment.gate.roles``), and the local stacks' users.
 
 Run after ``airflow db migrate``, with the stack's Airflow environment, on every start:
 
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["AIRFLOW__FAB__UPDATE_FAB_PERMS"] = "True"
     from airflow.providers.fab.auth_manager.cli_commands.utils import get_application_builder
 
-    from deployment import roles
+    from deployment.gate import roles
 
     with get_application_builder() as appbuilder:
         opened = time.monotonic()

@@ -21,7 +21,7 @@ DAG_ID = "deploy_production"
 Executor = Literal["LocalExecutor", "CeleryExecutor"]
 FAB_AUTH_MANAGER = "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager"
 
-# The local stacks' users and their FAB roles (plugins/deployment/roles.py says what each may do).
+# The local stacks' users and their FAB roles (plugins/deployment/gate/roles.py says what each may do).
 ADMIN = "admin"
 APPROVERS = ("alice", "bob", "carol")
 DEVELOPER = "dave"  # an engineer who is not an approver: the demo's release author

@@ -258,7 +258,7 @@ class Sandbox:
         if self.traffic_router == "keyvaluestore":
             import requests
 
-            from deployment.frontdoor import routing_weights
+            from deployment.traffic.front_door import routing_weights
 
             probe = self.cfg.traffic.front_door.probe_path if self.cfg.traffic.front_door else "/__frontdoor"
             routing = requests.get(self.endpoints["frontdoor"] + probe, timeout=10).json()
@@ -401,7 +401,7 @@ class Sandbox:
         seed_front_door(self.cfg, self.endpoints["aws"], self.kvs_arn, STABLE_COLOUR)
 
     def _front_door(self, function: FunctionRunner) -> FrontDoor:
-        from deployment.frontdoor import origins
+        from deployment.traffic.front_door import origins
 
         apps = {domain: self.endpoints[f"app_{colour}"] for colour, domain in origins(self.cfg).items()}
         return FrontDoor(function, lambda: self.kvs.snapshot(self.kvs_arn), apps, self.endpoints["app_blue"])

@@ -5,7 +5,7 @@ running endpoint, as the pipeline sees it: the artifacts bucket, keeping object 
 as the artifact contract requires, with one build per seeded release candidate, packaged
 from the sample application (``stack.template``) by scripts/publish_build.py, the script
 staging runs; the stack created from the ``v1.0.0`` build's packaged template (transformed
-locally by :func:`deployment.sam.transform_template`, since moto cannot run the transform),
+locally by :func:`deployment.aws.sam.transform_template`, since moto cannot run the transform),
 so its function runs the version of that build's code object the template pins; a few
 items in each of its DynamoDB tables; the front door's KeyValueStore with every viewer on
 the stable colour (blue at 100 %, written by the router's own ``seed`` through boto3's
@@ -33,8 +33,8 @@ from typing import Any
 
 import boto3
 
+from deployment.aws.sam import transform_template
 from deployment.config import PROJECT_ROOT, DeploymentConfig
-from deployment.sam import transform_template
 from sandbox.amplify import AmplifyEmulator
 from sandbox.github import GitHubEmulator
 
@@ -240,7 +240,7 @@ def kvs_client(endpoint_url: str, region: str) -> Any:
 def front_door_router(cfg: DeploymentConfig, endpoint_url: str, arn: str) -> Any:
     """The ``keyvaluestore`` router on the sandbox's store ``arn``, through :func:`kvs_client`."""
     from deployment.config import FrontDoor
-    from deployment.frontdoor import KeyValueStoreRouter
+    from deployment.traffic.front_door import KeyValueStoreRouter
 
     door = (cfg.traffic.front_door or FrontDoor()).model_copy(update={"key_value_store_arn": arn})
     pinned = cfg.model_copy(update={"traffic": cfg.traffic.model_copy(update={"front_door": door})})
@@ -250,7 +250,7 @@ def front_door_router(cfg: DeploymentConfig, endpoint_url: str, arn: str) -> Any
 def seed_front_door(cfg: DeploymentConfig, endpoint_url: str, arn: str, colour: str = STABLE_COLOUR) -> None:
     """Write the front door's routing into the (new, empty) store ``arn``: every viewer on
     ``colour``, epoch 1, with the store's ETag, as ``KeyValueStoreRouter.seed`` does in production."""
-    from deployment.router import full
+    from deployment.traffic.router import full
 
     router = front_door_router(cfg, endpoint_url, arn)
     router.seed(colour)

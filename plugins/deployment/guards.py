@@ -107,8 +107,8 @@ def current_attempt(ledger: Ledger) -> int:
 
 def production_state(cfg: DeploymentConfig) -> dict[str, Any]:
     """What production runs now: the router's weights and the stack's version and status."""
-    from deployment.cloudformation import live_stack
-    from deployment.router import router_for
+    from deployment.aws.cloudformation import live_stack
+    from deployment.traffic.router import router_for
 
     stack = live_stack(cfg)
     return {
@@ -122,8 +122,8 @@ def differences_from_backup(
     cfg: DeploymentConfig, record: dict[str, Any], state: dict[str, Any]
 ) -> list[str]:
     """How production (``state``) differs from the backup and from the plan the approvers saw."""
-    from deployment.rollback import backup_live_colour, backup_version
-    from deployment.router import full
+    from deployment.rollback.undo import backup_live_colour, backup_version
+    from deployment.traffic.router import full
 
     backup = record.get("backup") or {}
     if not backup:
@@ -178,7 +178,7 @@ def rollback_of_attempt(ledger: Ledger, attempt_id: int) -> dict[str, Any] | Non
 # ------------------------------------------------------------------------ guard
 def release_problems(cfg: DeploymentConfig, ledger: Ledger) -> list[str]:
     """Why the release of this run is not what production serves (empty when it is)."""
-    from deployment.router import full
+    from deployment.traffic.router import full
 
     problems = []
     attempt = current_attempt(ledger)

@@ -10,7 +10,7 @@
 - Time to restore: the first breached poll (or the manual rollback's start) to traffic back on
   the stable colour, and to the rollback verified.
 
-Every time is read from the runs' summaries (``deployment.release_summary``, which derives them).
+Every time is read from the runs' summaries (``deployment.release.summary``, which derives them).
 
 Bands follow the State of DevOps report's clusters (elite / high / medium / low).
 """
@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from statistics import median
 from typing import Any
 
-from deployment.deployment_metrics import parse_time
+from deployment.release.phase_metrics import parse_time
 
 WINDOWS = (7, 30, 90)
 DAY = 86400.0

@@ -1,7 +1,7 @@
 """What production runs now: read from AWS.
 
-Through the DAG's own connection and helpers (``deployment.cloudformation``, the
-traffic router the config names (``deployment.router``), the Amplify hook). A system
+Through the DAG's own connection and helpers (``deployment.aws.cloudformation``, the
+traffic router the config names (``deployment.traffic.router``), the Amplify hook). A system
 that does not answer is reported as such: the view still shows the records.
 """
 
@@ -15,8 +15,8 @@ if TYPE_CHECKING:
 
 def live_now(config: DeploymentConfig) -> dict[str, Any]:
     """The stack's version and status, the router's weights, and each colour's branch version."""
-    from deployment import amplify, cloudformation
-    from deployment.router import router_for
+    from deployment.aws import amplify, cloudformation
+    from deployment.traffic.router import router_for
 
     found: dict[str, Any] = {"stack": None, "weights": None, "colours": {}, "errors": []}
     try:

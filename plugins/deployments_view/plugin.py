@@ -1,7 +1,7 @@
 """Registers the Deployments view with Airflow (its FastAPI app and its entry in the navigation bar),
-and the release's cancel listener (``deployment.cancel_listener``: a run or task marked failed by
+and the release's cancel listener (``deployment.rollback.cancel_listener``: a run or task marked failed by
 hand puts the stable colour back, from the API server that took the user's request) and the
-hand-marks listener (``deployment.hand_marks``: an audit-log row for a task state set by hand in
+hand-marks listener (``deployment.gate.hand_marks``: an audit-log row for a task state set by hand in
 bulk, which Airflow logs nothing for).
 
 The plugin manager executes every ``.py`` file under ``plugins/`` in every component, task
@@ -16,7 +16,8 @@ from typing import Any
 
 from airflow.plugins_manager import AirflowPlugin
 
-from deployment import cancel_listener, hand_marks
+from deployment.gate import hand_marks
+from deployment.rollback import cancel_listener
 from deployments_view import URL_PREFIX
 
 

@@ -1,7 +1,7 @@
 """The deployment records as the view reads them: each run's summary, and one run's sections.
 
 The records are read through the DAG's own S3 connection (``connections.aws``) and region.
-The releases table and DORA's keys need one summary per run (``deployment.release_summary``):
+The releases table and DORA's keys need one summary per run (``deployment.release.summary``):
 ``record_outcome`` writes it when a run ends, under ``<prefix>/summaries/``. A new API server's
 first answer lists that folder, and reads the summaries from the view's own copy of them
 (``<prefix>/deployments-view/summaries.json``, each with the ETag it was read at: an entry
@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from deployment.release_summary import FOLDER as SUMMARIES
-from deployment.release_summary import MANUAL_ROLLBACKS, SECTIONS, build
+from deployment.release.summary import FOLDER as SUMMARIES
+from deployment.release.summary import MANUAL_ROLLBACKS, SECTIONS, build
 
 if TYPE_CHECKING:
     from deployment.config import DeploymentConfig

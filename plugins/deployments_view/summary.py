@@ -1,6 +1,6 @@
 """What the view shows of one run: a row of the releases table, and the release page.
 
-Pure functions of the run's summary (``deployment.release_summary``, the row) or of its
+Pure functions of the run's summary (``deployment.release.summary``, the row) or of its
 ``Record`` (the page), and of the configuration (thresholds and links). The sections are
 read defensively: a section may be missing (the run has not got there, or failed earlier),
 and other tasks add fields over time.
@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from deployment.deployment_metrics import parse_time
-from deployment.release_summary import seconds_between
+from deployment.release.phase_metrics import parse_time
+from deployment.release.summary import seconds_between
 from deployments_view.records import Record
 
 if TYPE_CHECKING:
@@ -67,7 +67,7 @@ def links(summary: dict[str, Any], config: DeploymentConfig) -> dict[str, str | 
 
 
 def row(summary: dict[str, Any], config: DeploymentConfig) -> dict[str, Any]:
-    """One line of the releases table, from the run's summary (``deployment.release_summary``)."""
+    """One line of the releases table, from the run's summary (``deployment.release.summary``)."""
     return {
         **{name: summary.get(name) for name in ROW_FIELDS},
         "approvers": [a.get("id") for a in summary.get("approvers") or [] if isinstance(a, dict)],
@@ -84,7 +84,7 @@ def sort_key(item: dict[str, Any]) -> str:
 def timeline(record: Record, started_at: str | None) -> list[dict[str, Any]]:
     """The phases as (name, start, end, seconds): the recorded ``metrics`` when written, else measured
     from the sections the same way deployment_metrics measures them; the rollback's steps after."""
-    from deployment.deployment_metrics import PHASES, phase_durations
+    from deployment.release.phase_metrics import PHASES, phase_durations
 
     phases = record.section("metrics").get("phases")
     if not isinstance(phases, dict) or not phases:

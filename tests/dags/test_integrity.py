@@ -18,7 +18,7 @@ ALLOWED_TOP_LEVEL = (
     "deployment.config",
     "deployment.docs",
     "deployment.run_contract",
-    "deployment.groups",
+    "deployment.phases",
     "deployment.dag_policy",
 )
 

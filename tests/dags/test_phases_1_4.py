@@ -6,13 +6,13 @@ import pytest
 from airflow.providers.standard.sensors.date_time import DateTimeSensorAsync
 from airflow.sdk import DAG, TriggerRule
 
-from deployment.approval import ReleaseApprovalOperator
 from deployment.config import load_config
-from deployment.groups.approval import GATE_TASK_ID, approval_gate_group
-from deployment.groups.backup import backup_group
-from deployment.groups.infra_validation import validate_infrastructure_group
-from deployment.groups.release import record_release
-from deployment.groups.validation import pre_deployment_validation_group
+from deployment.gate.approval import ReleaseApprovalOperator
+from deployment.phases.approval_gate import GATE_TASK_ID, approval_gate_group
+from deployment.phases.backup import backup_group
+from deployment.phases.pre_deployment_validation import pre_deployment_validation_group
+from deployment.phases.release import record_release
+from deployment.phases.validate_infrastructure import validate_infrastructure_group
 from deployment.run_contract import release_params
 
 V = "pre_deployment_validation"

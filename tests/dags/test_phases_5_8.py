@@ -6,13 +6,13 @@ import pytest
 from airflow.sdk import DAG
 
 from deployment.config import load_config
-from deployment.groups.frontend import deploy_frontend_group
-from deployment.groups.infrastructure import deploy_infrastructure_group
-from deployment.groups.monitoring import monitoring_group
-from deployment.groups.smoke import smoke_tests_group
 from deployment.operators.amplify import AmplifyReleaseOperator
 from deployment.operators.analysis import MetricsUnhealthy, MonitorReleaseOperator, TrafficShiftOperator
 from deployment.operators.cloudformation import ExecuteChangeSetOperator
+from deployment.phases.deploy_frontend import deploy_frontend_group
+from deployment.phases.deploy_infrastructure import deploy_infrastructure_group
+from deployment.phases.monitoring import monitoring_group
+from deployment.phases.smoke_tests import smoke_tests_group
 
 CFG = load_config("sandbox")
 

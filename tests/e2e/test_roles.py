@@ -1,4 +1,4 @@
-"""Who may do what, on the real engine (FAB auth manager, the roles of deployment.roles).
+"""Who may do what, on the real engine (FAB auth manager, the roles of deployment.gate.roles).
 
 One release, stopped at its first approval: the people who trigger releases (``ci``, ``dave``)
 and the approvers may not change a task's state, clear, or write an XCom of it; an approver

@@ -92,7 +92,7 @@ class World:
         return route53_weights(self.cfg, self.client("route53"))
 
     def front_door(self) -> Any:
-        """The ``keyvaluestore`` router on the sandbox's store (``deployment.frontdoor``)."""
+        """The ``keyvaluestore`` router on the sandbox's store (``deployment.traffic.front_door``)."""
         if "front_door" not in self._clients:
             self._clients["front_door"] = front_door_router(
                 self.cfg, self.endpoints["aws"], self.cfg.traffic.front_door.key_value_store_arn

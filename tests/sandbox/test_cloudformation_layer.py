@@ -8,7 +8,7 @@ import json
 import pytest
 from botocore.exceptions import ClientError
 
-from deployment.sam import transform_template
+from deployment.aws.sam import transform_template
 from sandbox.seed import packaged_template
 from tests.sandbox._poll import poll
 

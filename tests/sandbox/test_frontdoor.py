@@ -7,7 +7,7 @@ import json
 import pytest
 import requests
 
-from deployment.frontdoor import LIVE_KEY
+from deployment.traffic.front_door import LIVE_KEY
 
 
 def put_routing(sandbox, **routing) -> None:

@@ -8,7 +8,7 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from deployment.frontdoor import LIVE_KEY
+from deployment.traffic.front_door import LIVE_KEY
 from sandbox.seed import CREDENTIALS
 
 

@@ -235,7 +235,7 @@ def _app(colour: str):
 def door(aws):
     import json
 
-    from deployment.frontdoor import first_routing, origins
+    from deployment.traffic.front_door import first_routing, origins
     from sandbox.frontdoor import FrontDoor, FunctionRunner
     from sandbox.kvs import KeyValueStoreEmulator
     from tests.sandbox._servers import serving

@@ -74,7 +74,7 @@ def amplify_emulator(cfg):
 
 
 def _stack_parameters(cfg, version: str) -> list[dict[str, str]]:
-    from deployment.cloudformation import release_parameters
+    from deployment.aws.cloudformation import release_parameters
 
     return [{"ParameterKey": k, "ParameterValue": v} for k, v in release_parameters(cfg, version).items()]
 
@@ -97,7 +97,7 @@ def moto(cfg, monkeypatch):
 @pytest.fixture
 def aws(cfg, moto, amplify_emulator, monkeypatch):
     """The seeded production in moto + the Amplify emulator; yields boto3 clients and the emulator."""
-    from deployment.cloudformation import template_body
+    from deployment.aws.cloudformation import template_body
 
     aws_connection(cfg, monkeypatch, service_config={"amplify": {"endpoint_url": amplify_emulator["url"]}})
     session = moto
@@ -142,7 +142,7 @@ def publish_builds(cfg, s3) -> dict[str, str]:
     """Both releases' builds of the sample application, published by scripts/publish_build.py; the
     release's build verified into this run's record (as ``verify_artifact`` does). Returns
     ``{version: packaged template}``."""
-    from deployment.artifacts import verify_build
+    from deployment.aws.artifacts import verify_build
     from deployment.ledger import Ledger
     from sandbox.seed import packaged_template, publish_sample_build
 

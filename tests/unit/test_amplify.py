@@ -8,7 +8,7 @@ import boto3
 import pytest
 from _release import COMMIT, PREVIOUS
 
-from deployment import amplify
+from deployment.aws import amplify
 
 
 @pytest.fixture

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from deployment.analysis import (
+from deployment.config import Thresholds, load_config
+from deployment.judge.verdicts import (
     BREACH,
     HEALTHY,
     INSUFFICIENT_DATA,
@@ -17,7 +18,6 @@ from deployment.analysis import (
     rank_test,
     shift_interval,
 )
-from deployment.config import Thresholds, load_config
 
 LIMITS = dict(
     error_rate_percent=1.0,

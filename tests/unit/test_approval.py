@@ -9,8 +9,8 @@ import pytest
 from _release import AUTHOR, COMMIT, RUN_ID, VERSION
 from airflow.sdk.exceptions import AirflowFailException, TaskAwaitingInput, TaskDeferred
 
-from deployment import approval
-from deployment.approval import SECTION, SOURCE, ApprovalRefused, ReleaseApprovalOperator
+from deployment.gate import approval
+from deployment.gate.approval import SECTION, SOURCE, ApprovalRefused, ReleaseApprovalOperator
 
 PARAMS = {"version": VERSION, "commit_sha": COMMIT, "author": AUTHOR}
 AT = datetime(2026, 1, 2, 10, 0, tzinfo=UTC)
@@ -263,7 +263,7 @@ def test_the_gate_stays_shut(cfg, change, problem):
 
 
 def test_release_notes_name_the_approvers_from_the_recorded_shape(cfg):
-    from deployment.notifications import _approvers
+    from deployment.notifications.channels import _approvers
 
     section = _section(cfg, ("bob", AT), ("carol", AT))
     section["result"] = approval.verify_gate(cfg, section, TASKS, RUN_ID, approval.plan_digest(PLAN))

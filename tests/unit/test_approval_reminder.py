@@ -16,7 +16,7 @@ from airflow.sdk import DAG
 from airflow.sdk.exceptions import TaskDeferred
 from airflow.sdk.execution_time.context import set_current_context
 
-from deployment.groups.approval import approval_gate_group
+from deployment.phases.approval_gate import approval_gate_group
 from deployment.triggers.gate_reminder import GateReminderTrigger
 
 PARAMS = {"version": VERSION, "commit_sha": COMMIT, "author": AUTHOR, "emergency": {}}

@@ -1,5 +1,5 @@
 """The artifact contract: publishing (scripts/publish_build.py), verifying and proving again
-(deployment.artifacts), reading back what runs (deployment.running_build), the tag and provenance
+(deployment.aws.artifacts), reading back what runs (deployment.aws.running_build), the tag and provenance
 checks, and ``pre_deployment_validation.verify_artifact``."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from airflow.sdk import DAG
 from airflow.sdk.exceptions import AirflowFailException
 from airflow.sdk.execution_time.context import set_current_context
 
-from deployment.artifacts import (
+from deployment.aws.artifacts import (
     ArtifactError,
     CodeRef,
     packaged_template,
@@ -22,8 +22,8 @@ from deployment.artifacts import (
     template_code,
     verify_build,
 )
-from deployment.github_checks import check_staging_build, check_tags
-from deployment.groups.validation import pre_deployment_validation_group
+from deployment.checks.github import check_staging_build, check_tags
+from deployment.phases.pre_deployment_validation import pre_deployment_validation_group
 from sandbox.seed import (
     keep_versions,
     publish_sample_build,
@@ -83,7 +83,7 @@ def test_publish_packages_the_sample_app_into_the_contract(cfg, moto):
 
 
 def test_the_transformed_template_pins_the_lambda_code_version(cfg, moto):
-    from deployment.cloudformation import template_body
+    from deployment.aws.cloudformation import template_body
 
     s3 = moto.client("s3")
     code = publish_sample_build(cfg, s3, COMMIT, VERSION)["objects"][0]
@@ -368,8 +368,8 @@ def test_verify_artifact_fails_naming_the_cause(cfg, moto, github, verify_task, 
 
 def test_a_rollback_target_is_proven_from_the_template_it_puts_back(cfg, aws):
     """The live stack (seeded from the v1.0.0 build, transformed) names its build through its code."""
-    from deployment.artifacts import build_of_template
-    from deployment.cloudformation import live_stack
+    from deployment.aws.artifacts import build_of_template
+    from deployment.aws.cloudformation import live_stack
 
     body = live_stack(cfg)["template_body"]
     build = build_of_template(cfg, body, PREVIOUS)
@@ -389,7 +389,7 @@ def test_a_rollback_target_is_proven_from_the_template_it_puts_back(cfg, aws):
 # ------------------------------------------------------------------ what runs, read back
 def _deploy(cfg, aws, version):
     """Update the seeded stack to ``version``'s build, as the change set would (moto applies it at once)."""
-    from deployment.cloudformation import release_parameters, template_body
+    from deployment.aws.cloudformation import release_parameters, template_body
 
     aws["cfn"].update_stack(
         StackName=cfg.stack.name,
@@ -403,7 +403,7 @@ def _deploy(cfg, aws, version):
 
 def test_read_back_compares_each_function_with_its_approved_package(cfg, aws, ledger):
     """moto's Lambda, like Lambda, reports CodeSha256 as the base64 SHA-256 of the package it read."""
-    from deployment.running_build import code_sha256, read_back_release
+    from deployment.aws.running_build import code_sha256, read_back_release
 
     approved = ledger.read("artifact")["objects"][0]
     stale = read_back_release(cfg, ledger, cfg.stack.name)  # production still runs v1.0.0
@@ -429,7 +429,7 @@ def test_read_back_catches_code_other_than_the_pinned_version(cfg, aws, ledger):
     """moto's own Lambda reads a code object's newest version whatever S3ObjectVersion says (the
     sandbox makes it honour the version): a key written after approval then runs, and the read-back
     names the function."""
-    from deployment.running_build import read_back_release
+    from deployment.aws.running_build import read_back_release
 
     tamper_build_object(cfg, aws["s3"], COMMIT)
     _deploy(cfg, aws, VERSION)
@@ -441,9 +441,9 @@ def test_read_back_catches_code_other_than_the_pinned_version(cfg, aws, ledger):
 def test_the_restored_build_is_proven_and_read_back(cfg, aws, ledger):
     """What the rollback calls once the backup is back: the backed-up template's pinned code against
     the previous build's manifest, and each function's CodeSha256."""
-    from deployment.backup import backup_stack
-    from deployment.cloudformation import live_stack
-    from deployment.running_build import code_sha256, verify_restored_build
+    from deployment.aws.backup import backup_stack
+    from deployment.aws.cloudformation import live_stack
+    from deployment.aws.running_build import code_sha256, verify_restored_build
 
     backup = {"stack": backup_stack(cfg, ledger)}
     previous = _manifest(cfg, aws["s3"], PREVIOUS_COMMIT)["objects"][0]

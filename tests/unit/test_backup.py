@@ -7,10 +7,10 @@ import json
 import pytest
 from _release import PREVIOUS, RUN_ID, VERSION
 
-from deployment import backup
-from deployment.cloudformation import deployed_version, release_parameters, template_body
+from deployment.aws import backup
+from deployment.aws.cloudformation import deployed_version, release_parameters, template_body
 from deployment.ledger import run_key
-from deployment.route53 import TrafficRecordError, live_colour, set_weights, weights
+from deployment.traffic.route53 import TrafficRecordError, live_colour, set_weights, weights
 
 
 def test_backup_id_is_a_valid_backup_name():
@@ -47,7 +47,7 @@ def test_backup_stack_rerun_keeps_the_first_snapshot(cfg, aws, ledger):
 
 
 def test_backup_stack_refuses_a_stack_in_flight(cfg, aws, ledger, monkeypatch):
-    from deployment import cloudformation
+    from deployment.aws import cloudformation
 
     real = cloudformation.live_stack
     monkeypatch.setattr(cloudformation, "live_stack", lambda c: {**real(c), "status": "UPDATE_IN_PROGRESS"})

@@ -6,7 +6,8 @@ import math
 
 import pytest
 
-from deployment.analysis import (
+from deployment.config import load_config
+from deployment.judge.verdicts import (
     BREACH,
     HEALTHY,
     INSUFFICIENT_DATA,
@@ -18,7 +19,6 @@ from deployment.analysis import (
     split_alarms,
     worse_by_margin_p,
 )
-from deployment.config import load_config
 
 
 @pytest.fixture

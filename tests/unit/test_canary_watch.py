@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from deployment.metrics import MetricQuery, fetch_colour_sample, published_to
+from deployment.aws.cloudwatch_metrics import MetricQuery, fetch_colour_sample, published_to
 from deployment.operators.analysis import TrafficShiftOperator
 from deployment.triggers.analysis import MetricWatchTrigger, first_window, last_window, window_bounds
 from sandbox.cloudwatch_faults import honour_percentiles
@@ -129,7 +129,7 @@ class Router:
 @pytest.fixture
 def router(monkeypatch) -> Router:
     router = Router()
-    monkeypatch.setattr("deployment.router.router_for", lambda cfg: router)
+    monkeypatch.setattr("deployment.traffic.router.router_for", lambda cfg: router)
     return router
 
 
@@ -263,7 +263,7 @@ def test_a_canary_breach_restores_traffic_once_before_the_task_fails(aws_server,
 def test_the_task_restores_when_the_trigger_could_not(aws_server, monkeypatch):
     cfg = aws_server["cfg"]
     router = Router()
-    monkeypatch.setattr("deployment.router.router_for", lambda cfg: router)
+    monkeypatch.setattr("deployment.traffic.router.router_for", lambda cfg: router)
     event = {
         "status": "breach",
         "stable_colour": "blue",
@@ -289,7 +289,7 @@ def test_an_api_error_during_a_poll_is_retried_not_a_breach(aws_server, router, 
             )
         return real(*args, **kwargs)
 
-    monkeypatch.setattr("deployment.metrics.fetch_colour_sample", throttled_once)
+    monkeypatch.setattr("deployment.aws.cloudwatch_metrics.fetch_colour_sample", throttled_once)
     since = whole_second(datetime.now(UTC))
     with ColourFeeder(cloudwatch, cfg, blue=HEALTHY_BLUE, green=HEALTHY_GREEN):
         payload, _ = first_event(watch(cfg, since=since, hold=2))
@@ -315,7 +315,7 @@ def test_an_ignored_alarm_is_recorded_and_another_breaches(aws_server, router):
 
 
 def test_the_whole_environment_sample_applies_ignore_alarms_the_same_way(aws_server):
-    from deployment.metrics import fetch_sample
+    from deployment.aws.cloudwatch_metrics import fetch_sample
 
     cfg, cloudwatch = aws_server["cfg"], aws_server["cloudwatch"]
     ignored = fx.set_alarm(cloudwatch, cfg, "5xx-errors", "ALARM")

@@ -7,9 +7,9 @@ from types import SimpleNamespace
 import pytest
 from _release import RUN_ID, VERSION
 
-from deployment import cancel_listener
-from deployment.cancel_listener import cancelled_stable_colour, restore_cancelled
-from deployment.route53 import set_weights, weights
+from deployment.rollback import cancel_listener
+from deployment.rollback.cancel_listener import cancelled_stable_colour, restore_cancelled
+from deployment.traffic.route53 import set_weights, weights
 
 MOVED = {"frontend": {"traffic_moved": True, "live_colour_before": "blue", "target_colour": "green"}}
 
@@ -32,7 +32,9 @@ def test_a_run_cancelled_at_100_percent_before_it_was_judged_goes_back_to_stable
     cfg, aws, ledger, monkeypatch
 ):
     sent: list[str] = []
-    monkeypatch.setattr("deployment.announce.announce_team", lambda cfg, text: sent.append(text))
+    monkeypatch.setattr(
+        "deployment.notifications.announce.announce_team", lambda cfg, text: sent.append(text)
+    )
     ledger.write("conf", {"version": VERSION, "run_id": RUN_ID, "started_at": "2026-01-02T03:04:05+00:00"})
     ledger.write("frontend", MOVED["frontend"])
     set_weights(cfg, {"blue": 0, "green": 100})  # the smoke tests are running

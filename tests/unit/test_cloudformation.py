@@ -8,8 +8,8 @@ import json
 import pytest
 from _release import COMMIT, PREVIOUS, RUN_ID, VERSION
 
-from deployment import cloudformation as cf
-from deployment.artifacts import ArtifactError
+from deployment.aws import cloudformation as cf
+from deployment.aws.artifacts import ArtifactError
 
 
 def _with_template(cfg, aws, mutate):

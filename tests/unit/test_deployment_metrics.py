@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from deployment import deployment_metrics as dm
+from deployment.release import phase_metrics as dm
 
 T0 = datetime(2026, 1, 2, 3, 0, tzinfo=UTC)
 

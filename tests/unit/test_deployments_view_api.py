@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from deployment.deployment_metrics import parse_time
+from deployment.release.phase_metrics import parse_time
 
 RECORDS = Path(__file__).resolve().parent / "deployments_view_records" / "records"
 USERS = "admin:admin,viewer:viewer,nobody:"  # ``nobody`` has no role: SimpleAuthManager grants it nothing
@@ -241,7 +241,7 @@ def test_live_weights_come_through_the_configured_router(view, aws, monkeypatch)
         def weights(self):
             return {"blue": 10, "green": 90}
 
-    monkeypatch.setattr("deployment.router.router_for", lambda cfg: Router())
+    monkeypatch.setattr("deployment.traffic.router.router_for", lambda cfg: Router())
     live = ok(view("/api/live"))
     assert live["weights"] == {"blue": 10, "green": 90} and live["in_flight"] is True, live
 

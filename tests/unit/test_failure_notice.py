@@ -10,7 +10,7 @@ from airflow.sdk.exceptions import AirflowSkipException
 from airflow.sdk.execution_time.context import set_current_context
 
 from deployment.config import load_config
-from deployment.groups.notify import announce_failure
+from deployment.phases.notify import announce_failure
 
 PARAMS = {"version": VERSION, "commit_sha": COMMIT, "author": AUTHOR, "emergency": {}}
 
@@ -34,7 +34,7 @@ def _run(states: dict[str, str]):
 
 
 def _announce_start(states: dict[str, str]):
-    from deployment.groups.approval import approval_gate_group
+    from deployment.phases.approval_gate import approval_gate_group
 
     with DAG("deploy_production", schedule=None) as dag:
         approval_gate_group(load_config())
@@ -75,7 +75,7 @@ def test_a_rejection_is_announced_with_its_cause_and_the_page_restored(cfg, reco
 
 
 def test_a_failure_after_the_gate_completes_its_maintenance(cfg, record, slack, statuspage):  # noqa: F811
-    from deployment.notifications import open_maintenance
+    from deployment.notifications.channels import open_maintenance
 
     open_maintenance(cfg, record, VERSION)  # what verify_gate does as the gate opens
     page, component = cfg.notifications.statuspage_page_id, cfg.notifications.statuspage_component_id

@@ -13,7 +13,7 @@ import json
 
 import pytest
 
-from deployment.frontdoor import LIVE_KEY, ORIGIN_IDS
+from deployment.traffic.front_door import LIVE_KEY, ORIGIN_IDS
 from sandbox.frontdoor import FUNCTION_FILE, FunctionRunner
 
 ROUTING_HEADERS = ("x-bg-colour", "x-bg-assign")

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 from _release import AUTHOR, COMMIT, RUN_ID, VERSION
 
-from deployment.gate_proof import GateNotProven, classify_hand_changes, prove_gate, prove_rollback_requester
+from deployment.gate.proof import GateNotProven, classify_hand_changes, prove_gate, prove_rollback_requester
 
 PARAMS = {"version": VERSION, "commit_sha": COMMIT, "author": AUTHOR}
 PLAN_MD = f"# Deployment plan: {VERSION}\n\n- Commit: `{COMMIT}`\n"

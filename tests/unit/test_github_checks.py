@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from deployment.github_checks import check_rc_release, check_staging_workflow, rc_tag
+from deployment.checks.github import check_rc_release, check_staging_workflow, rc_tag
 
 
 def test_rc_tag_uses_configured_prefix(cfg):

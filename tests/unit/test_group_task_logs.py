@@ -16,8 +16,8 @@ from airflow.sdk import DAG
 from airflow.sdk.exceptions import AirflowFailException
 from airflow.sdk.execution_time.context import set_current_context
 
-from deployment.groups.approval import approval_gate_group
-from deployment.groups.infra_validation import validate_infrastructure_group
+from deployment.phases.approval_gate import approval_gate_group
+from deployment.phases.validate_infrastructure import validate_infrastructure_group
 
 PARAMS = {"version": VERSION, "commit_sha": "a" * 40, "author": AUTHOR, "emergency": {}}
 
@@ -48,7 +48,7 @@ def test_a_cfn_lint_error_is_logged_recorded_and_fails_the_task(cfg, record, tmp
     """A build whose packaged template has a lint error, verified and approved as such."""
     import boto3
 
-    from deployment.artifacts import verify_build
+    from deployment.aws.artifacts import verify_build
     from sandbox.seed import publish_sample_build
 
     template = tmp_path / "template.yaml"
@@ -73,7 +73,7 @@ def test_a_cfn_lint_error_is_logged_recorded_and_fails_the_task(cfg, record, tmp
 
 def _answered(cfg, record) -> dict:
     """The ``approvals`` section as two answers read from Airflow's HITL details leave it; the XComs alike."""
-    from deployment.approval import SOURCE, excluded_users, plan_digest
+    from deployment.gate.approval import SOURCE, excluded_users, plan_digest
 
     plan = "# plan\n"
     record.write_text("plan", plan, "md")
@@ -107,7 +107,7 @@ def test_approvals_are_recorded_when_the_announcement_fails(cfg, record, monkeyp
     def slack_down(*args, **kwargs):
         raise ConnectionError("slack: 503")
 
-    monkeypatch.setattr("deployment.announce.announce_team", slack_down)
+    monkeypatch.setattr("deployment.notifications.announce.announce_team", slack_down)
     with DAG("phase_2", schedule=None) as dag:
         approval_gate_group(cfg)
     section, answers = _answered(cfg, record)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from _release import COMMIT, RUN_ID, VERSION
 
-from deployment import infra_validation as iv
-from deployment.artifacts import ArtifactError
-from deployment.cloudformation import compare, ensure_change_set
+from deployment.aws.artifacts import ArtifactError
+from deployment.aws.cloudformation import compare, ensure_change_set
+from deployment.checks import template as iv
 
 
 def test_the_release_build_is_clean(cfg, aws, ledger):

@@ -9,12 +9,12 @@ from types import SimpleNamespace
 import pytest
 from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
 
-from deployment.alarm_guard import AlarmsFiring, alarms_after, alarms_baseline
-from deployment.artifacts import packaged_template, verify_build
-from deployment.cloudformation import release_parameters, template_body
+from deployment.aws.artifacts import packaged_template, verify_build
+from deployment.aws.cloudformation import release_parameters, template_body
+from deployment.aws.running_build import code_sha256
+from deployment.checks.alarms import AlarmsFiring, alarms_after, alarms_baseline
 from deployment.ledger import Ledger
 from deployment.operators.cloudformation import ChangeSetError, ExecuteChangeSetOperator
-from deployment.running_build import code_sha256
 from sandbox.seed import publish_sample_build, tamper_build_object
 from tests.unit import _fixtures_phases58 as fx
 from tests.unit._fixtures_phases58 import PARAMS, RUN_ID, VERSION, set_alarm

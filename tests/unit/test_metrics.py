@@ -4,8 +4,14 @@ from __future__ import annotations
 
 from unittest import mock
 
-from deployment.analysis import BREACH, HEALTHY
-from deployment.metrics import MetricQuery, baseline, fetch_sample, firing_alarms, staging_health
+from deployment.aws.cloudwatch_metrics import (
+    MetricQuery,
+    baseline,
+    fetch_sample,
+    firing_alarms,
+    staging_health,
+)
+from deployment.judge.verdicts import BREACH, HEALTHY
 from tests.unit import _fixtures_phases58 as fx
 from tests.unit._fixtures_phases58 import put_traffic, set_alarm
 
@@ -99,8 +105,8 @@ def test_staging_health_without_data_is_not_ok(aws_server):
 def test_polls_read_the_window_that_ends_the_configured_lag_ago():
     from datetime import UTC, datetime
 
+    from deployment.aws.cloudwatch_metrics import MetricQuery
     from deployment.config import load_config
-    from deployment.metrics import MetricQuery
 
     production = MetricQuery.from_config(load_config("production"))
     assert production.lag_seconds == 60

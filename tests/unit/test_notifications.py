@@ -6,7 +6,7 @@ import pytest
 from _fixtures_notify import slack_company, smtp, statuspage  # noqa: F401 - fixtures
 from _release import AUTHOR, COMMIT, PREVIOUS, VERSION
 
-from deployment import notifications as n
+from deployment.notifications import channels as n
 
 CONF = {
     "version": VERSION,
@@ -235,7 +235,7 @@ def test_the_rollback_notice_completes_the_maintenance_then_opens_the_incident(
     statuspage,  # noqa: F811
     monkeypatch,
 ):
-    from deployment.groups import rollback as group
+    from deployment.phases import rollback as group
 
     record = _PageRecord()
     n.open_maintenance(cfg, record, "v1.1.0")
@@ -308,7 +308,7 @@ class _TI:
 
 @pytest.mark.parametrize("notes", [{"commits": 2}, None], ids=["with-notes", "notes-missing"])
 def test_release_announcements_render_from_what_the_notify_tasks_pass(cfg, notes):
-    from deployment.groups.notify import _values
+    from deployment.phases.notify import _values
 
     record = _Record({"release_notes": notes} if notes else {})
     values = _values(cfg, record, CONF, {"ti": _TI(), "run_id": "run-1"})

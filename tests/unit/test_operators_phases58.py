@@ -11,7 +11,7 @@ from airflow.sdk.exceptions import AirflowSkipException, TaskDeferred
 
 from deployment.ledger import Ledger
 from deployment.operators.analysis import MetricsUnhealthy, MonitorReleaseOperator, TrafficShiftOperator
-from deployment.route53 import set_weights, weights
+from deployment.traffic.route53 import set_weights, weights
 from tests.unit import _fixtures_phases58 as fx
 from tests.unit._fixtures_phases58 import PARAMS, RUN_ID, VERSION
 from tests.unit.test_canary_watch import HEALTHY_BLUE, HEALTHY_GREEN, ColourFeeder
@@ -119,7 +119,9 @@ def test_a_step_with_no_hold_is_judged_on_one_full_poll(aws_server, release):
 def test_skip_monitoring_is_recorded_and_announced(aws_server, release, monkeypatch):
     cfg, ledger, context = release
     sent = []
-    monkeypatch.setattr("deployment.announce.announce_team", lambda cfg, text: sent.append(text))
+    monkeypatch.setattr(
+        "deployment.notifications.announce.announce_team", lambda cfg, text: sent.append(text)
+    )
     params = {**PARAMS, "emergency": {"skip_monitoring": True, "reason": "hotfix for incident 42"}}
     operator = MonitorReleaseOperator(task_id="watch_metrics")
     for _ in range(2):  # a rerun skips again, announced once

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from _release import AUTHOR, COMMIT, PREVIOUS, VERSION
 
-from deployment.plan import assess_risk, build_plan, render_markdown
+from deployment.gate.plan import assess_risk, build_plan, render_markdown
 
 PASSED = {
     "skipped": False,
@@ -271,7 +271,7 @@ def _described(logical_id, action="Modify", replacement="False", properties=(), 
 
 
 def _from_aws(*described):
-    from deployment.cloudformation import summarize
+    from deployment.aws.cloudformation import summarize
 
     return _change_set(*summarize(list(described)))
 
@@ -316,7 +316,7 @@ def test_generate_plan_refuses_an_unacknowledged_data_change_and_takes_force_dep
     import pytest
     from airflow.sdk.exceptions import AirflowFailException
 
-    from deployment.groups.validation import refuse_unacknowledged_data_change
+    from deployment.phases.pre_deployment_validation import refuse_unacknowledged_data_change
 
     plan = {"data_compatibility": {"compatible": False, "reasons": ["ContentTable (T) is removed"]}}
     with pytest.raises(AirflowFailException, match=r"cannot read \(ContentTable \(T\) is removed\)"):

@@ -1,4 +1,4 @@
-"""The run summary (deployment.release_summary): built from the captured records, written by the last task.
+"""The run summary (deployment.release.summary): built from the captured records, written by the last task.
 
 ``build`` is checked on the records real sandbox releases wrote (``deployments_view_records``);
 ``record_outcome`` and the manual rollback's last task are run as tasks of the real DAG code
@@ -19,9 +19,9 @@ from test_notifications import CONF, repo  # noqa: F401 - fixture
 from test_reruns import _release_live, _take_backup
 from test_reruns_tasks import _approved, _run
 
-from deployment import release_summary
-from deployment.deployment_metrics import parse_time
-from deployment.release_summary import build
+from deployment.release import summary as release_summary
+from deployment.release.phase_metrics import parse_time
+from deployment.release.summary import build
 
 
 def _built(run_id: str) -> dict:
@@ -138,7 +138,7 @@ def test_a_summary_that_cannot_be_written_changes_no_outcome(cfg, aws, ledger, m
         raise ValueError("summary builder broke")
 
     monkeypatch.setattr(release_summary, "build", broken)
-    with caplog.at_level(logging.ERROR, logger="deployment.release_summary"):
+    with caplog.at_level(logging.ERROR, logger="deployment.release.summary"):
         outcome = _run(cfg, "record_outcome", {"monitoring.watch_metrics": "success"})
     assert outcome["status"] == "succeeded" and ledger.read("outcome")["status"] == "succeeded"
     assert _read_summary(cfg, moto, VERSION, RUN_ID) is None
@@ -152,8 +152,8 @@ class _Ti:
 def test_the_manual_rollback_writes_its_summary(cfg, moto):
     from airflow.sdk.exceptions import AirflowFailException
 
-    from deployment.groups.rollback import manual_outcome_task
     from deployment.ledger import Ledger
+    from deployment.phases.rollback import manual_outcome_task
     from deployment.run_context import MANUAL_RECORD_FOLDER
 
     run_id = "manual__unit"
@@ -175,7 +175,7 @@ def test_the_manual_rollback_writes_its_summary(cfg, moto):
 
 # ------------------------------------------------------------------------ release notes
 def test_release_notes_record_the_first_commit_time(cfg, repo):  # noqa: F811 - the fixture
-    from deployment import notifications
+    from deployment.notifications import channels as notifications
 
     repo.add_commits([{"message": "Early fix", "date": "2025-12-30T07:00:00Z"}], tag="v1.1.1")
     notes = notifications.release_notes(cfg, {**CONF, "version": "v1.1.1"}, "v1.0.0")

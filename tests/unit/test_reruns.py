@@ -18,8 +18,10 @@ import pytest
 from _release import PREVIOUS, RUN_ID, VERSION
 from airflow.sdk.exceptions import AirflowSkipException
 
-from deployment import backup, guards, rollback
-from deployment.route53 import set_weights, weights
+from deployment import guards
+from deployment.aws import backup
+from deployment.rollback import undo as rollback
+from deployment.traffic.route53 import set_weights, weights
 
 
 def _take_backup(cfg, ledger):
@@ -31,7 +33,7 @@ def _take_backup(cfg, ledger):
 
 def _deploy(cfg, aws, ledger, purpose="deploy"):
     """What deploy_infrastructure does: this run's change set for the release, executed."""
-    from deployment.cloudformation import ensure_change_set, release_template
+    from deployment.aws.cloudformation import ensure_change_set, release_template
 
     change_set = ensure_change_set(
         cfg, VERSION, RUN_ID, purpose, ledger=ledger, poll=0.1, packaged=release_template(cfg, ledger)
@@ -40,7 +42,7 @@ def _deploy(cfg, aws, ledger, purpose="deploy"):
 
 
 def _stack_version(cfg):
-    from deployment.cloudformation import deployed_version
+    from deployment.aws.cloudformation import deployed_version
 
     return deployed_version(cfg)
 
@@ -101,7 +103,7 @@ def test_a_rerun_of_restore_stack_waits_for_its_own_update(cfg, aws, ledger, mon
     rollback.restore_stack(cfg, manifest, RUN_ID, timeout=10, poll=0.1, attempt=1, ledger=ledger)
     assert ledger.read(rollback.EXECUTION_SECTION)["attempt"] == 1
     scripted = _OwnUpdateInProgress(aws["cfn"])
-    monkeypatch.setattr("deployment.cloudformation.client", lambda cfg, *a, **k: scripted)
+    monkeypatch.setattr("deployment.aws.cloudformation.client", lambda cfg, *a, **k: scripted)
 
     again = rollback.restore_stack(cfg, manifest, RUN_ID, timeout=10, poll=0.05, attempt=1, ledger=ledger)
 
@@ -134,7 +136,7 @@ def test_last_resort_colour_comes_from_the_record_then_the_backup_then_the_route
 
 # ------------------------------------------------------------------ metrics
 def test_the_rollback_metric_check_reads_the_published_window(cfg, aws, monkeypatch):
-    from deployment import metrics
+    from deployment.aws import cloudwatch_metrics as metrics
 
     lagged = cfg.model_copy(update={"metrics": cfg.metrics.model_copy(update={"lag_seconds": 60})})
     ends: list[datetime] = []
@@ -144,7 +146,7 @@ def test_the_rollback_metric_check_reads_the_published_window(cfg, aws, monkeypa
         ends.append(query.window_end(end))
         return real(cloudwatch, query, window, end, **kwargs)
 
-    monkeypatch.setattr("deployment.metrics.fetch_sample", spy)
+    monkeypatch.setattr("deployment.aws.cloudwatch_metrics.fetch_sample", spy)
     rollback.metrics_health(lagged, attempts=1, poll=0)
     assert ends and ends[0] <= datetime.now(UTC) - timedelta(seconds=59)
 
@@ -168,7 +170,7 @@ def test_a_monitoring_rerun_after_a_rollback_is_refused(cfg, aws, ledger):
     """Scenario 1 of the issue at the task level: rolled back, then only monitoring cleared."""
     from airflow.sdk.exceptions import AirflowFailException
 
-    from deployment.groups.monitoring import GuardedMonitorOperator
+    from deployment.phases.monitoring import GuardedMonitorOperator
 
     manifest = _take_backup(cfg, ledger)
     _release_live(cfg, aws, ledger)
@@ -186,7 +188,7 @@ def test_a_monitoring_rerun_after_a_rollback_is_refused(cfg, aws, ledger):
 def test_failed_smoke_checks_are_recorded_even_when_the_rollback_already_put_traffic_back(cfg, aws, ledger):
     """The rollback starts on the first failed check and can restore traffic before ``record_results``
     runs; the failures must still be recorded (seen on CI: no ``smoke_tests`` section)."""
-    from deployment.groups.smoke import SmokeTestsFailed, check_section, gather
+    from deployment.phases.smoke_tests import SmokeTestsFailed, check_section, gather
 
     _take_backup(cfg, ledger)
     _release_live(cfg, aws, ledger)
@@ -203,7 +205,7 @@ def test_failed_smoke_checks_are_recorded_even_when_the_rollback_already_put_tra
 
 
 def test_passing_smoke_checks_are_not_recorded_as_a_pass_once_the_release_is_not_live(cfg, aws, ledger):
-    from deployment.groups.smoke import SmokeTestsFailed, check_section, gather
+    from deployment.phases.smoke_tests import SmokeTestsFailed, check_section, gather
 
     _take_backup(cfg, ledger)
     _release_live(cfg, aws, ledger)
@@ -237,7 +239,7 @@ def test_attempts_are_numbered_and_a_new_one_clears_the_guard(cfg, aws, ledger):
 
 
 def test_a_slack_outage_under_skip_monitoring_does_not_fail_monitoring(cfg, aws, ledger, monkeypatch):
-    from deployment.groups.monitoring import GuardedMonitorOperator
+    from deployment.phases.monitoring import GuardedMonitorOperator
 
     _take_backup(cfg, ledger)
     _release_live(cfg, aws, ledger)
@@ -245,7 +247,7 @@ def test_a_slack_outage_under_skip_monitoring_does_not_fail_monitoring(cfg, aws,
     def outage(cfg, text):
         raise ConnectionError("Slack webhook unreachable")
 
-    monkeypatch.setattr("deployment.announce.announce_team", outage)
+    monkeypatch.setattr("deployment.notifications.announce.announce_team", outage)
     params = {"version": VERSION, "emergency": {"skip_monitoring": True, "reason": "hotfix for incident 42"}}
     with pytest.raises(AirflowSkipException, match="hotfix for incident 42"):
         GuardedMonitorOperator(task_id="watch_metrics").execute({"params": params, "run_id": RUN_ID})
@@ -254,12 +256,14 @@ def test_a_slack_outage_under_skip_monitoring_does_not_fail_monitoring(cfg, aws,
 
 
 def test_the_skipped_monitoring_announcement_escapes_the_reason(cfg, aws, ledger, monkeypatch):
-    from deployment.groups.monitoring import GuardedMonitorOperator
+    from deployment.phases.monitoring import GuardedMonitorOperator
 
     _take_backup(cfg, ledger)
     _release_live(cfg, aws, ledger)
     sent: list[str] = []
-    monkeypatch.setattr("deployment.announce.announce_team", lambda cfg, text: sent.append(text))
+    monkeypatch.setattr(
+        "deployment.notifications.announce.announce_team", lambda cfg, text: sent.append(text)
+    )
     params = {"version": VERSION, "emergency": {"skip_monitoring": True, "reason": "<!channel> hotfix <b|x>"}}
     with pytest.raises(AirflowSkipException):
         GuardedMonitorOperator(task_id="watch_metrics").execute({"params": params, "run_id": RUN_ID})
@@ -271,7 +275,9 @@ def test_the_skipped_monitoring_announcement_escapes_the_reason(cfg, aws, ledger
 def test_a_step_cancelled_while_traffic_is_split_puts_it_all_back(cfg, aws, ledger, monkeypatch):
     """What the watch trigger's on_kill runs when the step (or its run) is marked failed by hand."""
     sent: list[str] = []
-    monkeypatch.setattr("deployment.announce.announce_team", lambda cfg, text: sent.append(text))
+    monkeypatch.setattr(
+        "deployment.notifications.announce.announce_team", lambda cfg, text: sent.append(text)
+    )
     _take_backup(cfg, ledger)
     ledger.write("conf", {"version": VERSION, "run_id": RUN_ID})
     set_weights(cfg, {"blue": 90, "green": 10})

@@ -14,8 +14,8 @@ from airflow.sdk.execution_time.context import set_current_context
 from test_reruns import _deploy, _release_live, _stack_version, _take_backup
 
 from deployment import guards
-from deployment.groups.rollback import finalize_task, rollback_group
-from deployment.route53 import set_weights, weights
+from deployment.phases.rollback import finalize_task, rollback_group
+from deployment.traffic.route53 import set_weights, weights
 
 
 class _Ti:
@@ -96,7 +96,7 @@ def test_record_outcome_never_reports_a_release_that_is_not_live(cfg, aws, ledge
 
 def test_a_rolled_back_attempt_is_paged_once_per_attempt(cfg, aws, ledger, monkeypatch):
     sent: list[str] = []
-    monkeypatch.setattr("deployment.groups.rollback._slack", lambda cfg, values: sent.append("slack") or {})
+    monkeypatch.setattr("deployment.phases.rollback._slack", lambda cfg, values: sent.append("slack") or {})
     _take_backup(cfg, ledger)
     _approved(ledger)
     for attempt in (1, 2):
@@ -125,8 +125,8 @@ class _OtherRuns:
 def _first_task(dag_id: str, runs, params: dict):
     """Run the first task of ``dag_id`` (the rollback's ``plan``, the release's ``record_release``)
     while ``runs`` of the other DAG are running."""
-    from deployment.groups.release import record_release
-    from deployment.groups.rollback import manual_plan_task
+    from deployment.phases.release import record_release
+    from deployment.phases.rollback import manual_plan_task
 
     with DAG(dag_id, schedule=None) as dag:
         first = manual_plan_task() if dag_id == "rollback_production" else record_release()
@@ -170,9 +170,11 @@ def test_a_running_manual_rollback_blocks_a_release_before_its_record_opens():
 
 def test_when_no_plan_can_be_made_traffic_goes_back_and_on_call_is_paged(cfg, aws, ledger, monkeypatch):
     sent: list[str] = []
-    monkeypatch.setattr("deployment.notifications.send_slack", lambda conn, text: sent.append(text) or {})
     monkeypatch.setattr(
-        "deployment.notifications.send_email",
+        "deployment.notifications.channels.send_slack", lambda conn, text: sent.append(text) or {}
+    )
+    monkeypatch.setattr(
+        "deployment.notifications.channels.send_email",
         lambda cfg, to, subject, html, run_id: sent.append(subject) or {},
     )
     _take_backup(cfg, ledger)

@@ -17,8 +17,8 @@ from airflow.providers.fab.auth_manager.fab_auth_manager import FabAuthManager
 from airflow.providers.fab.www.security import permissions
 
 from airflow_stack.env import APPROVERS, ROOT, Stack, passwords, users
-from deployment import roles
 from deployment.config import load_config
+from deployment.gate import roles
 
 DEPLOY, ROLLBACK = roles.DEPLOY_DAG, roles.ROLLBACK_DAG
 TRIGGERER, APPROVER = roles.RELEASE_TRIGGERER, roles.RELEASE_APPROVER

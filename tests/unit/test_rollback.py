@@ -14,8 +14,9 @@ import time
 import pytest
 from _release import COMMIT, PREVIOUS, PREVIOUS_COMMIT, RUN_ID, VERSION
 
-from deployment import backup, rollback
-from deployment.route53 import set_weights, weights
+from deployment.aws import backup
+from deployment.rollback import undo as rollback
+from deployment.traffic.route53 import set_weights, weights
 
 
 def _take_backup(cfg, ledger):
@@ -26,7 +27,7 @@ def _take_backup(cfg, ledger):
 
 
 def _deploy_new_version(cfg, aws, ledger):
-    from deployment.cloudformation import ensure_change_set
+    from deployment.aws.cloudformation import ensure_change_set
 
     change_set = ensure_change_set(cfg, VERSION, RUN_ID, "deploy", ledger=ledger, poll=0.1)
     aws["cfn"].execute_change_set(StackName=cfg.stack.name, ChangeSetName=change_set["name"])
@@ -95,7 +96,7 @@ def test_restore_stack_redeploys_the_backup_and_keeps_data(cfg, aws, ledger):
     assert result["redeployed"] is True and result["status"] == "UPDATE_COMPLETE"
     assert any("AppVersion" in d for d in result["differences_found"])
     assert _version_parameter(cfg, aws) == PREVIOUS
-    from deployment.cloudformation import live_stack
+    from deployment.aws.cloudformation import live_stack
 
     assert rollback.stack_differences(live_stack(cfg), rollback.load_backed_up_stack(cfg, manifest)) == []
     items = {i[key_name]["S"] for i in aws["dynamodb"].scan(TableName=table)["Items"]}
@@ -186,7 +187,7 @@ def test_settle_leaves_a_settled_stack_alone(cfg):
 # --------------------------------------------------------------------- frontend
 def test_restore_frontend_puts_the_idle_branch_back_without_rebuilding(cfg, aws, ledger):
     manifest = _take_backup(cfg, ledger)
-    from deployment.amplify import client, prepare_branch, start_release
+    from deployment.aws.amplify import client, prepare_branch, start_release
 
     def green_env():
         branch = client(cfg).get_branch(appId=cfg.amplify.app_id, branchName=cfg.amplify.branches["green"])

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from deployment.analysis import BREACH, HEALTHY
-from deployment.rollback import metrics_health
+from deployment.judge.verdicts import BREACH, HEALTHY
+from deployment.rollback.undo import metrics_health
 
 
 @dataclass
@@ -30,14 +30,16 @@ def verdicts(cfg, monkeypatch):
 
     def feed(*outcomes: str) -> list[str]:
         queue = list(outcomes)
-        monkeypatch.setattr("deployment.metrics.cloudwatch_client", lambda conn, region: object())
-        monkeypatch.setattr("deployment.metrics.fetch_sample", lambda *args, **kwargs: None)
+        monkeypatch.setattr(
+            "deployment.aws.cloudwatch_metrics.cloudwatch_client", lambda conn, region: object()
+        )
+        monkeypatch.setattr("deployment.aws.cloudwatch_metrics.fetch_sample", lambda *args, **kwargs: None)
 
         def evaluate(sample, thresholds, check_band):
             polls.append(queue[0])
             return Verdict(queue.pop(0) if len(queue) > 1 else queue[0])
 
-        monkeypatch.setattr("deployment.analysis.evaluate", evaluate)
+        monkeypatch.setattr("deployment.judge.verdicts.evaluate", evaluate)
         return polls
 
     return feed
@@ -61,12 +63,12 @@ def test_the_window_is_the_recent_past_not_everything_since_the_restore(cfg, mon
     from datetime import UTC, datetime, timedelta
 
     windows: list[float] = []
-    monkeypatch.setattr("deployment.metrics.cloudwatch_client", lambda conn, region: object())
+    monkeypatch.setattr("deployment.aws.cloudwatch_metrics.cloudwatch_client", lambda conn, region: object())
     monkeypatch.setattr(
-        "deployment.metrics.fetch_sample",
+        "deployment.aws.cloudwatch_metrics.fetch_sample",
         lambda cloudwatch, query, window, end, **kwargs: windows.append(window),
     )
-    monkeypatch.setattr("deployment.analysis.evaluate", lambda *args, **kwargs: Verdict(HEALTHY))
+    monkeypatch.setattr("deployment.judge.verdicts.evaluate", lambda *args, **kwargs: Verdict(HEALTHY))
     restored = datetime.now(UTC) - timedelta(seconds=600)
     assert metrics_health(cfg, restored, attempts=1, poll=0)["ok"] is True
     assert windows == [pytest.approx(cfg.timings.poll_interval_seconds * 2, abs=0.5)]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from deployment.rollback_ownership import foreign_changes
+from deployment.rollback.ownership import foreign_changes
 
 VERSION = "v1.1.0"
 RECORD = {

@@ -12,7 +12,7 @@ from _release import RUN_ID, VERSION
 from airflow.sdk import DAG
 from airflow.sdk.execution_time.context import set_current_context
 
-from deployment.groups.rollback import rollback_group, summary
+from deployment.phases.rollback import rollback_group, summary
 
 
 def test_a_restored_stack_is_recorded_as_undone(cfg, record, monkeypatch):
@@ -32,7 +32,9 @@ def test_a_restored_stack_is_recorded_as_undone(cfg, record, monkeypatch):
         "change_set": None,
         "differences_found": [],
     }
-    monkeypatch.setattr("deployment.rollback.restore_stack", lambda cfg, backup, run_id, **kwargs: restored)
+    monkeypatch.setattr(
+        "deployment.rollback.undo.restore_stack", lambda cfg, backup, run_id, **kwargs: restored
+    )
     with DAG("rollback_step", schedule=None) as dag:
         rollback_group(cfg)
     context = {"params": {"version": VERSION}, "run_id": RUN_ID}

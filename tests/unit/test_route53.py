@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from deployment import route53
+from deployment.traffic import route53
 from tests.unit import _fixtures_phases58 as fx
 from tests.unit._fixtures_phases58 import weighted
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from deployment.router import Route53Router, RoutingChange, full, other, router_for
+from deployment.traffic.router import Route53Router, RoutingChange, full, other, router_for
 from tests.unit import _fixtures_phases58 as fx
 
 aws_server = fx.aws_server

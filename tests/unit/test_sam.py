@@ -6,8 +6,8 @@ import json
 
 import pytest
 
+from deployment.aws.sam import SamTransformError, transform_template
 from deployment.config import load_config
-from deployment.sam import SamTransformError, transform_template
 
 CFG = load_config("sandbox")
 

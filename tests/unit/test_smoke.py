@@ -7,7 +7,7 @@ import json
 import pytest
 from werkzeug.wrappers import Request, Response
 
-from deployment.smoke import run_smoke_checks
+from deployment.checks.smoke import run_smoke_checks
 from tests.sandbox._servers import serving
 
 ACCOUNT = {"login": "smoke", "password": "s3cret"}
@@ -90,7 +90,7 @@ def test_excerpts_are_redacted_and_only_the_sign_in_check_sends_credentials(cfg,
 
 
 def test_redact_replaces_secret_keys_and_literals():
-    from deployment.smoke import redact
+    from deployment.checks.smoke import redact
 
     redacted = redact('{"a": {"client_secret": "x", "n": 1}}', [])
     assert redacted == '{"a": {"client_secret": "[redacted]", "n": 1}}'

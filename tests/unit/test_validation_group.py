@@ -8,7 +8,7 @@ from airflow.sdk import DAG
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 from airflow.sdk.execution_time.context import set_current_context
 
-from deployment.groups.validation import RESULT_KEY, pre_deployment_validation_group
+from deployment.phases.pre_deployment_validation import RESULT_KEY, pre_deployment_validation_group
 
 V = "pre_deployment_validation"
 
@@ -55,7 +55,7 @@ def healthy_staging(monkeypatch):
         "verdict": "healthy",
         "detail": "error rate 0.10 % < 1 %, latency 120 ms < 1000 ms",
     }
-    monkeypatch.setattr("deployment.metrics.staging_health", lambda cfg: health)
+    monkeypatch.setattr("deployment.aws.cloudwatch_metrics.staging_health", lambda cfg: health)
     return health
 
 
@@ -84,7 +84,7 @@ def test_checks_pass_then_plan(cfg, aws, github, healthy_staging, run, ledger):
 
 def test_failed_checks_fail_each_and_are_all_recorded(cfg, aws, github, monkeypatch, run, ledger):
     monkeypatch.setattr(
-        "deployment.metrics.staging_health",
+        "deployment.aws.cloudwatch_metrics.staging_health",
         lambda cfg: (_ for _ in ()).throw(RuntimeError("CloudWatch down")),
     )
     github["emulator"].add_workflow_run(cfg.github.staging_workflow, github["sha"], conclusion="failure")

@@ -23,9 +23,9 @@ class AmplifyBuildError(RuntimeError):
 
 def prepare_idle(cfg: DeploymentConfig, ledger: Ledger, version: str) -> dict[str, Any]:
     """Choose the target colour (once per run) and set the release's variables on its branch."""
-    from deployment import amplify
+    from deployment.aws import amplify
     from deployment.ledger import now_iso
-    from deployment.router import TrafficRoutingError, other, router_for
+    from deployment.traffic.router import TrafficRoutingError, other, router_for
 
     section = ledger.read(SECTION) or {}
     client = amplify.client(cfg)
@@ -84,7 +84,7 @@ class AmplifyReleaseOperator(BaseOperator):
         self.poll_interval = poll_interval
 
     def execute(self, context: Any) -> dict[str, Any] | None:
-        from deployment.amplify import FAILED, SUCCEEDED, start_release
+        from deployment.aws.amplify import FAILED, SUCCEEDED, start_release
         from deployment.hooks.aws import AmplifyHook, aws_hook
         from deployment.run_context import release, update_section
         from deployment.triggers.amplify import AmplifyJobTrigger

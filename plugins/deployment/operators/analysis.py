@@ -9,7 +9,7 @@ from typing import Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from deployment.analysis import HEALTHY
+from deployment.judge.verdicts import HEALTHY
 
 
 class MetricsUnhealthy(AirflowFailException):
@@ -40,8 +40,8 @@ class _MetricWatchOperator(BaseOperator):
     ) -> None:
         """Defer to a watch fixed in absolute time: data from ``data_since`` (rounded up to the metric
         period) for ``hold`` seconds and at least one full poll, decided by an absolute deadline."""
-        from deployment.metrics import MetricQuery
-        from deployment.router import other
+        from deployment.aws.cloudwatch_metrics import MetricQuery
+        from deployment.traffic.router import other
         from deployment.triggers.analysis import MetricWatchTrigger
 
         cfg = rel.cfg
@@ -78,7 +78,7 @@ class _MetricWatchOperator(BaseOperator):
     def _restore_on_breach(self, rel: Any, event: dict[str, Any]) -> dict[str, Any] | None:
         """After a breach, make sure all traffic is on the stable colour: the trigger did it already
         unless its call failed; restoring is idempotent, so doing it again is harmless."""
-        from deployment.router import router_for
+        from deployment.traffic.router import router_for
 
         if event.get("status") != "breach":
             return None
@@ -146,8 +146,8 @@ class TrafficShiftOperator(_MetricWatchOperator):
     def execute(self, context: Any) -> dict[str, Any] | None:
         from deployment.guards import current_attempt, refuse_step_after_stop
         from deployment.ledger import now_iso
-        from deployment.router import other, router_for
         from deployment.run_context import release, update_section
+        from deployment.traffic.router import other, router_for
 
         rel = release(context)
         weight = int(self.weight)
@@ -263,8 +263,8 @@ class MonitorReleaseOperator(_MetricWatchOperator):
         if flags["skip_monitoring"]:
             announced = bool(existing.get("announced"))
             if not announced:
-                from deployment.announce import announce_team
-                from deployment.notifications import slack_escape
+                from deployment.notifications.announce import announce_team
+                from deployment.notifications.channels import slack_escape
 
                 try:
                     announce_team(
@@ -296,7 +296,7 @@ class MonitorReleaseOperator(_MetricWatchOperator):
         # Monitoring reads the release's colour (the 100 % step made it the live one).
         colour = (rel.ledger.read("frontend") or {}).get("target_colour")
         if colour not in ("blue", "green"):
-            from deployment.router import router_for
+            from deployment.traffic.router import router_for
 
             colour = router_for(cfg).live_colour()
         rel.ledger.write(

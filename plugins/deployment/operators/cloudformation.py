@@ -9,7 +9,7 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
-from deployment.alarm_guard import SECTION
+from deployment.checks.alarms import SECTION
 from deployment.operators.links import CloudFormationChangeSetLink, CloudFormationStackLink, quoted
 
 # States a stack can be updated from.
@@ -94,7 +94,7 @@ class ExecuteChangeSetOperator(BaseOperator):
         )
 
     def execute(self, context: Any) -> dict[str, Any] | None:
-        from deployment.alarm_guard import alarms_after, alarms_baseline
+        from deployment.checks.alarms import alarms_after, alarms_baseline
         from deployment.run_context import release
 
         rel = release(context)
@@ -107,14 +107,14 @@ class ExecuteChangeSetOperator(BaseOperator):
         """Fail unless every function of the stack runs the approved build's package."""
         from airflow.sdk.exceptions import AirflowFailException
 
-        from deployment.cloudformation import live_stack
-        from deployment.rollback_ownership import template_sha256
+        from deployment.aws.cloudformation import live_stack
+        from deployment.aws.running_build import read_back_release
+        from deployment.rollback.ownership import template_sha256
         from deployment.run_context import update_section
-        from deployment.running_build import read_back_release
 
         running = read_back_release(rel.cfg, rel.ledger, self._settings(rel.cfg)[0])
         # What this attempt's update left: a later rollback of this run undoes the stack only while
-        # it still runs this template (deployment.rollback_ownership).
+        # it still runs this template (deployment.rollback.ownership).
         left = template_sha256(live_stack(rel.cfg)["template_body"])
         update_section(rel.ledger, SECTION, running_build=running, stack_template_sha256=left)
         if not running["ok"]:
@@ -127,7 +127,7 @@ class ExecuteChangeSetOperator(BaseOperator):
         """The approved build proven again (pinned versions, their bytes); fails the task otherwise."""
         from airflow.sdk.exceptions import AirflowFailException
 
-        from deployment.artifacts import ArtifactError, prove_approved_build
+        from deployment.aws.artifacts import ArtifactError, prove_approved_build
         from deployment.ledger import now_iso
         from deployment.run_context import update_section
 
@@ -269,7 +269,7 @@ class ExecuteChangeSetOperator(BaseOperator):
         return since
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
-        from deployment.alarm_guard import alarms_after
+        from deployment.checks.alarms import alarms_after
         from deployment.ledger import now_iso
         from deployment.run_context import release, update_section
 

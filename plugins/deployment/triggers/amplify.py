@@ -50,7 +50,7 @@ class AmplifyJobTrigger(BaseTrigger):
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        from deployment.amplify import FAILED, SUCCEEDED, job_state
+        from deployment.aws.amplify import FAILED, SUCCEEDED, job_state
         from deployment.hooks.aws import AmplifyHook
 
         where = f"Amplify job {self.job_id} on {self.app_id}/{self.branch_name}"

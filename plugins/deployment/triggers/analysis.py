@@ -60,7 +60,7 @@ def last_window(data_since: datetime, hold_until: datetime, poll: float) -> int:
 def restore_traffic(stable_colour: str) -> dict[str, Any]:
     """All traffic to ``stable_colour`` through the router (idempotent); what happened, for the record."""
     from deployment.config import load_config
-    from deployment.router import router_for
+    from deployment.traffic.router import router_for
 
     change = router_for(load_config()).restore(stable_colour)
     return {
@@ -154,10 +154,10 @@ class MetricWatchTrigger(BaseTrigger):
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:  # noqa: C901 - the poll loop, read top to bottom
-        from deployment.analysis import BREACH, Watch, judge
+        from deployment.aws.cloudwatch_metrics import MetricQuery, fetch_colour_sample
         from deployment.config import Thresholds
         from deployment.hooks.aws import CloudWatchHook
-        from deployment.metrics import MetricQuery, fetch_colour_sample
+        from deployment.judge.verdicts import BREACH, Watch, judge
 
         thresholds = Thresholds.model_validate(self.thresholds)
         query = MetricQuery(**self.query)
@@ -271,7 +271,7 @@ class MetricWatchTrigger(BaseTrigger):
     async def on_kill(self) -> None:
         """Marked failed (task or run) by hand while traffic was split: all of it back on stable."""
         from deployment.config import load_config
-        from deployment.rollback import restore_after_cancel
+        from deployment.rollback.undo import restore_after_cancel
 
         ti = self.task_instance
         cfg = load_config()

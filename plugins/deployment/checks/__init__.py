@@ -1,0 +1,1 @@
+"""Read-only checks: alarms, the template (SAM, cfn-lint), the smoke checks, GitHub's staging evidence."""

@@ -1,0 +1,1 @@
+"""The judge: verdicts on metric samples (pure: no clock, no I/O)."""

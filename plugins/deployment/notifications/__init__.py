@@ -1,0 +1,1 @@
+"""Notifications: the channels (GitHub, Slack, email, status page, PagerDuty), send-once, escaping."""

@@ -1,0 +1,600 @@
+"""Phase 10, ``rollback``: undo what a failed release changed, verify, page; then the run's outcome.
+
+Wiring (in the DAG): every task of phases 3-8 is upstream of :func:`rollback_group`'s
+first task ``rollback.plan`` (trigger rule ``one_failed``, so it starts on the first
+failure; a failure in phase 1 or 2 reaches it as ``upstream_failed`` and the plan then
+finds nothing changed). When nothing was changed, ``plan`` skips and so does the whole
+group: nothing is touched and nobody is paged. :func:`finalize_task` ends the run (trigger
+rule ``all_done``; only the "deployment failed" notice runs beside it): it writes ``outcome``
+and fails the run whenever the release failed, even when the rollback itself succeeded.
+
+The same step tasks serve the manual ``rollback_production`` DAG, whose first task
+writes the ``rollback.plan`` section from the chosen backup instead of this run's record.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import TaskGroup, TriggerRule, get_current_context
+
+from deployment.gate.proof import prove_rollback_requester
+from deployment.guards import OUTCOME_TASK_ID
+from deployment.run_context import failed_release_tasks, run_config, run_ledger, task_states
+from deployment.tasks import task
+
+if TYPE_CHECKING:
+    from deployment.config import DeploymentConfig
+    from deployment.ledger import Ledger
+
+GROUP_ID = "rollback"
+FINALIZE_TASK_ID = OUTCOME_TASK_ID
+# Every rollback task is safe to rerun in any state, so a lost worker, scheduler or API server is
+# simply retried, with backoff (5, 10, 20, 40 s) long enough to outlast a component's restart.
+STEP_RETRIES = {"retries": 4, "retry_delay": timedelta(seconds=5), "retry_exponential_backoff": 2.0}
+STEPS = ("traffic", "stack", "frontend")
+
+
+# ---------------------------------------------------------------------- helpers
+def _step(section: str, action):
+    """Run ``action(cfg, ledger, plan, context)`` and record its result as ``rollback.<section>``."""
+    from deployment.ledger import now_iso
+
+    context = get_current_context()
+    cfg = run_config(context)
+    ledger = run_ledger(cfg, context)
+    plan = ledger.read("rollback.plan")
+    if plan is None:
+        raise RuntimeError(f"{ledger.uri('rollback.plan')} is missing: the plan task did not record one")
+    started = now_iso()
+    try:
+        result = action(cfg, ledger, plan, context)
+    except Exception as err:
+        failure = {
+            "status": "failed",
+            "started_at": started,
+            "failed_at": now_iso(),
+            "error": str(err)[:2000],
+        }
+        ledger.write(f"rollback.{section}", failure)
+        raise
+    ledger.write(f"rollback.{section}", {"started_at": started, "finished_at": now_iso(), **result})
+    return result
+
+
+def summary(ledger: Ledger) -> dict[str, Any]:
+    """The ``rollback`` section as it stands: plan, steps and verification so far."""
+    from deployment.rollback.undo import summarize
+
+    plan = ledger.read("rollback.plan") or {}
+    steps = {name: ledger.read(f"rollback.{name}") for name in (*STEPS, "verify")}
+    return {
+        **summarize(plan, {k: v for k, v in steps.items() if v}, plan.get("failed_tasks", [])),
+        "attempt": plan.get("attempt") or 1,
+    }
+
+
+def _version(ledger: Ledger, plan: dict[str, Any]) -> str:
+    return plan.get("rolled_back_version") or ledger.version
+
+
+# ------------------------------------------------------------------------ tasks
+@task(task_id="plan", trigger_rule=TriggerRule.ONE_FAILED, **STEP_RETRIES)
+def plan_rollback() -> dict[str, Any]:
+    """Decide from the record and from what is live now what to undo; skip the group when nothing changed.
+
+    Planned anew every time it runs, for the current attempt: a second failure after a
+    rerun from ``validate_infrastructure`` is undone from the world as it is, not from
+    what the first rollback found.
+    """
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from deployment.guards import current_attempt
+    from deployment.ledger import now_iso
+    from deployment.rollback.undo import live_differences, plan_from_record
+
+    context = get_current_context()
+    cfg = run_config(context)
+    ledger = run_ledger(cfg, context)
+    record = ledger.record()
+    attempt = current_attempt(ledger)
+    previous = record.get("rollback.plan") or {}
+    backup = record.get("backup") or {}
+    live = live_differences(cfg, backup) if backup else None
+    refuse_foreign_production(cfg, ledger, record, live, attempt)
+    plan = plan_from_record(cfg, record, live)
+    plan["attempt"] = attempt
+    plan["failed_tasks"] = failed_release_tasks(task_states(context))
+    same_attempt = int(previous.get("attempt") or 1) == attempt and previous.get("needed") is not None
+    plan["started_at"] = previous["started_at"] if same_attempt else now_iso()
+    plan["rolled_back_version"] = ledger.version
+    ledger.write("rollback.plan", plan)
+    if not plan["needed"]:
+        ledger.write(
+            "rollback",
+            {
+                "needed": False,
+                "status": "not_needed",
+                "reasons": plan["reasons"],
+                "attempt": attempt,
+                "failed_tasks": plan["failed_tasks"],
+                "decided_at": now_iso(),
+            },
+        )
+        raise AirflowSkipException("; ".join(plan["reasons"]))
+    return {"undo": plan["undo"], "stable_colour": plan["stable_colour"], "attempt": attempt}
+
+
+def refuse_foreign_production(cfg, ledger: Ledger, record: dict, live: dict | None, attempt: int) -> None:
+    """Skip the whole rollback, changing nothing, when production runs another release's changes
+    (``deployment.rollback.ownership``); the record and the run's outcome say why."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from deployment.ledger import now_iso
+    from deployment.rollback.ownership import foreign_changes, live_ownership_state
+    from deployment.rollback.undo import backup_live_colour
+
+    if live is None:
+        return
+    stable = (record.get("frontend") or {}).get("live_colour_before") or backup_live_colour(record["backup"])
+    state = live_ownership_state(cfg, record)
+    foreign = foreign_changes(ledger.version, record, state, bool(live["stack_differences"]), stable)
+    if not foreign:
+        return
+    why = (
+        f"production no longer runs what run {ledger.run_id} put there ({'; '.join(foreign)}): "
+        "the rollback changed nothing. Roll back by hand (rollback_production) if production must change."
+    )
+    refusal = {"needed": False, "refused": True, "reasons": foreign, "live": state, "attempt": attempt}
+    ledger.write("rollback.plan", {**refusal, "decided_at": now_iso()})
+    ledger.write("rollback", {**refusal, "status": "refused", "detail": why, "decided_at": now_iso()})
+    raise AirflowSkipException(why)
+
+
+@task(task_id="last_resort_traffic", trigger_rule=TriggerRule.ALL_FAILED, **STEP_RETRIES)
+def last_resort_task() -> dict[str, Any]:
+    """No plan could be made: all traffic back on the colour live before the release; page on-call."""
+    from deployment.ledger import now_iso
+    from deployment.notifications.channels import send_once
+    from deployment.rollback.undo import (
+        backup_version,
+        dynamodb_backups,
+        last_resort_colour,
+        restore_traffic,
+        summarize,
+    )
+    from deployment.traffic.router import router_for
+
+    context = get_current_context()
+    cfg = run_config(context)
+    ledger = run_ledger(cfg, context)
+    record = ledger.record()
+    try:
+        live = router_for(cfg).live_colour()
+    except Exception:  # noqa: BLE001 - the record and the backup may still name the colour
+        live = None
+    colour = last_resort_colour(record, live)
+    if colour is None:
+        raise RuntimeError(
+            "neither the record, the backup nor the router names the colour live before "
+            "the release: put traffic back by hand"
+        )
+    traffic = restore_traffic(cfg, colour)
+    backup = record.get("backup") or {}
+    plan = {
+        "needed": True,
+        "undo": {"traffic": True, "stack": True, "frontend": True},
+        "stable_colour": colour,
+        "previous_version": backup_version(cfg, backup) if backup else None,
+        "dynamodb_backups": dynamodb_backups(backup),
+        "reasons": [
+            "the rollback plan could not be made: traffic put back as a last resort; the "
+            "stack and the idle branch must be checked by hand"
+        ],
+    }
+    failed = failed_release_tasks(task_states(context))
+    section = {
+        **summarize(plan, {"traffic": {"status": "done", **traffic}}, failed),
+        "attempt": _attempt(ledger),
+        "last_resort": {"colour": colour, **traffic},
+        "failed_checks": ["plan"],
+        "finished_at": now_iso(),
+    }
+    ledger.write("rollback", section)
+    values = {
+        "cfg": cfg,
+        "summary": section,
+        "version": ledger.version,
+        "run_id": context["run_id"],
+        "reason": None,
+        "url": _run_url(cfg, context),
+    }
+    for channel, send in (("page_oncall_slack", _slack), ("incident_email", _email)):
+        send_once(
+            ledger,
+            f"rollback.notice.a{section['attempt']}.{channel}.last_resort",
+            lambda send=send: send(cfg, values),
+        )
+    return {"colour": colour, "changed": traffic["changed"]}
+
+
+def _attempt(ledger: Ledger) -> int:
+    from deployment.guards import current_attempt
+
+    return current_attempt(ledger)
+
+
+def _not_needed(what: str) -> dict[str, Any]:
+    return {"status": "not_needed", "detail": f"the record shows no change to {what}"}
+
+
+@task(task_id="restore_traffic", pre_execute=prove_rollback_requester, **STEP_RETRIES)
+def restore_traffic_task() -> dict[str, Any]:
+    """All traffic back to the stable colour: the first, fastest step."""
+
+    def action(cfg, ledger, plan, context):
+        from deployment.rollback.undo import restore_traffic
+
+        if not plan["undo"]["traffic"]:
+            return _not_needed("traffic (Route 53 untouched)")
+        return {"status": "done", **restore_traffic(cfg, plan["stable_colour"])}
+
+    return _step("traffic", action)
+
+
+@task(
+    task_id="restore_stack",
+    trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS,
+    pre_execute=prove_rollback_requester,
+    **STEP_RETRIES,
+)
+def restore_stack_task() -> dict[str, Any]:
+    """The stack back to the backed-up template and parameters (cancel / continue / change set)."""
+
+    def action(cfg, ledger, plan, context):
+        from deployment.rollback.undo import restore_stack
+
+        if not plan["undo"]["stack"]:
+            return _not_needed("the stack")
+        restored = restore_stack(
+            cfg, plan["backup"], context["run_id"], attempt=int(plan.get("attempt") or 1), ledger=ledger
+        )
+        # ``status`` is the step's (summarize() reads it); the stack's own is kept as ``stack_status``.
+        return {**restored, "stack_status": restored["status"], "status": "done"}
+
+    return _step("stack", action)
+
+
+@task(
+    task_id="restore_frontend",
+    trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS,
+    pre_execute=prove_rollback_requester,
+    **STEP_RETRIES,
+)
+def restore_frontend_task() -> dict[str, Any]:
+    """The idle Amplify branch's variables back, a build still running on it stopped."""
+
+    def action(cfg, ledger, plan, context):
+        from deployment.rollback.undo import restore_frontend
+
+        if not plan["undo"]["frontend"]:
+            return _not_needed("the frontend")
+        return {
+            "status": "done",
+            **restore_frontend(cfg, plan["backup"], plan["idle_colour"], plan.get("stable_colour")),
+        }
+
+    return _step("frontend", action)
+
+
+@task(task_id="verify", trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS, **STEP_RETRIES)
+def verify_task() -> dict[str, Any]:
+    """Stack equals the backup, smoke tests pass on the stable colour, metrics healthy."""
+
+    def action(cfg, ledger, plan, context):
+        from datetime import datetime
+
+        from deployment.rollback.undo import verify
+        from deployment.run_contract import emergency_flags
+
+        traffic = ledger.read("rollback.traffic") or {}
+        since = datetime.fromisoformat(traffic["restored_at"]) if traffic.get("restored_at") else None
+        return {
+            "status": "done",
+            **verify(
+                cfg,
+                plan["backup"],
+                plan.get("stable_colour"),
+                check_stack=plan["undo"]["stack"],
+                since=since,
+                ignore_alarms=emergency_flags(context["params"])["ignore_alarms"],
+            ),
+        }
+
+    result = _step("verify", action)
+    if not result["verified"]:
+        raise RuntimeError(f"rollback not verified: {', '.join(result['failed_checks'])} failed")
+    return result
+
+
+@task(task_id="record_rollback", trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS, **STEP_RETRIES)
+def record_rollback_task() -> dict[str, Any]:
+    """Write the ``rollback`` section: what failed, when, what was undone, verification."""
+    from deployment.ledger import now_iso
+
+    context = get_current_context()
+    cfg = run_config(context)
+    ledger = run_ledger(cfg, context)
+    section = {
+        **summary(ledger),
+        "finished_at": now_iso(),
+        "started_at": (ledger.read("rollback.plan") or {}).get("started_at"),
+    }
+    ledger.write("rollback", section)
+    return {"status": section["status"], "verified": section["verified"]}
+
+
+def _urgent(task_id: str, send):
+    @task(
+        task_id=task_id,
+        trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS,
+        retries=3,
+        retry_delay=timedelta(seconds=5),
+        doc_md=send.__doc__,
+    )
+    def _notice() -> dict[str, Any]:
+        from deployment.notifications.channels import send_once
+
+        context = get_current_context()
+        cfg = run_config(context)
+        ledger = run_ledger(cfg, context)
+        current = summary(ledger)
+        plan = ledger.read("rollback.plan") or {}
+        values = {
+            "cfg": cfg,
+            "summary": current,
+            "version": _version(ledger, plan),
+            "run_id": context["run_id"],
+            "reason": plan.get("reason"),
+            "url": _run_url(cfg, context),
+        }
+        # Keyed by attempt and verification state: a second attempt's rollback is announced
+        # too, and a rerun after a fix sends the news once more.
+        state = "verified" if current["verified"] else "unverified"
+        key = f"rollback.notice.a{plan.get('attempt') or 1}.{task_id}.{state}"
+        return send_once(ledger, key, lambda: send(cfg, values))
+
+    return _notice()
+
+
+def _run_url(cfg: DeploymentConfig, context: Any) -> str:
+    from deployment.notifications.channels import run_url
+
+    return run_url(cfg, context["ti"].dag_id, context["run_id"])
+
+
+def _slack(cfg, values):
+    """Slack, team channel, with the on-call mentions."""
+    from deployment.notifications.channels import oncall_mentions, render, send_slack
+
+    text = render("slack_rollback.md.j2", mentions=oncall_mentions(cfg), **values)
+    return send_slack(cfg.connections.slack_team, text)
+
+
+def _email(cfg, values):
+    """Incident email to ``notifications.incident_emails``."""
+    from deployment.notifications.channels import render, send_email
+
+    state = "rolled back" if values["summary"]["verified"] else "ROLLBACK NOT VERIFIED"
+    subject = f"[INCIDENT] {cfg.application} {values['version']} {state} ({cfg.environment})"
+    return send_email(
+        cfg,
+        list(cfg.notifications.incident_emails),
+        subject,
+        render("email_incident.html.j2", **values),
+        values["run_id"],
+    )
+
+
+def _statuspage(cfg, values):
+    """Status-page incident on the app's component; the release's maintenance completed first."""
+    import logging
+
+    from deployment.notifications.channels import StatusPage, close_maintenance, render
+
+    verified = values["summary"]["verified"]
+    name = f"{cfg.application}: release {values['version']} rolled back"
+    ledger = run_ledger(cfg, get_current_context())
+    try:  # the maintenance the gate opened ends here; the incident tells what happened
+        close_maintenance(cfg, ledger, f"The release was rolled back: see the incident {name!r}.")
+    except Exception as err:  # the incident below is what matters now
+        logging.getLogger(__name__).warning("could not complete the status page maintenance: %s", err)
+    return StatusPage(cfg).open_or_update_incident(
+        name=name,
+        status="monitoring" if verified else "identified",
+        body=render("statuspage_incident.md.j2", **values).strip(),
+        component_status="operational" if verified else "degraded_performance",
+    )
+
+
+def rollback_steps(plan_task, last_resort=None) -> list:
+    """Wire the restore, verify, record and notice tasks after ``plan_task``; returns the leaves."""
+    traffic = restore_traffic_task()
+    stack = restore_stack_task()
+    frontend = restore_frontend_task()
+    check = verify_task()
+    record = record_rollback_task()
+    from deployment.notifications.channels import rollback_page
+
+    notices = [
+        _urgent("page_oncall_slack", _slack),
+        _urgent("incident_email", _email),
+        _urgent("statuspage_incident", _statuspage),
+        _urgent("page_oncall_pagerduty", rollback_page),
+    ]
+    plan_task >> traffic
+    if last_resort is not None:
+        plan_task >> last_resort
+    [plan_task, traffic] >> stack
+    [plan_task, traffic] >> frontend
+    [plan_task, stack, frontend] >> check
+    [plan_task, check] >> record
+    for notice in notices:
+        [plan_task, record] >> notice
+    return notices
+
+
+def rollback_group(config: DeploymentConfig) -> TaskGroup:
+    """The ``rollback`` group; wire ``[every task of phases 3-8] >> group.children["rollback.plan"]``."""
+    with TaskGroup(group_id=GROUP_ID, tooltip="Undo what a failed release changed, verify, page") as tg:
+        plan = plan_rollback()
+        rollback_steps(plan, last_resort_task())
+    return tg
+
+
+# ---------------------------------------------------------------------- outcome
+def outcome_of(failed: list[str], rollback: dict[str, Any] | None) -> str:
+    """``succeeded`` if no release task failed; ``rolled_back`` when undone and verified; else ``failed``."""
+    if not failed:
+        return "succeeded"
+    if rollback and rollback.get("status") == "rolled_back":
+        return "rolled_back"
+    return "failed"
+
+
+def finalize_task(config: DeploymentConfig):
+    """The run's last task (``all_done``): writes ``outcome``, fails the run unless the release succeeded."""
+
+    @task(task_id=FINALIZE_TASK_ID, trigger_rule=TriggerRule.ALL_DONE)
+    def record_outcome() -> dict[str, Any]:
+        """Write the ``outcome`` section; fail the run when the release failed or was rolled back."""
+        import logging
+
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from deployment.guards import current_attempt, release_problems
+        from deployment.ledger import now_iso
+        from deployment.release.phase_metrics import record_metrics
+        from deployment.release.summary import record_summary
+        from deployment.rollback.undo import backup_version
+
+        context = get_current_context()
+        cfg = run_config(context)
+        ledger = run_ledger(cfg, context)
+        states = task_states(context)
+        failed = failed_release_tasks(states)
+        attempt = current_attempt(ledger)
+        rollback = ledger.read("rollback")
+        if rollback and int(rollback.get("attempt") or 1) != attempt:
+            rollback = None  # an earlier attempt's rollback: the last attempt is what this run reports
+        status = outcome_of(failed, rollback)
+        not_live = release_problems(cfg, ledger) if status == "succeeded" else []
+        if not_live:
+            status = "failed"  # nothing that is not live is reported as released
+        backup = ledger.read("backup") or {}
+        notification_failures = sorted(
+            t for t, s in states.items() if t.startswith("notify.") and s == "failed"
+        )
+        outcome = {
+            "version": ledger.version,
+            "run_id": context["run_id"],
+            "dag_id": context["ti"].dag_id,
+            "status": status,
+            "finished_at": now_iso(),
+            "previous_version": backup_version(cfg, backup) if backup else None,
+            "failed_tasks": failed,
+            "rollback_status": (rollback or {}).get("status"),
+            "notification_failures": notification_failures,
+            "attempt": attempt,
+            "attempts": len(ledger.read("attempts") or []) or 1,
+            "not_live": not_live,
+        }
+        ledger.write("outcome", outcome)
+        record_summary(ledger, outcome)  # for the Deployments view; logs and goes on if it cannot
+        if status != "succeeded":
+            try:
+                record_metrics(cfg, ledger, outcome=status)
+            except Exception:  # the durations are a report; the outcome above is what matters
+                logging.getLogger(__name__).exception("could not record the deployment metrics")
+            raise AirflowFailException(
+                f"release {ledger.version} {status.replace('_', ' ')}: failed tasks {', '.join(failed)}; "
+                f"rollback {outcome['rollback_status'] or 'not run'}"
+                + (f"; not live: {'; '.join(not_live)}" if not_live else "")
+            )
+        return outcome
+
+    return record_outcome()
+
+
+# -------------------------------------------------------------- manual rollback
+@task(task_id="plan", pre_execute=prove_rollback_requester)
+def manual_plan_task() -> dict[str, Any]:
+    """Refuse while a release past its approval gate runs (one still waiting for approval is refused
+    at its gate while this rollback runs), then choose the target version and its backup and record
+    the plan of the manual rollback, made again from what is live on every run of this task: a run
+    cleared after production moved on undoes nothing that it did not ask to undo."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from deployment.aws.cloudformation import deployed_version
+    from deployment.guards import RELEASE_DAG_ID, refuse_concurrent_run
+    from deployment.rollback.undo import manual_plan
+
+    context = get_current_context()
+    refuse_concurrent_run(context["ti"], RELEASE_DAG_ID, past_gate_only=True)
+    cfg = run_config(context)
+    ledger = run_ledger(cfg, context)
+    params, requested_by = context["params"], context["dag_run"].triggering_user_name
+    first = ledger.read("rollback.plan")
+    live = deployed_version(cfg)
+    if first and live not in (first["rolled_back_version"], first["previous_version"]):
+        why = (
+            f"production runs {live} now, not {first['rolled_back_version']} that this rollback was asked "
+            f"to undo (nor its target {first['previous_version']}): nothing was changed; trigger a new "
+            "rollback if production must go back again"
+        )
+        ledger.write("rollback.refused", {"reason": why, "live_version": live})
+        raise AirflowFailException(why)
+    target = params.get("target_version") or (first or {}).get("previous_version")
+    plan = manual_plan(cfg, target, params["reason"], requested_by)
+    ledger.write("rollback.plan", plan)
+    return {
+        "target": plan["previous_version"],
+        "from": plan["rolled_back_version"],
+        "stable_colour": plan["stable_colour"],
+    }
+
+
+@task(task_id=FINALIZE_TASK_ID, trigger_rule=TriggerRule.ALL_DONE)
+def manual_outcome_task() -> dict[str, Any]:
+    """Write ``outcome`` of the manual rollback; fail the run unless production is back and verified."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from deployment.ledger import now_iso
+    from deployment.release.summary import record_summary
+
+    context = get_current_context()
+    cfg = run_config(context)
+    ledger = run_ledger(cfg, context)
+    plan = ledger.read("rollback.plan") or {}
+    rollback = ledger.read("rollback") or {}
+    status = "rolled_back" if rollback.get("status") == "rolled_back" else "failed"
+    outcome = {
+        "version": plan.get("rolled_back_version"),
+        "previous_version": plan.get("previous_version"),
+        "run_id": context["run_id"],
+        "dag_id": context["ti"].dag_id,
+        "status": status,
+        "finished_at": now_iso(),
+        "reason": context["params"].get("reason"),
+        "requested_by": getattr(context.get("dag_run"), "triggering_user_name", None),
+        "rollback_status": rollback.get("status"),
+    }
+    ledger.write("outcome", outcome)
+    record_summary(ledger, outcome)  # for the Deployments view; logs and goes on if it cannot
+    if status != "rolled_back":
+        raise AirflowFailException(
+            f"manual rollback to {plan.get('previous_version') or 'the target'} did not complete: "
+            f"{rollback.get('status') or 'no rollback section'}; not undone: {rollback.get('not_undone')}"
+        )
+    return outcome

@@ -1,0 +1,1 @@
+"""The release's outcome: its summary and the per-phase deployment metrics."""

@@ -1,0 +1,137 @@
+"""The traffic router seam: read, set, wait for and restore the blue/green split.
+
+Every phase that moves or reads production traffic (shifts, rollback, guards,
+the manual rollback, the benchmark) goes through ``router_for(cfg)``; the
+router behind it is chosen by ``traffic.router``:
+
+- ``keyvaluestore`` (default): a CloudFront distribution in front of both
+  Amplify branches, whose viewer-request function reads the split from a
+  CloudFront KeyValueStore (``deployment.traffic.front_door``).
+- ``route53``: weighted DNS records (``deployment.traffic.route53``). Sound only where
+  both origins answer for the same host name (e.g. load balancers); it cannot
+  split an Amplify custom domain (see the README).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from deployment.config import Colour, DeploymentConfig
+
+COLOURS: tuple[Colour, Colour] = ("blue", "green")
+
+
+def other(colour: Colour) -> Colour:
+    return "green" if colour == "blue" else "blue"
+
+
+def full(colour: Colour) -> dict[Colour, int]:
+    """All traffic on ``colour``: ``{colour: 100, other: 0}``."""
+    return {colour: 100, other(colour): 0}
+
+
+def check_weights(wanted: dict[Colour, int]) -> None:
+    if set(wanted) != set(COLOURS) or sum(wanted.values()) != 100 or min(wanted.values()) < 0:
+        raise ValueError(f"weights must give blue and green percentages adding up to 100, got {wanted}")
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+@dataclass
+class RoutingChange:
+    """One accepted change of the split, JSON-safe (``to_dict``) for the deployment record."""
+
+    router: str
+    change_id: str
+    before: dict[str, int]
+    after: dict[str, int]
+    requested_at: str = field(default_factory=now_iso)
+    epoch: int | None = None
+    applied_at: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RoutingChange:
+        return cls(**data)
+
+
+class TrafficRouter(Protocol):
+    def weights(self) -> dict[Colour, int]:
+        """Percent per colour, e.g. ``{"blue": 90, "green": 10}``."""
+
+    def live_colour(self) -> Colour:
+        """The colour with weight > 0; the larger one while traffic is split."""
+
+    def set_weights(self, wanted: dict[Colour, int]) -> RoutingChange | None:
+        """Apply ``wanted``; None when the split already is so."""
+
+    def wait_applied(self, change: RoutingChange, *, timeout: float) -> None:
+        """Return once ``change`` serves viewers (sets ``applied_at``); TimeoutError after ``timeout``."""
+
+    def restore(self, colour: Colour) -> RoutingChange | None:
+        """100 % to ``colour`` for every viewer at once; None when already so."""
+
+
+class TrafficRoutingError(RuntimeError):
+    """The routing state is missing or not as the blue/green setup needs it."""
+
+
+def live_of(weights: dict[Colour, int]) -> Colour:
+    if not any(weights.values()):
+        raise TrafficRoutingError(f"both colours have weight 0: nothing is live ({weights})")
+    return "blue" if weights["blue"] >= weights["green"] else "green"
+
+
+class Route53Router:
+    """Weighted records ``blue``/``green`` under ``traffic.record_name``; weights are percentages."""
+
+    name = "route53"
+
+    def __init__(self, cfg: DeploymentConfig) -> None:
+        self.cfg = cfg
+
+    def weights(self) -> dict[Colour, int]:
+        from deployment.traffic import route53
+
+        return route53.weights(self.cfg)
+
+    def live_colour(self) -> Colour:
+        return live_of(self.weights())
+
+    def set_weights(self, wanted: dict[Colour, int]) -> RoutingChange | None:
+        from deployment.traffic import route53
+
+        check_weights(wanted)
+        before = self.weights()
+        change_id = route53.set_weights(self.cfg, wanted)
+        if change_id is None:
+            return None
+        return RoutingChange(self.name, change_id, dict(before), dict(wanted))
+
+    def wait_applied(self, change: RoutingChange, *, timeout: float) -> None:
+        """Route 53 INSYNC: every authoritative server answers with the change (resolvers' caches still
+        hold the old answer for up to the record's TTL)."""
+        from deployment.traffic import route53
+
+        interval = min(5.0, max(timeout / 20, 0.2))
+        route53.wait_insync(self.cfg, change.change_id, timeout=timeout, interval=interval)
+        change.applied_at = now_iso()
+
+    def restore(self, colour: Colour) -> RoutingChange | None:
+        return self.set_weights(full(colour))
+
+
+def router_for(cfg: DeploymentConfig) -> TrafficRouter:
+    """The router ``traffic.router`` names."""
+    if cfg.traffic.router == "route53":
+        return Route53Router(cfg)
+    from deployment.traffic.front_door import KeyValueStoreRouter
+
+    return KeyValueStoreRouter(cfg)
