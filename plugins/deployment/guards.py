@@ -27,6 +27,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from deployment.run_contract import OUTCOME_TASK_ID, RELEASE_DAG_ID
+
 if TYPE_CHECKING:
     from deployment.config import DeploymentConfig
     from deployment.ledger import Ledger
@@ -35,8 +37,6 @@ ATTEMPT = "attempt"
 ATTEMPTS = "attempts"
 CLEAR_HINT = "clear validate_infrastructure with its downstream tasks to deploy the release again"
 STACK_RUNNING_OK = {"UPDATE_COMPLETE", "CREATE_COMPLETE", "IMPORT_COMPLETE"}
-RELEASE_DAG_ID, ROLLBACK_DAG_ID = "deploy_production", "rollback_production"
-OUTCOME_TASK_ID = "record_outcome"
 # A release that started one of these may change production: from its re-verified gate on.
 PAST_GATE_TASKS = (
     "approval_gate.verify_gate",
@@ -108,7 +108,7 @@ def current_attempt(ledger: Ledger) -> int:
 def production_state(cfg: DeploymentConfig) -> dict[str, Any]:
     """What production runs now: the router's weights and the stack's version and status."""
     from deployment.aws.cloudformation import live_stack
-    from deployment.traffic.router import router_for
+    from deployment.traffic import router_for
 
     stack = live_stack(cfg)
     return {
@@ -122,7 +122,7 @@ def differences_from_backup(
     cfg: DeploymentConfig, record: dict[str, Any], state: dict[str, Any]
 ) -> list[str]:
     """How production (``state``) differs from the backup and from the plan the approvers saw."""
-    from deployment.rollback.undo import backup_live_colour, backup_version
+    from deployment.aws.restore_point import backup_live_colour, backup_version
     from deployment.traffic.router import full
 
     backup = record.get("backup") or {}

@@ -22,6 +22,9 @@ if TYPE_CHECKING:
     from deployment.config import DeploymentConfig
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._=-]+")
+# The key of the ``approvals`` section that holds the gate's result: who approved, and when
+# (written by the approval gate, read by the notices).
+APPROVAL_RESULT_KEY = "result"
 
 
 def run_key(run_id: str, run_after: Any = None) -> str:

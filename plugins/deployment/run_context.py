@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from deployment.guards import OUTCOME_TASK_ID, RELEASE_DAG_ID
+from deployment.run_contract import OUTCOME_TASK_ID, RELEASE_DAG_ID
 
 if TYPE_CHECKING:
     from deployment.config import DeploymentConfig

@@ -14,6 +14,9 @@ from airflow.sdk import Param
 
 from deployment.config import GITHUB_LOGIN
 
+# The DAGs this contract is for, and the release's last task (its outcome).
+RELEASE_DAG_ID, ROLLBACK_DAG_ID = "deploy_production", "rollback_production"
+OUTCOME_TASK_ID = "record_outcome"
 VERSION_PATTERN = r"^v\d+\.\d+\.\d+$"
 SHA_PATTERN = r"^[0-9a-f]{40}$"
 MIN_REASON_LENGTH = 10

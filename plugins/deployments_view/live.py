@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 def live_now(config: DeploymentConfig) -> dict[str, Any]:
     """The stack's version and status, the router's weights, and each colour's branch version."""
     from deployment.aws import amplify, cloudformation
-    from deployment.traffic.router import router_for
+    from deployment.traffic import router_for
 
     found: dict[str, Any] = {"stack": None, "weights": None, "colours": {}, "errors": []}
     try:

@@ -129,7 +129,7 @@ class Router:
 @pytest.fixture
 def router(monkeypatch) -> Router:
     router = Router()
-    monkeypatch.setattr("deployment.traffic.router.router_for", lambda cfg: router)
+    monkeypatch.setattr("deployment.traffic.router_for", lambda cfg: router)
     return router
 
 
@@ -263,7 +263,7 @@ def test_a_canary_breach_restores_traffic_once_before_the_task_fails(aws_server,
 def test_the_task_restores_when_the_trigger_could_not(aws_server, monkeypatch):
     cfg = aws_server["cfg"]
     router = Router()
-    monkeypatch.setattr("deployment.traffic.router.router_for", lambda cfg: router)
+    monkeypatch.setattr("deployment.traffic.router_for", lambda cfg: router)
     event = {
         "status": "breach",
         "stable_colour": "blue",

@@ -241,7 +241,7 @@ def test_live_weights_come_through_the_configured_router(view, aws, monkeypatch)
         def weights(self):
             return {"blue": 10, "green": 90}
 
-    monkeypatch.setattr("deployment.traffic.router.router_for", lambda cfg: Router())
+    monkeypatch.setattr("deployment.traffic.router_for", lambda cfg: Router())
     live = ok(view("/api/live"))
     assert live["weights"] == {"blue": 10, "green": 90} and live["in_flight"] is True, live
 

@@ -7,8 +7,9 @@ import json
 import pytest
 
 from deployment.config import load_config
+from deployment.traffic import router_for
 from deployment.traffic.front_door import LIVE_KEY, KeyValueStoreRouter, origins
-from deployment.traffic.router import RoutingChange, TrafficRoutingError, router_for
+from deployment.traffic.router import RoutingChange, TrafficRoutingError
 from sandbox.frontdoor import FrontDoor, FunctionRunner
 from sandbox.kvs import KeyValueStoreEmulator
 from tests.sandbox._servers import serving

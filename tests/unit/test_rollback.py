@@ -15,6 +15,7 @@ import pytest
 from _release import COMMIT, PREVIOUS, PREVIOUS_COMMIT, RUN_ID, VERSION
 
 from deployment.aws import backup
+from deployment.aws.restore_point import load_backed_up_stack
 from deployment.rollback import undo as rollback
 from deployment.traffic.route53 import set_weights, weights
 
@@ -98,7 +99,7 @@ def test_restore_stack_redeploys_the_backup_and_keeps_data(cfg, aws, ledger):
     assert _version_parameter(cfg, aws) == PREVIOUS
     from deployment.aws.cloudformation import live_stack
 
-    assert rollback.stack_differences(live_stack(cfg), rollback.load_backed_up_stack(cfg, manifest)) == []
+    assert rollback.stack_differences(live_stack(cfg), load_backed_up_stack(cfg, manifest)) == []
     items = {i[key_name]["S"] for i in aws["dynamodb"].scan(TableName=table)["Items"]}
     assert items == {"before-release", "written-during-release"}
     assert manifest["dynamodb"][0]["backup_arn"].startswith("arn:aws:dynamodb")

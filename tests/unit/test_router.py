@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from deployment.traffic.router import Route53Router, RoutingChange, full, other, router_for
+from deployment.traffic import router_for
+from deployment.traffic.route53 import Route53Router
+from deployment.traffic.router import RoutingChange, full, other
 from tests.unit import _fixtures_phases58 as fx
 
 aws_server = fx.aws_server

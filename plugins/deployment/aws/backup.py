@@ -224,7 +224,7 @@ def tag_live_amplify(
         return {**existing, "reused": True}
     from deployment.aws.amplify import variable_hashes
     from deployment.hooks.aws import AmplifyHook, hook_for
-    from deployment.traffic.router import router_for
+    from deployment.traffic import router_for
 
     colour = router_for(cfg).live_colour()
     branch_name = cfg.amplify.branches[colour]

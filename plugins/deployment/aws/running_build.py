@@ -131,8 +131,8 @@ def verify_restored_build(
         s3_client,
         template_code,
     )
+    from deployment.aws.restore_point import load_backed_up_stack
     from deployment.ledger import now_iso
-    from deployment.rollback.undo import load_backed_up_stack
 
     s3 = s3_client(cfg)
     refs = template_code(load_backed_up_stack(cfg, backup_section)["template_body"])

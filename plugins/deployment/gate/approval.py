@@ -44,7 +44,6 @@ if TYPE_CHECKING:
     from deployment.ledger import Ledger
 
 SECTION = "approvals"
-RESULT_KEY = "result"
 GATE_KEY = "gate"
 VERIFIED_KEY = "verified"
 SOURCE = "airflow_hitl_detail"

@@ -39,7 +39,7 @@ def _in_background(task_instance: Any, state: str) -> None:
     """The hooks fire inside the API request's own transaction: on SQLite a second session writing
     now would wait for that transaction's lock, which the request holds until it returns (the
     request hung past its clients' 15 s). A thread writes once the request has committed."""
-    from deployment.guards import RELEASE_DAG_ID
+    from deployment.run_contract import RELEASE_DAG_ID
 
     if task_instance.dag_id != RELEASE_DAG_ID:
         return

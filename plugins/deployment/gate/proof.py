@@ -286,8 +286,8 @@ def prove_rollback_requester(context: Any) -> None:
     """A manual rollback changes production only for a release manager or an emergency user, as
     Airflow authenticated the run's trigger (never a name in the conf). In a release run the same
     restore tasks undo its own attempt and need no proof."""
-    from deployment.guards import ROLLBACK_DAG_ID
     from deployment.run_context import run_config
+    from deployment.run_contract import ROLLBACK_DAG_ID
 
     if context["ti"].dag_id != ROLLBACK_DAG_ID:
         return

@@ -454,9 +454,9 @@ def active_flags(emergency: dict[str, Any]) -> dict[str, Any]:
 
 def _approvers(approvals: dict[str, Any] | None) -> list[str]:
     """Who approved, from the ``approvals`` section's ``result`` (written by ``record_approvals``)."""
-    from deployment.gate.approval import RESULT_KEY
+    from deployment.ledger import APPROVAL_RESULT_KEY
 
-    result = (approvals or {}).get(RESULT_KEY) or {}
+    result = (approvals or {}).get(APPROVAL_RESULT_KEY) or {}
     return [str(a.get("name") or a["id"]) for a in result.get("approvers", [])]
 
 

@@ -25,7 +25,8 @@ def prepare_idle(cfg: DeploymentConfig, ledger: Ledger, version: str) -> dict[st
     """Choose the target colour (once per run) and set the release's variables on its branch."""
     from deployment.aws import amplify
     from deployment.ledger import now_iso
-    from deployment.traffic.router import TrafficRoutingError, other, router_for
+    from deployment.traffic import router_for
+    from deployment.traffic.router import TrafficRoutingError, other
 
     section = ledger.read(SECTION) or {}
     client = amplify.client(cfg)

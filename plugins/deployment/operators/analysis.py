@@ -78,7 +78,7 @@ class _MetricWatchOperator(BaseOperator):
     def _restore_on_breach(self, rel: Any, event: dict[str, Any]) -> dict[str, Any] | None:
         """After a breach, make sure all traffic is on the stable colour: the trigger did it already
         unless its call failed; restoring is idempotent, so doing it again is harmless."""
-        from deployment.traffic.router import router_for
+        from deployment.traffic import router_for
 
         if event.get("status") != "breach":
             return None
@@ -147,7 +147,8 @@ class TrafficShiftOperator(_MetricWatchOperator):
         from deployment.guards import current_attempt, refuse_step_after_stop
         from deployment.ledger import now_iso
         from deployment.run_context import release, update_section
-        from deployment.traffic.router import other, router_for
+        from deployment.traffic import router_for
+        from deployment.traffic.router import other
 
         rel = release(context)
         weight = int(self.weight)
@@ -296,7 +297,7 @@ class MonitorReleaseOperator(_MetricWatchOperator):
         # Monitoring reads the release's colour (the 100 % step made it the live one).
         colour = (rel.ledger.read("frontend") or {}).get("target_colour")
         if colour not in ("blue", "green"):
-            from deployment.traffic.router import router_for
+            from deployment.traffic import router_for
 
             colour = router_for(cfg).live_colour()
         rel.ledger.write(

@@ -138,7 +138,8 @@ def approval_gate_group(config: DeploymentConfig) -> TaskGroup:
         @task(task_id="record_approvals")
         def record_approvals() -> dict[str, Any]:
             """Who approved and when (read from Airflow) into ``approvals.result``; announces the window."""
-            from deployment.gate.approval import RESULT_KEY, record_answer
+            from deployment.gate.approval import record_answer
+            from deployment.ledger import APPROVAL_RESULT_KEY
             from deployment.notifications.announce import announce_team
             from deployment.notifications.channels import slack_escape
             from deployment.run_context import release
@@ -146,7 +147,7 @@ def approval_gate_group(config: DeploymentConfig) -> TaskGroup:
             context = get_current_context()
             rel = release(context)
             result = _gate_check(context, approval_ids)
-            record_answer(rel.ledger, RESULT_KEY, result)
+            record_answer(rel.ledger, APPROVAL_RESULT_KEY, result)
             names = " and ".join(slack_escape(a["name"] or a["id"]) for a in result["approvers"])
             try:
                 announce_team(
@@ -183,10 +184,11 @@ def approval_gate_group(config: DeploymentConfig) -> TaskGroup:
             start while the release waits for approval). Marking it successful opens nothing."""
 
             from deployment.gate.approval import VERIFIED_KEY, record_answer
-            from deployment.guards import ROLLBACK_DAG_ID, refuse_concurrent_run
+            from deployment.guards import refuse_concurrent_run
             from deployment.ledger import now_iso
             from deployment.notifications.channels import open_maintenance
             from deployment.run_context import release
+            from deployment.run_contract import ROLLBACK_DAG_ID
 
             context = get_current_context()
             refuse_concurrent_run(context["ti"], ROLLBACK_DAG_ID, then=f"Then clear {GATE_TASK_ID} to go on.")

@@ -48,8 +48,8 @@ def release_page(cfg: DeploymentConfig, version: str) -> str:
 
 
 def _values(cfg, ledger, conf, context) -> dict[str, Any]:
+    from deployment.aws.restore_point import backup_version
     from deployment.notifications.channels import active_flags, run_url
-    from deployment.rollback.undo import backup_version
 
     backup = ledger.read("backup") or {}
     published = ledger.read("notifications.github_release") or {}

@@ -202,7 +202,7 @@ def pre_deployment_validation_group(config: DeploymentConfig) -> TaskGroup:
             from deployment.aws.cloudformation import deployed_version, ensure_change_set
             from deployment.gate.plan import build_plan, render_markdown
             from deployment.ledger import now_iso
-            from deployment.traffic.router import router_for
+            from deployment.traffic import router_for
 
             rel = current_release()
             cfg, ledger, params = rel.cfg, rel.ledger, rel.params

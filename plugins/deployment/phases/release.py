@@ -30,10 +30,10 @@ def record_release():
     @task(task_id="record_release", doc_md=record_release.__doc__)
     def _record_release() -> dict[str, Any]:
         from deployment.config import load_config
-        from deployment.guards import ROLLBACK_DAG_ID, refuse_concurrent_run
+        from deployment.guards import refuse_concurrent_run
         from deployment.ledger import Ledger, now_iso
         from deployment.run_context import CONFIG_SECTION, config_snapshot
-        from deployment.run_contract import check_emergency_allowed
+        from deployment.run_contract import ROLLBACK_DAG_ID, check_emergency_allowed
 
         context = get_current_context()
         refuse_concurrent_run(context["ti"], ROLLBACK_DAG_ID)

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import TaskGroup, TriggerRule, get_current_context
 
 from deployment.gate.proof import prove_rollback_requester
-from deployment.guards import OUTCOME_TASK_ID
 from deployment.run_context import failed_release_tasks, run_config, run_ledger, task_states
+from deployment.run_contract import OUTCOME_TASK_ID
 from deployment.tasks import task
 
 if TYPE_CHECKING:
@@ -131,9 +131,9 @@ def refuse_foreign_production(cfg, ledger: Ledger, record: dict, live: dict | No
     (``deployment.rollback.ownership``); the record and the run's outcome say why."""
     from airflow.sdk.exceptions import AirflowSkipException
 
+    from deployment.aws.restore_point import backup_live_colour
     from deployment.ledger import now_iso
     from deployment.rollback.ownership import foreign_changes, live_ownership_state
-    from deployment.rollback.undo import backup_live_colour
 
     if live is None:
         return
@@ -155,16 +155,11 @@ def refuse_foreign_production(cfg, ledger: Ledger, record: dict, live: dict | No
 @task(task_id="last_resort_traffic", trigger_rule=TriggerRule.ALL_FAILED, **STEP_RETRIES)
 def last_resort_task() -> dict[str, Any]:
     """No plan could be made: all traffic back on the colour live before the release; page on-call."""
+    from deployment.aws.restore_point import backup_version, dynamodb_backups
     from deployment.ledger import now_iso
     from deployment.notifications.channels import send_once
-    from deployment.rollback.undo import (
-        backup_version,
-        dynamodb_backups,
-        last_resort_colour,
-        restore_traffic,
-        summarize,
-    )
-    from deployment.traffic.router import router_for
+    from deployment.rollback.undo import last_resort_colour, restore_traffic, summarize
+    from deployment.traffic import router_for
 
     context = get_current_context()
     cfg = run_config(context)
@@ -473,11 +468,11 @@ def finalize_task(config: DeploymentConfig):
 
         from airflow.sdk.exceptions import AirflowFailException
 
+        from deployment.aws.restore_point import backup_version
         from deployment.guards import current_attempt, release_problems
         from deployment.ledger import now_iso
         from deployment.release.phase_metrics import record_metrics
         from deployment.release.summary import record_summary
-        from deployment.rollback.undo import backup_version
 
         context = get_current_context()
         cfg = run_config(context)
@@ -537,8 +532,9 @@ def manual_plan_task() -> dict[str, Any]:
     from airflow.sdk.exceptions import AirflowFailException
 
     from deployment.aws.cloudformation import deployed_version
-    from deployment.guards import RELEASE_DAG_ID, refuse_concurrent_run
+    from deployment.guards import refuse_concurrent_run
     from deployment.rollback.undo import manual_plan
+    from deployment.run_contract import RELEASE_DAG_ID
 
     context = get_current_context()
     refuse_concurrent_run(context["ti"], RELEASE_DAG_ID, past_gate_only=True)

@@ -21,8 +21,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from deployment.guards import RELEASE_DAG_ID, ROLLBACK_DAG_ID
 from deployment.release.phase_metrics import parse_time
+from deployment.run_contract import RELEASE_DAG_ID, ROLLBACK_DAG_ID
 
 if TYPE_CHECKING:
     from deployment.ledger import Ledger

@@ -47,7 +47,7 @@ def on_task_instance_failed(previous_state: Any, task_instance: Any, error: Any)
 
 
 def _restore_in_background(dag_id: str, run_id: str, what: str) -> None:
-    from deployment.guards import RELEASE_DAG_ID
+    from deployment.run_contract import RELEASE_DAG_ID
 
     if dag_id != RELEASE_DAG_ID:
         return

@@ -34,7 +34,7 @@ def live_ownership_state(cfg: DeploymentConfig, record: dict[str, Any]) -> dict[
     from deployment.aws import cloudformation as cf
     from deployment.aws.amplify import client
     from deployment.aws.backup import latest_succeeded_job
-    from deployment.traffic.router import router_for
+    from deployment.traffic import router_for
 
     stack = cf.live_stack(cfg)
     target = (record.get("frontend") or {}).get("target_colour")

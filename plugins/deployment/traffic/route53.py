@@ -10,7 +10,15 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from deployment.traffic.router import COLOURS, TrafficRoutingError
+from deployment.traffic.router import (
+    COLOURS,
+    RoutingChange,
+    TrafficRoutingError,
+    check_weights,
+    full,
+    live_of,
+    now_iso,
+)
 
 if TYPE_CHECKING:
     from deployment.config import Colour, DeploymentConfig
@@ -101,3 +109,36 @@ def wait_insync(cfg: DeploymentConfig, change_id: str, *, timeout: float = 60, i
         if time.monotonic() > deadline:
             raise TimeoutError(f"Route 53 change {change_id} not INSYNC after {timeout:.0f} s")
         time.sleep(interval)
+
+
+class Route53Router:
+    """Weighted records ``blue``/``green`` under ``traffic.record_name``; weights are percentages."""
+
+    name = "route53"
+
+    def __init__(self, cfg: DeploymentConfig) -> None:
+        self.cfg = cfg
+
+    def weights(self) -> dict[Colour, int]:
+        return weights(self.cfg)
+
+    def live_colour(self) -> Colour:
+        return live_of(self.weights())
+
+    def set_weights(self, wanted: dict[Colour, int]) -> RoutingChange | None:
+        check_weights(wanted)
+        before = self.weights()
+        change_id = set_weights(self.cfg, wanted)
+        if change_id is None:
+            return None
+        return RoutingChange(self.name, change_id, dict(before), dict(wanted))
+
+    def wait_applied(self, change: RoutingChange, *, timeout: float) -> None:
+        """Route 53 INSYNC: every authoritative server answers with the change (resolvers' caches still
+        hold the old answer for up to the record's TTL)."""
+        interval = min(5.0, max(timeout / 20, 0.2))
+        wait_insync(self.cfg, change.change_id, timeout=timeout, interval=interval)
+        change.applied_at = now_iso()
+
+    def restore(self, colour: Colour) -> RoutingChange | None:
+        return self.set_weights(full(colour))

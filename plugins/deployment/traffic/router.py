@@ -1,8 +1,9 @@
 """The traffic router seam: read, set, wait for and restore the blue/green split.
 
 Every phase that moves or reads production traffic (shifts, rollback, guards,
-the manual rollback, the benchmark) goes through ``router_for(cfg)``; the
-router behind it is chosen by ``traffic.router``:
+the manual rollback, the benchmark) goes through ``deployment.traffic.router_for(cfg)``,
+a router that follows this module's ``TrafficRouter``; which one is chosen by
+``traffic.router``:
 
 - ``keyvaluestore`` (default): a CloudFront distribution in front of both
   Amplify branches, whose viewer-request function reads the split from a
@@ -19,7 +20,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from deployment.config import Colour, DeploymentConfig
+    from deployment.config import Colour
 
 COLOURS: tuple[Colour, Colour] = ("blue", "green")
 
@@ -87,51 +88,3 @@ def live_of(weights: dict[Colour, int]) -> Colour:
     if not any(weights.values()):
         raise TrafficRoutingError(f"both colours have weight 0: nothing is live ({weights})")
     return "blue" if weights["blue"] >= weights["green"] else "green"
-
-
-class Route53Router:
-    """Weighted records ``blue``/``green`` under ``traffic.record_name``; weights are percentages."""
-
-    name = "route53"
-
-    def __init__(self, cfg: DeploymentConfig) -> None:
-        self.cfg = cfg
-
-    def weights(self) -> dict[Colour, int]:
-        from deployment.traffic import route53
-
-        return route53.weights(self.cfg)
-
-    def live_colour(self) -> Colour:
-        return live_of(self.weights())
-
-    def set_weights(self, wanted: dict[Colour, int]) -> RoutingChange | None:
-        from deployment.traffic import route53
-
-        check_weights(wanted)
-        before = self.weights()
-        change_id = route53.set_weights(self.cfg, wanted)
-        if change_id is None:
-            return None
-        return RoutingChange(self.name, change_id, dict(before), dict(wanted))
-
-    def wait_applied(self, change: RoutingChange, *, timeout: float) -> None:
-        """Route 53 INSYNC: every authoritative server answers with the change (resolvers' caches still
-        hold the old answer for up to the record's TTL)."""
-        from deployment.traffic import route53
-
-        interval = min(5.0, max(timeout / 20, 0.2))
-        route53.wait_insync(self.cfg, change.change_id, timeout=timeout, interval=interval)
-        change.applied_at = now_iso()
-
-    def restore(self, colour: Colour) -> RoutingChange | None:
-        return self.set_weights(full(colour))
-
-
-def router_for(cfg: DeploymentConfig) -> TrafficRouter:
-    """The router ``traffic.router`` names."""
-    if cfg.traffic.router == "route53":
-        return Route53Router(cfg)
-    from deployment.traffic.front_door import KeyValueStoreRouter
-
-    return KeyValueStoreRouter(cfg)

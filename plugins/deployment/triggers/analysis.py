@@ -60,7 +60,7 @@ def last_window(data_since: datetime, hold_until: datetime, poll: float) -> int:
 def restore_traffic(stable_colour: str) -> dict[str, Any]:
     """All traffic to ``stable_colour`` through the router (idempotent); what happened, for the record."""
     from deployment.config import load_config
-    from deployment.traffic.router import router_for
+    from deployment.traffic import router_for
 
     change = router_for(load_config()).restore(stable_colour)
     return {
