@@ -1,6 +1,13 @@
 # Two entry points for a fresh machine: `make demo` runs a full release on the
 # local sandbox; `make test` runs every test tier. Both install what is missing.
-PYTHON ?= python3.11
+# The host's Python, one that Airflow 3.3 supports: the first of python3.11, python3.12 and
+# python3.13 on PATH that runs (pyenv's shims name every version pyenv has, and the shim of one it
+# does not select fails); `make PYTHON=/path/to/python ...` names another. Only making the
+# virtualenv uses it.
+SUPPORTED_PYTHONS := 3.11 3.12 3.13
+PYTHON ?= $(shell for v in $(SUPPORTED_PYTHONS); do python$$v -c '' 2>/dev/null && echo python$$v && break; done)
+# Run by PYTHON: exits 1 unless it is one of SUPPORTED_PYTHONS (for `make PYTHON=...`).
+PYTHON_SUPPORTED := import sys; sys.exit("%d.%d" % sys.version_info[:2] not in "$(SUPPORTED_PYTHONS)".split())
 # Python writes bytecode caches in every process the targets start (the tests' workers, the sandbox,
 # the demo): uv installs none, and an environment with PYTHONDONTWRITEBYTECODE=1 (CI's machine has
 # it) would otherwise compile Airflow, moto and botocore from source at every process start, ~3 s of
@@ -29,6 +36,8 @@ help:
 UV_VERSION := 0.13.8
 
 $(BIN)/python:
+	@test -n "$(PYTHON)" && $(PYTHON) -c '$(PYTHON_SUPPORTED)' 2>/dev/null || { \
+		echo "make: Airflow 3.3 runs on Python 3.11, 3.12 or 3.13, $(if $(PYTHON),and PYTHON=$(PYTHON) is not one of them,and none of python3.11 python3.12 python3.13 runs from PATH): install one, or name it: make PYTHON=/path/to/python3.12 $(MAKECMDGOALS)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 
 $(BIN)/uv: $(BIN)/python
