@@ -28,7 +28,7 @@ help:
 	@echo 'make lint           ruff and the production image checks (~1 min)'
 	@echo 'make check-deploy   hadolint, the image build replayed, the Helm values (~45 s)'
 	@echo 'make up / make down the stack in the background / stop every process of it (~1 min)'
-	@echo 'make install        the virtualenv and the pinned set (~30 s; Chromium and Node from Debian when missing)'
+	@echo 'make install        the virtualenv and the pinned set (~30 s; as root, Chromium and Node from Debian when missing)'
 	@echo 'make lock           constraints.txt re-locked for Python 3.11 to 3.13 and resolved for each (~40 s)'
 
 # uv resolves and installs the pinned set into the venv (pip took about 90 s of each CI run, uv a
@@ -43,12 +43,20 @@ $(BIN)/python:
 $(BIN)/uv: $(BIN)/python
 	$(BIN)/pip install --quiet uv==$(UV_VERSION)
 
+# chromium and Node.js are the only packages from the system: as root on a machine with apt-get
+# (CI's Debian) the install puts in those missing; anyone else is told what needs them and how to
+# get them, and the install goes on (lint and check-deploy need neither).
+ROOT_WITH_APT = [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null
+APT_INSTALL = apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq
+
 $(STAMP): $(BIN)/uv requirements.txt requirements-dev.txt constraints.txt
 	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements-dev.txt -c constraints.txt
 	# Debian's chromium for the Deployments view's browser test (Playwright drives /usr/bin/chromium).
-	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
-	# Debian's Node.js runs the front door's CloudFront Function (its unit tests, the sandbox's front door).
-	command -v node >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs)
+	@command -v chromium >/dev/null || if $(ROOT_WITH_APT); then $(APT_INSTALL) chromium; else \
+		echo "make install: no chromium: the real-engine tier's browser test skips without /usr/bin/chromium (Debian: sudo apt-get install chromium)"; fi
+	# Debian's Node.js runs the front door's CloudFront Function: every sandbox starts it, the unit tier tests it.
+	@command -v node >/dev/null || if $(ROOT_WITH_APT); then $(APT_INSTALL) nodejs; else \
+		echo "make install: no node: make demo and the unit, sandbox and real-engine tiers need Node.js (Debian, Ubuntu: sudo apt-get install nodejs; macOS: brew install node)"; fi
 	touch $(STAMP)
 
 install: $(STAMP)
