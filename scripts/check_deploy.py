@@ -36,7 +36,9 @@ DOCKERFILE = ROOT / "Dockerfile"
 VALUES = ROOT / "deploy" / "helm" / "values.yaml"
 SCHEMA = ROOT / "deploy" / "helm" / "values.schema.json"
 IMAGE_ROOT = "/opt/airflow"  # the official image's AIRFLOW_HOME, where the Dockerfile puts everything
-PYTHON = "python3.11"  # the base image's Python (apache/airflow:<version>-python3.11)
+# The base image's Python (apache/airflow:<version>-python3.11) when the host has it; otherwise the
+# interpreter running this check (3.12 or 3.13: the same pinned set resolves for every supported one).
+PYTHON = shutil.which("python3.11") or sys.executable
 DAG_IDS = {"deploy_production", "rollback_production"}
 TOOLS = Path(sys.executable).parent  # hadolint, check-jsonschema and uv live beside this interpreter
 VERBOSE = False  # --verbose: each command's time
