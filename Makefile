@@ -75,10 +75,11 @@ lock: $(BIN)/uv
 		$(BIN)/uv pip compile --quiet --python-version $$v requirements-dev.txt -c constraints.txt >/dev/null || exit 1; \
 	done
 
-# ruff, then the production image's checks (hadolint, its build replayed into a fresh virtualenv,
-# the Helm values): about 40 s with uv's cache warm.
+# ruff, the package's layers (import-linter: pyproject.toml's contract), then the production image's
+# checks (hadolint, its build replayed into a fresh virtualenv, the Helm values): about 45 s with
+# uv's cache warm.
 lint: install check-deploy
-	$(TIMED) $(BIN)/ruff check . && $(BIN)/ruff format --check .
+	$(TIMED) $(BIN)/ruff check . && $(BIN)/ruff format --check . && PYTHONPATH=plugins $(BIN)/lint-imports
 
 # Fast tiers first (unit, DAG policy, sandbox contracts), then the tiers that run
 # the DAG against a started sandbox and on real Airflow components.

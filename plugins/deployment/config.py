@@ -94,7 +94,7 @@ class Amplify(_Model):
     version_variable: str = "APP_VERSION"
     environment_variables: dict[str, str] = {}
     # The KMS key (ARN) that encrypts the backed-up branch variables' values (SSE-KMS);
-    # None: S3's AWS managed key aws/s3 (deployment.aws.backup.store_environments).
+    # None: S3's AWS managed key aws/s3 (deployment.backup.take.store_environments).
     variables_kms_key_id: str | None = None
 
     @model_validator(mode="after")

@@ -122,7 +122,7 @@ def differences_from_backup(
     cfg: DeploymentConfig, record: dict[str, Any], state: dict[str, Any]
 ) -> list[str]:
     """How production (``state``) differs from the backup and from the plan the approvers saw."""
-    from deployment.aws.restore_point import backup_live_colour, backup_version
+    from deployment.backup.restore_point import backup_live_colour, backup_version
     from deployment.traffic.router import full
 
     backup = record.get("backup") or {}

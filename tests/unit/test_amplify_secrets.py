@@ -17,8 +17,8 @@ import json
 import pytest
 from _release import COMMIT, RUN_ID, VERSION
 
-from deployment.aws import backup
 from deployment.aws.amplify import client, prepare_branch, start_release
+from deployment.backup import take as backup
 from deployment.rollback import undo as rollback
 
 SECRET = "amp-secret-7f3c9e21d4b8a6"

@@ -1,5 +1,5 @@
 """The artifact contract: publishing (scripts/publish_build.py), verifying and proving again
-(deployment.aws.artifacts), reading back what runs (deployment.aws.running_build), the tag and provenance
+(deployment.aws.artifacts), reading back what runs (deployment.checks.running_build), the tag and provenance
 checks, and ``pre_deployment_validation.verify_artifact``."""
 
 from __future__ import annotations
@@ -403,7 +403,7 @@ def _deploy(cfg, aws, version):
 
 def test_read_back_compares_each_function_with_its_approved_package(cfg, aws, ledger):
     """moto's Lambda, like Lambda, reports CodeSha256 as the base64 SHA-256 of the package it read."""
-    from deployment.aws.running_build import code_sha256, read_back_release
+    from deployment.checks.running_build import code_sha256, read_back_release
 
     approved = ledger.read("artifact")["objects"][0]
     stale = read_back_release(cfg, ledger, cfg.stack.name)  # production still runs v1.0.0
@@ -429,7 +429,7 @@ def test_read_back_catches_code_other_than_the_pinned_version(cfg, aws, ledger):
     """moto's own Lambda reads a code object's newest version whatever S3ObjectVersion says (the
     sandbox makes it honour the version): a key written after approval then runs, and the read-back
     names the function."""
-    from deployment.aws.running_build import read_back_release
+    from deployment.checks.running_build import read_back_release
 
     tamper_build_object(cfg, aws["s3"], COMMIT)
     _deploy(cfg, aws, VERSION)
@@ -441,9 +441,9 @@ def test_read_back_catches_code_other_than_the_pinned_version(cfg, aws, ledger):
 def test_the_restored_build_is_proven_and_read_back(cfg, aws, ledger):
     """What the rollback calls once the backup is back: the backed-up template's pinned code against
     the previous build's manifest, and each function's CodeSha256."""
-    from deployment.aws.backup import backup_stack
     from deployment.aws.cloudformation import live_stack
-    from deployment.aws.running_build import code_sha256, verify_restored_build
+    from deployment.backup.take import backup_stack
+    from deployment.checks.running_build import code_sha256, verify_restored_build
 
     backup = {"stack": backup_stack(cfg, ledger)}
     previous = _manifest(cfg, aws["s3"], PREVIOUS_COMMIT)["objects"][0]

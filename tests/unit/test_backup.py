@@ -7,8 +7,8 @@ import json
 import pytest
 from _release import PREVIOUS, RUN_ID, VERSION
 
-from deployment.aws import backup
 from deployment.aws.cloudformation import deployed_version, release_parameters, template_body
+from deployment.backup import take as backup
 from deployment.ledger import run_key
 from deployment.traffic.route53 import TrafficRecordError, live_colour, set_weights, weights
 

@@ -11,8 +11,8 @@ from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
 
 from deployment.aws.artifacts import packaged_template, verify_build
 from deployment.aws.cloudformation import release_parameters, template_body
-from deployment.aws.running_build import code_sha256
 from deployment.checks.alarms import AlarmsFiring, alarms_after, alarms_baseline
+from deployment.checks.running_build import code_sha256
 from deployment.ledger import Ledger
 from deployment.operators.cloudformation import ChangeSetError, ExecuteChangeSetOperator
 from sandbox.seed import publish_sample_build, tamper_build_object

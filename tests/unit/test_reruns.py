@@ -19,7 +19,7 @@ from _release import PREVIOUS, RUN_ID, VERSION
 from airflow.sdk.exceptions import AirflowSkipException
 
 from deployment import guards
-from deployment.aws import backup
+from deployment.backup import take as backup
 from deployment.rollback import undo as rollback
 from deployment.traffic.route53 import set_weights, weights
 

@@ -14,8 +14,8 @@ import time
 import pytest
 from _release import COMMIT, PREVIOUS, PREVIOUS_COMMIT, RUN_ID, VERSION
 
-from deployment.aws import backup
-from deployment.aws.restore_point import load_backed_up_stack
+from deployment.backup import take as backup
+from deployment.backup.restore_point import load_backed_up_stack
 from deployment.rollback import undo as rollback
 from deployment.traffic.route53 import set_weights, weights
 

@@ -1,1 +1,1 @@
-"""Adapters to AWS: CloudFormation and SAM, Amplify, CloudWatch metrics, the builds in S3, the backup."""
+"""Adapters to AWS: CloudFormation and SAM, Amplify, CloudWatch metrics, the builds in S3."""

@@ -1,1 +1,2 @@
-"""Read-only checks: alarms, the template (SAM, cfn-lint), the smoke checks, GitHub's staging evidence."""
+"""Read-only checks: alarms, the template (SAM, cfn-lint), the build Lambda runs, the smoke checks,
+GitHub's staging evidence."""

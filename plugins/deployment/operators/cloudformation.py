@@ -108,7 +108,7 @@ class ExecuteChangeSetOperator(BaseOperator):
         from airflow.sdk.exceptions import AirflowFailException
 
         from deployment.aws.cloudformation import live_stack
-        from deployment.aws.running_build import read_back_release
+        from deployment.checks.running_build import read_back_release
         from deployment.rollback.ownership import template_sha256
         from deployment.run_context import update_section
 

@@ -31,7 +31,7 @@ def backup_group(config: DeploymentConfig) -> TaskGroup:
         @task(task_id="backup_stack", pre_execute=prove_gate)
         def backup_stack() -> dict[str, Any]:
             """The live stack's template, parameters and outputs into the record (once per run)."""
-            from deployment.aws.backup import backup_stack as take
+            from deployment.backup.take import backup_stack as take
 
             rel = current_release()
             return take(rel.cfg, rel.ledger)
@@ -39,7 +39,7 @@ def backup_group(config: DeploymentConfig) -> TaskGroup:
         @task(task_id="backup_tables", pre_execute=prove_gate)
         def backup_tables() -> list[dict[str, Any]]:
             """An on-demand backup per configured table, named by the run, waited to AVAILABLE."""
-            from deployment.aws.backup import backup_tables as take
+            from deployment.backup.take import backup_tables as take
 
             rel = current_release()
             return take(rel.cfg, rel.version, rel.ledger.run_key)
@@ -47,7 +47,7 @@ def backup_group(config: DeploymentConfig) -> TaskGroup:
         @task(task_id="tag_amplify", pre_execute=prove_gate)
         def tag_amplify() -> dict[str, Any]:
             """Tag the live colour's Amplify branch with the release, the backup id and its last good job."""
-            from deployment.aws.backup import tag_live_amplify
+            from deployment.backup.take import tag_live_amplify
 
             rel = current_release()
             return tag_live_amplify(rel.cfg, rel.version, rel.run_id, rel.ledger)
@@ -55,7 +55,7 @@ def backup_group(config: DeploymentConfig) -> TaskGroup:
         @task(task_id="write_manifest")
         def write_manifest(stack: dict[str, Any], tables: list[dict[str, Any]], amplify: dict[str, Any]):
             """The ``backup`` section: where every part of the recovery point is."""
-            from deployment.aws.backup import write_manifest as write
+            from deployment.backup.take import write_manifest as write
 
             rel = current_release()
             return write(rel.cfg, rel.ledger, stack=stack, tables=tables, amplify=amplify)

@@ -48,7 +48,7 @@ def release_page(cfg: DeploymentConfig, version: str) -> str:
 
 
 def _values(cfg, ledger, conf, context) -> dict[str, Any]:
-    from deployment.aws.restore_point import backup_version
+    from deployment.backup.restore_point import backup_version
     from deployment.notifications.channels import active_flags, run_url
 
     backup = ledger.read("backup") or {}

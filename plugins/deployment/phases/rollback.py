@@ -131,7 +131,7 @@ def refuse_foreign_production(cfg, ledger: Ledger, record: dict, live: dict | No
     (``deployment.rollback.ownership``); the record and the run's outcome say why."""
     from airflow.sdk.exceptions import AirflowSkipException
 
-    from deployment.aws.restore_point import backup_live_colour
+    from deployment.backup.restore_point import backup_live_colour
     from deployment.ledger import now_iso
     from deployment.rollback.ownership import foreign_changes, live_ownership_state
 
@@ -155,7 +155,7 @@ def refuse_foreign_production(cfg, ledger: Ledger, record: dict, live: dict | No
 @task(task_id="last_resort_traffic", trigger_rule=TriggerRule.ALL_FAILED, **STEP_RETRIES)
 def last_resort_task() -> dict[str, Any]:
     """No plan could be made: all traffic back on the colour live before the release; page on-call."""
-    from deployment.aws.restore_point import backup_version, dynamodb_backups
+    from deployment.backup.restore_point import backup_version, dynamodb_backups
     from deployment.ledger import now_iso
     from deployment.notifications.channels import send_once
     from deployment.rollback.undo import last_resort_colour, restore_traffic, summarize
@@ -468,7 +468,7 @@ def finalize_task(config: DeploymentConfig):
 
         from airflow.sdk.exceptions import AirflowFailException
 
-        from deployment.aws.restore_point import backup_version
+        from deployment.backup.restore_point import backup_version
         from deployment.guards import current_attempt, release_problems
         from deployment.ledger import now_iso
         from deployment.release.phase_metrics import record_metrics

@@ -33,7 +33,7 @@ def live_ownership_state(cfg: DeploymentConfig, record: dict[str, Any]) -> dict[
     """What production runs now, as far as ownership needs it."""
     from deployment.aws import cloudformation as cf
     from deployment.aws.amplify import client
-    from deployment.aws.backup import latest_succeeded_job
+    from deployment.backup.take import latest_succeeded_job
     from deployment.traffic import router_for
 
     stack = cf.live_stack(cfg)

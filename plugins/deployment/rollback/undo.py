@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from deployment.config import Colour, DeploymentConfig
     from deployment.ledger import Ledger
 
-from deployment.aws.restore_point import (
+from deployment.backup.restore_point import (
     RollbackError,
     backup_branch_environment,
     backup_live_colour,
@@ -569,7 +569,7 @@ def verify(
         }
         # The build the restored stack runs: its pinned code proven against that build's manifest,
         # each function's CodeSha256 read back from Lambda (running_build.verify_restored_build).
-        from deployment.aws.running_build import verify_restored_build
+        from deployment.checks.running_build import verify_restored_build
 
         checks["build"] = verify_restored_build(cfg, backup, live)
     checks["metrics"] = metrics_health(cfg, since, ignore_alarms=ignore_alarms)

@@ -131,7 +131,7 @@ def verify_restored_build(
         s3_client,
         template_code,
     )
-    from deployment.aws.restore_point import load_backed_up_stack
+    from deployment.backup.restore_point import load_backed_up_stack
     from deployment.ledger import now_iso
 
     s3 = s3_client(cfg)

@@ -1,6 +1,6 @@
 """The backup read back: the restore point a rollback returns to.
 
-The ``backup`` section (``deployment.aws.backup.write_manifest``): ``previous_version``,
+The ``backup`` section (``deployment.backup.take.write_manifest``): ``previous_version``,
 ``stack.{template_uri, parameters}``, ``dynamodb[].backup_arn``,
 ``amplify.{colour, branches.<colour>.variable_hmac_sha256, environment_object}``. What it shows
 (the version and the colour live at the backup), the stack's template and parameters, the
