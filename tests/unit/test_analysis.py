@@ -5,18 +5,15 @@ from __future__ import annotations
 import pytest
 
 from deployment.config import Thresholds, load_config
+from deployment.judge.rank_test import average_ranks, mann_whitney, rank_test, shift_interval
 from deployment.judge.verdicts import (
     BREACH,
     HEALTHY,
     INSUFFICIENT_DATA,
     Sample,
     Watch,
-    average_ranks,
     evaluate,
-    mann_whitney,
     planned_polls,
-    rank_test,
-    shift_interval,
 )
 
 LIMITS = dict(

@@ -7,18 +7,9 @@ import math
 import pytest
 
 from deployment.config import load_config
-from deployment.judge.verdicts import (
-    BREACH,
-    HEALTHY,
-    INSUFFICIENT_DATA,
-    ColourSample,
-    Series,
-    Watch,
-    binomial_tail,
-    judge,
-    split_alarms,
-    worse_by_margin_p,
-)
+from deployment.judge.canary import ColourSample, Series, judge, split_alarms
+from deployment.judge.proportions import binomial_tail, worse_by_margin_p
+from deployment.judge.verdicts import BREACH, HEALTHY, INSUFFICIENT_DATA, Watch
 
 
 @pytest.fixture

@@ -22,15 +22,8 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from deployment.judge.verdicts import (
-    HEALTHY,
-    ColourSample,
-    Sample,
-    Series,
-    evaluate,
-    request_rate,
-    split_alarms,
-)
+from deployment.judge.canary import ColourSample, Series, split_alarms
+from deployment.judge.verdicts import HEALTHY, Sample, evaluate, request_rate
 
 # One window of one series: (field of Series, metric of the query, statistic).
 _WINDOW_STATS = (

@@ -22,7 +22,7 @@ class AlarmsFiring(RuntimeError):
 def alarms_baseline(cfg: DeploymentConfig, ledger: Ledger, emergency: dict[str, Any]) -> dict[str, Any]:
     """Record the alarms firing before the deploy and the pre-release traffic; raise on unexpected alarms."""
     from deployment.aws.cloudwatch_metrics import baseline, cloudwatch_client, firing_alarms
-    from deployment.judge.verdicts import split_alarms
+    from deployment.judge.canary import split_alarms
     from deployment.ledger import now_iso
 
     existing = ledger.read(SECTION) or {}
@@ -67,7 +67,7 @@ def alarms_after(
     run's ``emergency`` flags when given, else those the baseline recorded for this run.
     """
     from deployment.aws.cloudwatch_metrics import cloudwatch_client, firing_alarms
-    from deployment.judge.verdicts import split_alarms
+    from deployment.judge.canary import split_alarms
     from deployment.ledger import now_iso
 
     section = ledger.read(SECTION) or {}

@@ -157,7 +157,8 @@ class MetricWatchTrigger(BaseTrigger):
         from deployment.aws.cloudwatch_metrics import MetricQuery, fetch_colour_sample
         from deployment.config import Thresholds
         from deployment.hooks.aws import CloudWatchHook
-        from deployment.judge.verdicts import BREACH, Watch, judge
+        from deployment.judge.canary import judge
+        from deployment.judge.verdicts import BREACH, Watch
 
         thresholds = Thresholds.model_validate(self.thresholds)
         query = MetricQuery(**self.query)
