@@ -27,7 +27,7 @@ airflow_local_settings.share_aws_models()
 pytest_plugins = ["_stack_fixtures"]
 
 
-# Seconds each of the real-engine tier's longest tests took (stop 25's CI run, 2 cores), to
+# Seconds each of the real-engine tier's longest tests took (2026-12-02, the 2-core machine), to
 # start them first: pytest-xdist hands tests out in collection order, so a long test collected last
 # leaves the other workers idle at the end.
 LONGEST_FIRST = {

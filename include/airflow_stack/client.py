@@ -205,8 +205,8 @@ class AirflowClient:
         script must not either. With ``parked`` (a stack this machine runs, see
         ``stack_clients``) the answer goes as soon as the scheduler has processed the parking;
         otherwise once the request is RESPONSE_SETTLE_SECONDS old and, on a loaded machine
-        where the worker parks the task only later (seen on CI: 4 s after the request),
-        PARKED_SETTLE_SECONDS after the task is seen awaiting input.
+        where the worker parks the task only later (as late as 4 s after the request on the
+        2-core machine), PARKED_SETTLE_SECONDS after the task is seen awaiting input.
         """
         created = datetime.fromisoformat(self.hitl_detail(run_id, task_id, map_index)["created_at"])
         settled = created.timestamp() + RESPONSE_SETTLE_SECONDS

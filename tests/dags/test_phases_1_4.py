@@ -1,4 +1,4 @@
-"""Structure of phases 1–4 wired as the lead wires them: ids, order, trigger rules, the branch."""
+"""Structure of phases 1–4 wired as deploy_production wires them: ids, order, trigger rules, the branch."""
 
 from __future__ import annotations
 

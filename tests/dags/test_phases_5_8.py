@@ -1,4 +1,4 @@
-"""Structure of the phase 5-8 task groups, built into a DAG the way the lead wires them."""
+"""Structure of the phase 5-8 task groups, built into a DAG the way deploy_production wires them."""
 
 from __future__ import annotations
 

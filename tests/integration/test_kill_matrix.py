@@ -1,4 +1,4 @@
-"""The process-kill matrix and the rerun scenarios of issue 12, on the real engine.
+"""The process-kill matrix and two rerun scenarios, on the real engine.
 
 Kill matrix: components are SIGKILLed mid-phase and started again (``Supervisor.restart``;
 a task's worker is killed as the fault matrix kills it and LocalExecutor replaces it). To

@@ -53,7 +53,7 @@ def test_a_release_then_a_manual_rollback_puts_the_previous_version_back(
     states = release.states()
     assert states["record_release"] == "success"
     assert all(state == "skipped" for task, state in states.items() if task.startswith("rollback."))
-    assert_released_the_build(release, RC_COMMITS[NEW])  # issue 15, on this test's release
+    assert_released_the_build(release, RC_COMMITS[NEW])  # checked on this test's release
     record = record_objects(sandbox, str(stack_config.path), NEW, release.run_id)
     notes = next(text for key, text in record.items() if key.endswith("/release_notes.md"))
     assert_release_notices(recorded, approvers=approvers, notes=notes)

@@ -1,4 +1,4 @@
-"""Amplify branch variables never reach the record or XCom with their values (issue 13).
+"""Amplify branch variables never reach the record or XCom with their values.
 
 The backup keeps each branch's variables as names and keyed hashes (HMAC-SHA256); the
 values and the run's hash key go to one object outside the record, written with SSE-KMS,

@@ -1,8 +1,8 @@
 """Tasks that log through the module logger: the Task SDK's task instance (``context["ti"]``) has no ``log``.
 
-Regression: ``lint_template`` logged each cfn-lint finding with ``context["ti"].log`` and
-so crashed with AttributeError on any finding, before recording it; ``record_approvals``
-did the same when the wait-timer announcement failed (Slack down).
+Logging through ``context["ti"].log`` raises AttributeError: ``lint_template`` would crash on
+any cfn-lint finding, before recording it, and ``record_approvals`` when the wait-timer
+announcement fails (Slack down).
 """
 
 from __future__ import annotations

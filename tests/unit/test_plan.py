@@ -185,7 +185,7 @@ def test_plan_warns_when_the_preview_is_not_from_the_build(cfg):
     assert "the change-set preview was NOT computed from this template" in markdown
 
 
-# ------------------------------------------------------------------ emergency flags (issue 13)
+# ------------------------------------------------------------------ emergency flags
 EMERGENCY = {
     "force_deploy": True,
     "skip_monitoring": True,

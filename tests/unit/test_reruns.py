@@ -1,13 +1,13 @@
-"""Reruns and rollbacks that stay right (issue 12), against moto and the Amplify emulator.
+"""Reruns and rollbacks that stay right, against moto and the Amplify emulator.
 
-Each test reproduces a review finding on the code before the fix:
-- a rerun of ``backup`` recorded the already-changed state as the backup;
-- a rerun of ``backup`` failed on the reused stack snapshot (``KeyError: 'uri'``);
-- a rerun of ``restore_stack`` cancelled its own rollback update;
-- the rollback's metric check read the newest window, ignoring ``metrics.lag_seconds``;
-- a monitoring-only rerun after a rollback judged (and passed) the old version;
-- the plan was reused from the first attempt instead of made from what is live now;
-- a Slack outage under ``skip_monitoring`` failed monitoring, and so rolled the release back.
+Each test guards against one way a rerun or a rollback can go wrong:
+- a rerun of ``backup`` recording the already-changed state as the backup;
+- a rerun of ``backup`` failing on the reused stack snapshot (``KeyError: 'uri'``);
+- a rerun of ``restore_stack`` cancelling its own rollback update;
+- the rollback's metric check reading the newest window, ignoring ``metrics.lag_seconds``;
+- a monitoring-only rerun after a rollback judging (and passing) the old version;
+- the plan reused from the first attempt instead of made from what is live now;
+- a Slack outage under ``skip_monitoring`` failing monitoring, and so rolling the release back.
 """
 
 from __future__ import annotations
@@ -167,7 +167,7 @@ def test_the_guard_passes_only_while_the_release_is_live(cfg, aws, ledger):
 
 
 def test_a_monitoring_rerun_after_a_rollback_is_refused(cfg, aws, ledger):
-    """Scenario 1 of the issue at the task level: rolled back, then only monitoring cleared."""
+    """Rolled back, then only monitoring cleared, at the task level: the rerun is refused."""
     from airflow.sdk.exceptions import AirflowFailException
 
     from deployment.phases.monitoring import GuardedMonitorOperator
@@ -187,7 +187,7 @@ def test_a_monitoring_rerun_after_a_rollback_is_refused(cfg, aws, ledger):
 
 def test_failed_smoke_checks_are_recorded_even_when_the_rollback_already_put_traffic_back(cfg, aws, ledger):
     """The rollback starts on the first failed check and can restore traffic before ``record_results``
-    runs; the failures must still be recorded (seen on CI: no ``smoke_tests`` section)."""
+    runs; the failures must still be recorded, or the record has no ``smoke_tests`` section."""
     from deployment.phases.smoke_tests import SmokeTestsFailed, check_section, gather
 
     _take_backup(cfg, ledger)

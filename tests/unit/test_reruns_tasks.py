@@ -1,4 +1,4 @@
-"""The rollback and outcome tasks across attempts, run as tasks of the real group (issue 12).
+"""The rollback and outcome tasks across attempts, run as tasks of the real group.
 
 ``_Ti`` answers ``get_task_states`` in the shape the Task SDK returns
 (``{run_id: {task_id: state}}``); everything else is moto, the Amplify emulator and S3.
@@ -42,7 +42,7 @@ def _approved(ledger):
 
 
 def test_a_second_failure_after_a_rerun_rolls_the_stack_back_too(cfg, aws, ledger):
-    """Scenario 2 of the issue, task by task: the second plan is made for attempt 2, from the world."""
+    """A rerun that fails again, task by task: the second plan is made for attempt 2, from the world."""
     _take_backup(cfg, ledger)
     _approved(ledger)
     guards.open_attempt(cfg, ledger, 1)

@@ -247,7 +247,7 @@ def test_manual_plan_defaults_to_the_last_other_successful_release(cfg, aws, led
 
 
 def test_manual_plan_restores_the_target_versions_recorded_build(cfg, aws, ledger):
-    """Issue 15: a rollback to a named version puts back that version's verified build."""
+    """A rollback to a named version puts back that version's verified build."""
     _take_backup(cfg, ledger)
     _deploy_new_version(cfg, aws, ledger)
     plan = rollback.manual_plan(cfg, PREVIOUS, "errors since the release", "alice")

@@ -1,8 +1,8 @@
 """The rollback's metric check polls again while production is not yet healthy after traffic is restored.
 
-Regression (fault matrix, breach at 50 %): right after the weights went back, the error alarm
-the bad release raised was still firing for a tick, the single sample judged it a breach and
-the rollback was reported not verified, paging "ROLLBACK NOT VERIFIED" for a recovered production.
+Right after the weights go back, the error alarm the bad release raised can still fire for a
+tick (the fault matrix's breach at 50 %): a single sample would judge it a breach and report the
+rollback not verified, paging "ROLLBACK NOT VERIFIED" for a recovered production.
 """
 
 from __future__ import annotations

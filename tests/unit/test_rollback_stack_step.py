@@ -1,9 +1,9 @@
 """The ``rollback.restore_stack`` task records its step as done, whatever status the stack reports.
 
-Regression (fault matrix and manual rollback): ``restore_stack()`` returns the stack's status
-(``UPDATE_COMPLETE``) under ``status``, which overwrote the step's ``"done"``; the summary then
-listed the stack as not undone, every rollback that touched the stack ended
-``rollback_incomplete`` and rollback_production always failed.
+``restore_stack()`` returns the stack's status (``UPDATE_COMPLETE``) under ``status``; were it
+to overwrite the step's ``"done"``, the summary would list the stack as not undone, every
+rollback that touched the stack would end ``rollback_incomplete`` and rollback_production would
+always fail.
 """
 
 from __future__ import annotations

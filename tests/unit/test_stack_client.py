@@ -54,7 +54,7 @@ def test_a_write_that_times_out_is_not_repeated():
     assert api.calls == {"PATCH /api/v2/dags/deploy_production/dagRuns/r1": 1}
 
 
-# The line the scheduler of a real-engine CI run wrote when it processed the parking of an approval.
+# The line a real-engine stack's scheduler wrote when it processed the parking of an approval.
 PARKED_LINE = (
     "2026-12-02T15:45:08.000820Z [info     ] TaskInstance Finished: dag_id=deploy_production, "
     "task_id=approval_gate.first_approval, run_id=matrix__killed__1796226297791, map_index=-1, "

@@ -11,7 +11,8 @@ from airflow_stack.env import SQLITE_LOCK_TIMEOUT_SECONDS, Stack
 
 
 def test_a_writer_waits_for_the_sqlite_lock_in_the_sync_and_async_engines(tmp_path):
-    # On CI a run trigger waited out the 5 s default behind another writer: HTTP 500 "Database error".
+    # With SQLite's 5 s default, a run trigger behind another writer on a loaded machine can wait it
+    # out and get HTTP 500 "Database error".
     url = Stack.with_free_ports(tmp_path).db_url
     assert SQLITE_LOCK_TIMEOUT_SECONDS >= 30
     _, sync_args = SQLiteDialect_pysqlite().create_connect_args(make_url(url))

@@ -126,7 +126,7 @@ def test_force_deploy_records_and_announces_the_skip(cfg, aws, slack, run, ledge
     assert "pre-deployment validation SKIPPED (force_deploy) by alice" in message["text"]
     assert reason in message["text"]
     run("generate_plan", params)
-    assert ledger.read("plan")["risk"]["level"] == "high"  # an emergency flag is high risk (issue 13)
+    assert ledger.read("plan")["risk"]["level"] == "high"  # an emergency flag is high risk
     assert "**Skipped (force_deploy).**" in ledger.read_text("plan", "md")
 
 
