@@ -87,7 +87,29 @@ def _gate_check(context: Any, approval_ids: list[str]) -> dict[str, Any]:
     )
 
 
+def group_doc(config: DeploymentConfig) -> str:
+    """The group's doc in the UI, with the configuration's numbers."""
+    from deployment.docs import duration
+
+    a, t = config.approvals, config.timings
+    return (
+        f"**Phase 2, approval gate:** {a.required} of the {len(a.approvers)} configured approvers "
+        "approve in *Required Actions*; not the author, the person who triggered the run, nor the rc "
+        "creator.\n\n"
+        f"- Deadline: {duration(t.approval_timeout_seconds)} from the first request; whoever has not "
+        f"answered is reminded after {duration(t.approval_timeout_seconds // 2)}.\n"
+        f"- Wait timer: {duration(t.wait_timer_seconds)} after the last approval. Mark "
+        f"`{GROUP_ID}.wait_timer` failed to cancel the release.\n"
+        "- `verify_gate` proves the answers again just before the first change.\n\n"
+        "A rejection, the deadline or a cancel fails the run with nothing changed: trigger a new run "
+        "(a rejection sticks through clears). If `verify_gate` refused because a manual rollback was "
+        "running, clear it once that rollback has finished."
+    )
+
+
 def approval_gate_group(config: DeploymentConfig) -> TaskGroup:
+    from deployment.docs import duration
+
     if config.approvals.required > len(APPROVAL_TASKS):
         raise ValueError(
             f"approvals.required is at most {len(APPROVAL_TASKS)}, got {config.approvals.required}"
@@ -96,6 +118,7 @@ def approval_gate_group(config: DeploymentConfig) -> TaskGroup:
         group_id=GROUP_ID,
         tooltip=f"{config.approvals.required} distinct approvers (not the author, the triggering "
         "person or the rc creator), one deadline, the wait timer, re-verified",
+        doc_md=group_doc(config),
     ) as group:
 
         @task(task_id="announce_start", retries=NOTICE_RETRIES, retry_delay=timedelta(seconds=5))
@@ -212,7 +235,8 @@ def approval_gate_group(config: DeploymentConfig) -> TaskGroup:
         wait_timer = WaitTimerSensor(
             task_id="wait_timer",
             target_time=f"{{{{ ti.xcom_pull(task_ids='{recorded.operator.task_id}')['wait_until'] }}}}",
-            doc_md="The cancellation window after the last approval; fail this task to cancel the release.",
+            doc_md=f"The cancellation window, {duration(config.timings.wait_timer_seconds)} after the last "
+            "approval; fail this task to cancel the release.",
         )
         started, verified = announce_start(), verify_gate()
         chain(started, *approvals, recorded, wait_timer, verified)

@@ -21,11 +21,29 @@ if TYPE_CHECKING:
 GROUP_ID = "backup"
 
 
+def group_doc(config: DeploymentConfig) -> str:
+    """The group's doc in the UI, with the configuration's numbers."""
+    from deployment.docs import duration
+
+    tables = config.dynamodb.tables
+    return (
+        "**Phase 3, backup:** the recovery point, taken once per run; each task proves the gate first.\n\n"
+        f"- `backup_stack`: the template, parameters and outputs of stack `{config.stack.name}`.\n"
+        f"- `backup_tables`: an on-demand backup of each of the {len(tables)} DynamoDB table(s) ("
+        + ", ".join(f"`{t}`" for t in tables)
+        + f"), each waited for up to {duration(config.timings.stack_timeout_seconds)} until AVAILABLE.\n"
+        "- `tag_amplify`: the live colour's Amplify branch tagged with the release and the backup.\n\n"
+        "A failure here changed nothing in production. Clear the group with its downstream tasks: a "
+        "rerun reuses every part already taken."
+    )
+
+
 def backup_group(config: DeploymentConfig) -> TaskGroup:
     with TaskGroup(
         group_id=GROUP_ID,
         tooltip=f"Stack {config.stack.name} state to S3, DynamoDB backups of "
         f"{len(config.dynamodb.tables)} table(s), the live Amplify branch tagged",
+        doc_md=group_doc(config),
     ) as group:
 
         @task(task_id="backup_stack", pre_execute=prove_gate)

@@ -35,6 +35,34 @@ def step_task_id(weight: int) -> str:
     return f"shift_traffic_{weight}"
 
 
+def step_hold(config: DeploymentConfig, hold_seconds: int) -> str:
+    """How long a step is watched: its hold, and never less than one poll of its own."""
+    from deployment.docs import duration
+
+    poll = config.timings.poll_interval_seconds
+    return duration(hold_seconds) if hold_seconds >= poll else f"one poll ({duration(poll)})"
+
+
+def group_doc(config: DeploymentConfig) -> str:
+    """The group's doc in the UI, with the configuration's numbers."""
+    from deployment.docs import duration, number
+
+    t = config.thresholds
+    steps = " → ".join(f"{s.weight} % for {step_hold(config, s.hold_seconds)}" for s in config.traffic.steps)
+    return (
+        "**Phase 6, deploy frontend:** the release is built on the idle colour's Amplify branch (up to "
+        f"{duration(config.timings.amplify_timeout_seconds)}), then traffic moves to it: {steps}.\n\n"
+        f"Each step is judged every {duration(config.timings.poll_interval_seconds)} on the new colour's "
+        f"requests: error rate under {number(t.error_rate_percent)} % and at most "
+        f"{number(t.error_rate_margin_percent)} points above the stable colour's; latency p95 under "
+        f"{number(t.latency_p95_ms)} ms and at most {number(t.latency_margin_percent)} % above the stable "
+        f"colour's, p99 under {number(t.latency_p99_ms)} ms; no alarm firing.\n\n"
+        "A breach puts all traffic back on the stable colour at once and fails the step; the `rollback` "
+        "group undoes the rest. Every sample is in the `frontend` record. To deploy again, clear from "
+        "`validate_infrastructure` with its downstream tasks."
+    )
+
+
 def deploy_frontend_group(config: DeploymentConfig) -> TaskGroup:
     from deployment.gate.proof import prove_gate
     from deployment.operators.amplify import AmplifyReleaseOperator
@@ -45,7 +73,7 @@ def deploy_frontend_group(config: DeploymentConfig) -> TaskGroup:
         tooltip="Build the idle colour on Amplify, then shift traffic "
         + " → ".join(f"{s.weight} %" for s in config.traffic.steps)
         + " with the metric analysis watching each step",
-        doc_md=__doc__,
+        doc_md=group_doc(config),
     ) as group:
         previous = AmplifyReleaseOperator(
             task_id="start_amplify_job", pre_execute=prove_gate, doc_md=AmplifyReleaseOperator.__doc__
@@ -59,9 +87,9 @@ def deploy_frontend_group(config: DeploymentConfig) -> TaskGroup:
                 # keeps its earlier attempt); a metric breach fails at once (MetricsUnhealthy).
                 retries=STEP_RETRIES,
                 retry_delay=STEP_RETRY_DELAY,
-                doc_md=f"Send {step.weight} % of traffic to the new colour, then hold it for the step's "
-                "configured time while the metric analysis runs (a breach fails at once).\n\n"
-                + (TrafficShiftOperator.__doc__ or ""),
+                doc_md=f"Send {step.weight} % of traffic to the new colour, then hold it for "
+                f"{step_hold(config, step.hold_seconds)} while the metric analysis runs (a breach fails "
+                "at once).\n\n" + (TrafficShiftOperator.__doc__ or ""),
             )
             previous >> shift
             previous = shift

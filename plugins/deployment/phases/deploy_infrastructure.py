@@ -26,6 +26,22 @@ if TYPE_CHECKING:
 GROUP_ID = "deploy_infrastructure"
 
 
+def group_doc(config: DeploymentConfig) -> str:
+    """The group's doc in the UI, with the configuration's numbers."""
+    from deployment.docs import duration
+
+    return (
+        f"**Phase 5, deploy infrastructure:** `execute_change_set` executes the change set phase 4 "
+        f"validated on stack `{config.stack.name}` and waits, deferred, up to "
+        f"{duration(config.timings.stack_timeout_seconds)} for `UPDATE_COMPLETE`.\n\n"
+        f"The alarms named `{config.alarms.prefix}*` guard it: one already firing before (unless "
+        "`emergency.ignore_alarms` lists it) or one that fires during the update fails the task.\n\n"
+        "A failure starts the `rollback` group, which puts the stack back as backed up. The stack "
+        "events or the alarm are in the task's log; once fixed, clear from `validate_infrastructure` "
+        "with its downstream tasks."
+    )
+
+
 def deploy_infrastructure_group(config: DeploymentConfig) -> TaskGroup:
     from deployment.gate.proof import prove_gate
     from deployment.operators.cloudformation import ExecuteChangeSetOperator
@@ -33,7 +49,7 @@ def deploy_infrastructure_group(config: DeploymentConfig) -> TaskGroup:
     with TaskGroup(
         group_id=GROUP_ID,
         tooltip="Alarms baseline, execute the validated change set (deferred wait), alarms after",
-        doc_md=__doc__,
+        doc_md=group_doc(config),
     ) as group:
         ExecuteChangeSetOperator(
             task_id="execute_change_set", pre_execute=prove_gate, doc_md=ExecuteChangeSetOperator.__doc__

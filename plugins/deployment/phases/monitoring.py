@@ -54,11 +54,35 @@ class GuardedMonitorOperator(MonitorReleaseOperator):
         return result
 
 
+def group_doc(config: DeploymentConfig) -> str:
+    """The group's doc in the UI, with the configuration's numbers."""
+    from deployment.docs import duration, number
+
+    t, timings = config.thresholds, config.timings
+    low, high = t.traffic_band
+    if t.insufficient_data == "extend":
+        no_data = f"extends the watch by one poll, at most {t.max_insufficient_polls} times"
+    else:
+        no_data = "fails the watch"
+    return (
+        f"**Phase 8, monitoring:** `watch_metrics` watches production for "
+        f"{duration(timings.monitoring_seconds)} after the release, one analysis every "
+        f"{duration(timings.poll_interval_seconds)}, deferred: error rate under "
+        f"{number(t.error_rate_percent)} %, latency p95 under {number(t.latency_p95_ms)} ms and p99 under "
+        f"{number(t.latency_p99_ms)} ms, the request rate within {number(low)}x to {number(high)}x the "
+        f"pre-release rate, no alarm firing. A poll with fewer than {t.min_requests_per_poll} requests "
+        f"{no_data}.\n\n"
+        "A breach fails the task at once and the `rollback` group puts the previous version back. "
+        "`emergency.skip_monitoring` ends it skipped. Clearing only this group after a rollback is "
+        "refused: clear from `validate_infrastructure` with its downstream tasks to deploy again."
+    )
+
+
 def monitoring_group(config: DeploymentConfig) -> TaskGroup:
     with TaskGroup(
         group_id=GROUP_ID,
         tooltip="Watch production metrics after the release, one analysis per poll interval (deferred)",
-        doc_md=__doc__,
+        doc_md=group_doc(config),
     ) as group:
         GuardedMonitorOperator(task_id="watch_metrics", doc_md=MonitorReleaseOperator.__doc__)
     return group

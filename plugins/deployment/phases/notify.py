@@ -64,13 +64,32 @@ def _values(cfg, ledger, conf, context) -> dict[str, Any]:
     }
 
 
+def group_doc(config: DeploymentConfig) -> str:
+    """The group's doc in the UI, with the configuration's numbers."""
+    from deployment.docs import duration
+
+    n = config.notifications
+    return (
+        f"**Phase 9, notify:** announces a healthy release: release notes and the GitHub release in "
+        f"`{config.github.repository}`, Slack `{n.slack_team_channel}` and `{n.slack_company_channel}`, "
+        f"email to {len(n.stakeholder_emails)} stakeholder address(es), the status page's maintenance "
+        "completed, the phase durations recorded.\n\n"
+        f"Each task is retried {RETRIES} times, {duration(config.timings.poll_interval_seconds)} apart. "
+        "One that still fails is red on its own and rolls nothing back: the release still succeeds, "
+        "with the task under `notification_failures` in `outcome`. Clear the failed task to send it "
+        "again; a notice already sent is not sent twice."
+    )
+
+
 def notify_group(config: DeploymentConfig) -> TaskGroup:
     retry = {"retries": RETRIES, "retry_delay": timedelta(seconds=config.timings.poll_interval_seconds)}
     # none_failed: a skipped monitoring (skip_monitoring) still announces; a failed phase does not.
     root = {**retry, "trigger_rule": TriggerRule.NONE_FAILED}
 
     with TaskGroup(
-        group_id=GROUP_ID, tooltip="Release notes, GitHub release, Slack, email, status page", doc_md=__doc__
+        group_id=GROUP_ID,
+        tooltip="Release notes, GitHub release, Slack, email, status page",
+        doc_md=group_doc(config),
     ) as group:
 
         @task(task_id="release_notes", **root)

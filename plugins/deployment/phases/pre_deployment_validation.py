@@ -56,10 +56,31 @@ def refuse_unacknowledged_data_change(plan: dict[str, Any], params: dict[str, An
     )
 
 
+def group_doc(config: DeploymentConfig) -> str:
+    """The group's doc in the UI, with the configuration's numbers."""
+    from deployment.docs import duration, number
+
+    t = config.thresholds
+    return (
+        "**Phase 1, pre-deployment validation:** the staging evidence, then the plan the approvers see.\n\n"
+        "- `verify_artifact`: the release candidate's build, its SHA-256 digests and tags (always runs).\n"
+        f"- Staging checks: the GitHub release `{config.github.rc_tag_prefix}X.Y.Z` exists, "
+        f"`{config.github.staging_workflow}` succeeded for the commit, and over the last "
+        f"{duration(config.timings.staging_window_seconds)} staging's error rate stayed under "
+        f"{number(t.error_rate_percent)} % and its mean latency under {number(t.latency_ms)} ms. "
+        "`emergency.force_deploy` skips these three.\n"
+        "- `generate_plan`: the change-set preview and the deployment plan.\n\n"
+        "A failure here changed nothing. Fix what the failed task names (its log, `staging_checks` in "
+        "the record), then clear the group. A plan refused for a DynamoDB change the running version "
+        "cannot read needs a new run with `emergency.force_deploy` and a reason."
+    )
+
+
 def pre_deployment_validation_group(config: DeploymentConfig) -> TaskGroup:
     with TaskGroup(
         group_id=GROUP_ID,
         tooltip="Staging evidence (GitHub, CloudWatch) and the deployment plan with its change-set preview",
+        doc_md=group_doc(config),
     ) as group:
         check_ids = [group.child_id(name) for name in CHECKS]
 

@@ -440,9 +440,31 @@ def rollback_steps(plan_task, last_resort=None) -> list:
     return notices
 
 
+def group_doc(config: DeploymentConfig) -> str:
+    """The group's doc in the UI, with the configuration's numbers."""
+    from deployment.docs import duration
+
+    return (
+        "**Phase 10, rollback:** starts on the first failure in backup through monitoring and undoes "
+        "what the release changed: all traffic back on the stable colour, stack "
+        f"`{config.stack.name}` back to the backup (waited for up to "
+        f"{duration(config.timings.stack_timeout_seconds)}), the idle Amplify branch's variables "
+        f"restored. Then it verifies (the stack equals the backup, the {len(config.smoke_tests.checks)} "
+        "smoke checks pass on the stable colour, the metrics are healthy) and pages on-call. When "
+        "nothing was changed it skips and pages nobody.\n\n"
+        f"Each step is retried {STEP_RETRIES['retries']} times. A task still failed means production may "
+        "be only partly restored: read `rollback` in the record, clear the failed task (every step is "
+        "safe to rerun) or trigger `rollback_production`. The run ends failed either way."
+    )
+
+
 def rollback_group(config: DeploymentConfig) -> TaskGroup:
     """The ``rollback`` group; wire ``[every task of phases 3-8] >> group.children["rollback.plan"]``."""
-    with TaskGroup(group_id=GROUP_ID, tooltip="Undo what a failed release changed, verify, page") as tg:
+    with TaskGroup(
+        group_id=GROUP_ID,
+        tooltip="Undo what a failed release changed, verify, page",
+        doc_md=group_doc(config),
+    ) as tg:
         plan = plan_rollback()
         rollback_steps(plan, last_resort_task())
     return tg

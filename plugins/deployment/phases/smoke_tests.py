@@ -107,11 +107,27 @@ def gather(cfg: DeploymentConfig, ledger: Ledger, check_tasks: set[str] | None =
     return {"passed": True, "checks": sorted(results)}
 
 
+def group_doc(config: DeploymentConfig) -> str:
+    """The group's doc in the UI, with the configuration's checks."""
+    from deployment.docs import duration
+
+    checks = config.smoke_tests.checks
+    return (
+        f"**Phase 7, smoke tests:** {len(checks)} checks against the colour now serving all traffic, "
+        f"each its own task, each request timing out after {duration(config.smoke_tests.timeout_seconds)}: "
+        + ", ".join(f"`{c.name}`" for c in checks)
+        + ". `record_results` gathers them and fails unless all passed.\n\n"
+        "A failed check starts the `rollback` group. What it sent and got back is in its log and in "
+        "`smoke_tests.<name>` of the record. Clearing only this group after a rollback is refused: "
+        "clear from `validate_infrastructure` with its downstream tasks to deploy again."
+    )
+
+
 def smoke_tests_group(config: DeploymentConfig) -> TaskGroup:
     with TaskGroup(
         group_id=GROUP_ID,
         tooltip="Production smoke checks: " + ", ".join(c.name for c in config.smoke_tests.checks),
-        doc_md=__doc__,
+        doc_md=group_doc(config),
     ) as group:
 
         @task(trigger_rule=TriggerRule.ALL_DONE)

@@ -26,10 +26,25 @@ GROUP_ID = "validate_infrastructure"
 log = logging.getLogger(__name__)
 
 
+def group_doc(config: DeploymentConfig) -> str:
+    """The group's doc in the UI, with the configuration's names."""
+    return (
+        "**Phase 4, validate infrastructure:** the template is sound and the change is the approved one.\n\n"
+        f"- `lint_template`: the SAM transform and cfn-lint on the approved build's template of stack "
+        f"`{config.stack.name}`; any error fails.\n"
+        "- `verify_change_set`: the deploy change set must equal, in effect, the one in the approved "
+        "plan; then production is checked against the backup and the attempt opens.\n\n"
+        "A failure here changed nothing. An AWS error: clear the group. A lint error or a change set "
+        "that differs from the plan: the build or the stack is not what was approved, so start a new "
+        "release. After an automatic rollback, clear from this group (with downstream) to deploy again."
+    )
+
+
 def validate_infrastructure_group(config: DeploymentConfig) -> TaskGroup:
     with TaskGroup(
         group_id=GROUP_ID,
         tooltip="SAM transform, cfn-lint, and the change set checked against the approved plan",
+        doc_md=group_doc(config),
     ) as group:
 
         @task(task_id="lint_template")
