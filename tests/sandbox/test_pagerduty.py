@@ -81,7 +81,8 @@ def test_an_outage_answers_503(url, faults):
 
 def test_the_pipeline_pages_through_the_pagerduty_provider(url, events, monkeypatch):
     from deployment.config import load_config
-    from deployment.notifications.channels import NotificationError, rollback_page
+    from deployment.notifications.base import NotificationError
+    from deployment.notifications.pagerduty import rollback_page
 
     cfg = load_config("sandbox")
     monkeypatch.setenv(

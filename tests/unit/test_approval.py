@@ -263,11 +263,11 @@ def test_the_gate_stays_shut(cfg, change, problem):
 
 
 def test_release_notes_name_the_approvers_from_the_recorded_shape(cfg):
-    from deployment.notifications.channels import _approvers
+    from deployment.notifications.messages import approver_names
 
     section = _section(cfg, ("bob", AT), ("carol", AT))
     section["result"] = approval.verify_gate(cfg, section, TASKS, RUN_ID, approval.plan_digest(PLAN))
-    assert _approvers(section) == ["bob", "carol"]
+    assert approver_names(section) == ["bob", "carol"]
 
 
 # ------------------------------------------------------------------ the wait timer

@@ -75,7 +75,7 @@ def test_a_rejection_is_announced_with_its_cause_and_the_page_restored(cfg, reco
 
 
 def test_a_failure_after_the_gate_completes_its_maintenance(cfg, record, slack, statuspage):  # noqa: F811
-    from deployment.notifications.channels import open_maintenance
+    from deployment.notifications.statuspage import open_maintenance
 
     open_maintenance(cfg, record, VERSION)  # what verify_gate does as the gate opens
     page, component = cfg.notifications.statuspage_page_id, cfg.notifications.statuspage_component_id

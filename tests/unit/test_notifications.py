@@ -6,7 +6,8 @@ import pytest
 from _fixtures_notify import slack_company, smtp, statuspage  # noqa: F401 - fixtures
 from _release import AUTHOR, COMMIT, PREVIOUS, VERSION
 
-from deployment.notifications import channels as n
+from deployment.notifications import base, github, mail, messages, slack
+from deployment.notifications import statuspage as status_page
 
 CONF = {
     "version": VERSION,
@@ -33,8 +34,8 @@ def repo(github):
 
 
 def test_previous_tag_prefers_the_backup_then_github(cfg, aws, repo):
-    assert n.previous_production_tag(cfg, VERSION, {"previous_version": "v0.9.0"}) == "v0.9.0"
-    assert n.previous_production_tag(cfg, VERSION, None) == PREVIOUS  # rc-1.1.0 is a pre-release
+    assert github.previous_production_tag(cfg, VERSION, {"previous_version": "v0.9.0"}) == "v0.9.0"
+    assert github.previous_production_tag(cfg, VERSION, None) == PREVIOUS  # rc-1.1.0 is a pre-release
 
 
 # The ``approvals`` section as the gate writes it: one entry per request, the gate, the result.
@@ -53,7 +54,7 @@ APPROVALS = {
 
 
 def test_release_notes_list_the_commits_since_the_previous_tag(cfg, repo):
-    notes = n.release_notes(cfg, CONF, PREVIOUS, APPROVALS)
+    notes = github.release_notes(cfg, CONF, PREVIOUS, APPROVALS)
     assert notes["commits"] == 2 and notes["head"] == VERSION
     assert "- Add &lt;script&gt; escaping" in notes["markdown"] and "@erin" in notes["markdown"]
     assert "approved by Bob, Carol" in notes["markdown"]
@@ -69,12 +70,12 @@ def test_user_text_is_escaped_for_each_format(cfg):
         "previous": None,
         "release_url": "https://r",
         "url": "https://u",
-        "emergency": n.active_flags(conf["emergency"]),
+        "emergency": messages.active_flags(conf["emergency"]),
         "commits": 1,
     }
-    slack = n.render("slack_team_released.md.j2", **values)
+    slack = base.render("slack_team_released.md.j2", **values)
     assert "&lt;!channel&gt;" in slack and "<!channel>" not in slack
-    notes = n.render(
+    notes = base.render(
         "release_notes.md.j2",
         version=VERSION,
         previous=None,
@@ -86,13 +87,13 @@ def test_user_text_is_escaped_for_each_format(cfg):
     )
     assert "<" not in notes
     assert r"\[x\]\(http://evil\)" in notes and r"&lt;\!here&gt;" in notes
-    html = n.render("email_stakeholders.html.j2", notes=shout, **values)
+    html = base.render("email_stakeholders.html.j2", notes=shout, **values)
     assert "<b>" not in html and "&lt;b&gt;" in html
 
 
 def test_github_release_is_created_once_then_updated(cfg, repo):
-    first = n.publish_github_release(cfg, VERSION, COMMIT, "notes 1")
-    second = n.publish_github_release(cfg, VERSION, COMMIT, "notes 2")
+    first = github.publish_github_release(cfg, VERSION, COMMIT, "notes 1")
+    second = github.publish_github_release(cfg, VERSION, COMMIT, "notes 2")
     assert (first["action"], second["action"]) == ("created", "updated")
     ours = [r for r in repo.releases() if r["tag_name"] == VERSION]
     assert len(ours) == 1 and ours[0]["body"] == "notes 2"
@@ -100,33 +101,35 @@ def test_github_release_is_created_once_then_updated(cfg, repo):
 
 
 def _hi(cfg):
-    return lambda: n.send_slack(cfg.connections.slack_team, "hi")
+    return lambda: slack.send_slack(cfg.connections.slack_team, "hi")
 
 
 def test_a_message_is_sent_once_per_run(cfg, aws, ledger, slack):
-    first = n.send_once(ledger, "notifications.slack_team", _hi(cfg))
-    again = n.send_once(ledger, "notifications.slack_team", _hi(cfg))
+    first = base.send_once(ledger, "notifications.slack_team", _hi(cfg))
+    again = base.send_once(ledger, "notifications.slack_team", _hi(cfg))
     assert first["status"] == "sent" and again["skipped"] is True
     assert [m["text"] for m in slack.recorder.list()] == ["hi"]
 
 
 def test_a_slack_outage_fails_and_is_recorded(cfg, aws, ledger, slack):
     slack.faults.add("outage", service="slack")
-    with pytest.raises(n.NotificationError, match="slack_team"):
-        n.send_once(ledger, "notifications.slack_team", _hi(cfg))
+    with pytest.raises(base.NotificationError, match="slack_team"):
+        base.send_once(ledger, "notifications.slack_team", _hi(cfg))
     assert ledger.read("notifications.slack_team")["status"] == "failed"
     slack.faults.clear()
-    n.send_once(ledger, "notifications.slack_team", _hi(cfg))
+    base.send_once(ledger, "notifications.slack_team", _hi(cfg))
     assert len(slack.recorder) == 1
 
 
 def test_company_channel_gets_its_own_webhook(cfg, slack_company):  # noqa: F811
-    n.send_slack(cfg.connections.slack_company, "live")
+    slack.send_slack(cfg.connections.slack_company, "live")
     assert slack_company.recorder.list()[0]["channel"] == cfg.notifications.slack_company_channel
 
 
 def test_stakeholder_email_goes_through_smtp(cfg, smtp):  # noqa: F811
-    n.send_email(cfg, list(cfg.notifications.stakeholder_emails), "v1.1.0 is live", "<p>notes</p>", "run-1")
+    mail.send_email(
+        cfg, list(cfg.notifications.stakeholder_emails), "v1.1.0 is live", "<p>notes</p>", "run-1"
+    )
     [message] = smtp.recorder.list()
     assert message["subject"] == "v1.1.0 is live"
     assert message["rcpt_tos"] == list(cfg.notifications.stakeholder_emails)
@@ -134,7 +137,7 @@ def test_stakeholder_email_goes_through_smtp(cfg, smtp):  # noqa: F811
 
 
 def test_statuspage_component_and_one_incident_per_name(cfg, statuspage):  # noqa: F811
-    page = n.StatusPage(cfg)
+    page = status_page.StatusPage(cfg)
     assert page.set_component("operational")["status"] == "operational"
     opened = page.open_or_update_incident("release rolled back", "identified", "working", "partial_outage")
     updated = page.open_or_update_incident("release rolled back", "monitoring", "restored", "operational")
@@ -168,7 +171,7 @@ def _component(cfg, statuspage):  # noqa: F811
 
 def test_a_release_is_a_scheduled_maintenance_in_progress_then_completed(cfg, statuspage):  # noqa: F811
     record = _PageRecord()
-    opened = n.open_maintenance(cfg, record, "v1.1.0")
+    opened = status_page.open_maintenance(cfg, record, "v1.1.0")
     [maintenance] = statuspage.incidents(cfg.notifications.statuspage_page_id)
     assert opened["incident_id"] == maintenance["id"] and opened["reused"] is False
     assert (
@@ -178,12 +181,12 @@ def test_a_release_is_a_scheduled_maintenance_in_progress_then_completed(cfg, st
     assert maintenance["metadata"] == {"deployment": {"run_id": record.run_id, "version": "v1.1.0"}}
     assert [u["status"] for u in maintenance["incident_updates"]] == ["in_progress", "scheduled"]
     assert _component(cfg, statuspage) == "under_maintenance"
-    assert record.read(n.MAINTENANCE_SECTION)["status"] == "in_progress"
+    assert record.read(status_page.MAINTENANCE_SECTION)["status"] == "in_progress"
 
-    assert n.open_maintenance(cfg, record, "v1.1.0")["reused"] is True  # a rerun: the same one
-    closed = n.close_maintenance(cfg, record, "v1.1.0 is live.")
+    assert status_page.open_maintenance(cfg, record, "v1.1.0")["reused"] is True  # a rerun: the same one
+    closed = status_page.close_maintenance(cfg, record, "v1.1.0 is live.")
     assert closed["status"] == "completed" and _component(cfg, statuspage) == "operational"
-    assert n.close_maintenance(cfg, record, "again")["reused"] is True
+    assert status_page.close_maintenance(cfg, record, "again")["reused"] is True
     [maintenance] = statuspage.incidents(cfg.notifications.statuspage_page_id)
     assert maintenance["status"] == "completed"
     assert [u["body"] for u in maintenance["incident_updates"]][0] == "v1.1.0 is live."
@@ -192,37 +195,37 @@ def test_a_release_is_a_scheduled_maintenance_in_progress_then_completed(cfg, st
 
 def test_a_try_that_died_before_recording_finds_its_maintenance(cfg, statuspage):  # noqa: F811
     record = _PageRecord()
-    n.open_maintenance(cfg, record, "v1.1.0")
+    status_page.open_maintenance(cfg, record, "v1.1.0")
     record.sections.clear()  # the first try's record write was lost
-    again = n.open_maintenance(cfg, record, "v1.1.0")
+    again = status_page.open_maintenance(cfg, record, "v1.1.0")
     assert len(statuspage.incidents(cfg.notifications.statuspage_page_id)) == 1
     assert again["status"] == "in_progress"
     other = _PageRecord("manual__run-2")  # another run gets its own
-    assert n.open_maintenance(cfg, other, "v1.1.0")["incident_id"] != again["incident_id"]
+    assert status_page.open_maintenance(cfg, other, "v1.1.0")["incident_id"] != again["incident_id"]
 
 
 def test_closing_without_a_maintenance_does_nothing_and_old_records_get_the_component_back(
     cfg,
     statuspage,  # noqa: F811
 ):
-    assert n.close_maintenance(cfg, _PageRecord(), "nothing opened") is None
+    assert status_page.close_maintenance(cfg, _PageRecord(), "nothing opened") is None
     assert statuspage.recorder.list() == []
-    n.StatusPage(cfg).set_component("under_maintenance")
+    status_page.StatusPage(cfg).set_component("under_maintenance")
     old = _PageRecord()
-    old.write(n.MAINTENANCE_SECTION, {"status": "sent", "component_status": "under_maintenance"})
-    assert n.close_maintenance(cfg, old, "done")["status"] == "resolved"
+    old.write(status_page.MAINTENANCE_SECTION, {"status": "sent", "component_status": "under_maintenance"})
+    assert status_page.close_maintenance(cfg, old, "done")["status"] == "resolved"
     assert _component(cfg, statuspage) == "operational"
 
 
 def test_a_rollback_completes_the_maintenance_and_opens_the_incident(cfg, statuspage):  # noqa: F811
     record = _PageRecord()
-    n.open_maintenance(cfg, record, "v1.1.0")
-    n.close_maintenance(cfg, record, "Release v1.1.0 was rolled back; see the incident.")
-    incident = n.StatusPage(cfg).open_or_update_incident(
+    status_page.open_maintenance(cfg, record, "v1.1.0")
+    status_page.close_maintenance(cfg, record, "Release v1.1.0 was rolled back; see the incident.")
+    incident = status_page.StatusPage(cfg).open_or_update_incident(
         "release v1.1.0 rolled back", "monitoring", "restored", "operational"
     )
     incidents = {i["id"]: i for i in statuspage.incidents(cfg.notifications.statuspage_page_id)}
-    maintenance = incidents[record.read(n.MAINTENANCE_SECTION)["incident_id"]]
+    maintenance = incidents[record.read(status_page.MAINTENANCE_SECTION)["incident_id"]]
     assert (
         maintenance["status"] == "completed" and "rolled back" in maintenance["incident_updates"][0]["body"]
     )
@@ -238,13 +241,13 @@ def test_the_rollback_notice_completes_the_maintenance_then_opens_the_incident(
     from deployment.phases import rollback as group
 
     record = _PageRecord()
-    n.open_maintenance(cfg, record, "v1.1.0")
+    status_page.open_maintenance(cfg, record, "v1.1.0")
     monkeypatch.setattr(group, "run_ledger", lambda cfg, context: record)
     monkeypatch.setattr(group, "get_current_context", dict)
     values = {"cfg": cfg, "summary": {"verified": True}, "version": "v1.1.0", "run_id": record.run_id}
     result = group._statuspage(cfg, values)
     incidents = {i["id"]: i for i in statuspage.incidents(cfg.notifications.statuspage_page_id)}
-    maintenance = incidents.pop(record.read(n.MAINTENANCE_SECTION)["incident_id"])
+    maintenance = incidents.pop(record.read(status_page.MAINTENANCE_SECTION)["incident_id"])
     assert (
         maintenance["status"] == "completed" and "rolled back" in maintenance["incident_updates"][0]["body"]
     )
@@ -260,14 +263,14 @@ def test_statuspage_rejects_a_bad_key_by_name(cfg, statuspage, monkeypatch):  # 
         f"AIRFLOW_CONN_{cfg.connections.statuspage.upper()}",
         json.dumps({"conn_type": "http", "host": "http://127.0.0.1:9", "password": ""}),
     )
-    with pytest.raises(n.NotificationError, match="no API key"):
-        n.StatusPage(cfg).set_component("operational")
+    with pytest.raises(base.NotificationError, match="no API key"):
+        status_page.StatusPage(cfg).set_component("operational")
 
 
 def test_emergency_flags_are_announced_only_when_set(cfg):
-    assert n.emergency_text(cfg, CONF, "deploy_production") is None
+    assert messages.emergency_text(cfg, CONF, "deploy_production") is None
     conf = {**CONF, "emergency": {"force_deploy": True, "ignore_alarms": ["cpu"], "reason": "CVE hotfix now"}}
-    text = n.emergency_text(cfg, conf, "deploy_production")
+    text = messages.emergency_text(cfg, conf, "deploy_production")
     assert "`force_deploy`" in text and "`ignore_alarms: cpu`" in text and "CVE hotfix now" in text
 
 
@@ -281,12 +284,12 @@ def test_rollback_message_mentions_oncall(cfg):
         "previous_version": PREVIOUS,
         "dynamodb_backups": [],
     }
-    text = n.render(
+    text = base.render(
         "slack_rollback.md.j2",
         cfg=cfg,
         summary=summary,
         version=VERSION,
-        mentions=n.oncall_mentions(cfg),
+        mentions=slack.oncall_mentions(cfg),
         url="http://x",
     )
     assert text.startswith("<@U01ONCALL1> <@U01ONCALL2>") and "back on v1.0.0" in text
@@ -312,8 +315,8 @@ def test_release_announcements_render_from_what_the_notify_tasks_pass(cfg, notes
 
     record = _Record({"release_notes": notes} if notes else {})
     values = _values(cfg, record, CONF, {"ti": _TI(), "run_id": "run-1"})
-    team = n.render("slack_team_released.md.j2", **values)
+    team = base.render("slack_team_released.md.j2", **values)
     assert f"{VERSION}* is live" in team
     assert ("2 commit(s)" in team) == bool(notes)
-    assert VERSION in n.render("slack_company.md.j2", **values)
-    assert VERSION in n.render("email_stakeholders.html.j2", notes="the notes", **values)
+    assert VERSION in base.render("slack_company.md.j2", **values)
+    assert VERSION in base.render("email_stakeholders.html.j2", notes="the notes", **values)

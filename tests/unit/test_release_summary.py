@@ -175,10 +175,10 @@ def test_the_manual_rollback_writes_its_summary(cfg, moto):
 
 # ------------------------------------------------------------------------ release notes
 def test_release_notes_record_the_first_commit_time(cfg, repo):  # noqa: F811 - the fixture
-    from deployment.notifications import channels as notifications
+    from deployment.notifications import github
 
     repo.add_commits([{"message": "Early fix", "date": "2025-12-30T07:00:00Z"}], tag="v1.1.1")
-    notes = notifications.release_notes(cfg, {**CONF, "version": "v1.1.1"}, "v1.0.0")
+    notes = github.release_notes(cfg, {**CONF, "version": "v1.1.1"}, "v1.0.0")
     assert notes["commits"] == 3
     assert parse_time(notes["first_commit_at"]) == parse_time("2025-12-30T07:00:00Z")
-    assert notifications.release_notes(cfg, CONF, None)["first_commit_at"] is None
+    assert github.release_notes(cfg, CONF, None)["first_commit_at"] is None

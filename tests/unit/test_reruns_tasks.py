@@ -171,10 +171,10 @@ def test_a_running_manual_rollback_blocks_a_release_before_its_record_opens():
 def test_when_no_plan_can_be_made_traffic_goes_back_and_on_call_is_paged(cfg, aws, ledger, monkeypatch):
     sent: list[str] = []
     monkeypatch.setattr(
-        "deployment.notifications.channels.send_slack", lambda conn, text: sent.append(text) or {}
+        "deployment.notifications.slack.send_slack", lambda conn, text: sent.append(text) or {}
     )
     monkeypatch.setattr(
-        "deployment.notifications.channels.send_email",
+        "deployment.notifications.mail.send_email",
         lambda cfg, to, subject, html, run_id: sent.append(subject) or {},
     )
     _take_backup(cfg, ledger)

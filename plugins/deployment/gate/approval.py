@@ -371,7 +371,7 @@ def request_header(
     number: int, required: int, eligible: Sequence[Approver], already: Sequence[str], gate: dict[str, Any]
 ) -> str:
     """The top of an approval request: who may answer, the gate's deadline, who may not and why."""
-    from deployment.notifications.channels import md_escape
+    from deployment.notifications.base import md_escape
 
     who = ", ".join(f"{md_escape(a.name)} (`{a.id}`)" for a in eligible)
     barred = "; ".join(f"`{user}`: {md_escape(', '.join(why))}" for user, why in gate["reasons"].items())
@@ -515,7 +515,7 @@ class ApprovalReminderOperator(BaseOperator):
         self.defer(trigger=trigger, method_name="resume")
 
     def _next(self, context: Any) -> dict[str, Any]:
-        from deployment.notifications.channels import approval_needed, required_actions_url
+        from deployment.notifications.messages import approval_needed, required_actions_url
         from deployment.run_context import release, task_states
 
         states = task_states(context)

@@ -262,7 +262,7 @@ def _cell(value: Any) -> str:
 
 def _emergency_md(emergency: dict[str, Any] | None) -> list[str]:
     """The flags as a table right under the risk, user-supplied text (alarms, reason) escaped."""
-    from deployment.notifications.channels import md_escape
+    from deployment.notifications.base import md_escape
 
     if not emergency or not emergency.get("flags"):
         return []
@@ -287,7 +287,7 @@ def _emergency_md(emergency: dict[str, Any] | None) -> list[str]:
 
 
 def _data_md(data: dict[str, Any] | None) -> list[str]:
-    from deployment.notifications.channels import md_escape
+    from deployment.notifications.base import md_escape
 
     if data is None or data["compatible"]:
         return ["## Data compatibility", "The running version can read DynamoDB after this release.", ""]
@@ -303,7 +303,7 @@ def _data_md(data: dict[str, Any] | None) -> list[str]:
 
 
 def _checks_md(checks: dict[str, Any]) -> list[str]:
-    from deployment.notifications.channels import md_escape
+    from deployment.notifications.base import md_escape
 
     if checks.get("skipped"):
         return [
@@ -340,7 +340,7 @@ def _changes_md(change_set: dict[str, Any]) -> list[str]:
 
 
 def render_markdown(plan: dict[str, Any]) -> str:
-    from deployment.notifications.channels import md_escape
+    from deployment.notifications.base import md_escape
 
     release, risk = plan["release"], plan["risk"]
     parameters = ", ".join(f"{k}={v}" for k, v in plan["change_set"]["parameters"].items())

@@ -260,7 +260,7 @@ def prove_gate(context: Any) -> dict[str, Any]:
 def record_hand_changes(rel: Any, blocking: list[dict[str, Any]], clears: list[dict[str, Any]]) -> None:
     """Keep every hand change and clear of the run in the record; announce each new one once."""
     from deployment.notifications.announce import announce_team
-    from deployment.notifications.channels import slack_escape
+    from deployment.notifications.base import slack_escape
 
     section = rel.ledger.read(HAND_CHANGES_SECTION) or {"changes": [], "clears": [], "announced": []}
     new = [c for c in (*blocking, *clears) if c["id"] not in section.get("announced", [])]

@@ -265,7 +265,7 @@ class MonitorReleaseOperator(_MetricWatchOperator):
             announced = bool(existing.get("announced"))
             if not announced:
                 from deployment.notifications.announce import announce_team
-                from deployment.notifications.channels import slack_escape
+                from deployment.notifications.base import slack_escape
 
                 try:
                     announce_team(

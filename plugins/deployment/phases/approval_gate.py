@@ -51,7 +51,7 @@ class ApprovalNeeded(BaseNotifier):
 
     def notify(self, context: Any) -> None:
         from deployment.gate.approval import SECTION
-        from deployment.notifications.channels import approval_needed
+        from deployment.notifications.messages import approval_needed
         from deployment.run_context import release
 
         rel = release(context)
@@ -124,7 +124,9 @@ def approval_gate_group(config: DeploymentConfig) -> TaskGroup:
         @task(task_id="announce_start", retries=NOTICE_RETRIES, retry_delay=timedelta(seconds=5))
         def announce_start() -> dict[str, Any]:
             """Deployment started, with the plan and any emergency flags, to the team channel."""
-            from deployment.notifications.channels import active_flags, render, run_url, send_once, send_slack
+            from deployment.notifications.base import render, run_url, send_once
+            from deployment.notifications.messages import active_flags
+            from deployment.notifications.slack import send_slack
             from deployment.run_context import release
 
             context = get_current_context()
@@ -164,7 +166,7 @@ def approval_gate_group(config: DeploymentConfig) -> TaskGroup:
             from deployment.gate.approval import record_answer
             from deployment.ledger import APPROVAL_RESULT_KEY
             from deployment.notifications.announce import announce_team
-            from deployment.notifications.channels import slack_escape
+            from deployment.notifications.base import slack_escape
             from deployment.run_context import release
 
             context = get_current_context()
@@ -209,7 +211,7 @@ def approval_gate_group(config: DeploymentConfig) -> TaskGroup:
             from deployment.gate.approval import VERIFIED_KEY, record_answer
             from deployment.guards import refuse_concurrent_run
             from deployment.ledger import now_iso
-            from deployment.notifications.channels import open_maintenance
+            from deployment.notifications.statuspage import open_maintenance
             from deployment.run_context import release
             from deployment.run_contract import ROLLBACK_DAG_ID
 

@@ -49,7 +49,8 @@ def release_page(cfg: DeploymentConfig, version: str) -> str:
 
 def _values(cfg, ledger, conf, context) -> dict[str, Any]:
     from deployment.backup.restore_point import backup_version
-    from deployment.notifications.channels import active_flags, run_url
+    from deployment.notifications.base import run_url
+    from deployment.notifications.messages import active_flags
 
     backup = ledger.read("backup") or {}
     published = ledger.read("notifications.github_release") or {}
@@ -96,8 +97,8 @@ def notify_group(config: DeploymentConfig) -> TaskGroup:
         def release_notes() -> dict[str, Any]:
             """Release notes from GitHub's compare of the previous production tag and this one; the
             release's first commit time (``first_commit_at``) with them."""
-            from deployment.notifications.channels import previous_production_tag
-            from deployment.notifications.channels import release_notes as build
+            from deployment.notifications.github import previous_production_tag
+            from deployment.notifications.github import release_notes as build
 
             _, cfg, ledger, conf = _run("release_notes")
             previous = previous_production_tag(cfg, conf["version"], ledger.read("backup"))
@@ -113,7 +114,7 @@ def notify_group(config: DeploymentConfig) -> TaskGroup:
         @task(task_id="github_release", **retry)
         def github_release() -> dict[str, Any]:
             """Create (or update) and publish the GitHub release vX.Y.Z with the notes."""
-            from deployment.notifications.channels import publish_github_release
+            from deployment.notifications.github import publish_github_release
 
             _, cfg, ledger, conf = _run("github_release")
             notes = ledger.read("release_notes")
@@ -126,7 +127,8 @@ def notify_group(config: DeploymentConfig) -> TaskGroup:
         @task(task_id="slack_team", **root)
         def slack_team() -> dict[str, Any]:
             """The release announced in the team channel."""
-            from deployment.notifications.channels import render, send_once, send_slack
+            from deployment.notifications.base import render, send_once
+            from deployment.notifications.slack import send_slack
 
             context, cfg, ledger, conf = _run("slack_team")
             text = render("slack_team_released.md.j2", **_values(cfg, ledger, conf, context))
@@ -137,7 +139,8 @@ def notify_group(config: DeploymentConfig) -> TaskGroup:
         @task(task_id="slack_company", **root)
         def slack_company() -> dict[str, Any]:
             """A short announcement in the company channel."""
-            from deployment.notifications.channels import render, send_once, send_slack
+            from deployment.notifications.base import render, send_once
+            from deployment.notifications.slack import send_slack
 
             context, cfg, ledger, conf = _run("slack_company")
             text = render("slack_company.md.j2", **_values(cfg, ledger, conf, context))
@@ -150,7 +153,8 @@ def notify_group(config: DeploymentConfig) -> TaskGroup:
             """The stakeholder summary by email, with the notes when they could be built."""
             from airflow.sdk.exceptions import AirflowSkipException
 
-            from deployment.notifications.channels import render, send_email, send_once
+            from deployment.notifications.base import render, send_once
+            from deployment.notifications.mail import send_email
             from deployment.run_context import failed_release_tasks, task_states
 
             context, cfg, ledger, conf = _run()
@@ -175,7 +179,7 @@ def notify_group(config: DeploymentConfig) -> TaskGroup:
         def statuspage() -> dict[str, Any]:
             """The release's status-page maintenance completed (component operational)."""
             from deployment.ledger import now_iso
-            from deployment.notifications.channels import StatusPage, close_maintenance
+            from deployment.notifications.statuspage import StatusPage, close_maintenance
 
             _, cfg, ledger, conf = _run("statuspage")
             closed = close_maintenance(cfg, ledger, f"Release {conf['version']} is live.")
@@ -214,7 +218,8 @@ def announce_emergency():
         from airflow.sdk.exceptions import AirflowSkipException
 
         from deployment.notifications.announce import announce_team
-        from deployment.notifications.channels import active_flags, emergency_text, send_once
+        from deployment.notifications.base import send_once
+        from deployment.notifications.messages import active_flags, emergency_text
 
         context, cfg, ledger, conf = _run()
         text = emergency_text(cfg, conf, context["ti"].dag_id)
@@ -251,14 +256,10 @@ def announce_failure():
     def _announce() -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from deployment.notifications.channels import (
-            close_maintenance,
-            failure_cause,
-            render,
-            run_url,
-            send_once,
-            send_slack,
-        )
+        from deployment.notifications.base import render, run_url, send_once
+        from deployment.notifications.messages import failure_cause
+        from deployment.notifications.slack import send_slack
+        from deployment.notifications.statuspage import close_maintenance
         from deployment.run_context import failed_release_tasks, task_states
 
         context, cfg, ledger, conf = _run()

@@ -98,7 +98,7 @@ def pre_deployment_validation_group(config: DeploymentConfig) -> TaskGroup:
             """force_deploy: write the skip into ``staging_checks`` and tell the team channel."""
             from deployment.ledger import now_iso
             from deployment.notifications.announce import announce_team
-            from deployment.notifications.channels import slack_escape
+            from deployment.notifications.base import slack_escape
             from deployment.run_contract import emergency_flags
 
             rel = current_release()

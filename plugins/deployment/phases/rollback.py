@@ -157,7 +157,7 @@ def last_resort_task() -> dict[str, Any]:
     """No plan could be made: all traffic back on the colour live before the release; page on-call."""
     from deployment.backup.restore_point import backup_version, dynamodb_backups
     from deployment.ledger import now_iso
-    from deployment.notifications.channels import send_once
+    from deployment.notifications.base import send_once
     from deployment.rollback.undo import last_resort_colour, restore_traffic, summarize
     from deployment.traffic import router_for
 
@@ -339,7 +339,7 @@ def _urgent(task_id: str, send):
         doc_md=send.__doc__,
     )
     def _notice() -> dict[str, Any]:
-        from deployment.notifications.channels import send_once
+        from deployment.notifications.base import send_once
 
         context = get_current_context()
         cfg = run_config(context)
@@ -364,14 +364,15 @@ def _urgent(task_id: str, send):
 
 
 def _run_url(cfg: DeploymentConfig, context: Any) -> str:
-    from deployment.notifications.channels import run_url
+    from deployment.notifications.base import run_url
 
     return run_url(cfg, context["ti"].dag_id, context["run_id"])
 
 
 def _slack(cfg, values):
     """Slack, team channel, with the on-call mentions."""
-    from deployment.notifications.channels import oncall_mentions, render, send_slack
+    from deployment.notifications.base import render
+    from deployment.notifications.slack import oncall_mentions, send_slack
 
     text = render("slack_rollback.md.j2", mentions=oncall_mentions(cfg), **values)
     return send_slack(cfg.connections.slack_team, text)
@@ -379,7 +380,8 @@ def _slack(cfg, values):
 
 def _email(cfg, values):
     """Incident email to ``notifications.incident_emails``."""
-    from deployment.notifications.channels import render, send_email
+    from deployment.notifications.base import render
+    from deployment.notifications.mail import send_email
 
     state = "rolled back" if values["summary"]["verified"] else "ROLLBACK NOT VERIFIED"
     subject = f"[INCIDENT] {cfg.application} {values['version']} {state} ({cfg.environment})"
@@ -396,7 +398,8 @@ def _statuspage(cfg, values):
     """Status-page incident on the app's component; the release's maintenance completed first."""
     import logging
 
-    from deployment.notifications.channels import StatusPage, close_maintenance, render
+    from deployment.notifications.base import render
+    from deployment.notifications.statuspage import StatusPage, close_maintenance
 
     verified = values["summary"]["verified"]
     name = f"{cfg.application}: release {values['version']} rolled back"
@@ -420,7 +423,7 @@ def rollback_steps(plan_task, last_resort=None) -> list:
     frontend = restore_frontend_task()
     check = verify_task()
     record = record_rollback_task()
-    from deployment.notifications.channels import rollback_page
+    from deployment.notifications.pagerduty import rollback_page
 
     notices = [
         _urgent("page_oncall_slack", _slack),

@@ -736,7 +736,7 @@ def restore_after_cancel(
     """
     from deployment.guards import current_attempt
     from deployment.ledger import find_run, now_iso
-    from deployment.notifications.channels import send_once
+    from deployment.notifications.base import send_once
     from deployment.traffic import router_for
     from deployment.traffic.router import full
 
