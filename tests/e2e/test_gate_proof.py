@@ -1,8 +1,9 @@
 """The gate holds where production changes, on the real engine: forged task states open nothing.
 
 A checkpoint task is not a lock: these runs mark the gate's tasks successful by hand (as the
-admin, the only role that may), reject and re-approve after a clear, and edit the configuration
-mid-release; production never changes on the strength of any of it.
+admin, the only role that may), reject and re-approve after a clear, mark a refused emergency
+flag past its refusal, and edit the configuration mid-release; production never changes on the
+strength of any of it.
 """
 
 from __future__ import annotations
@@ -111,3 +112,34 @@ def test_a_configuration_edited_during_a_release_does_not_change_it(local, sandb
     sections = _sections(sandbox, stack_config, run_id)
     assert "added_mid_release" not in sections["smoke_tests"]["checks"]
     assert added["name"] not in json.dumps(sections["config"]["settings"]["smoke_tests"])
+
+
+def test_an_emergency_flag_refused_at_the_start_and_marked_past_changes_nothing(local, sandbox, stack_config):
+    # dave may trigger but is not in emergency_users: record_release refuses his force_deploy.
+    dave, admin = local["dave"], local["admin"]
+    emergency = {"force_deploy": True, "reason": "marked past the refusal by hand"}
+    run_id = dave.trigger(release_conf(emergency=emergency))["dag_run_id"]
+    dave.wait_for_task(run_id, "record_release", {"failed"}, timeout=RELEASE_TIMEOUT)
+    # The admin marks the refusal successful and a release manager lets the rest run: the skipped
+    # staging checks, the plan and both approvals happen; the gate's proof still refuses.
+    _mark(admin, run_id, "record_release")
+    roots = [
+        "announce_emergency",
+        "pre_deployment_validation.choose_checks",
+        "pre_deployment_validation.verify_artifact",
+    ]
+    local[RELEASE_MANAGER].clear(run_id, roots, include_downstream=True)
+    approve(local, run_id)
+    dave.wait_for_run(run_id, {"failed"}, timeout=RELEASE_TIMEOUT)
+
+    states = dave.task_states(run_id)
+    assert states["approval_gate.verify_gate"] == "failed", states
+    assert all(states.get(t) in (None, "upstream_failed") for t in BACKUP), states
+    assert sandbox.control("GET", "/traffic")["weights"] == {"blue": 100, "green": 0}
+    sections = _sections(sandbox, stack_config, run_id)
+    assert "backup" not in sections
+    problems = sections["proof.approval_gate.verify_gate"]["problems"]
+    assert any("emergency flags ['force_deploy'] need a run triggered by one of" in p for p in problems), (
+        problems
+    )
+    assert any("patch_task_instance by admin" in p and "record_release" in p for p in problems), problems
