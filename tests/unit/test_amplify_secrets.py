@@ -19,7 +19,7 @@ from _release import COMMIT, RUN_ID, VERSION
 
 from deployment.aws.amplify import client, prepare_branch, start_release
 from deployment.backup import take as backup
-from deployment.rollback import undo as rollback
+from deployment.rollback import steps as rollback_steps
 
 SECRET = "amp-secret-7f3c9e21d4b8a6"
 
@@ -126,10 +126,10 @@ def test_the_rollback_restores_the_values_after_checking_their_hashes(cfg, aws, 
     prepare_branch(cfg, "green", VERSION)
     _set_env(cfg, "green", API_SECRET="overwritten-by-the-release-99")
     start_release(cfg, "green", VERSION, "run", COMMIT)
-    result = rollback.restore_frontend(cfg, manifest, "green", "blue")
+    result = rollback_steps.restore_frontend(cfg, manifest, "green", "blue")
     assert _branch_env(cfg, "green") == before
     assert result["variables_changed"] is True and SECRET not in json.dumps(result)
-    assert rollback.restore_frontend(cfg, manifest, "green", "blue")["variables_changed"] is False
+    assert rollback_steps.restore_frontend(cfg, manifest, "green", "blue")["variables_changed"] is False
 
 
 def test_a_values_object_that_does_not_match_the_hashes_is_not_restored(cfg, aws, ledger, secret_on_both):
@@ -145,7 +145,7 @@ def test_a_values_object_that_does_not_match_the_hashes_is_not_restored(cfg, aws
     # without versions names none, and the planted object is what the restore finds.
     where.pop("version_id", None)
     prepare_branch(cfg, "green", VERSION)
-    result = rollback.restore_frontend(cfg, manifest, "green", "blue")
+    result = rollback_steps.restore_frontend(cfg, manifest, "green", "blue")
     env = _branch_env(cfg, "green")
     assert env["API_SECRET"] == SECRET  # never the planted value
     assert env[cfg.amplify.version_variable] == _branch_env(cfg, "blue")[cfg.amplify.version_variable]

@@ -20,7 +20,10 @@ from airflow.sdk.exceptions import AirflowSkipException
 
 from deployment import guards
 from deployment.backup import take as backup
-from deployment.rollback import undo as rollback
+from deployment.rollback import cancel
+from deployment.rollback import plan as rollback_plan
+from deployment.rollback import stack as rollback_stack
+from deployment.rollback import steps as rollback_steps
 from deployment.traffic.route53 import set_weights, weights
 
 
@@ -100,12 +103,14 @@ class _OwnUpdateInProgress:
 def test_a_rerun_of_restore_stack_waits_for_its_own_update(cfg, aws, ledger, monkeypatch):
     manifest = _take_backup(cfg, ledger)
     _deploy(cfg, aws, ledger)
-    rollback.restore_stack(cfg, manifest, RUN_ID, timeout=10, poll=0.1, attempt=1, ledger=ledger)
-    assert ledger.read(rollback.EXECUTION_SECTION)["attempt"] == 1
+    rollback_stack.restore_stack(cfg, manifest, RUN_ID, timeout=10, poll=0.1, attempt=1, ledger=ledger)
+    assert ledger.read(rollback_stack.EXECUTION_SECTION)["attempt"] == 1
     scripted = _OwnUpdateInProgress(aws["cfn"])
     monkeypatch.setattr("deployment.aws.cloudformation.client", lambda cfg, *a, **k: scripted)
 
-    again = rollback.restore_stack(cfg, manifest, RUN_ID, timeout=10, poll=0.05, attempt=1, ledger=ledger)
+    again = rollback_stack.restore_stack(
+        cfg, manifest, RUN_ID, timeout=10, poll=0.05, attempt=1, ledger=ledger
+    )
 
     assert scripted.cancelled is False
     assert "own redeploy" in again["actions"][0]
@@ -120,7 +125,7 @@ def test_the_plan_is_made_from_what_is_live_now(cfg, aws, ledger):
     set_weights(cfg, {"blue": 90, "green": 10})
     record = {"backup": manifest}
 
-    plan = rollback.plan_from_record(cfg, record, rollback.live_differences(cfg, manifest))
+    plan = rollback_plan.plan_from_record(cfg, record, rollback_plan.live_differences(cfg, manifest))
 
     assert plan["needed"] is True
     assert plan["undo"]["traffic"] is True and plan["undo"]["stack"] is True
@@ -128,10 +133,10 @@ def test_the_plan_is_made_from_what_is_live_now(cfg, aws, ledger):
 
 
 def test_last_resort_colour_comes_from_the_record_then_the_backup_then_the_router():
-    assert rollback.last_resort_colour({"frontend": {"live_colour_before": "green"}}, "blue") == "green"
-    assert rollback.last_resort_colour({"backup": {"amplify": {"colour": "blue"}}}, "green") == "blue"
-    assert rollback.last_resort_colour({}, "green") == "green"
-    assert rollback.last_resort_colour({}, None) is None
+    assert rollback_plan.last_resort_colour({"frontend": {"live_colour_before": "green"}}, "blue") == "green"
+    assert rollback_plan.last_resort_colour({"backup": {"amplify": {"colour": "blue"}}}, "green") == "blue"
+    assert rollback_plan.last_resort_colour({}, "green") == "green"
+    assert rollback_plan.last_resort_colour({}, None) is None
 
 
 # ------------------------------------------------------------------ metrics
@@ -147,7 +152,7 @@ def test_the_rollback_metric_check_reads_the_published_window(cfg, aws, monkeypa
         return real(cloudwatch, query, window, end, **kwargs)
 
     monkeypatch.setattr("deployment.aws.cloudwatch_metrics.fetch_sample", spy)
-    rollback.metrics_health(lagged, attempts=1, poll=0)
+    rollback_steps.metrics_health(lagged, attempts=1, poll=0)
     assert ends and ends[0] <= datetime.now(UTC) - timedelta(seconds=59)
 
 
@@ -175,8 +180,8 @@ def test_a_monitoring_rerun_after_a_rollback_is_refused(cfg, aws, ledger):
     manifest = _take_backup(cfg, ledger)
     _release_live(cfg, aws, ledger)
     ledger.write("rollback.plan", {"needed": True, "attempt": 1})
-    rollback.restore_traffic(cfg, "blue", wait_seconds=1)
-    rollback.restore_stack(cfg, manifest, RUN_ID, timeout=10, poll=0.1)
+    rollback_steps.restore_traffic(cfg, "blue", wait_seconds=1)
+    rollback_stack.restore_stack(cfg, manifest, RUN_ID, timeout=10, poll=0.1)
 
     operator = GuardedMonitorOperator(task_id="watch_metrics")
     context = {"params": {"version": VERSION}, "run_id": RUN_ID}
@@ -282,16 +287,16 @@ def test_a_step_cancelled_while_traffic_is_split_puts_it_all_back(cfg, aws, ledg
     ledger.write("conf", {"version": VERSION, "run_id": RUN_ID})
     set_weights(cfg, {"blue": 90, "green": 10})
 
-    done = rollback.restore_after_cancel(cfg, RUN_ID, "deploy_frontend.shift_traffic_10", "blue")
+    done = cancel.restore_after_cancel(cfg, RUN_ID, "deploy_frontend.shift_traffic_10", "blue")
 
     assert weights(cfg) == {"blue": 100, "green": 0}
     assert done["weights_before"] == {"blue": 90, "green": 10}
     assert ledger.read("cancellation")["task_id"] == "deploy_frontend.shift_traffic_10"
-    assert rollback.restore_after_cancel(cfg, RUN_ID, "deploy_frontend.shift_traffic_10", "blue") is None
+    assert cancel.restore_after_cancel(cfg, RUN_ID, "deploy_frontend.shift_traffic_10", "blue") is None
     assert len(sent) == 1 and "back on blue" in sent[0]
 
 
 def test_a_cancelled_monitoring_leaves_a_release_at_100_percent_alone(cfg, aws, ledger):
     set_weights(cfg, {"blue": 0, "green": 100})
-    assert rollback.restore_after_cancel(cfg, RUN_ID, "monitoring.watch_metrics", "blue") is None
+    assert cancel.restore_after_cancel(cfg, RUN_ID, "monitoring.watch_metrics", "blue") is None
     assert weights(cfg) == {"blue": 0, "green": 100}

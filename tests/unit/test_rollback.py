@@ -14,9 +14,13 @@ import time
 import pytest
 from _release import COMMIT, PREVIOUS, PREVIOUS_COMMIT, RUN_ID, VERSION
 
+from deployment.backup import restore_point
 from deployment.backup import take as backup
 from deployment.backup.restore_point import load_backed_up_stack
-from deployment.rollback import undo as rollback
+from deployment.rollback import manual
+from deployment.rollback import plan as rollback_plan
+from deployment.rollback import stack as rollback_stack
+from deployment.rollback import steps as rollback_steps
 from deployment.traffic.route53 import set_weights, weights
 
 
@@ -41,7 +45,9 @@ def _version_parameter(cfg, aws):
 
 # ------------------------------------------------------------------------- plan
 def test_nothing_changed_means_nothing_to_undo(cfg):
-    plan = rollback.plan_from_record(cfg, {"conf": {"version": VERSION}, "staging_checks": {"ok": False}})
+    plan = rollback_plan.plan_from_record(
+        cfg, {"conf": {"version": VERSION}, "staging_checks": {"ok": False}}
+    )
     assert plan["needed"] is False
     assert plan["undo"] == {"traffic": False, "stack": False, "frontend": False}
     assert "before any change" in plan["reasons"][0]
@@ -49,7 +55,7 @@ def test_nothing_changed_means_nothing_to_undo(cfg):
 
 def test_infrastructure_failure_before_traffic_leaves_route53_alone(cfg):
     record = {"backup": {"amplify": {"colour": "blue"}, "stack": {}}, "infrastructure": {"changed": True}}
-    plan = rollback.plan_from_record(cfg, record)
+    plan = rollback_plan.plan_from_record(cfg, record)
     assert plan["needed"] is True
     assert plan["undo"] == {"traffic": False, "stack": True, "frontend": False}
     assert plan["stable_colour"] == "blue"
@@ -61,24 +67,24 @@ def test_traffic_moved_undoes_everything_to_the_colour_live_before(cfg):
         "infrastructure": {"changed": True},
         "frontend": {"live_colour_before": "green", "target_colour": "blue", "traffic_moved": True},
     }
-    plan = rollback.plan_from_record(cfg, record)
+    plan = rollback_plan.plan_from_record(cfg, record)
     assert plan["undo"] == {"traffic": True, "stack": True, "frontend": True}
     assert (plan["stable_colour"], plan["idle_colour"]) == ("green", "blue")
 
 
 def test_a_change_without_a_backup_is_refused(cfg):
-    with pytest.raises(rollback.RollbackError, match="no backup section"):
-        rollback.plan_from_record(cfg, {"infrastructure": {"changed": True}})
+    with pytest.raises(restore_point.RollbackError, match="no backup section"):
+        rollback_plan.plan_from_record(cfg, {"infrastructure": {"changed": True}})
 
 
 # ---------------------------------------------------------------------- traffic
 def test_restore_traffic_puts_all_traffic_on_the_stable_colour_once(cfg, aws):
     set_weights(cfg, {"blue": 50, "green": 50})
-    first = rollback.restore_traffic(cfg, "blue", wait_seconds=5)
+    first = rollback_steps.restore_traffic(cfg, "blue", wait_seconds=5)
     assert first["before"] == {"blue": 50, "green": 50}
     assert first["after"] == weights(cfg) == {"blue": 100, "green": 0}
     assert first["changed"] is True
-    again = rollback.restore_traffic(cfg, "blue", wait_seconds=5)
+    again = rollback_steps.restore_traffic(cfg, "blue", wait_seconds=5)
     assert again["changed"] is False and again["change_id"] is None
 
 
@@ -92,14 +98,14 @@ def test_restore_stack_redeploys_the_backup_and_keeps_data(cfg, aws, ledger):
     assert _version_parameter(cfg, aws) == VERSION
     aws["dynamodb"].put_item(TableName=table, Item={key_name: {"S": "written-during-release"}})
 
-    result = rollback.restore_stack(cfg, manifest, RUN_ID, timeout=10, poll=0.1)
+    result = rollback_stack.restore_stack(cfg, manifest, RUN_ID, timeout=10, poll=0.1)
 
     assert result["redeployed"] is True and result["status"] == "UPDATE_COMPLETE"
     assert any("AppVersion" in d for d in result["differences_found"])
     assert _version_parameter(cfg, aws) == PREVIOUS
     from deployment.aws.cloudformation import live_stack
 
-    assert rollback.stack_differences(live_stack(cfg), load_backed_up_stack(cfg, manifest)) == []
+    assert rollback_stack.stack_differences(live_stack(cfg), load_backed_up_stack(cfg, manifest)) == []
     items = {i[key_name]["S"] for i in aws["dynamodb"].scan(TableName=table)["Items"]}
     assert items == {"before-release", "written-during-release"}
     assert manifest["dynamodb"][0]["backup_arn"].startswith("arn:aws:dynamodb")
@@ -107,7 +113,7 @@ def test_restore_stack_redeploys_the_backup_and_keeps_data(cfg, aws, ledger):
 
 def test_restore_stack_is_a_no_op_when_the_stack_equals_the_backup(cfg, aws, ledger):
     manifest = _take_backup(cfg, ledger)
-    result = rollback.restore_stack(cfg, manifest, RUN_ID, timeout=10, poll=0.1)
+    result = rollback_stack.restore_stack(cfg, manifest, RUN_ID, timeout=10, poll=0.1)
     assert result["redeployed"] is False and result["change_set"] is None
     assert "nothing to redeploy" in result["actions"][-1]
 
@@ -120,20 +126,22 @@ def test_restore_stack_refuses_to_replace_a_stateful_resource(cfg, aws, ledger):
     del template["Resources"][table]
     template["Outputs"] = {k: v for k, v in template.get("Outputs", {}).items() if table not in json.dumps(v)}
     ledger.write_text("backup-template", json.dumps(template), "json")
-    with pytest.raises(rollback.RollbackError, match="stateful resources"):
-        rollback.restore_stack(cfg, manifest, "another-run", timeout=10, poll=0.1)
+    with pytest.raises(restore_point.RollbackError, match="stateful resources"):
+        rollback_stack.restore_stack(cfg, manifest, "another-run", timeout=10, poll=0.1)
     assert _version_parameter(cfg, aws) == PREVIOUS  # nothing executed
 
 
 def test_template_comparison_ignores_formatting_and_reads_yaml_tags():
     a = '{"Resources": {"T": {"Type": "X", "Properties": {"Name": "n"}}}}'
     b = json.dumps(json.loads(a), indent=4)
-    assert rollback._normalize_template(a) == rollback._normalize_template(b)
+    assert rollback_stack._normalize_template(a) == rollback_stack._normalize_template(b)
     yaml_body = "Resources:\n  T:\n    Type: X\n    Properties:\n      Name: !Ref Env\n"
-    assert rollback._normalize_template(yaml_body)["Resources"]["T"]["Properties"]["Name"] == {"!Ref": "Env"}
+    assert rollback_stack._normalize_template(yaml_body)["Resources"]["T"]["Properties"]["Name"] == {
+        "!Ref": "Env"
+    }
     live = {"template_body": a, "parameters": {"AppVersion": "v2", "Secret": "****"}}
     saved = {"template_body": b, "parameters": {"AppVersion": "v1", "Secret": "****"}}
-    assert rollback.stack_differences(live, saved) == ["parameter AppVersion: live 'v2', backup 'v1'"]
+    assert rollback_stack.stack_differences(live, saved) == ["parameter AppVersion: live 'v2', backup 'v1'"]
 
 
 class ScriptedCloudFormation:
@@ -158,7 +166,7 @@ def test_settle_cancels_an_update_in_progress_and_waits_for_the_rollback(cfg):
     cfn = ScriptedCloudFormation(
         ["UPDATE_IN_PROGRESS", "UPDATE_ROLLBACK_IN_PROGRESS", "UPDATE_ROLLBACK_COMPLETE"]
     )
-    status, actions = rollback.settle_stack(cfg, cfn, timeout=5, poll=0)
+    status, actions = rollback_stack.settle_stack(cfg, cfn, timeout=5, poll=0)
     assert status == "UPDATE_ROLLBACK_COMPLETE"
     assert cfn.calls == ["cancel_update_stack"]
     assert "cancelled" in actions[0]
@@ -168,20 +176,20 @@ def test_settle_continues_a_failed_rollback(cfg):
     cfn = ScriptedCloudFormation(
         ["UPDATE_ROLLBACK_FAILED", "UPDATE_ROLLBACK_IN_PROGRESS", "UPDATE_ROLLBACK_COMPLETE"]
     )
-    status, _ = rollback.settle_stack(cfg, cfn, timeout=5, poll=0)
+    status, _ = rollback_stack.settle_stack(cfg, cfn, timeout=5, poll=0)
     assert status == "UPDATE_ROLLBACK_COMPLETE"
     assert cfn.calls == ["continue_update_rollback"]
 
 
 def test_settle_reports_a_rollback_that_fails_again(cfg):
     cfn = ScriptedCloudFormation(["UPDATE_ROLLBACK_FAILED", "UPDATE_ROLLBACK_FAILED"])
-    with pytest.raises(rollback.RollbackError, match="ResourcesToSkip"):
-        rollback.settle_stack(cfg, cfn, timeout=5, poll=0)
+    with pytest.raises(restore_point.RollbackError, match="ResourcesToSkip"):
+        rollback_stack.settle_stack(cfg, cfn, timeout=5, poll=0)
 
 
 def test_settle_leaves_a_settled_stack_alone(cfg):
     cfn = ScriptedCloudFormation(["UPDATE_COMPLETE"])
-    assert rollback.settle_stack(cfg, cfn, timeout=5, poll=0) == ("UPDATE_COMPLETE", [])
+    assert rollback_stack.settle_stack(cfg, cfn, timeout=5, poll=0) == ("UPDATE_COMPLETE", [])
     assert cfn.calls == []
 
 
@@ -197,10 +205,10 @@ def test_restore_frontend_puts_the_idle_branch_back_without_rebuilding(cfg, aws,
     before = green_env()
     prepare_branch(cfg, "green", VERSION)
     start_release(cfg, "green", VERSION, "run", COMMIT)
-    result = rollback.restore_frontend(cfg, manifest, "green", "blue")
+    result = rollback_steps.restore_frontend(cfg, manifest, "green", "blue")
     assert green_env() == before
     assert result["variables_changed"] is True and result["rebuilt"] is False
-    again = rollback.restore_frontend(cfg, manifest, "green", "blue")
+    again = rollback_steps.restore_frontend(cfg, manifest, "green", "blue")
     assert again["variables_changed"] is False
 
 
@@ -218,10 +226,10 @@ def test_summary_names_what_was_and_was_not_undone():
         "stack": {"status": "failed", "error": "x"},
         "verify": {"status": "done", "verified": False, "failed_checks": ["stack"]},
     }
-    summary = rollback.summarize(plan, steps, ["deploy_frontend.shift_traffic_10"])
+    summary = rollback_steps.summarize(plan, steps, ["deploy_frontend.shift_traffic_10"])
     assert summary["undone"] == ["traffic"] and summary["not_undone"] == ["stack"]
     assert summary["status"] == "rollback_incomplete" and summary["verified"] is False
-    ok = rollback.summarize(
+    ok = rollback_steps.summarize(
         plan, {**steps, "stack": {"status": "done"}, "verify": {"status": "done", "verified": True}}, []
     )
     assert ok["status"] == "rolled_back"
@@ -239,18 +247,18 @@ def test_manual_plan_defaults_to_the_last_other_successful_release(cfg, aws, led
         "outcome", {"version": VERSION, "status": "succeeded", "finished_at": "2026-01-02T00:00:00+00:00"}
     )
     _deploy_new_version(cfg, aws, ledger)
-    plan = rollback.manual_plan(cfg, None, "errors since the release", "alice")
+    plan = manual.manual_plan(cfg, None, "errors since the release", "alice")
     assert plan["previous_version"] == PREVIOUS and plan["rolled_back_version"] == VERSION
     assert plan["stable_colour"] == "blue" and plan["undo"]["traffic"] is True
-    with pytest.raises(rollback.RollbackError, match="no recorded backup shows v0.9.0"):
-        rollback.manual_plan(cfg, "v0.9.0", "errors since the release", "alice")
+    with pytest.raises(restore_point.RollbackError, match="no recorded backup shows v0.9.0"):
+        manual.manual_plan(cfg, "v0.9.0", "errors since the release", "alice")
 
 
 def test_manual_plan_restores_the_target_versions_recorded_build(cfg, aws, ledger):
     """A rollback to a named version puts back that version's verified build."""
     _take_backup(cfg, ledger)
     _deploy_new_version(cfg, aws, ledger)
-    plan = rollback.manual_plan(cfg, PREVIOUS, "errors since the release", "alice")
+    plan = manual.manual_plan(cfg, PREVIOUS, "errors since the release", "alice")
     build = plan["build"]
     assert build["commit_sha"] == PREVIOUS_COMMIT and build["version"] == PREVIOUS
     assert (
@@ -266,5 +274,5 @@ def test_manual_plan_refuses_a_branch_rebuilt_from_another_commit(cfg, aws, ledg
         cfg.amplify.app_id, cfg.amplify.branches["blue"], {"jobType": "RELEASE", "commitId": "c" * 40}
     )
     time.sleep(0.2)  # the job SUCCEEDs after job_seconds
-    with pytest.raises(rollback.RollbackError, match=f"serves commit {'c' * 40}"):
-        rollback.manual_plan(cfg, PREVIOUS, "errors since the release", "alice")
+    with pytest.raises(restore_point.RollbackError, match=f"serves commit {'c' * 40}"):
+        manual.manual_plan(cfg, PREVIOUS, "errors since the release", "alice")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import pytest
 
 from deployment.judge.verdicts import BREACH, HEALTHY
-from deployment.rollback.undo import metrics_health
+from deployment.rollback.steps import metrics_health
 
 
 @dataclass

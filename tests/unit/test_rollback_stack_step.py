@@ -33,7 +33,7 @@ def test_a_restored_stack_is_recorded_as_undone(cfg, record, monkeypatch):
         "differences_found": [],
     }
     monkeypatch.setattr(
-        "deployment.rollback.undo.restore_stack", lambda cfg, backup, run_id, **kwargs: restored
+        "deployment.rollback.stack.restore_stack", lambda cfg, backup, run_id, **kwargs: restored
     )
     with DAG("rollback_step", schedule=None) as dag:
         rollback_group(cfg)

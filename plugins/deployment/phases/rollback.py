@@ -65,7 +65,7 @@ def _step(section: str, action):
 
 def summary(ledger: Ledger) -> dict[str, Any]:
     """The ``rollback`` section as it stands: plan, steps and verification so far."""
-    from deployment.rollback.undo import summarize
+    from deployment.rollback.steps import summarize
 
     plan = ledger.read("rollback.plan") or {}
     steps = {name: ledger.read(f"rollback.{name}") for name in (*STEPS, "verify")}
@@ -92,7 +92,7 @@ def plan_rollback() -> dict[str, Any]:
 
     from deployment.guards import current_attempt
     from deployment.ledger import now_iso
-    from deployment.rollback.undo import live_differences, plan_from_record
+    from deployment.rollback.plan import live_differences, plan_from_record
 
     context = get_current_context()
     cfg = run_config(context)
@@ -158,7 +158,8 @@ def last_resort_task() -> dict[str, Any]:
     from deployment.backup.restore_point import backup_version, dynamodb_backups
     from deployment.ledger import now_iso
     from deployment.notifications.base import send_once
-    from deployment.rollback.undo import last_resort_colour, restore_traffic, summarize
+    from deployment.rollback.plan import last_resort_colour
+    from deployment.rollback.steps import restore_traffic, summarize
     from deployment.traffic import router_for
 
     context = get_current_context()
@@ -229,7 +230,7 @@ def restore_traffic_task() -> dict[str, Any]:
     """All traffic back to the stable colour: the first, fastest step."""
 
     def action(cfg, ledger, plan, context):
-        from deployment.rollback.undo import restore_traffic
+        from deployment.rollback.steps import restore_traffic
 
         if not plan["undo"]["traffic"]:
             return _not_needed("traffic (Route 53 untouched)")
@@ -248,7 +249,7 @@ def restore_stack_task() -> dict[str, Any]:
     """The stack back to the backed-up template and parameters (cancel / continue / change set)."""
 
     def action(cfg, ledger, plan, context):
-        from deployment.rollback.undo import restore_stack
+        from deployment.rollback.stack import restore_stack
 
         if not plan["undo"]["stack"]:
             return _not_needed("the stack")
@@ -271,7 +272,7 @@ def restore_frontend_task() -> dict[str, Any]:
     """The idle Amplify branch's variables back, a build still running on it stopped."""
 
     def action(cfg, ledger, plan, context):
-        from deployment.rollback.undo import restore_frontend
+        from deployment.rollback.steps import restore_frontend
 
         if not plan["undo"]["frontend"]:
             return _not_needed("the frontend")
@@ -290,7 +291,7 @@ def verify_task() -> dict[str, Any]:
     def action(cfg, ledger, plan, context):
         from datetime import datetime
 
-        from deployment.rollback.undo import verify
+        from deployment.rollback.steps import verify
         from deployment.run_contract import emergency_flags
 
         traffic = ledger.read("rollback.traffic") or {}
@@ -558,7 +559,7 @@ def manual_plan_task() -> dict[str, Any]:
 
     from deployment.aws.cloudformation import deployed_version
     from deployment.guards import refuse_concurrent_run
-    from deployment.rollback.undo import manual_plan
+    from deployment.rollback.manual import manual_plan
     from deployment.run_contract import RELEASE_DAG_ID
 
     context = get_current_context()

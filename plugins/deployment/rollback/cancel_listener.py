@@ -71,7 +71,7 @@ def restore_cancelled(run_id: str, what: str, looks: tuple[float, ...] = LOOK_AG
     """Put all traffic back on the stable colour of ``run_id`` if its cancel calls for it."""
     from deployment.config import load_config
     from deployment.ledger import find_run
-    from deployment.rollback.undo import restore_after_cancel
+    from deployment.rollback.cancel import restore_after_cancel
 
     try:
         cfg = load_config()

@@ -272,7 +272,7 @@ class MetricWatchTrigger(BaseTrigger):
     async def on_kill(self) -> None:
         """Marked failed (task or run) by hand while traffic was split: all of it back on stable."""
         from deployment.config import load_config
-        from deployment.rollback.undo import restore_after_cancel
+        from deployment.rollback.cancel import restore_after_cancel
 
         ti = self.task_instance
         cfg = load_config()

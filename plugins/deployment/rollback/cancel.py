@@ -1,0 +1,76 @@
+"""A run or task marked failed by hand while traffic was moved: all of it back on the stable colour,
+recorded and announced once per attempt."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from deployment.config import Colour, DeploymentConfig
+    from deployment.ledger import Ledger
+
+from deployment.rollback.steps import restore_traffic
+
+log = logging.getLogger(__name__)
+
+
+# ---------------------------------------------------------------- cancellation
+def restore_after_cancel(
+    cfg: DeploymentConfig,
+    run_id: str,
+    task_id: str,
+    stable: Colour,
+    *,
+    split_only: bool = True,
+    ledger: Ledger | None = None,
+) -> dict | None:
+    """A task (or its run) was marked failed by hand while traffic was moved: all of it back on ``stable``.
+
+    Called from the watch trigger's ``on_kill``, which Airflow runs when a user acts on a
+    deferred task (mark failed, clear, mark success), not on a triggerer restart: there nothing
+    happens unless both colours carry traffic (``split_only``). The cancel listener
+    (``deployment.rollback.cancel_listener``) restores whatever is not all on ``stable``. What was done goes
+    to the ``cancellation`` section and the team channel (once per attempt).
+    """
+    from deployment.guards import current_attempt
+    from deployment.ledger import find_run, now_iso
+    from deployment.notifications.base import send_once
+    from deployment.traffic import router_for
+    from deployment.traffic.router import full
+
+    current = router_for(cfg).weights()
+    if (split_only and min(current.values()) == 0) or current == full(stable):
+        return None
+    traffic = restore_traffic(cfg, stable)
+    ledger = ledger or find_run(cfg, run_id)  # find_run lists every record: callers that have it pass it
+    section = {
+        "task_id": task_id,
+        "run_id": run_id,
+        "stable_colour": stable,
+        "weights_before": current,
+        "traffic": traffic,
+        "restored_at": now_iso(),
+    }
+    if ledger is None:
+        log.warning("no record of run %s: traffic restored to %s, not recorded", run_id, stable)
+        return section
+    section["attempt"] = current_attempt(ledger)
+    ledger.write("cancellation", section)
+
+    def announce() -> dict[str, Any]:
+        from deployment.notifications.announce import announce_team
+
+        announce_team(
+            cfg,
+            f":rotating_light: {cfg.application} {ledger.version}: {task_id} was cancelled "
+            f"while traffic was {current}; all traffic is back on {stable} "
+            f"(run {run_id}).",
+        )
+        return {"colour": stable}
+
+    try:
+        send_once(ledger, f"cancellation.notice.a{section['attempt']}", announce)
+    except Exception:  # the traffic is back, which is what matters; the notice failure is recorded
+        log.exception("could not announce the cancellation")
+    return section
