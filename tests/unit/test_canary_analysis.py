@@ -177,10 +177,10 @@ def test_samples_round_trip_and_feed_a_watch(thresholds):
     assert watch.to_dict()["verdicts"][0]["sample"]["canary"]["requests"] == 400
 
 
-def test_a_step_cannot_end_healthy_on_an_error_rate_above_the_limit_it_cannot_confirm(thresholds):
+def test_a_step_looks_longer_at_an_error_rate_above_the_limit_it_cannot_confirm(thresholds):
     # 2 errors in 96 (2.1 %) against 1 %: p = 0.25, no evidence either way. The step's last poll
-    # waits for more data instead of passing it (5 % errors at a 10 % weight look like this 12 % of
-    # the time at ~100 requests); a later poll that clears it or confirms it decides.
+    # asks for one more poll instead of passing it (5 % errors at a 10 % weight look like this 12 %
+    # of the time at ~100 requests); a later poll that confirms it breaches.
     unclear = sample(S(96, 2, 120), S(3600, 36, 120))
     assert judge(unclear, thresholds).outcome == HEALTHY, "a poll before the last one goes on"
     watch = Watch(thresholds, polls=1)
@@ -189,6 +189,16 @@ def test_a_step_cannot_end_healthy_on_an_error_rate_above_the_limit_it_cannot_co
     assert last["outcome"] == INSUFFICIENT_DATA and watch.insufficient_polls == 1
     assert last["reasons"][0].startswith("pending at the step's last poll: interval: green (new) error rate")
     assert watch.add(judge(sample(S(250, 7, 120), S(3600, 36, 120)), thresholds)) == BREACH  # p = 0.004
+
+
+def test_a_rate_still_unconfirmed_when_the_extra_polls_are_spent_passes_and_says_so(thresholds):
+    # A healthy canary's one error in a thin step is no breach: the step looks max_insufficient_polls
+    # more times, then ends healthy with the unconfirmed rate in its reason (never insufficient_data).
+    unclear = sample(S(40, 1, 120), S(3600, 36, 120))
+    watch = Watch(thresholds, polls=1)
+    outcomes = [watch.add(judge(unclear, thresholds)) for _ in range(thresholds.max_insufficient_polls + 1)]
+    assert outcomes == [None] * thresholds.max_insufficient_polls + [HEALTHY]
+    assert "unconfirmed after the extra polls" in watch.reason and "no evidence above 1 %" in watch.reason
 
 
 def test_a_pending_rate_that_more_data_clears_lets_the_step_pass(thresholds):

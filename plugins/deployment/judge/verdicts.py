@@ -12,9 +12,11 @@ watch of several polls, applying the configured insufficient-data policy:
   times; the next one ends the watch as ``insufficient_data``.
 
 A breach ends the watch at once. A watch is ``healthy`` only when all its planned
-polls had data and none breached, and its last poll leaves nothing pending: a canary
-error rate above a limit that the step so far cannot yet confirm or clear is never a pass,
-so that last poll counts as one without enough data (``extend`` waits for more). Used by
+polls had data and none breached. A canary error rate above a limit that the step so far
+can neither confirm nor clear (*pending*) makes the last poll count as one without enough
+data while the ``extend`` policy has polls to give: the step looks longer before it passes
+(5 % errors at a 10 % weight show 2 or fewer in ~100 requests one time in eight). Once those
+polls are spent it ends healthy and says what stayed unconfirmed. Used by
 the traffic steps, the monitoring watch and the staging check alike; thresholds come from
 config (``Thresholds``). The canary's own verdict on a poll is :mod:`deployment.judge.canary`'s.
 """
@@ -206,7 +208,7 @@ class Watch:
         if self.outcome is not None:
             raise RuntimeError(f"the watch already ended {self.outcome}")
         poll = len(self.verdicts) + 1
-        if verdict.outcome == HEALTHY and poll >= self.polls_needed and getattr(verdict, "pending", ()):
+        if self._extends(verdict, poll):
             verdict = verdict.undecided()
         self.verdicts.append(verdict)
         if verdict.outcome == BREACH:
@@ -223,8 +225,23 @@ class Watch:
                 )
         if poll >= self.polls_needed:
             healthy = poll - self.insufficient_polls
-            return self._end(HEALTHY, f"{healthy} healthy polls, {self.insufficient_polls} without data")
+            reason = f"{healthy} healthy polls, {self.insufficient_polls} without data"
+            if getattr(verdict, "pending", ()):
+                reason += "; unconfirmed after the extra polls: " + "; ".join(verdict.pending)
+            return self._end(HEALTHY, reason)
         return None
+
+    def _extends(self, verdict: Verdict | CanaryVerdict, poll: int) -> bool:
+        """Whether a healthy last poll that leaves a rate pending is replaced by one more poll: while
+        the ``extend`` policy has polls to give. Once they are spent the step ends healthy, saying
+        what stayed unconfirmed: an unconfirmed rate is a reason to look longer, not a breach."""
+        return (
+            verdict.outcome == HEALTHY
+            and poll >= self.polls_needed
+            and bool(getattr(verdict, "pending", ()))
+            and self.thresholds.insufficient_data == "extend"
+            and self.insufficient_polls < self.thresholds.max_insufficient_polls
+        )
 
     def _end(self, outcome: Outcome, reason: str) -> Outcome:
         self.outcome, self.reason = outcome, reason
