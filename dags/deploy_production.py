@@ -22,9 +22,10 @@ from deployment.phases.deploy_frontend import deploy_frontend_group
 from deployment.phases.deploy_infrastructure import deploy_infrastructure_group
 from deployment.phases.monitoring import monitoring_group
 from deployment.phases.notify import announce_emergency, announce_failure, notify_group
+from deployment.phases.outcome import finalize_task
 from deployment.phases.pre_deployment_validation import pre_deployment_validation_group
 from deployment.phases.release import record_release
-from deployment.phases.rollback import finalize_task, rollback_group
+from deployment.phases.rollback import rollback_group
 from deployment.phases.smoke_tests import smoke_tests_group
 from deployment.phases.validate_infrastructure import validate_infrastructure_group
 from deployment.run_contract import release_params

@@ -11,11 +11,8 @@ from airflow.sdk import Param, dag
 
 from deployment.config import load_config
 from deployment.docs import dag_doc
-from deployment.phases.rollback import (
-    manual_outcome_task,
-    manual_plan_task,
-    rollback_steps,
-)
+from deployment.phases.manual_rollback import manual_outcome_task, manual_plan_task
+from deployment.phases.rollback import rollback_steps
 from deployment.run_contract import MIN_REASON_LENGTH, VERSION_PATTERN
 
 CONFIG = load_config()

@@ -10,7 +10,8 @@ from airflow.exceptions import ParamValidationError
 from airflow.sdk import DAG, TriggerRule, task
 
 from deployment.config import load_config
-from deployment.phases.rollback import finalize_task, outcome_of, rollback_group
+from deployment.phases.outcome import finalize_task, outcome_of
+from deployment.phases.rollback import rollback_group
 from deployment.run_context import failed_release_tasks
 from tests.dags.test_integrity import DAGS_DIR
 

@@ -153,7 +153,7 @@ def test_the_manual_rollback_writes_its_summary(cfg, moto):
     from airflow.sdk.exceptions import AirflowFailException
 
     from deployment.ledger import Ledger
-    from deployment.phases.rollback import manual_outcome_task
+    from deployment.phases.manual_rollback import manual_outcome_task
     from deployment.run_context import MANUAL_RECORD_FOLDER
 
     run_id = "manual__unit"

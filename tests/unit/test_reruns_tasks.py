@@ -14,7 +14,8 @@ from airflow.sdk.execution_time.context import set_current_context
 from test_reruns import _deploy, _release_live, _stack_version, _take_backup
 
 from deployment import guards
-from deployment.phases.rollback import finalize_task, rollback_group
+from deployment.phases.outcome import finalize_task
+from deployment.phases.rollback import rollback_group
 from deployment.traffic.route53 import set_weights, weights
 
 
@@ -125,8 +126,8 @@ class _OtherRuns:
 def _first_task(dag_id: str, runs, params: dict):
     """Run the first task of ``dag_id`` (the rollback's ``plan``, the release's ``record_release``)
     while ``runs`` of the other DAG are running."""
+    from deployment.phases.manual_rollback import manual_plan_task
     from deployment.phases.release import record_release
-    from deployment.phases.rollback import manual_plan_task
 
     with DAG(dag_id, schedule=None) as dag:
         first = manual_plan_task() if dag_id == "rollback_production" else record_release()

@@ -1,15 +1,15 @@
-"""Phase 10, ``rollback``: undo what a failed release changed, verify, page; then the run's outcome.
+"""Phase 10, ``rollback``: undo what a failed release changed, verify, page.
 
 Wiring (in the DAG): every task of phases 3-8 is upstream of :func:`rollback_group`'s
 first task ``rollback.plan`` (trigger rule ``one_failed``, so it starts on the first
 failure; a failure in phase 1 or 2 reaches it as ``upstream_failed`` and the plan then
 finds nothing changed). When nothing was changed, ``plan`` skips and so does the whole
-group: nothing is touched and nobody is paged. :func:`finalize_task` ends the run (trigger
-rule ``all_done``; only the "deployment failed" notice runs beside it): it writes ``outcome``
-and fails the run whenever the release failed, even when the rollback itself succeeded.
+group: nothing is touched and nobody is paged. ``record_outcome``
+(:mod:`deployment.phases.outcome`) then ends the run.
 
 The same step tasks serve the manual ``rollback_production`` DAG, whose first task
-writes the ``rollback.plan`` section from the chosen backup instead of this run's record.
+(:mod:`deployment.phases.manual_rollback`) writes the ``rollback.plan`` section from the chosen
+backup instead of this run's record.
 """
 
 from __future__ import annotations
@@ -21,15 +21,14 @@ from airflow.sdk import TaskGroup, TriggerRule, get_current_context
 
 from deployment.gate.proof import prove_rollback_requester
 from deployment.run_context import failed_release_tasks, run_config, run_ledger, task_states
-from deployment.run_contract import OUTCOME_TASK_ID
 from deployment.tasks import task
 
 if TYPE_CHECKING:
     from deployment.config import DeploymentConfig
     from deployment.ledger import Ledger
 
+
 GROUP_ID = "rollback"
-FINALIZE_TASK_ID = OUTCOME_TASK_ID
 # Every rollback task is safe to rerun in any state, so a lost worker, scheduler or API server is
 # simply retried, with backoff (5, 10, 20, 40 s) long enough to outlast a component's restart.
 STEP_RETRIES = {"retries": 4, "retry_delay": timedelta(seconds=5), "retry_exponential_backoff": 2.0}
@@ -472,151 +471,3 @@ def rollback_group(config: DeploymentConfig) -> TaskGroup:
         plan = plan_rollback()
         rollback_steps(plan, last_resort_task())
     return tg
-
-
-# ---------------------------------------------------------------------- outcome
-def outcome_of(failed: list[str], rollback: dict[str, Any] | None) -> str:
-    """``succeeded`` if no release task failed; ``rolled_back`` when undone and verified; else ``failed``."""
-    if not failed:
-        return "succeeded"
-    if rollback and rollback.get("status") == "rolled_back":
-        return "rolled_back"
-    return "failed"
-
-
-def finalize_task(config: DeploymentConfig):
-    """The run's last task (``all_done``): writes ``outcome``, fails the run unless the release succeeded."""
-
-    @task(task_id=FINALIZE_TASK_ID, trigger_rule=TriggerRule.ALL_DONE)
-    def record_outcome() -> dict[str, Any]:
-        """Write the ``outcome`` section; fail the run when the release failed or was rolled back."""
-        import logging
-
-        from airflow.sdk.exceptions import AirflowFailException
-
-        from deployment.backup.restore_point import backup_version
-        from deployment.guards import current_attempt, release_problems
-        from deployment.ledger import now_iso
-        from deployment.release.phase_metrics import record_metrics
-        from deployment.release.summary import record_summary
-
-        context = get_current_context()
-        cfg = run_config(context)
-        ledger = run_ledger(cfg, context)
-        states = task_states(context)
-        failed = failed_release_tasks(states)
-        attempt = current_attempt(ledger)
-        rollback = ledger.read("rollback")
-        if rollback and int(rollback.get("attempt") or 1) != attempt:
-            rollback = None  # an earlier attempt's rollback: the last attempt is what this run reports
-        status = outcome_of(failed, rollback)
-        not_live = release_problems(cfg, ledger) if status == "succeeded" else []
-        if not_live:
-            status = "failed"  # nothing that is not live is reported as released
-        backup = ledger.read("backup") or {}
-        notification_failures = sorted(
-            t for t, s in states.items() if t.startswith("notify.") and s == "failed"
-        )
-        outcome = {
-            "version": ledger.version,
-            "run_id": context["run_id"],
-            "dag_id": context["ti"].dag_id,
-            "status": status,
-            "finished_at": now_iso(),
-            "previous_version": backup_version(cfg, backup) if backup else None,
-            "failed_tasks": failed,
-            "rollback_status": (rollback or {}).get("status"),
-            "notification_failures": notification_failures,
-            "attempt": attempt,
-            "attempts": len(ledger.read("attempts") or []) or 1,
-            "not_live": not_live,
-        }
-        ledger.write("outcome", outcome)
-        record_summary(ledger, outcome)  # for the Deployments view; logs and goes on if it cannot
-        if status != "succeeded":
-            try:
-                record_metrics(cfg, ledger, outcome=status)
-            except Exception:  # the durations are a report; the outcome above is what matters
-                logging.getLogger(__name__).exception("could not record the deployment metrics")
-            raise AirflowFailException(
-                f"release {ledger.version} {status.replace('_', ' ')}: failed tasks {', '.join(failed)}; "
-                f"rollback {outcome['rollback_status'] or 'not run'}"
-                + (f"; not live: {'; '.join(not_live)}" if not_live else "")
-            )
-        return outcome
-
-    return record_outcome()
-
-
-# -------------------------------------------------------------- manual rollback
-@task(task_id="plan", pre_execute=prove_rollback_requester)
-def manual_plan_task() -> dict[str, Any]:
-    """Refuse while a release past its approval gate runs (one still waiting for approval is refused
-    at its gate while this rollback runs), then choose the target version and its backup and record
-    the plan of the manual rollback, made again from what is live on every run of this task: a run
-    cleared after production moved on undoes nothing that it did not ask to undo."""
-    from airflow.sdk.exceptions import AirflowFailException
-
-    from deployment.aws.cloudformation import deployed_version
-    from deployment.guards import refuse_concurrent_run
-    from deployment.rollback.manual import manual_plan
-    from deployment.run_contract import RELEASE_DAG_ID
-
-    context = get_current_context()
-    refuse_concurrent_run(context["ti"], RELEASE_DAG_ID, past_gate_only=True)
-    cfg = run_config(context)
-    ledger = run_ledger(cfg, context)
-    params, requested_by = context["params"], context["dag_run"].triggering_user_name
-    first = ledger.read("rollback.plan")
-    live = deployed_version(cfg)
-    if first and live not in (first["rolled_back_version"], first["previous_version"]):
-        why = (
-            f"production runs {live} now, not {first['rolled_back_version']} that this rollback was asked "
-            f"to undo (nor its target {first['previous_version']}): nothing was changed; trigger a new "
-            "rollback if production must go back again"
-        )
-        ledger.write("rollback.refused", {"reason": why, "live_version": live})
-        raise AirflowFailException(why)
-    target = params.get("target_version") or (first or {}).get("previous_version")
-    plan = manual_plan(cfg, target, params["reason"], requested_by)
-    ledger.write("rollback.plan", plan)
-    return {
-        "target": plan["previous_version"],
-        "from": plan["rolled_back_version"],
-        "stable_colour": plan["stable_colour"],
-    }
-
-
-@task(task_id=FINALIZE_TASK_ID, trigger_rule=TriggerRule.ALL_DONE)
-def manual_outcome_task() -> dict[str, Any]:
-    """Write ``outcome`` of the manual rollback; fail the run unless production is back and verified."""
-    from airflow.sdk.exceptions import AirflowFailException
-
-    from deployment.ledger import now_iso
-    from deployment.release.summary import record_summary
-
-    context = get_current_context()
-    cfg = run_config(context)
-    ledger = run_ledger(cfg, context)
-    plan = ledger.read("rollback.plan") or {}
-    rollback = ledger.read("rollback") or {}
-    status = "rolled_back" if rollback.get("status") == "rolled_back" else "failed"
-    outcome = {
-        "version": plan.get("rolled_back_version"),
-        "previous_version": plan.get("previous_version"),
-        "run_id": context["run_id"],
-        "dag_id": context["ti"].dag_id,
-        "status": status,
-        "finished_at": now_iso(),
-        "reason": context["params"].get("reason"),
-        "requested_by": getattr(context.get("dag_run"), "triggering_user_name", None),
-        "rollback_status": rollback.get("status"),
-    }
-    ledger.write("outcome", outcome)
-    record_summary(ledger, outcome)  # for the Deployments view; logs and goes on if it cannot
-    if status != "rolled_back":
-        raise AirflowFailException(
-            f"manual rollback to {plan.get('previous_version') or 'the target'} did not complete: "
-            f"{rollback.get('status') or 'no rollback section'}; not undone: {rollback.get('not_undone')}"
-        )
-    return outcome
