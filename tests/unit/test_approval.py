@@ -9,8 +9,9 @@ import pytest
 from _release import AUTHOR, COMMIT, RUN_ID, VERSION
 from airflow.sdk.exceptions import AirflowFailException, TaskAwaitingInput, TaskDeferred
 
-from deployment.gate import approval
-from deployment.gate.approval import SECTION, SOURCE, ApprovalRefused, ReleaseApprovalOperator
+from deployment.gate import approval, approvers, timers
+from deployment.gate.approval import ReleaseApprovalOperator
+from deployment.gate.approvers import SECTION, SOURCE, ApprovalRefused
 
 PARAMS = {"version": VERSION, "commit_sha": COMMIT, "author": AUTHOR}
 AT = datetime(2026, 1, 2, 10, 0, tzinfo=UTC)
@@ -70,30 +71,30 @@ def _event(user="bob", option="Approve"):
 
 # ------------------------------------------------------------------ identities
 def test_author_login_maps_to_an_airflow_user_case_insensitively(cfg):
-    who = approval.excluded_users(cfg, "ALICE", None, None)
+    who = approvers.excluded_users(cfg, "ALICE", None, None)
     assert who["excluded"] == ["alice"]
 
 
 def test_unmapped_author_is_refused_unless_allowed(cfg):
     with pytest.raises(ApprovalRefused, match="'mallory' is not a GitHub login listed under people"):
-        approval.excluded_users(cfg, "mallory", None, None)
+        approvers.excluded_users(cfg, "mallory", None, None)
     allowing = cfg.model_copy(
         update={"approvals": cfg.approvals.model_copy(update={"allow_unmapped_author": True})}
     )
-    assert approval.excluded_users(allowing, "mallory", None, None)["excluded"] == ["mallory"]
+    assert approvers.excluded_users(allowing, "mallory", None, None)["excluded"] == ["mallory"]
 
 
 def test_triggering_person_and_rc_creator_are_excluded_but_not_the_ci_robot(cfg):
-    who = approval.excluded_users(cfg, "dave", "Bob", "CAROL")
+    who = approvers.excluded_users(cfg, "dave", "Bob", "CAROL")
     assert who["excluded"] == ["bob", "carol", "dave"]
     assert who["reasons"]["carol"] == ["created the rc release (CAROL)"]
-    assert approval.excluded_users(cfg, "dave", "ci", None)["excluded"] == ["dave"]
+    assert approvers.excluded_users(cfg, "dave", "ci", None)["excluded"] == ["dave"]
 
 
 def test_rc_creator_comes_from_github(cfg, github):
     github["emulator"].add_release("rc-1.2.0", prerelease=True, author="Carol")
-    assert approval.rc_creator(cfg, "v1.2.0") == "Carol"
-    assert approval.rc_creator(cfg, "v9.9.9") is None
+    assert approvers.rc_creator(cfg, "v1.2.0") == "Carol"
+    assert approvers.rc_creator(cfg, "v9.9.9") is None
 
 
 # --------------------------------------------------------------------- requests
@@ -109,13 +110,13 @@ def test_first_request_sets_the_gate_deadline_and_shows_it(cfg, hitl, planned):
     assert f"Deadline for the whole gate: {gate['deadline']}" in request["body"]
     assert parked.value.timeout <= cfg.timings.approval_timeout
     entry = planned.read(SECTION)["first_approval"]
-    assert entry["decision"] == "awaiting" and entry["plan_digest"] == approval.plan_digest(PLAN)
+    assert entry["decision"] == "awaiting" and entry["plan_digest"] == approvers.plan_digest(PLAN)
 
 
 def test_second_request_gets_what_is_left_of_the_one_deadline(cfg, hitl, planned):
     first_request = datetime.now(UTC) - timedelta(seconds=200)
     gate = {
-        **approval.excluded_users(cfg, AUTHOR, "ci", None),
+        **approvers.excluded_users(cfg, AUTHOR, "ci", None),
         "first_requested_at": first_request.isoformat(),
         "deadline": (first_request + cfg.timings.approval_timeout).isoformat(),
     }
@@ -138,7 +139,7 @@ def test_no_request_after_the_deadline(cfg, hitl, planned):
         SECTION,
         {
             "gate": {
-                **approval.excluded_users(cfg, AUTHOR, None, None),
+                **approvers.excluded_users(cfg, AUTHOR, None, None),
                 "first_requested_at": past.isoformat(),
                 "deadline": past.isoformat(),
             }
@@ -164,7 +165,7 @@ def test_the_answer_airflow_resumed_with_is_recorded_for_this_plan(cfg, hitl, pl
     entry = planned.read(SECTION)["first_approval"]
     assert (entry["decision"], entry["user_id"], entry["user_name"]) == ("approved", "3", "bob")
     assert entry["source"] == SOURCE
-    assert entry["plan_digest"] == approval.plan_digest(PLAN) and entry["run_id"] == RUN_ID
+    assert entry["plan_digest"] == approvers.plan_digest(PLAN) and entry["run_id"] == RUN_ID
 
 
 def test_rejection_fails_the_run(cfg, hitl, planned):
@@ -211,7 +212,7 @@ def test_rejection_and_failure_are_final(cfg):
 
 # ---------------------------------------------------------------- verification
 def _section(cfg, *answers, digest=None, run_id=RUN_ID, deadline=AT + timedelta(hours=48)):
-    gate = {**approval.excluded_users(cfg, AUTHOR, "ci", None), "deadline": deadline.isoformat()}
+    gate = {**approvers.excluded_users(cfg, AUTHOR, "ci", None), "deadline": deadline.isoformat()}
     section = {"gate": gate}
     for task_id, (user, at) in zip(TASKS, answers, strict=False):
         section[task_id] = {
@@ -221,7 +222,7 @@ def _section(cfg, *answers, digest=None, run_id=RUN_ID, deadline=AT + timedelta(
             "user_name": user,
             "responded_at": at.isoformat(),
             "run_id": run_id,
-            "plan_digest": digest or approval.plan_digest(PLAN),
+            "plan_digest": digest or approvers.plan_digest(PLAN),
         }
     return section
 
@@ -229,7 +230,7 @@ def _section(cfg, *answers, digest=None, run_id=RUN_ID, deadline=AT + timedelta(
 def test_two_eligible_answers_from_airflow_open_the_gate(cfg):
     later = AT + timedelta(minutes=5)
     result = approval.verify_gate(
-        cfg, _section(cfg, ("bob", AT), ("carol", later)), TASKS, RUN_ID, approval.plan_digest(PLAN)
+        cfg, _section(cfg, ("bob", AT), ("carol", later)), TASKS, RUN_ID, approvers.plan_digest(PLAN)
     )
     assert [a["name"] for a in result["approvers"]] == ["bob", "carol"]
     assert result["wait_until"] == (later + timedelta(seconds=cfg.timings.wait_timer_seconds)).isoformat()
@@ -259,25 +260,25 @@ def test_the_gate_stays_shut(cfg, change, problem):
     section = _section(cfg, ("bob", AT), ("carol", AT))
     change(section)
     with pytest.raises(ApprovalRefused, match=problem):
-        approval.verify_gate(cfg, section, TASKS, RUN_ID, approval.plan_digest(PLAN))
+        approval.verify_gate(cfg, section, TASKS, RUN_ID, approvers.plan_digest(PLAN))
 
 
 def test_release_notes_name_the_approvers_from_the_recorded_shape(cfg):
     from deployment.notifications.messages import approver_names
 
     section = _section(cfg, ("bob", AT), ("carol", AT))
-    section["result"] = approval.verify_gate(cfg, section, TASKS, RUN_ID, approval.plan_digest(PLAN))
+    section["result"] = approval.verify_gate(cfg, section, TASKS, RUN_ID, approvers.plan_digest(PLAN))
     assert approver_names(section) == ["bob", "carol"]
 
 
 # ------------------------------------------------------------------ the wait timer
 def test_a_closed_cancellation_window_ends_the_wait_timer_without_deferring():
     closed = (datetime.now(UTC) - timedelta(seconds=1)).isoformat()
-    assert approval.WaitTimerSensor(task_id="wait_timer", target_time=closed).execute({}) is None
+    assert timers.WaitTimerSensor(task_id="wait_timer", target_time=closed).execute({}) is None
 
 
 def test_an_open_cancellation_window_defers_until_it_closes():
     closes = datetime.now(UTC) + timedelta(seconds=30)
     with pytest.raises(TaskDeferred) as deferred:
-        approval.WaitTimerSensor(task_id="wait_timer", target_time=closes.isoformat()).execute({})
+        timers.WaitTimerSensor(task_id="wait_timer", target_time=closes.isoformat()).execute({})
     assert deferred.value.trigger.moment == closes and deferred.value.method_name == "execute_complete"

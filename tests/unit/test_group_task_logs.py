@@ -73,7 +73,7 @@ def test_a_cfn_lint_error_is_logged_recorded_and_fails_the_task(cfg, record, tmp
 
 def _answered(cfg, record) -> dict:
     """The ``approvals`` section as two answers read from Airflow's HITL details leave it; the XComs alike."""
-    from deployment.gate.approval import SOURCE, excluded_users, plan_digest
+    from deployment.gate.approvers import SOURCE, excluded_users, plan_digest
 
     plan = "# plan\n"
     record.write_text("plan", plan, "md")

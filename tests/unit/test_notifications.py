@@ -238,14 +238,14 @@ def test_the_rollback_notice_completes_the_maintenance_then_opens_the_incident(
     statuspage,  # noqa: F811
     monkeypatch,
 ):
-    from deployment.phases import rollback as group
+    from deployment.rollback import notices as group
 
     record = _PageRecord()
     status_page.open_maintenance(cfg, record, "v1.1.0")
     monkeypatch.setattr(group, "run_ledger", lambda cfg, context: record)
     monkeypatch.setattr(group, "get_current_context", dict)
     values = {"cfg": cfg, "summary": {"verified": True}, "version": "v1.1.0", "run_id": record.run_id}
-    result = group._statuspage(cfg, values)
+    result = group.statuspage_notice(cfg, values)
     incidents = {i["id"]: i for i in statuspage.incidents(cfg.notifications.statuspage_page_id)}
     maintenance = incidents.pop(record.read(status_page.MAINTENANCE_SECTION)["incident_id"])
     assert (

@@ -97,7 +97,9 @@ def test_record_outcome_never_reports_a_release_that_is_not_live(cfg, aws, ledge
 
 def test_a_rolled_back_attempt_is_paged_once_per_attempt(cfg, aws, ledger, monkeypatch):
     sent: list[str] = []
-    monkeypatch.setattr("deployment.phases.rollback._slack", lambda cfg, values: sent.append("slack") or {})
+    monkeypatch.setattr(
+        "deployment.rollback.notices.slack_notice", lambda cfg, values: sent.append("slack") or {}
+    )
     _take_backup(cfg, ledger)
     _approved(ledger)
     for attempt in (1, 2):

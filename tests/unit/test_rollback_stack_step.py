@@ -12,7 +12,8 @@ from _release import RUN_ID, VERSION
 from airflow.sdk import DAG
 from airflow.sdk.execution_time.context import set_current_context
 
-from deployment.phases.rollback import rollback_group, summary
+from deployment.phases.rollback import rollback_group
+from deployment.rollback.notices import summary
 
 
 def test_a_restored_stack_is_recorded_as_undone(cfg, record, monkeypatch):

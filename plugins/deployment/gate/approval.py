@@ -27,160 +27,31 @@ by hand cannot open the gate.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.standard.operators.hitl import ApprovalOperator
-from airflow.providers.standard.sensors.date_time import DateTimeSensorAsync
-from airflow.sdk import BaseOperator, timezone
-from airflow.sdk.exceptions import AirflowFailException
-
-from deployment.guards import TERMINAL
 
 if TYPE_CHECKING:
     from deployment.config import Approver, DeploymentConfig
-    from deployment.ledger import Ledger
-
-SECTION = "approvals"
-GATE_KEY = "gate"
-VERIFIED_KEY = "verified"
-SOURCE = "airflow_hitl_detail"
-REJECTED_KEY = "rejected"
-APPROVAL_GROUP_ID = "approval_gate"
-APPROVAL_TASKS = ("first_approval", "second_approval", "third_approval", "fourth_approval")
-
-
-def approval_task_ids(cfg: DeploymentConfig) -> list[str]:
-    """The approval tasks of a release run, with their group's prefix."""
-    return [f"{APPROVAL_GROUP_ID}.{name}" for name in APPROVAL_TASKS[: cfg.approvals.required]]
-
-
-class ApprovalRefused(AirflowFailException):
-    """A rejection, a timeout, or an answer from someone who may not approve: the run stops."""
-
-
-# ------------------------------------------------------------------- identities
-def rc_creator(cfg: DeploymentConfig, version: str) -> str | None:
-    """The GitHub login that created the rc release of ``version`` (GitHub's ``author.login``)."""
-    from airflow.providers.github.hooks.github import GithubHook
-    from github import UnknownObjectException
-
-    from deployment.checks.github import rc_tag
-
-    repo = GithubHook(github_conn_id=cfg.connections.github).get_conn().get_repo(cfg.github.repository)
-    try:
-        release = repo.get_release(rc_tag(cfg, version))
-    except UnknownObjectException:
-        return None
-    return release.author.login if release.author else None
-
-
-def excluded_users(
-    cfg: DeploymentConfig, author: str, triggering_user: str | None, creator: str | None
-) -> dict[str, Any]:
-    """The Airflow users (lower case) who may not approve, and why; refuses an unmapped author.
-
-    :param author: the conf's author, a GitHub login.
-    :param triggering_user: the Airflow user who triggered the run (None for a scheduled run).
-    :param creator: the GitHub login that created the rc release.
-    """
-    reasons: dict[str, list[str]] = {}
-
-    def exclude(user: str, why: str) -> None:
-        reasons.setdefault(user.lower(), []).append(why)
-
-    person = cfg.person_by_github(author)
-    if person is None:
-        if not cfg.approvals.allow_unmapped_author:
-            raise ApprovalRefused(
-                f"the release author {author!r} is not a GitHub login listed under people: in the "
-                "config, so nobody can tell which Airflow user may not approve. Add them to people: "
-                "(or set approvals.allow_unmapped_author) and trigger again."
-            )
-        exclude(author, "release author (GitHub login, not in people:)")
-    else:
-        exclude(person.airflow, f"release author (GitHub {person.github})")
-    robots = {u.lower() for u in cfg.approvals.service_accounts}
-    if triggering_user and triggering_user.lower() not in robots:
-        exclude(triggering_user, "triggered the run")
-    if creator:
-        creator_person = cfg.person_by_github(creator)
-        exclude(creator_person.airflow if creator_person else creator, f"created the rc release ({creator})")
-    return {
-        "excluded": sorted(reasons),
-        "reasons": reasons,
-        "author": author,
-        "triggering_user": triggering_user,
-        "rc_creator": creator,
-    }
-
-
-def eligible_approvers(
-    cfg: DeploymentConfig, excluded: Sequence[str], already_approved: Sequence[str]
-) -> list[Approver]:
-    """The configured approvers who may still approve: not excluded, not counted yet."""
-    out = {u.lower() for u in (*excluded, *already_approved)}
-    return [a for a in cfg.approvals.approvers if a.id.lower() not in out]
-
-
-# ----------------------------------------------------------------------- record
-def record_answer(ledger: Ledger, key: str, value: dict[str, Any]) -> None:
-    """Set one entry of the ``approvals`` section (the gate's tasks run one after another)."""
-    section = ledger.read(SECTION) or {}
-    section[key] = value
-    ledger.write(SECTION, section)
-
-
-def plan_digest(plan_markdown: str) -> str:
-    return hashlib.sha256(plan_markdown.encode()).hexdigest()
-
-
-def gate_state(ledger: Ledger, create) -> dict[str, Any]:
-    """The gate's ``{deadline, first_requested_at, excluded, ...}``, made by ``create()`` on first use."""
-    gate = (ledger.read(SECTION) or {}).get(GATE_KEY)
-    if gate is None:
-        gate = create()
-        record_answer(ledger, GATE_KEY, gate)
-    return gate
-
-
-def approved_user_names(section: dict[str, Any], task_ids: Sequence[str]) -> list[str]:
-    """Who (usernames) approved ``task_ids`` according to the entries read from Airflow's HITL details."""
-    names = []
-    for task_id in task_ids:
-        entry = section.get(task_id) or {}
-        if entry.get("decision") == "approved" and entry.get("source") == SOURCE and entry.get("user_name"):
-            names.append(str(entry["user_name"]))
-    return names
-
-
-def assigned_users(cfg: DeploymentConfig, eligible: Sequence[Approver]) -> list[dict[str, str]]:
-    """``assigned_users`` for a request: each eligible approver with the auth manager's id for them.
-
-    Raises :class:`ApprovalRefused` when an approver is not a user Airflow knows (nobody could answer
-    in their name, and an empty list would let anyone answer)."""
-    from deployment.gate.airflow_api import AirflowApiError, AirflowReader
-
-    try:
-        ids = AirflowReader.from_connection(cfg.connections.airflow_api).user_ids([a.id for a in eligible])
-    except AirflowApiError as err:
-        raise ApprovalRefused(f"cannot resolve the approvers' Airflow user ids: {err}") from err
-    unknown = [a.id for a in eligible if not ids.get(a.id)]
-    if unknown:
-        raise ApprovalRefused(
-            f"approvers {unknown} are not active Airflow users: create them (or correct approvals.approvers)"
-        )
-    return [{"id": str(ids[a.id]), "name": a.id} for a in eligible]
-
-
-def _iso(value: Any) -> str | None:
-    return value.isoformat() if isinstance(value, datetime) else (str(value) if value else None)
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
+from deployment.gate.approvers import (
+    GATE_KEY,
+    REJECTED_KEY,
+    SECTION,
+    SOURCE,
+    ApprovalRefused,
+    approved_user_names,
+    assigned_users,
+    eligible_approvers,
+    excluded_users,
+    gate_state,
+    iso_time,
+    now_utc,
+    plan_digest,
+    rc_creator,
+    record_answer,
+)
 
 
 class ReleaseApprovalOperator(ApprovalOperator):
@@ -215,7 +86,7 @@ class ReleaseApprovalOperator(ApprovalOperator):
 
     def _gate(self, context: Any, rel) -> dict[str, Any]:
         def create() -> dict[str, Any]:
-            now = _now()
+            now = now_utc()
             who = excluded_users(
                 rel.cfg,
                 rel.params["author"],
@@ -249,14 +120,14 @@ class ReleaseApprovalOperator(ApprovalOperator):
             )
         gate = self._gate(context, rel)
         deadline = datetime.fromisoformat(gate["deadline"])
-        left = deadline - _now()
+        left = deadline - now_utc()
         if left <= timedelta(0):
             record_answer(
                 rel.ledger,
                 self.task_id,
                 {
                     "decision": "timed_out",
-                    "at": _now().isoformat(),
+                    "at": now_utc().isoformat(),
                     "detail": f"the gate's deadline {gate['deadline']} passed",
                 },
             )
@@ -287,7 +158,7 @@ class ReleaseApprovalOperator(ApprovalOperator):
             {
                 "decision": "awaiting",
                 "eligible": [a.id for a in eligible],
-                "requested_at": _now().isoformat(),
+                "requested_at": now_utc().isoformat(),
                 "deadline": gate["deadline"],
                 "plan_digest": plan_digest(plan),
                 "run_id": rel.run_id,
@@ -307,7 +178,7 @@ class ReleaseApprovalOperator(ApprovalOperator):
                     **entry,
                     "decision": "timed_out" if timed_out else "error",
                     "detail": str(event["error"]),
-                    "at": _now().isoformat(),
+                    "at": now_utc().isoformat(),
                 },
             )
             if timed_out:
@@ -363,7 +234,7 @@ def hitl_answer(event: dict[str, Any]) -> dict[str, Any]:
         "chosen_options": list(event.get("chosen_options") or []),
         "user_id": user.get("id"),
         "user_name": user.get("name"),
-        "responded_at": _iso(event.get("responded_at")),
+        "responded_at": iso_time(event.get("responded_at")),
     }
 
 
@@ -446,111 +317,3 @@ def verify_gate(
         "wait_timer_seconds": cfg.timings.wait_timer_seconds,
         "wait_until": wait_until.isoformat(),
     }
-
-
-# ------------------------------------------------------------------ the wait timer
-class WaitTimerSensor(DateTimeSensorAsync):
-    """The cancellation window after the last approval: deferred (no worker slot) until it closes.
-
-    A window already closed when the task starts (``timings.wait_timer_seconds`` 0, or used up
-    while the approvals were recorded) ends the task at once instead of handing it to the
-    triggerer and back, which costs a release about three seconds. (Airflow's own
-    ``start_from_trigger`` would skip the worker, but on Airflow 3.3.2 the triggerer renders the
-    template without the run's conf, fails the release's required params, and its trigger
-    runner dies.)
-    """
-
-    def execute(self, context: Any) -> None:
-        if timezone.utcnow() >= self._moment:
-            self.log.info("The cancellation window closed at %s: nothing to wait for", self._moment)
-            return
-        super().execute(context)
-
-
-# ------------------------------------------------------------------ the reminder
-class ApprovalReminderOperator(BaseOperator):
-    """Remind whoever a request still waits for, once, when half the gate's time has gone.
-
-    Deferred the whole time (no worker slot, no task process per look): first, briefly, until
-    the first request exists and the gate's deadline is in the record; then until half the
-    gate's time (:class:`~deployment.triggers.gate_reminder.GateReminderTrigger`, a
-    ``DateTimeTrigger`` that also ends as soon as every approval task has finished). It then
-    sends each open request's reminder (Slack and email, once per request: the record keeps
-    what was sent) and ends; a gate decided before then ends it with no message.
-    """
-
-    ui_color = "#fff3cd"
-
-    def __init__(self, *, approval_task_ids: Sequence[str], poll_interval: float, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.approval_task_ids = list(approval_task_ids)
-        self.poll_interval = float(poll_interval)
-
-    def execute(self, context: Any) -> dict[str, Any]:
-        return self._next(context)
-
-    def resume(self, context: Any, event: Any = None) -> dict[str, Any]:
-        """After a wait: a gate decided meanwhile ends the task; otherwise look again. The gate's
-        trigger resumes with ``{"decided": ...}``; the short look's ``DateTimeTrigger`` with its moment."""
-        if isinstance(event, dict) and event.get("decided"):
-            return {"reminded": []}
-        return self._next(context)
-
-    def _wait(self, until: datetime, context: Any, gate: bool) -> None:
-        from airflow.providers.standard.triggers.temporal import DateTimeTrigger
-
-        from deployment.triggers.gate_reminder import GateReminderTrigger
-
-        trigger = (
-            GateReminderTrigger(
-                until,
-                dag_id=context["ti"].dag_id,
-                run_id=context["run_id"],
-                task_ids=self.approval_task_ids,
-                poll_interval=self.poll_interval,
-            )
-            if gate
-            else DateTimeTrigger(moment=until)
-        )
-        self.defer(trigger=trigger, method_name="resume")
-
-    def _next(self, context: Any) -> dict[str, Any]:
-        from deployment.notifications.messages import approval_needed, required_actions_url
-        from deployment.run_context import release, task_states
-
-        states = task_states(context)
-        if all(states.get(t) in TERMINAL for t in self.approval_task_ids):
-            return {"reminded": []}
-        rel = release(context)
-        section = rel.ledger.read(SECTION) or {}
-        gate = section.get(GATE_KEY)
-        now = _now()
-        if not gate:  # the first request is not made yet: look again shortly
-            self._wait(now + timedelta(seconds=self.poll_interval), context, gate=False)
-        first, deadline = (datetime.fromisoformat(gate[k]) for k in ("first_requested_at", "deadline"))
-        half = first + (deadline - first) / 2
-        if now < half:
-            self._wait(half, context, gate=True)
-        waiting = [t for t in self.approval_task_ids if states.get(t) == "awaiting_input"]
-        if not waiting:  # between two requests: the next one is being made
-            self._wait(now + timedelta(seconds=self.poll_interval), context, gate=False)
-        reminded = []
-        for task_id in waiting:
-            entry = section.get(task_id) or {}
-            try:
-                approval_needed(
-                    rel.cfg,
-                    rel.ledger,
-                    version=rel.version,
-                    task_id=task_id,
-                    key="reminder",
-                    assigned=entry.get("eligible", []),
-                    deadline=gate["deadline"],
-                    link=required_actions_url(rel.cfg, context["ti"].dag_id, rel.run_id, task_id),
-                    run_id=rel.run_id,
-                    reminder=True,
-                )
-                reminded.append(task_id)
-            except Exception as err:  # a reminder that cannot be sent must not stop the release
-                self.log.warning("could not remind the approvers of %s: %s", task_id, err)
-        return {"reminded": reminded}

@@ -189,7 +189,7 @@ def prove_gate(context: Any) -> dict[str, Any]:
     Writes ``proof.<task id>`` (what was proven, or why not) and ``hand_changes`` to the record.
     """
     from deployment.gate.airflow_api import AirflowApiError, AirflowReader
-    from deployment.gate.approval import approval_task_ids
+    from deployment.gate.approvers import approval_task_ids
     from deployment.ledger import now_iso
     from deployment.run_context import release
     from deployment.run_contract import EmergencyNotAllowed, check_emergency_allowed

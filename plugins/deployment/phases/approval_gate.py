@@ -25,14 +25,10 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import TaskGroup, TriggerRule, chain, get_current_context
 from airflow.sdk.bases.notifier import BaseNotifier
 
-from deployment.gate.approval import (
-    APPROVAL_GROUP_ID,
-    APPROVAL_TASKS,
-    ApprovalReminderOperator,
-    ReleaseApprovalOperator,
-    WaitTimerSensor,
-)
+from deployment.gate.approval import ReleaseApprovalOperator
+from deployment.gate.approvers import APPROVAL_GROUP_ID, APPROVAL_TASKS
 from deployment.gate.proof import prove_gate
+from deployment.gate.timers import ApprovalReminderOperator, WaitTimerSensor
 from deployment.tasks import task
 
 if TYPE_CHECKING:
@@ -50,7 +46,7 @@ class ApprovalNeeded(BaseNotifier):
     """Called by the HITL operator once its request exists: tells the assigned approvers."""
 
     def notify(self, context: Any) -> None:
-        from deployment.gate.approval import SECTION
+        from deployment.gate.approvers import SECTION
         from deployment.notifications.messages import approval_needed
         from deployment.run_context import release
 
@@ -77,7 +73,8 @@ class ApprovalNeeded(BaseNotifier):
 
 
 def _gate_check(context: Any, approval_ids: list[str]) -> dict[str, Any]:
-    from deployment.gate.approval import SECTION, plan_digest, verify_gate
+    from deployment.gate.approval import verify_gate
+    from deployment.gate.approvers import SECTION, plan_digest
     from deployment.run_context import release
 
     rel = release(context)
@@ -163,7 +160,7 @@ def approval_gate_group(config: DeploymentConfig) -> TaskGroup:
         @task(task_id="record_approvals")
         def record_approvals() -> dict[str, Any]:
             """Who approved and when (read from Airflow) into ``approvals.result``; announces the window."""
-            from deployment.gate.approval import record_answer
+            from deployment.gate.approvers import record_answer
             from deployment.ledger import APPROVAL_RESULT_KEY
             from deployment.notifications.announce import announce_team
             from deployment.notifications.base import slack_escape
@@ -208,7 +205,7 @@ def approval_gate_group(config: DeploymentConfig) -> TaskGroup:
             (as every changing task proves it again itself), and no manual rollback running (one may
             start while the release waits for approval). Marking it successful opens nothing."""
 
-            from deployment.gate.approval import VERIFIED_KEY, record_answer
+            from deployment.gate.approvers import VERIFIED_KEY, record_answer
             from deployment.guards import refuse_concurrent_run
             from deployment.ledger import now_iso
             from deployment.notifications.statuspage import open_maintenance

@@ -20,6 +20,9 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import TaskGroup, TriggerRule, get_current_context
 
 from deployment.gate.proof import prove_rollback_requester
+from deployment.rollback import notices
+from deployment.rollback.notices import rolled_back_version, summary
+from deployment.rollback.ownership import refuse_foreign_production
 from deployment.run_context import failed_release_tasks, run_config, run_ledger, task_states
 from deployment.tasks import task
 
@@ -32,7 +35,6 @@ GROUP_ID = "rollback"
 # Every rollback task is safe to rerun in any state, so a lost worker, scheduler or API server is
 # simply retried, with backoff (5, 10, 20, 40 s) long enough to outlast a component's restart.
 STEP_RETRIES = {"retries": 4, "retry_delay": timedelta(seconds=5), "retry_exponential_backoff": 2.0}
-STEPS = ("traffic", "stack", "frontend")
 
 
 # ---------------------------------------------------------------------- helpers
@@ -60,22 +62,6 @@ def _step(section: str, action):
         raise
     ledger.write(f"rollback.{section}", {"started_at": started, "finished_at": now_iso(), **result})
     return result
-
-
-def summary(ledger: Ledger) -> dict[str, Any]:
-    """The ``rollback`` section as it stands: plan, steps and verification so far."""
-    from deployment.rollback.steps import summarize
-
-    plan = ledger.read("rollback.plan") or {}
-    steps = {name: ledger.read(f"rollback.{name}") for name in (*STEPS, "verify")}
-    return {
-        **summarize(plan, {k: v for k, v in steps.items() if v}, plan.get("failed_tasks", [])),
-        "attempt": plan.get("attempt") or 1,
-    }
-
-
-def _version(ledger: Ledger, plan: dict[str, Any]) -> str:
-    return plan.get("rolled_back_version") or ledger.version
 
 
 # ------------------------------------------------------------------------ tasks
@@ -123,32 +109,6 @@ def plan_rollback() -> dict[str, Any]:
         )
         raise AirflowSkipException("; ".join(plan["reasons"]))
     return {"undo": plan["undo"], "stable_colour": plan["stable_colour"], "attempt": attempt}
-
-
-def refuse_foreign_production(cfg, ledger: Ledger, record: dict, live: dict | None, attempt: int) -> None:
-    """Skip the whole rollback, changing nothing, when production runs another release's changes
-    (``deployment.rollback.ownership``); the record and the run's outcome say why."""
-    from airflow.sdk.exceptions import AirflowSkipException
-
-    from deployment.backup.restore_point import backup_live_colour
-    from deployment.ledger import now_iso
-    from deployment.rollback.ownership import foreign_changes, live_ownership_state
-
-    if live is None:
-        return
-    stable = (record.get("frontend") or {}).get("live_colour_before") or backup_live_colour(record["backup"])
-    state = live_ownership_state(cfg, record)
-    foreign = foreign_changes(ledger.version, record, state, bool(live["stack_differences"]), stable)
-    if not foreign:
-        return
-    why = (
-        f"production no longer runs what run {ledger.run_id} put there ({'; '.join(foreign)}): "
-        "the rollback changed nothing. Roll back by hand (rollback_production) if production must change."
-    )
-    refusal = {"needed": False, "refused": True, "reasons": foreign, "live": state, "attempt": attempt}
-    ledger.write("rollback.plan", {**refusal, "decided_at": now_iso()})
-    ledger.write("rollback", {**refusal, "status": "refused", "detail": why, "decided_at": now_iso()})
-    raise AirflowSkipException(why)
 
 
 @task(task_id="last_resort_traffic", trigger_rule=TriggerRule.ALL_FAILED, **STEP_RETRIES)
@@ -205,7 +165,10 @@ def last_resort_task() -> dict[str, Any]:
         "reason": None,
         "url": _run_url(cfg, context),
     }
-    for channel, send in (("page_oncall_slack", _slack), ("incident_email", _email)):
+    for channel, send in (
+        ("page_oncall_slack", notices.slack_notice),
+        ("incident_email", notices.email_notice),
+    ):
         send_once(
             ledger,
             f"rollback.notice.a{section['attempt']}.{channel}.last_resort",
@@ -349,7 +312,7 @@ def _urgent(task_id: str, send):
         values = {
             "cfg": cfg,
             "summary": current,
-            "version": _version(ledger, plan),
+            "version": rolled_back_version(ledger, plan),
             "run_id": context["run_id"],
             "reason": plan.get("reason"),
             "url": _run_url(cfg, context),
@@ -369,53 +332,6 @@ def _run_url(cfg: DeploymentConfig, context: Any) -> str:
     return run_url(cfg, context["ti"].dag_id, context["run_id"])
 
 
-def _slack(cfg, values):
-    """Slack, team channel, with the on-call mentions."""
-    from deployment.notifications.base import render
-    from deployment.notifications.slack import oncall_mentions, send_slack
-
-    text = render("slack_rollback.md.j2", mentions=oncall_mentions(cfg), **values)
-    return send_slack(cfg.connections.slack_team, text)
-
-
-def _email(cfg, values):
-    """Incident email to ``notifications.incident_emails``."""
-    from deployment.notifications.base import render
-    from deployment.notifications.mail import send_email
-
-    state = "rolled back" if values["summary"]["verified"] else "ROLLBACK NOT VERIFIED"
-    subject = f"[INCIDENT] {cfg.application} {values['version']} {state} ({cfg.environment})"
-    return send_email(
-        cfg,
-        list(cfg.notifications.incident_emails),
-        subject,
-        render("email_incident.html.j2", **values),
-        values["run_id"],
-    )
-
-
-def _statuspage(cfg, values):
-    """Status-page incident on the app's component; the release's maintenance completed first."""
-    import logging
-
-    from deployment.notifications.base import render
-    from deployment.notifications.statuspage import StatusPage, close_maintenance
-
-    verified = values["summary"]["verified"]
-    name = f"{cfg.application}: release {values['version']} rolled back"
-    ledger = run_ledger(cfg, get_current_context())
-    try:  # the maintenance the gate opened ends here; the incident tells what happened
-        close_maintenance(cfg, ledger, f"The release was rolled back: see the incident {name!r}.")
-    except Exception as err:  # the incident below is what matters now
-        logging.getLogger(__name__).warning("could not complete the status page maintenance: %s", err)
-    return StatusPage(cfg).open_or_update_incident(
-        name=name,
-        status="monitoring" if verified else "identified",
-        body=render("statuspage_incident.md.j2", **values).strip(),
-        component_status="operational" if verified else "degraded_performance",
-    )
-
-
 def rollback_steps(plan_task, last_resort=None) -> list:
     """Wire the restore, verify, record and notice tasks after ``plan_task``; returns the leaves."""
     traffic = restore_traffic_task()
@@ -425,10 +341,10 @@ def rollback_steps(plan_task, last_resort=None) -> list:
     record = record_rollback_task()
     from deployment.notifications.pagerduty import rollback_page
 
-    notices = [
-        _urgent("page_oncall_slack", _slack),
-        _urgent("incident_email", _email),
-        _urgent("statuspage_incident", _statuspage),
+    urgent = [
+        _urgent("page_oncall_slack", notices.slack_notice),
+        _urgent("incident_email", notices.email_notice),
+        _urgent("statuspage_incident", notices.statuspage_notice),
         _urgent("page_oncall_pagerduty", rollback_page),
     ]
     plan_task >> traffic
@@ -438,9 +354,9 @@ def rollback_steps(plan_task, last_resort=None) -> list:
     [plan_task, traffic] >> frontend
     [plan_task, stack, frontend] >> check
     [plan_task, check] >> record
-    for notice in notices:
+    for notice in urgent:
         [plan_task, record] >> notice
-    return notices
+    return urgent
 
 
 def group_doc(config: DeploymentConfig) -> str:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from deployment.config import DeploymentConfig
+    from deployment.ledger import Ledger
 
 
 def template_sha256(body: str) -> str:
@@ -86,3 +87,30 @@ def foreign_changes(
                 f"{our_job}: another release built it since"
             )
     return reasons
+
+
+def refuse_foreign_production(
+    cfg: DeploymentConfig, ledger: Ledger, record: dict[str, Any], live: dict[str, Any] | None, attempt: int
+) -> None:
+    """Skip the whole rollback, changing nothing, when production runs another release's changes
+    (``deployment.rollback.ownership``); the record and the run's outcome say why."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from deployment.backup.restore_point import backup_live_colour
+    from deployment.ledger import now_iso
+
+    if live is None:
+        return
+    stable = (record.get("frontend") or {}).get("live_colour_before") or backup_live_colour(record["backup"])
+    state = live_ownership_state(cfg, record)
+    foreign = foreign_changes(ledger.version, record, state, bool(live["stack_differences"]), stable)
+    if not foreign:
+        return
+    why = (
+        f"production no longer runs what run {ledger.run_id} put there ({'; '.join(foreign)}): "
+        "the rollback changed nothing. Roll back by hand (rollback_production) if production must change."
+    )
+    refusal = {"needed": False, "refused": True, "reasons": foreign, "live": state, "attempt": attempt}
+    ledger.write("rollback.plan", {**refusal, "decided_at": now_iso()})
+    ledger.write("rollback", {**refusal, "status": "refused", "detail": why, "decided_at": now_iso()})
+    raise AirflowSkipException(why)

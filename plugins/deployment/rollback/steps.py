@@ -23,6 +23,8 @@ from deployment.rollback.plan import COLOURS
 from deployment.rollback.stack import STACK_SETTLED_OK, stack_differences
 
 log = logging.getLogger(__name__)
+# The rollback's restore steps, in order; each writes ``rollback.<step>`` (then ``rollback.verify``).
+STEPS = ("traffic", "stack", "frontend")
 AMPLIFY_IN_FLIGHT = {"CREATED", "PENDING", "PROVISIONING", "RUNNING"}
 
 
