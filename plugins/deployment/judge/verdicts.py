@@ -25,12 +25,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, Protocol
 
 from deployment.config import Thresholds
-
-if TYPE_CHECKING:
-    from deployment.judge.canary import CanaryVerdict
 
 # Below this p-value a rate over a limit is some evidence, not enough: the poll asks for more data.
 # Above it the window shows no evidence of a breach (e.g. one error in 40 or in 120 requests against 1 %).
@@ -73,6 +70,20 @@ class Breach:
         return f"{where}{self.threshold} = {self.value:g} (limit {self.limit})"
 
 
+class Judged(Protocol):
+    """What a watch strings together: a monitoring :class:`Verdict`, or the canary's verdict
+    (:class:`deployment.judge.canary.CanaryVerdict`, which may also carry ``pending``)."""
+
+    outcome: Outcome
+    sample: Any
+    breaches: tuple[Breach, ...]
+
+    @property
+    def detail(self) -> str: ...
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+
 def verdict_detail(outcome: Outcome, breaches: tuple[Breach, ...], notes: tuple[str, ...]) -> str:
     """A verdict in one line: its breaches, else its notes, else the outcome."""
     if outcome == BREACH:
@@ -80,7 +91,7 @@ def verdict_detail(outcome: Outcome, breaches: tuple[Breach, ...], notes: tuple[
     return "; ".join(notes) or outcome
 
 
-def verdict_dict(verdict: Verdict | CanaryVerdict, **fields: Any) -> dict[str, Any]:
+def verdict_dict(verdict: Judged, **fields: Any) -> dict[str, Any]:
     """What every verdict records (outcome, detail, sample, breaches), then its own ``fields``."""
     return {
         "outcome": verdict.outcome,
@@ -190,7 +201,7 @@ class Watch:
 
     thresholds: Thresholds
     polls: int
-    verdicts: list[Verdict | CanaryVerdict] = field(default_factory=list)
+    verdicts: list[Judged] = field(default_factory=list)
     outcome: Outcome | None = None
     reason: str = ""
 
@@ -203,7 +214,7 @@ class Watch:
         """The planned polls plus one per poll without data the ``extend`` policy replaces."""
         return self.polls + self.insufficient_polls
 
-    def add(self, verdict: Verdict | CanaryVerdict) -> Outcome | None:
+    def add(self, verdict: Judged) -> Outcome | None:
         """Record one verdict; returns the watch's outcome once it is decided, else None."""
         if self.outcome is not None:
             raise RuntimeError(f"the watch already ended {self.outcome}")
@@ -231,7 +242,7 @@ class Watch:
             return self._end(HEALTHY, reason)
         return None
 
-    def _extends(self, verdict: Verdict | CanaryVerdict, poll: int) -> bool:
+    def _extends(self, verdict: Judged, poll: int) -> bool:
         """Whether a healthy last poll that leaves a rate pending is replaced by one more poll: while
         the ``extend`` policy has polls to give. Once they are spent the step ends healthy, saying
         what stayed unconfirmed: an unconfirmed rate is a reason to look longer, not a breach."""
