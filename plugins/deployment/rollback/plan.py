@@ -20,8 +20,7 @@ from deployment.backup.restore_point import (
     load_backed_up_stack,
 )
 from deployment.rollback.stack import stack_differences
-
-COLOURS = ("blue", "green")
+from deployment.traffic.router import COLOURS
 
 
 # ---------------------------------------------------------------------- the plan

@@ -19,8 +19,8 @@ from deployment.backup.restore_point import (
     backup_branch_environment,
     load_backed_up_stack,
 )
-from deployment.rollback.plan import COLOURS
 from deployment.rollback.stack import STACK_SETTLED_OK, stack_differences
+from deployment.traffic.router import COLOURS
 
 log = logging.getLogger(__name__)
 # The rollback's restore steps, in order; each writes ``rollback.<step>`` (then ``rollback.verify``).
