@@ -28,7 +28,8 @@ credentials); ``POST /api/content``
 ``{client_secret}``. Bad input → 400 ``{"error": ...}``, unknown path 404.
 
 Faults (matchers ``version`` and/or ``colour``): ``latency`` adds ``ms`` (a real
-sleep) to every request but ``/health``; ``error_rate`` answers 500 to ``percent`` % of ``/api``
+sleep) to every request but ``/health`` (with the matcher ``check``, to that smoke check's
+endpoint only); ``error_rate`` answers 500 to ``percent`` % of ``/api``
 requests (each an independent draw, or with ``spacing: even`` exactly one in ``100/percent``).
 ``/health`` is spared so the pipeline can still read the version, and the traffic
 simulator's viewers, whose page loads through the front door learn their colour there,
@@ -256,7 +257,8 @@ class ColourApp:
         context = {"colour": self.colour, "version": version}
         if request.path == "/health" and request.method == "GET":
             return 200, {"status": "ok", **context}
-        slow = self.faults.find("latency", **context)
+        # A latency fault that names a check slows only that check's endpoint, never user traffic.
+        slow = self.faults.find("latency", check=self.check_names.get(request.path), **context)
         if slow:
             time.sleep(float(slow.get("ms", 0)) / 1000)
         route = self._routes.get((request.method, request.path))

@@ -19,10 +19,11 @@ KINDS = frozenset(
     {
         "smoke_failure",  # matchers: version|colour, check
         "error_rate",  # matchers: version|colour; settings: percent, spacing (random|even)
-        "latency",  # matchers: version|colour; settings: ms
+        "latency",  # matchers: version|colour, check (then only that smoke check's endpoint); settings: ms
         "latency_tail",  # matchers: version|colour; settings: percent, ms (the mean kept)
         "stall",  # matchers: version|colour: user requests get no answer, so nothing is published
         "metrics_delay",  # settings: ms (the simulator's metrics reach CloudWatch that late)
+        "kvs_propagation",  # settings: ms (the front door reads the KeyValueStore as it was ms ago)
         "amplify_job_failure",  # matchers: branch|version; settings: reason
         "stack_update_failure",  # matchers: stack|version; settings: reason
         "outage",  # matchers: service (github, slack, statuspage, smtp)

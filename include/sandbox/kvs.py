@@ -9,20 +9,25 @@ GetKey, ListKeys, PutKey, DeleteKey and UpdateKeys (REST-JSON under
 service, and nothing checks signatures.
 
 The store is also read directly (``snapshot``) by the sandbox's front door, as
-CloudFront's edge reads its copy of the store.
+CloudFront's edge reads its copy of the store. AWS propagates a write to the edges within
+seconds, not at once: ``snapshot(arn, lag_seconds=...)`` reads the store as it was that long ago
+(the ``kvs_propagation`` fault), from the last ``HISTORY`` versions it keeps.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 PREFIX = "/key-value-stores/"
+HISTORY = 64
 
 
 class KvsError(Exception):
@@ -37,14 +42,27 @@ class _Store:
         self.items: dict[str, str] = {}
         self.etag = uuid.uuid4().hex
         self.created = self.modified = datetime.now(UTC)
+        # (monotonic time of the write, the items after it), oldest first
+        self.versions: deque[tuple[float, dict[str, str]]] = deque([(time.monotonic(), {})], maxlen=HISTORY)
 
     def size(self) -> int:
         return sum(len(k.encode()) + len(v.encode()) for k, v in self.items.items())
 
     def touch(self) -> None:
-        """A write: a new ETag and modification time."""
+        """A write: a new ETag and modification time, and the items as they now are kept."""
         self.etag = uuid.uuid4().hex
         self.modified = datetime.now(UTC)
+        self.versions.append((time.monotonic(), dict(self.items)))
+
+    def as_of(self, seconds_ago: float) -> dict[str, str]:
+        """The items as they were ``seconds_ago`` (the oldest kept version when the store is younger)."""
+        cutoff = time.monotonic() - seconds_ago
+        seen = self.versions[0][1]
+        for written, items in self.versions:
+            if written > cutoff:
+                break
+            seen = items
+        return dict(seen)
 
     def counts(self) -> dict[str, Any]:
         return {"ItemCount": len(self.items), "TotalSizeInBytes": self.size()}
@@ -80,11 +98,14 @@ class KeyValueStoreEmulator:
         with self._lock:
             self._stores.clear()
 
-    def snapshot(self, arn: str) -> dict[str, str]:
-        """The store's items, as the edge would read them; empty when the store does not exist."""
+    def snapshot(self, arn: str, lag_seconds: float = 0.0) -> dict[str, str]:
+        """The store's items as an edge reads them ``lag_seconds`` after they were written; empty
+        when the store does not exist."""
         with self._lock:
             store = self._stores.get(arn)
-            return dict(store.items) if store else {}
+            if store is None:
+                return {}
+            return store.as_of(lag_seconds) if lag_seconds > 0 else dict(store.items)
 
     # ------------------------------------------------------------------ WSGI
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:

@@ -404,7 +404,12 @@ class Sandbox:
         from deployment.traffic.front_door import origins
 
         apps = {domain: self.endpoints[f"app_{colour}"] for colour, domain in origins(self.cfg).items()}
-        return FrontDoor(function, lambda: self.kvs.snapshot(self.kvs_arn), apps, self.endpoints["app_blue"])
+        return FrontDoor(function, self._edge_store, apps, self.endpoints["app_blue"])
+
+    def _edge_store(self) -> dict[str, str]:
+        """The store as the front door's edge reads it: late by a ``kvs_propagation`` fault's ``ms``."""
+        lagging = self.faults.find("kvs_propagation")
+        return self.kvs.snapshot(self.kvs_arn, lag_seconds=float(lagging["ms"]) / 1000 if lagging else 0.0)
 
     def _seed(self) -> None:
         releases = seed_github(self.cfg, self.github, self.amplify)

@@ -135,6 +135,21 @@ def test_latency_fault(apps, faults: Faults) -> None:
     assert elapsed(lambda: requests.get(f"{green}/health", timeout=5).raise_for_status()) < 0.3
 
 
+def test_a_latency_fault_naming_a_check_slows_that_check_only(apps, faults: Faults) -> None:
+    faults.add("latency", version="v1.1.0", check="ai_service_integration", ms=300)
+    green = apps["green"][1]
+    generate = elapsed(lambda: requests.post(f"{green}/api/ai/generate", json={"prompt": "p"}, timeout=5))
+    payment = elapsed(
+        lambda: requests.post(
+            f"{green}/api/payments/intent", json={"amount": 1, "currency": "usd"}, timeout=5
+        )
+    )
+    assert generate >= 0.3 and payment < 0.3, (generate, payment)
+    # User traffic never goes through a check: the simulated request is not slowed.
+    rng = random.Random(1)
+    assert max(simulate_request(faults, "green", "v1.1.0", rng)[1] for _ in range(50)) < 300 * 3
+
+
 def test_bad_requests(apps) -> None:
     url = apps["blue"][1]
     wrong = {"username": "smoke-test", "password": "guess"}

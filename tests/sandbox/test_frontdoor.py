@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 import requests
@@ -113,4 +114,25 @@ def test_the_control_api_reports_the_split_the_front_door_serves(sandbox):
         state = requests.get(f"{control}/traffic", timeout=10).json()
         assert state["weights"] == {"blue": 90, "green": 10} and state["routing"]["epoch"] == "2", state
     finally:
+        sandbox.reseed()
+
+
+def test_under_a_propagation_fault_the_edge_serves_the_store_as_it_was(sandbox):
+    """A KeyValueStore write reaches CloudFront's edges seconds later, not at once."""
+    probe_url = f"{sandbox.endpoints['frontdoor']}/__frontdoor"
+    fault = sandbox.faults.add("kvs_propagation", ms=1500)
+    try:
+        put_routing(sandbox, weight=10, epoch=2)
+        lagging = sandbox.kvs.snapshot(sandbox.kvs_arn, lag_seconds=1.5)
+        assert sandbox.kvs.snapshot(sandbox.kvs_arn)["routing"] != lagging.get("routing")
+        assert requests.get(probe_url, timeout=5).json()["weight"] == 0  # the edge still has epoch 1
+        time.sleep(1.6)
+        assert requests.get(probe_url, timeout=5).json() == {
+            "stable": "blue",
+            "new": "green",
+            "weight": 10,
+            "epoch": "2",
+        }
+    finally:
+        sandbox.faults.remove(fault)
         sandbox.reseed()
