@@ -48,7 +48,7 @@ def fresh_world(admin: AirflowClient, sandbox: SandboxProcess) -> None:
     for run_id in stopped:
         admin.request("PATCH", f"/dags/{admin.dag_id}/dagRuns/{run_id}", json={"state": "failed"})
     if stopped:
-        _let_stopped_tasks_end(admin, stopped)
+        let_stopped_tasks_end(admin, stopped)
     sandbox.reseed()
     traffic = sandbox.control("GET", "/traffic")
     assert traffic["router"] == traffic["configured"], traffic
@@ -61,7 +61,7 @@ def fresh_world(admin: AirflowClient, sandbox: SandboxProcess) -> None:
 STOPPED_TASKS_SETTLE_SECONDS = 3
 
 
-def _let_stopped_tasks_end(admin: AirflowClient, run_ids: list[str], timeout: float = 60) -> None:
+def let_stopped_tasks_end(admin: AirflowClient, run_ids: list[str], timeout: float = 60) -> None:
     """Wait until no task of ``run_ids`` runs, then a little longer, so that nothing an earlier test's
     release was doing lands in the sandbox after it is reseeded for the next test."""
     deadline = time.monotonic() + timeout
