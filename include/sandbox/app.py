@@ -44,7 +44,8 @@ HTTP, for the traffic simulator, which publishes its results per colour: baselin
 ``BASELINE_ERROR_PERCENT`` errors (each request an independent draw, so counts are
 binomial) and about ``BASELINE_LATENCY_MS`` latency with Gaussian jitter and a tail
 of ``SLOW_PERCENT`` % slow requests (1.5-3 times slower), plus the ``error_rate``,
-``latency`` and ``latency_tail`` faults matched by colour or version (``smoke_failure``
+``latency`` and ``latency_tail`` faults matched by colour, version or ``function_version`` (the
+Lambda version that executed the request, when the simulator routes by an alias) (``smoke_failure``
 only breaks the checked endpoints, not user traffic). ``latency_tail`` makes exactly
 ``percent`` % of the requests, evenly spaced, ``ms`` slower and the others faster by as much
 in all, so the mean stays where it was and only the tail moves (at 2 %, p99 and not p95).
@@ -83,26 +84,32 @@ DEFAULT_CHECKS: dict[str, str] = {
 
 
 def simulate_request(
-    faults: Faults | None, colour: str, version: str | None, rng: random.Random
+    faults: Faults | None,
+    colour: str,
+    version: str | None,
+    rng: random.Random,
+    function_version: str | None = None,
 ) -> tuple[int, float] | None:
     """The (HTTP status, latency in ms) of one simulated user request to ``colour``; ``None``
-    when it got no answer (``stall``)."""
+    when it got no answer (``stall``). ``function_version`` is the Lambda version that executed
+    it (None: the function's unqualified code), for the faults matched by it."""
     latency = max(rng.gauss(BASELINE_LATENCY_MS, LATENCY_JITTER_MS), 5.0)
     if rng.random() * 100 < SLOW_PERCENT:
         latency *= rng.uniform(1.5, 3.0)
     if version is None:
         return 503, latency
     if faults is not None:
-        if faults.find("stall", colour=colour, version=version):
+        context = {"colour": colour, "version": version, "function_version": function_version}
+        if faults.find("stall", **context):
             return None
-        slow = faults.find("latency", colour=colour, version=version)
+        slow = faults.find("latency", **context)
         if slow:
             latency += float(slow.get("ms", 0))
-        tail = faults.find("latency_tail", colour=colour, version=version)
+        tail = faults.find("latency_tail", **context)
         if tail:
             percent, ms = float(tail.get("percent", 1)), float(tail.get("ms", 0))
             latency = _with_tail(latency, percent, ms, faults.tally(tail["id"]))
-        failing = faults.find("error_rate", colour=colour, version=version)
+        failing = faults.find("error_rate", **context)
         if failing and _fails(failing, faults, rng):
             return 500, latency
     if rng.random() * 100 < BASELINE_ERROR_PERCENT:

@@ -2,10 +2,12 @@
 
 A fault is a kind plus matchers and settings, for example
 ``{"kind": "error_rate", "version": "v1.1.0", "percent": 30}``. It applies to a
-request when every matcher the fault names (``version``, ``colour``, ``check``,
-``service``, ``branch``, ``stack``, ``action``) equals the request's own value; a fault
-that names no matcher applies to every request of its kind. A fault with ``seconds``
-lasts that long from when it was added, then no longer applies.
+request when every matcher the fault names (``version``, ``colour``, ``function_version``,
+``check``, ``service``, ``branch``, ``stack``, ``action``) equals the request's own value; a
+fault that names no matcher applies to every request of its kind. ``version`` is the release
+the colour serves (``v1.1.0``), ``function_version`` the Lambda version of the API function
+that executed the request (``"2"``), known only when the traffic simulator routes by an alias.
+A fault with ``seconds`` lasts that long from when it was added, then no longer applies.
 """
 
 from __future__ import annotations
@@ -18,10 +20,10 @@ from typing import Any
 KINDS = frozenset(
     {
         "smoke_failure",  # matchers: version|colour, check
-        "error_rate",  # matchers: version|colour; settings: percent, spacing (random|even)
-        "latency",  # matchers: version|colour, check (then only that smoke check's endpoint); settings: ms
-        "latency_tail",  # matchers: version|colour; settings: percent, ms (the mean kept)
-        "stall",  # matchers: version|colour: user requests get no answer, so nothing is published
+        "error_rate",  # matchers: version|colour|function_version; settings: percent, spacing (random|even)
+        "latency",  # matchers: version|colour|function_version, check (one smoke check only); settings: ms
+        "latency_tail",  # matchers: version|colour|function_version; settings: percent, ms (the mean kept)
+        "stall",  # matchers: version|colour|function_version: user requests get no answer
         "metrics_delay",  # settings: ms (the simulator's metrics reach CloudWatch that late)
         "kvs_propagation",  # settings: ms (the front door reads the KeyValueStore as it was ms ago)
         "amplify_job_failure",  # matchers: branch|version; settings: reason
@@ -30,7 +32,9 @@ KINDS = frozenset(
         "cloudwatch_failure",  # matchers: action (e.g. GetMetricData); settings: mode (error|throttling)
     }
 )
-MATCHERS = frozenset({"version", "colour", "check", "service", "branch", "stack", "action"})
+MATCHERS = frozenset(
+    {"version", "colour", "function_version", "check", "service", "branch", "stack", "action"}
+)
 
 
 class Faults:
