@@ -7,7 +7,8 @@ Entry point::
                      front_door_url: str | None = None, viewers: int = 100,
                      tick_seconds: float = 1.0, requests_per_tick: int = 200, seed: int = 0,
                      evaluate_alarms: bool = True, alarm_ticks: int = 3,
-                     recorder: Recorder | None = None)
+                     recorder: Recorder | None = None, function_name: str | None = None,
+                     alias_name: str | None = None)
 
 ``start()`` runs it in a daemon thread, ``stop()`` ends it; ``tick()`` runs one
 tick synchronously and returns its summary (what tests use). ``endpoint_url``
@@ -53,6 +54,18 @@ function that never finished would not. Under the ``metrics_delay`` fault the
 tick's metrics reach CloudWatch ``ms`` late (their timestamps unchanged),
 as EMF documents do when CloudWatch Logs is slow to extract them.
 
+Lambda alias (``function_name`` and ``alias_name``; without them, as before): each tick reads
+the alias of the API function from the sandbox's Lambda (GetAlias) and runs each API request
+of a colour's page on the version the alias routes it to, drawn by its weights as Lambda does
+(``sandbox.lambda_alias``; from a generator of its own, so the requests' draws do not move).
+Faults matched by ``function_version`` apply to that version's requests alone. The
+invocations are published beside the application's metrics as Lambda publishes them
+(``AWS/Lambda``: Invocations, Errors, Throttles, Duration per function, per alias and per
+``ExecutedVersion``), in a second ``put_metric_data`` call (one namespace a call), and the
+tick's record gains ``alias`` (weight per version) and ``executed`` (invocations per
+version). A missing alias (or function) routes nothing: the function's unqualified code serves,
+no ``function_version`` fault matches and nothing is published to ``AWS/Lambda``.
+
 Alarm (``evaluate_alarms``): CloudWatch in moto does not evaluate alarms, so
 the simulator sets ``<alarms.prefix>5xx-errors`` itself. It is edge-triggered:
 when the error rate over the last ``alarm_ticks`` ticks crosses above
@@ -68,12 +81,13 @@ front door: viewers (count per colour) and assignments.
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import logging
 import random
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
@@ -85,6 +99,7 @@ from botocore.exceptions import ClientError
 
 from sandbox.app import simulate_request
 from sandbox.faults import Faults
+from sandbox.lambda_alias import AliasReader, AliasRouting, Invocation, Sample, invocation_samples
 from sandbox.recorder import Recorder
 
 log = logging.getLogger(__name__)
@@ -111,9 +126,12 @@ EMF = _function_metrics()
 
 
 def emf_metric_data(documents: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    """What CloudWatch Logs extracts from EMF documents: ``{namespace: MetricData}``, one datum per
-    metric, dimension set and second, its values with their counts (at most ``MAX_VALUES`` each)."""
-    grouped: dict[tuple, Counter[float]] = {}
+    """What CloudWatch Logs extracts from EMF documents: ``{namespace: MetricData}``."""
+    return metric_data(emf_samples(documents))
+
+
+def emf_samples(documents: list[dict[str, Any]]) -> Iterator[Sample]:
+    """Every value the EMF documents carry, per metric, dimension set and second."""
     for document in documents:
         meta = document["_aws"]
         stamp = datetime.fromtimestamp(meta["Timestamp"] // 1000, UTC)
@@ -129,7 +147,15 @@ def emf_metric_data(documents: list[dict[str, Any]]) -> dict[str, list[dict[str,
                         dims,
                         stamp,
                     )
-                    grouped.setdefault(key, Counter())[float(document[metric["Name"]])] += 1
+                    yield key, float(document[metric["Name"]])
+
+
+def metric_data(samples: Iterable[Sample]) -> dict[str, list[dict[str, Any]]]:
+    """``{namespace: MetricData}``: one datum per metric, dimension set and second, its values with
+    their counts (at most ``MAX_VALUES`` each)."""
+    grouped: dict[tuple, Counter[float]] = {}
+    for key, value in samples:
+        grouped.setdefault(key, Counter())[value] += 1
     data: dict[str, list[dict[str, Any]]] = {}
     for (namespace, name, unit, resolution, dims, stamp), histogram in grouped.items():
         values = sorted(histogram)
@@ -165,6 +191,8 @@ class TrafficSimulator:
         evaluate_alarms: bool = True,
         alarm_ticks: int = 3,
         recorder: Recorder | None = None,
+        function_name: str | None = None,
+        alias_name: str | None = None,
     ) -> None:
         if tick_seconds <= 0 or requests_per_tick < 0 or alarm_ticks < 1 or viewers < 1:
             raise ValueError(
@@ -192,6 +220,13 @@ class TrafficSimulator:
         )
         self._route53 = session.client("route53", endpoint_url=endpoint_url)
         self._cloudwatch = session.client("cloudwatch", endpoint_url=endpoint_url)
+        self._alias = (
+            AliasReader(session.client("lambda", endpoint_url=endpoint_url), function_name, alias_name)
+            if function_name and alias_name
+            else None
+        )
+        # Its own generator: routing by the alias leaves the requests' own draws as they were.
+        self._alias_rng = random.Random(f"alias/{seed}")
         self.front_door_url = front_door_url.rstrip("/") if front_door_url else None
         self._jars: list[dict[str, str]] = [{} for _ in range(viewers)]
         # Per viewer: the routing its last real request was made under, and the colour it got.
@@ -216,6 +251,8 @@ class TrafficSimulator:
             self._thread = None
         for connections in (self._route53, self._cloudwatch, self._http):
             connections.close()
+        if self._alias is not None:
+            self._alias.client.close()
 
     def _run(self) -> None:
         while not self._stopping.is_set():
@@ -244,16 +281,21 @@ class TrafficSimulator:
                 )
                 return self.recorder.record(error=problem)
             versions = {colour: self.version_of(colour) for colour in weights}
+            routing = self._alias.read() if self._alias else None
+            invocations: list[Invocation] = []
             total = round(self.requests_per_tick * self._rng.uniform(0.95, 1.05))
             by_colour: dict[str, list[tuple[int, float]]] = {}
             for colour, count in _split(total, weights).items():
-                by_colour[colour] = _answered(
-                    simulate_request(faults, colour, versions[colour], self._rng) for _ in range(count)
-                )
+                by_colour[colour] = self._serve(faults, colour, versions[colour], count, routing, invocations)
             outcomes = [outcome for sample in by_colour.values() for outcome in sample]
             staging = _answered(simulate_request(None, "staging", "staging", self._rng) for _ in range(total))
-            self._publish(by_colour, staging, at=at)
-            return self.recorder.record(weights=weights, versions=versions, **self._outcome_summary(outcomes))
+            self._publish(by_colour, staging, at=at, routing=routing, invocations=invocations)
+            return self.recorder.record(
+                weights=weights,
+                versions=versions,
+                **self._outcome_summary(outcomes),
+                **_executed(routing, invocations),
+            )
 
     def _front_door_tick(self, at: float, faults: Faults) -> dict[str, Any]:
         with self._tick_lock:
@@ -262,16 +304,15 @@ class TrafficSimulator:
             per_viewer = _split(total, dict.fromkeys(range(len(self._jars)), 1))
             reached = self._route_viewers(key)
             versions = {colour: self.version_of(colour) for colour in COLOURS}
+            alias = self._alias.read() if self._alias else None
+            invocations: list[Invocation] = []
             by_colour: dict[str, list[tuple[int, float]]] = {colour: [] for colour in COLOURS}
             for viewer, colour in enumerate(reached):
                 if colour not in COLOURS:  # the front door failed this viewer: a 5xx for its whole page
                     by_colour.setdefault("unrouted", []).extend([(502, 0.0)] * per_viewer[viewer])
                     continue
                 by_colour.setdefault(colour, []).extend(
-                    _answered(
-                        simulate_request(faults, colour, versions[colour], self._rng)
-                        for _ in range(per_viewer[viewer])
-                    )
+                    self._serve(faults, colour, versions[colour], per_viewer[viewer], alias, invocations)
                 )
             outcomes = [outcome for sample in by_colour.values() for outcome in sample]
             staging = _answered(simulate_request(None, "staging", "staging", self._rng) for _ in range(total))
@@ -280,6 +321,8 @@ class TrafficSimulator:
                 staging,
                 extra=by_colour.get("unrouted"),
                 at=at,
+                routing=alias,
+                invocations=invocations,
             )
             return self.recorder.record(
                 weights=routing,
@@ -287,7 +330,30 @@ class TrafficSimulator:
                 viewers={colour: reached.count(colour) for colour in COLOURS},
                 assignments="".join(c[0] if c in COLOURS else "-" for c in reached),
                 **self._outcome_summary(outcomes),
+                **_executed(alias, invocations),
             )
+
+    def _serve(
+        self,
+        faults: Faults,
+        colour: str,
+        version: str | None,
+        count: int,
+        routing: AliasRouting | None,
+        invocations: list[Invocation],
+    ) -> list[tuple[int, float]]:
+        """``count`` API requests of ``colour``'s page, the answered ones. Under an alias each runs
+        on the Lambda version the alias routes it to, and is added to ``invocations``; a colour
+        with nothing deployed has no page to call the function."""
+        answered = []
+        for _ in range(count):
+            executed = routing.pick(self._alias_rng) if routing and version is not None else None
+            outcome = simulate_request(faults, colour, version, self._rng, function_version=executed)
+            if executed is not None:
+                invocations.append((executed, outcome))
+            if outcome is not None:
+                answered.append(outcome)
+        return answered
 
     def _outcome_summary(self, outcomes: list[tuple[int, float]]) -> dict[str, Any]:
         """One tick's requests, errors, error rate and mean latency, and the alarm they set."""
@@ -370,9 +436,12 @@ class TrafficSimulator:
         extra: list[tuple[int, float]] | None = None,
         *,
         at: float,
+        routing: AliasRouting | None,
+        invocations: list[Invocation],
     ) -> None:
         """Every request as the API function publishes it (per colour; ``extra`` without one), and
-        staging's, turned into metric data as CloudWatch Logs does, in one call. The requests are
+        staging's, turned into metric data as CloudWatch Logs does, in one call per namespace; under
+        an alias, its ``invocations`` as Lambda publishes them (``AWS/Lambda``). The requests are
         stamped ``at``, the tick's start, when their colours were decided: a slow tick neither
         moves them into a later window nor counts requests routed before a weight change after it."""
         metrics = self.config.metrics
@@ -396,9 +465,15 @@ class TrafficSimulator:
             EMF.emf_document(staging_names, colour=None, status=status, latency_ms=ms, timestamp_ms=now_ms)
             for status, ms in staging
         ]
+        samples = emf_samples(documents)
+        if routing is not None and invocations:
+            lambda_samples = invocation_samples(
+                routing, invocations, at=at, timeout_ms=self._alias.timeout_ms
+            )
+            samples = itertools.chain(samples, lambda_samples)
         delay = self.faults.find("metrics_delay")
         due = time.time() + (float(delay.get("ms", 0)) / 1000 if delay else 0.0)
-        self._pending.extend((due, ns, data) for ns, data in emf_metric_data(documents).items())
+        self._pending.extend((due, ns, data) for ns, data in metric_data(samples).items())
         while self._pending and self._pending[0][0] <= time.time():
             _, namespace, data = self._pending.popleft()
             for first in range(0, len(data), 1000):  # PutMetricData takes at most 1000 metrics
@@ -425,6 +500,15 @@ class TrafficSimulator:
             state = None
         self._breaching = breaching
         return state
+
+
+def _executed(routing: AliasRouting | None, invocations: list[Invocation]) -> dict[str, Any]:
+    """A tick's record of the alias (nothing without one): its routing and the invocations per
+    executed version."""
+    if routing is None:
+        return {}
+    weights = {routing.version: 1 - sum(routing.weights.values()), **routing.weights}
+    return {"alias": weights, "executed": dict(Counter(version for version, _ in invocations))}
 
 
 def _answered(outcomes: Any) -> list[tuple[int, float]]:

@@ -78,7 +78,12 @@ def simulator(aws, faults: Faults | None = None, **kwargs) -> TrafficSimulator:
 
 
 def published(
-    cloudwatch, metric: str, dimensions: dict[str, str], start: datetime, stat: str = "Sum"
+    cloudwatch,
+    metric: str,
+    dimensions: dict[str, str],
+    start: datetime,
+    stat: str = "Sum",
+    namespace: str = CONFIG.metrics.namespace,
 ) -> float:
     """``stat`` of the series with exactly ``dimensions`` (GetMetricData matches them exactly, as
     CloudWatch does; moto's GetMetricStatistics would also count the per-colour series)."""
@@ -86,7 +91,7 @@ def published(
         "Id": "m",
         "MetricStat": {
             "Metric": {
-                "Namespace": CONFIG.metrics.namespace,
+                "Namespace": namespace,
                 "MetricName": metric,
                 "Dimensions": [{"Name": k, "Value": v} for k, v in dimensions.items()],
             },
@@ -308,3 +313,174 @@ def test_viewers_make_real_requests_when_the_routing_changes_and_a_tenth_in_turn
     assert len(visits) == 100
     assert moved["viewers"]["green"] > first["viewers"]["green"]
     assert all(b == "g" for a, b in zip(first["assignments"], moved["assignments"], strict=True) if a == "g")
+
+
+# ------------------------------------------------------------------ the API function's alias
+FUNCTION, ALIAS = "bayon-coagent-production-api", "live"
+
+
+@pytest.fixture
+def alias(aws):
+    """The API function with versions 1 and 2 (other code) and the alias ``live`` on version 1;
+    ``route(weight)`` sends that share of the alias to version 2, as the release's UpdateAlias does.
+    The sandbox's percentiles are installed, as its AWS endpoint does, for the judge's Duration p99."""
+    import io
+    import zipfile
+
+    from sandbox.cloudwatch_faults import honour_percentiles
+
+    honour_percentiles()
+
+    def code(text: str) -> bytes:
+        archive = io.BytesIO()
+        with zipfile.ZipFile(archive, "w") as zipped:
+            zipped.writestr("index.py", text)
+        return archive.getvalue()
+
+    session = boto3.session.Session(
+        aws_access_key_id="sandbox", aws_secret_access_key="sandbox", region_name=CONFIG.region
+    )
+    role = session.client("iam", endpoint_url=aws["url"]).create_role(
+        RoleName="api", AssumeRolePolicyDocument="{}"
+    )["Role"]["Arn"]
+    lam = session.client("lambda", endpoint_url=aws["url"])
+    lam.create_function(
+        FunctionName=FUNCTION,
+        Runtime="python3.12",
+        Role=role,
+        Handler="index.handler",
+        Timeout=10,
+        Code={"ZipFile": code("v1")},
+    )
+    lam.publish_version(FunctionName=FUNCTION)
+    lam.update_function_code(FunctionName=FUNCTION, ZipFile=code("v2"))
+    lam.publish_version(FunctionName=FUNCTION)
+    lam.create_alias(FunctionName=FUNCTION, Name=ALIAS, FunctionVersion="1")
+
+    def route(weight: float) -> None:
+        lam.update_alias(
+            FunctionName=FUNCTION, Name=ALIAS, RoutingConfig={"AdditionalVersionWeights": {"2": weight}}
+        )
+
+    return {"lambda": lam, "route": route}
+
+
+def lambda_metric(
+    cloudwatch, metric: str, dimensions: dict[str, str], start: datetime, stat: str = "Sum"
+) -> float:
+    """``stat`` of one ``AWS/Lambda`` series, read with GetMetricData as a judge would."""
+    return published(cloudwatch, metric, dimensions, start, stat, namespace="AWS/Lambda")
+
+
+def executed(version: str) -> dict[str, str]:
+    return {"FunctionName": FUNCTION, "Resource": f"{FUNCTION}:{ALIAS}", "ExecutedVersion": version}
+
+
+def aliased(aws, faults: Faults | None = None, **kwargs) -> TrafficSimulator:
+    return simulator(aws, faults, function_name=FUNCTION, alias_name=ALIAS, **kwargs)
+
+
+def test_alias_at_ten_percent_sends_a_tenth_of_the_invocations_to_the_new_version(aws, alias) -> None:
+    alias["route"](0.1)
+    start = datetime.now(UTC) - timedelta(seconds=1)
+    sim = aliased(aws, seed=7)
+    ticks = [sim.tick() for _ in range(10)]
+    assert all(t["alias"] == {"1": pytest.approx(0.9), "2": 0.1} for t in ticks)
+    invocations = {v: sum(t["executed"].get(v, 0) for t in ticks) for v in ("1", "2")}
+    total = invocations["1"] + invocations["2"]
+    assert total == sum(t["requests"] for t in ticks)  # every API request of the page ran
+    assert 0.077 < invocations["2"] / total < 0.123  # 10 % of ~2000, ±3.4 standard deviations
+
+    cloudwatch = aws["cloudwatch"]
+    for version, count in invocations.items():
+        assert lambda_metric(cloudwatch, "Invocations", executed(version), start) == count
+        assert lambda_metric(cloudwatch, "Throttles", executed(version), start) == 0
+        assert 110 < lambda_metric(cloudwatch, "Duration", executed(version), start, "Average") < 130
+        assert lambda_metric(cloudwatch, "Duration", executed(version), start, "p99") < 400
+    alias_dims = {"FunctionName": FUNCTION, "Resource": f"{FUNCTION}:{ALIAS}"}
+    for dims in (alias_dims, {"FunctionName": FUNCTION}):
+        assert lambda_metric(cloudwatch, "Invocations", dims, start) == total
+    # Lambda's four shapes (moto sums every series for a query without dimensions: listed, not read)
+    shapes = {
+        tuple(sorted(d["Name"] for d in m["Dimensions"]))
+        for m in cloudwatch.list_metrics(Namespace="AWS/Lambda", MetricName="Invocations")["Metrics"]
+    }
+    assert shapes == {
+        (),
+        ("FunctionName",),
+        ("FunctionName", "Resource"),
+        ("ExecutedVersion", "FunctionName", "Resource"),
+    }
+    assert lambda_metric(cloudwatch, "Errors", {"FunctionName": FUNCTION}, start) < 0.01 * total
+
+
+def test_same_seed_same_routing(aws, alias) -> None:
+    alias["route"](0.5)
+    first, second = (aliased(aws, seed=4, evaluate_alarms=False).tick() for _ in range(2))
+    first.pop("received_at"), second.pop("received_at")
+    assert first == second
+
+
+def test_a_fault_matched_by_function_version_hits_that_version_alone(aws, alias) -> None:
+    faults = Faults()
+    faults.add("error_rate", function_version="2", percent=50)
+    faults.add("latency", function_version="2", ms=300)
+    alias["route"](0.5)
+    start = datetime.now(UTC) - timedelta(seconds=1)
+    sim = aliased(aws, faults, seed=2)
+    ticks = [sim.tick() for _ in range(5)]
+
+    cloudwatch = aws["cloudwatch"]
+    rate = {
+        v: lambda_metric(cloudwatch, "Errors", executed(v), start)
+        / lambda_metric(cloudwatch, "Invocations", executed(v), start)
+        for v in ("1", "2")
+    }
+    assert rate["1"] < 0.01 and 0.4 < rate["2"] < 0.6
+    duration = {v: lambda_metric(cloudwatch, "Duration", executed(v), start, "Average") for v in ("1", "2")}
+    assert duration["1"] < 130 < 410 < duration["2"]
+    # the application's own metrics carry them too (blue serves every page): half of half
+    errors = published_sum(cloudwatch, CONFIG.metrics.errors_metric, CONFIG.metrics.dimensions, start)
+    assert errors == sum(t["errors"] for t in ticks)
+    assert 0.2 < errors / sum(t["requests"] for t in ticks) < 0.3
+
+
+def test_a_stalled_version_times_out_as_lambda_counts_it(aws, alias) -> None:
+    faults = Faults()
+    faults.add("stall", function_version="2")
+    alias["route"](0.1)
+    start = datetime.now(UTC) - timedelta(seconds=1)
+    tick = aliased(aws, faults, seed=6).tick()
+    stalled = tick["executed"]["2"]
+    assert tick["requests"] == tick["executed"]["1"]  # the stalled requests got no answer
+    cloudwatch = aws["cloudwatch"]
+    assert lambda_metric(cloudwatch, "Errors", executed("2"), start) == stalled > 0
+    assert lambda_metric(cloudwatch, "Duration", executed("2"), start, "Minimum") == 10_000  # the timeout
+
+
+def test_without_the_alias_the_traffic_is_as_before(aws, alias) -> None:
+    alias["lambda"].delete_alias(FunctionName=FUNCTION, Name=ALIAS)
+    faults = Faults()
+    faults.add("error_rate", function_version="1", percent=100)
+    start = datetime.now(UTC) - timedelta(seconds=1)
+    with_feature = aliased(aws, faults, seed=8, evaluate_alarms=False).tick()
+    without = simulator(aws, faults, seed=8, evaluate_alarms=False).tick()
+    with_feature.pop("received_at"), without.pop("received_at")
+    assert with_feature == without
+    assert "alias" not in without and without["errors"] < 0.01 * without["requests"]
+    assert aws["cloudwatch"].list_metrics(Namespace="AWS/Lambda")["Metrics"] == []
+    assert lambda_metric(aws["cloudwatch"], "Invocations", {"FunctionName": FUNCTION}, start) == 0
+
+
+def test_alias_routing_draws_only_between_two_versions() -> None:
+    import random
+
+    from sandbox.control import parse_fault
+    from sandbox.lambda_alias import AliasRouting
+
+    rng = random.Random(1)
+    assert AliasRouting(FUNCTION, ALIAS, "3").pick(rng) == "3"
+    assert rng.random() == random.Random(1).random()  # an alias without weights draws nothing
+    assert {AliasRouting(FUNCTION, ALIAS, "3", {"4": 0.0}).pick(rng) for _ in range(50)} == {"3"}
+    assert {AliasRouting(FUNCTION, ALIAS, "3", {"4": 1.0}).pick(rng) for _ in range(50)} == {"4"}
+    assert parse_fault({"kind": "latency", "function_version": "4", "ms": 100})["function_version"] == "4"
