@@ -85,6 +85,16 @@ def test_template_fields_exist():
             assert hasattr(operator, field), (type(operator).__name__, field)
 
 
+def test_aws_operators_use_the_configured_connection_and_region_unless_given_theirs():
+    for operator in (ExecuteChangeSetOperator(task_id="a"), AmplifyReleaseOperator(task_id="b")):
+        assert operator.aws_settings(CFG) == (CFG.connections.aws, CFG.region)
+    given = AmplifyReleaseOperator(task_id="c", aws_conn_id="aws_other", region_name="eu-west-3")
+    assert given.aws_settings(CFG) == ("aws_other", "eu-west-3")
+    # Their triggers build clients from the connection alone: TLS and botocore settings go there.
+    with pytest.raises(ValueError, match="connection's extras"):
+        ExecuteChangeSetOperator(task_id="d", verify=False)
+
+
 def test_traffic_steps_retry_a_lost_worker_but_never_a_breach(dag):
     from airflow.sdk.exceptions import AirflowFailException
 

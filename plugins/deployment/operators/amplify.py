@@ -6,8 +6,10 @@ import time
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
+from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 
+from deployment.hooks.aws import AmplifyHook
+from deployment.operators.configured_aws import ConfiguredAwsOperator
 from deployment.operators.links import AmplifyJobLink, quoted
 
 if TYPE_CHECKING:
@@ -59,7 +61,7 @@ def prepare_idle(cfg: DeploymentConfig, ledger: Ledger, version: str) -> dict[st
     return {"live_colour_before": live, "target_colour": target, "variables_changed": prepared["changed"]}
 
 
-class AmplifyReleaseOperator(BaseOperator):
+class AmplifyReleaseOperator(ConfiguredAwsOperator[AmplifyHook]):
     """Prepare the idle colour's branch (:func:`prepare_idle`), then start (or find, on a rerun) the
     release's RELEASE job on it and wait for ``SUCCEED``.
 
@@ -67,35 +69,26 @@ class AmplifyReleaseOperator(BaseOperator):
     reports for it (GetJob) is checked and recorded as ``frontend.amplify_job.commit_id``.
     """
 
-    template_fields = ("aws_conn_id", "region_name", "poll_interval")
+    aws_hook_class = AmplifyHook
+    template_fields = aws_template_fields("poll_interval")
     operator_extra_links = (AmplifyJobLink(),)
     ui_color = "#90be6d"
 
-    def __init__(
-        self,
-        *,
-        aws_conn_id: str | None = None,
-        region_name: str | None = None,
-        poll_interval: float | None = None,
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, *, poll_interval: float | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.aws_conn_id = aws_conn_id
-        self.region_name = region_name
         self.poll_interval = poll_interval
 
     def execute(self, context: Any) -> dict[str, Any] | None:
         from deployment.aws.amplify import FAILED, SUCCEEDED, start_release
-        from deployment.hooks.aws import AmplifyHook, aws_hook
         from deployment.run_context import release, update_section
         from deployment.triggers.amplify import AmplifyJobTrigger
 
         rel = release(context)
         cfg = rel.cfg
-        conn_id, region = self.aws_conn_id or cfg.connections.aws, self.region_name or cfg.region
+        conn_id, region = self.aws_settings(cfg)
         poll = float(self.poll_interval or cfg.timings.poll_interval_seconds)
         target = prepare_idle(cfg, rel.ledger, rel.version)["target_colour"]
-        hook = aws_hook(AmplifyHook, conn_id, region)
+        hook = self.shared_hook(cfg)
         commit_sha = rel.params["commit_sha"]
         job = start_release(cfg, target, rel.version, rel.run_key, commit_sha, amplify=hook.conn)
         AmplifyJobLink.persist(

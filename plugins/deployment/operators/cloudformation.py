@@ -7,9 +7,11 @@ import time
 from datetime import timedelta
 from typing import Any
 
-from airflow.sdk import BaseOperator
+from airflow.providers.amazon.aws.hooks.cloud_formation import CloudFormationHook
+from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 
 from deployment.checks.alarms import SECTION
+from deployment.operators.configured_aws import ConfiguredAwsOperator
 from deployment.operators.links import CloudFormationChangeSetLink, CloudFormationStackLink, quoted
 
 # States a stack can be updated from.
@@ -47,7 +49,7 @@ def request_token(change_set_id: str) -> str:
     return "deploy-" + hashlib.sha256(change_set_id.encode()).hexdigest()[:40]
 
 
-class ExecuteChangeSetOperator(BaseOperator):
+class ExecuteChangeSetOperator(ConfiguredAwsOperator[CloudFormationHook]):
     """Execute the change set validated in phase 4 and wait, deferred, for ``UPDATE_COMPLETE``,
     guarded by CloudWatch alarms.
 
@@ -66,7 +68,8 @@ class ExecuteChangeSetOperator(BaseOperator):
     (``alarm_guard.alarms_after``).
     """
 
-    template_fields = ("stack_name", "aws_conn_id", "region_name", "poll_interval")
+    aws_hook_class = CloudFormationHook
+    template_fields = aws_template_fields("stack_name", "poll_interval")
     operator_extra_links = (CloudFormationStackLink(), CloudFormationChangeSetLink())
     ui_color = "#f9c74f"
 
@@ -74,22 +77,17 @@ class ExecuteChangeSetOperator(BaseOperator):
         self,
         *,
         stack_name: str | None = None,
-        aws_conn_id: str | None = None,
-        region_name: str | None = None,
         poll_interval: float | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.stack_name = stack_name
-        self.aws_conn_id = aws_conn_id
-        self.region_name = region_name
         self.poll_interval = poll_interval
 
     def _settings(self, cfg: Any) -> tuple[str, str, str, float]:
         return (
             self.stack_name or cfg.stack.name,
-            self.aws_conn_id or cfg.connections.aws,
-            self.region_name or cfg.region,
+            *self.aws_settings(cfg),
             float(self.poll_interval or cfg.timings.poll_interval_seconds),
         )
 
@@ -152,16 +150,13 @@ class ExecuteChangeSetOperator(BaseOperator):
 
     def _execute(self, context: Any, rel: Any) -> dict[str, Any]:
         """Execute the change set and defer, or return when there is nothing to execute."""
-        from airflow.providers.amazon.aws.hooks.cloud_formation import CloudFormationHook
-
-        from deployment.hooks.aws import aws_hook
         from deployment.run_context import update_section
         from deployment.triggers.cloudformation import StackUpdateTrigger
 
         cfg = rel.cfg
         stack_name, conn_id, region, poll = self._settings(cfg)
         change_set = change_set_to_execute(rel.ledger.read("validation"), rel.ledger.uri("validation"))
-        hook = aws_hook(CloudFormationHook, conn_id, region)
+        hook = self.shared_hook(cfg)
         cfn = hook.conn
         stack = cfn.describe_stacks(StackName=stack_name)["Stacks"][0]
         CloudFormationStackLink.persist(
