@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import inspect
 import json
 import time
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from airflow.models.trigger import Trigger
 
 from deployment.triggers.amplify import AmplifyJobTrigger
+from deployment.triggers.analysis import MetricWatchTrigger
 from deployment.triggers.cloudformation import StackUpdateTrigger, is_failed
+from deployment.triggers.gate_reminder import GateReminderTrigger
 from tests.sandbox._servers import serving
 from tests.unit import _fixtures_phases58 as fx
 
@@ -40,39 +44,67 @@ def first_event(trigger) -> tuple[dict[str, Any], float]:
     return payload, time.monotonic() - started
 
 
-def round_trip(trigger):
-    classpath, kwargs = trigger.serialize()
-    module, name = classpath.rsplit(".", 1)
-    assert module.startswith("deployment.triggers.")
-    json.dumps(kwargs)  # JSON-safe
-    rebuilt = getattr(importlib.import_module(module), name)(**kwargs)
-    assert rebuilt.serialize() == (classpath, kwargs)
-    return rebuilt
+# Every trigger, under the path a trigger row in the database names it by.
+TRIGGERS = {
+    "deployment.triggers.cloudformation.StackUpdateTrigger": StackUpdateTrigger(
+        stack_name="s",
+        aws_conn_id="a",
+        region_name="r",
+        poll_interval=1,
+        deadline=123.0,
+        since="2026-01-01T00:00:00+00:00",
+    ),
+    "deployment.triggers.amplify.AmplifyJobTrigger": AmplifyJobTrigger(
+        app_id="app",
+        branch_name="b",
+        job_id="1",
+        aws_conn_id="a",
+        region_name="r",
+        poll_interval=1,
+        deadline=1.0,
+    ),
+    "deployment.triggers.analysis.MetricWatchTrigger": MetricWatchTrigger(
+        aws_conn_id="a",
+        region_name="r",
+        query={"namespace": "n", "period_seconds": 60},
+        thresholds={"error_rate_percent": 1.0},
+        baseline_rps=None,
+        poll_interval=30.0,
+        label="shift_traffic_10",
+        canary_colour="green",
+        stable_colour="blue",
+        data_since="2026-01-01T00:00:00+00:00",
+        hold_until="2026-01-01T00:05:00+00:00",
+        deadline="2026-01-01T00:07:00+00:00",
+        ignore_alarms=["a"],
+        restore=False,
+    ),
+    "deployment.triggers.gate_reminder.GateReminderTrigger": GateReminderTrigger(
+        datetime(2026, 12, 1, 20, 0, tzinfo=UTC),
+        dag_id="deploy_production",
+        run_id="r",
+        task_ids=["approval_gate.first_approval"],
+        poll_interval=30,
+    ),
+}
 
 
-def test_serialize_round_trips(tmp_path):
-    round_trip(
-        StackUpdateTrigger(
-            stack_name="s",
-            aws_conn_id="a",
-            region_name="r",
-            poll_interval=1,
-            deadline=123.0,
-            since="2026-01-01T00:00:00+00:00",
-        )
-    )
-    round_trip(
-        AmplifyJobTrigger(
-            app_id="app",
-            branch_name="b",
-            job_id="1",
-            aws_conn_id="a",
-            region_name="r",
-            poll_interval=1,
-            deadline=1.0,
-        )
-    )
-    # The metric watch's round trip, with its absolute times: tests/unit/test_canary_watch.py
+@pytest.mark.parametrize("classpath", TRIGGERS)
+def test_each_trigger_round_trips_through_its_stored_row(classpath):
+    """Stored as the triggerer stores it, rebuilt as it rebuilds it: the same path and kwargs again."""
+    trigger = TRIGGERS[classpath]
+    row = Trigger.from_object(trigger)
+    assert row.classpath == classpath
+    assert set(row.kwargs) == set(inspect.signature(type(trigger)).parameters)  # every argument kept
+    module, name = row.classpath.rsplit(".", 1)
+    rebuilt = getattr(importlib.import_module(module), name)(**row.kwargs)
+    assert rebuilt.serialize() == trigger.serialize() == (classpath, row.kwargs)
+
+
+def test_the_aws_triggers_kwargs_are_json_safe():
+    for trigger in TRIGGERS.values():
+        if not isinstance(trigger, GateReminderTrigger):  # a DateTimeTrigger's moment is a datetime
+            json.dumps(trigger.serialize()[1])
 
 
 @pytest.mark.parametrize(

@@ -5,15 +5,16 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from typing import Any
 
-from airflow.triggers.base import BaseTrigger, TriggerEvent
+from airflow.triggers.base import TriggerEvent
 
-from deployment.triggers._base import call, client_in_thread
+from deployment.triggers._base import FieldsTrigger, call, client_in_thread
 
 
-class AmplifyJobTrigger(BaseTrigger):
+class AmplifyJobTrigger(FieldsTrigger):
     """Poll ``get_job`` until ``SUCCEED``; ``FAILED``/``CANCELLED`` (or the deadline) yield an error."""
+
+    fields = ("app_id", "branch_name", "job_id", "aws_conn_id", "region_name", "poll_interval", "deadline")
 
     def __init__(
         self,
@@ -34,20 +35,6 @@ class AmplifyJobTrigger(BaseTrigger):
         self.region_name = region_name
         self.poll_interval = poll_interval
         self.deadline = deadline
-
-    def serialize(self) -> tuple[str, dict[str, Any]]:
-        return (
-            f"{type(self).__module__}.{type(self).__qualname__}",
-            {
-                "app_id": self.app_id,
-                "branch_name": self.branch_name,
-                "job_id": self.job_id,
-                "aws_conn_id": self.aws_conn_id,
-                "region_name": self.region_name,
-                "poll_interval": self.poll_interval,
-                "deadline": self.deadline,
-            },
-        )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         from deployment.aws.amplify import FAILED, SUCCEEDED, job_state

@@ -28,9 +28,9 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from airflow.triggers.base import BaseTrigger, TriggerEvent
+from airflow.triggers.base import TriggerEvent
 
-from deployment.triggers._base import call, client_in_thread
+from deployment.triggers._base import FieldsTrigger, call, client_in_thread
 
 RETRY_FIRST_SECONDS = 0.5
 
@@ -84,7 +84,7 @@ EVENT_FIELDS = (
 )
 
 
-class MetricWatchTrigger(BaseTrigger):
+class MetricWatchTrigger(FieldsTrigger):
     """Judge the new colour once per ``poll_interval`` from ``data_since`` to ``hold_until``.
 
     :param query: ``MetricQuery.to_dict()``.
@@ -97,6 +97,8 @@ class MetricWatchTrigger(BaseTrigger):
     :param deadline: ISO wall-clock time by which the watch decides, whatever happens.
     :param restore: on a breach, put all traffic on ``stable_colour`` before yielding.
     """
+
+    fields = ("aws_conn_id", "region_name", "query", "thresholds", "poll_interval", *EVENT_FIELDS, "restore")
 
     def __init__(
         self,
@@ -131,27 +133,6 @@ class MetricWatchTrigger(BaseTrigger):
         self.deadline = deadline
         self.ignore_alarms = list(ignore_alarms or [])
         self.restore = restore
-
-    def serialize(self) -> tuple[str, dict[str, Any]]:
-        return (
-            f"{type(self).__module__}.{type(self).__qualname__}",
-            {
-                "aws_conn_id": self.aws_conn_id,
-                "region_name": self.region_name,
-                "query": self.query,
-                "thresholds": self.thresholds,
-                "baseline_rps": self.baseline_rps,
-                "poll_interval": self.poll_interval,
-                "label": self.label,
-                "canary_colour": self.canary_colour,
-                "stable_colour": self.stable_colour,
-                "data_since": self.data_since,
-                "hold_until": self.hold_until,
-                "deadline": self.deadline,
-                "ignore_alarms": self.ignore_alarms,
-                "restore": self.restore,
-            },
-        )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:  # noqa: C901 - the poll loop, read top to bottom
         from deployment.aws.cloudwatch_metrics import MetricQuery, fetch_colour_sample

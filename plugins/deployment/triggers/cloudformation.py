@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
-from airflow.triggers.base import BaseTrigger, TriggerEvent
+from airflow.triggers.base import TriggerEvent
 
-from deployment.triggers._base import call, client_in_thread
+from deployment.triggers._base import FieldsTrigger, call, client_in_thread
 
 DONE = "UPDATE_COMPLETE"
 MAX_EVENTS = 20
@@ -46,12 +46,14 @@ def failure_events(cloudformation: Any, stack_name: str, since: str | None) -> l
     return found
 
 
-class StackUpdateTrigger(BaseTrigger):
+class StackUpdateTrigger(FieldsTrigger):
     """Poll ``describe_stacks`` until ``UPDATE_COMPLETE``; on ``*_FAILED``/``*ROLLBACK*`` yield the reasons.
 
     :param since: ISO timestamp the update started at; failure events before it are not reported.
     :param deadline: epoch seconds after which the wait ends with a timeout error.
     """
+
+    fields = ("stack_name", "aws_conn_id", "region_name", "poll_interval", "deadline", "since")
 
     def __init__(
         self,
@@ -70,19 +72,6 @@ class StackUpdateTrigger(BaseTrigger):
         self.poll_interval = poll_interval
         self.deadline = deadline
         self.since = since
-
-    def serialize(self) -> tuple[str, dict[str, Any]]:
-        return (
-            f"{type(self).__module__}.{type(self).__qualname__}",
-            {
-                "stack_name": self.stack_name,
-                "aws_conn_id": self.aws_conn_id,
-                "region_name": self.region_name,
-                "poll_interval": self.poll_interval,
-                "deadline": self.deadline,
-                "since": self.since,
-            },
-        )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         from airflow.providers.amazon.aws.hooks.cloud_formation import CloudFormationHook

@@ -18,18 +18,20 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Any
 
 from airflow.providers.standard.triggers.temporal import DateTimeTrigger
 from airflow.triggers.base import TriggerEvent
 
 from deployment.guards import TERMINAL
+from deployment.triggers._base import FieldsTrigger
 
 log = logging.getLogger(__name__)
 
 
-class GateReminderTrigger(DateTimeTrigger):
+class GateReminderTrigger(FieldsTrigger, DateTimeTrigger):
     """``DateTimeTrigger`` at ``moment`` that also ends once ``task_ids`` of ``run_id`` all finished."""
+
+    fields = ("moment", "dag_id", "run_id", "task_ids", "poll_interval")
 
     def __init__(
         self,
@@ -45,18 +47,6 @@ class GateReminderTrigger(DateTimeTrigger):
         self.run_id = run_id
         self.task_ids = list(task_ids)
         self.poll_interval = float(poll_interval)
-
-    def serialize(self) -> tuple[str, dict[str, Any]]:
-        return (
-            f"{type(self).__module__}.{type(self).__qualname__}",
-            {
-                "moment": self.moment,
-                "dag_id": self.dag_id,
-                "run_id": self.run_id,
-                "task_ids": self.task_ids,
-                "poll_interval": self.poll_interval,
-            },
-        )
 
     async def states(self) -> dict[str, str]:
         """The approval tasks' states now, ``{task_id: state}``."""
