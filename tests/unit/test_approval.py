@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 from _release import AUTHOR, COMMIT, RUN_ID, VERSION
-from airflow.sdk.exceptions import AirflowFailException, TaskAwaitingInput, TaskDeferred
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, TaskAwaitingInput, TaskDeferred
 
 from deployment.gate import approval, approvers, timers
 from deployment.gate.approval import ReleaseApprovalOperator
@@ -195,6 +195,13 @@ def test_an_excluded_answer_is_refused_even_if_airflow_let_it_through(cfg, hitl,
     with pytest.raises(ApprovalRefused, match="came from 'alice', who may not approve"):
         _operator(cfg).execute_complete(_context(), _event("alice"))
     assert planned.read(SECTION)["first_approval"]["decision"] == "refused"
+
+
+def test_an_empty_event_is_a_clear_error_not_a_rejection(cfg, hitl, planned):
+    with pytest.raises(AirflowException, match="has no chosen_options, responded_by_user"):
+        _operator(cfg).execute_complete(_context(), {})
+    assert (planned.read(SECTION) or {}).get("first_approval") is None
+    assert approvers.REJECTED_KEY not in (planned.read(SECTION) or {})
 
 
 def test_timeout_is_a_rejection(cfg, hitl, planned):

@@ -167,6 +167,9 @@ class ReleaseApprovalOperator(ApprovalOperator):
         return super().execute(context)
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
+        from deployment.triggers.events import resumed_event
+
+        event = resumed_event(event)
         rel = self._release(context)
         entry = (rel.ledger.read(SECTION) or {}).get(self.task_id) or {}
         if "error" in event:
@@ -227,8 +230,12 @@ def hitl_answer(event: dict[str, Any]) -> dict[str, Any]:
     Airflow 3.3 resumes a parked HITL task with the event its API server built from the
     HITL detail row when the authenticated user answered (``responded_by_user`` is that
     user). A task cannot read the detail again itself: its supervisor refuses
-    ``GetHITLDetailResponse`` ("Unhandled request"), which only the triggerer may send.
+    ``GetHITLDetailResponse`` ("Unhandled request"), which only the triggerer may send. An
+    event without the chosen options or the user is refused, never read as nobody's rejection.
     """
+    from deployment.triggers.events import resumed_event
+
+    resumed_event(event, "chosen_options", "responded_by_user")
     user = event.get("responded_by_user") or {}
     return {
         "chosen_options": list(event.get("chosen_options") or []),

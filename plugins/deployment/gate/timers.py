@@ -61,6 +61,9 @@ class ApprovalReminderOperator(BaseOperator):
     def resume(self, context: Any, event: Any = None) -> dict[str, Any]:
         """After a wait: a gate decided meanwhile ends the task; otherwise look again. The gate's
         trigger resumes with ``{"decided": ...}``; the short look's ``DateTimeTrigger`` with its moment."""
+        from deployment.triggers.events import resumed_event
+
+        event = resumed_event(event)
         if isinstance(event, dict) and event.get("decided"):
             return {"reminded": []}
         return self._next(context)

@@ -129,7 +129,9 @@ class AmplifyReleaseOperator(ConfiguredAwsOperator[AmplifyHook]):
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
         from deployment.run_context import release
+        from deployment.triggers.events import resumed_event
 
+        event = resumed_event(event, "status")
         return self._finish(release(context), event)
 
     def _finish(self, rel: Any, event: dict[str, Any]) -> dict[str, Any]:

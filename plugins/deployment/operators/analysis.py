@@ -218,7 +218,9 @@ class TrafficShiftOperator(_MetricWatchOperator):
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
         from deployment.run_context import release, update_section
+        from deployment.triggers.events import resumed_event
 
+        event = resumed_event(event, "status")
         rel = release(context)
         weight = int(self.weight)
         frontend = rel.ledger.read("frontend") or {}
@@ -321,7 +323,9 @@ class MonitorReleaseOperator(_MetricWatchOperator):
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
         from deployment.run_context import release, update_section
+        from deployment.triggers.events import resumed_event
 
+        event = resumed_event(event, "status")
         rel = release(context)
         result = self._result(event)
         restored = self._restore_on_breach(rel, event)

@@ -267,7 +267,9 @@ class ExecuteChangeSetOperator(ConfiguredAwsOperator[CloudFormationHook]):
         from deployment.checks.alarms import alarms_after
         from deployment.ledger import now_iso
         from deployment.run_context import release, update_section
+        from deployment.triggers.events import resumed_event
 
+        event = resumed_event(event, "status")
         rel = release(context)
         update_section(
             rel.ledger,
