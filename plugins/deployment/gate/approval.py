@@ -59,6 +59,8 @@ class ReleaseApprovalOperator(ApprovalOperator):
 
     :param approval_number: which of the ``approvals.required`` approvals this is (for the subject).
     :param prior_approval_task_ids: the approval tasks before this one; their approvers are excluded.
+    :param response_timeout: the request's timeout as built; ``execute`` replaces it with what is left
+        of the gate's one deadline.
     """
 
     template_fields: Sequence[str] = ("subject", "body")

@@ -51,6 +51,12 @@ class ApprovalReminderOperator(BaseOperator):
     ui_color = "#fff3cd"
 
     def __init__(self, *, approval_task_ids: Sequence[str], poll_interval: float, **kwargs: Any) -> None:
+        """
+        :param approval_task_ids: the gate's approval tasks: an open request of one of them is
+            reminded, and all of them finished ends the task with no message.
+        :param poll_interval: seconds between two looks at those tasks' states while deferred, and
+            the short wait before the first request exists.
+        """
         super().__init__(**kwargs)
         self.approval_task_ids = list(approval_task_ids)
         self.poll_interval = float(poll_interval)

@@ -75,6 +75,10 @@ class AmplifyReleaseOperator(ConfiguredAwsOperator[AmplifyHook]):
     ui_color = "#90be6d"
 
     def __init__(self, *, poll_interval: float | None = None, **kwargs: Any) -> None:
+        """
+        :param poll_interval: seconds between two looks at the Amplify job, in the triggerer; None:
+            the config's ``timings.poll_interval_seconds``.
+        """
         super().__init__(**kwargs)
         self.poll_interval = poll_interval
 

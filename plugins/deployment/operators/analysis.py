@@ -32,6 +32,10 @@ class _MetricWatchOperator(BaseOperator):
     template_fields: tuple[str, ...] = ("poll_interval",)
 
     def __init__(self, *, poll_interval: float | None = None, **kwargs: Any) -> None:
+        """
+        :param poll_interval: seconds between two analyses of the watch, each judging the window
+            since the one before; None: the config's ``timings.poll_interval_seconds``.
+        """
         super().__init__(**kwargs)
         self.poll_interval = poll_interval
 
@@ -139,6 +143,13 @@ class TrafficShiftOperator(_MetricWatchOperator):
     ui_color = "#43aa8b"
 
     def __init__(self, *, weight: int, hold_seconds: int | None = None, **kwargs: Any) -> None:
+        """
+        :param weight: the percentage of traffic the step sends to the new colour; the stable colour
+            keeps the rest.
+        :param hold_seconds: how long the step is watched; None: the hold of the step of that weight
+            in the config's ``traffic.steps`` (a weight with no step there fails the task).
+        :param poll_interval: as for every watch (``_MetricWatchOperator``).
+        """
         super().__init__(**kwargs)
         self.weight = weight
         self.hold_seconds = hold_seconds

@@ -80,6 +80,11 @@ class ExecuteChangeSetOperator(ConfiguredAwsOperator[CloudFormationHook]):
         poll_interval: float | None = None,
         **kwargs: Any,
     ) -> None:
+        """
+        :param stack_name: the stack to update; None: the config's ``stack.name``.
+        :param poll_interval: seconds between two looks at the stack, in the triggerer; None: the
+            config's ``timings.poll_interval_seconds``.
+        """
         super().__init__(**kwargs)
         self.stack_name = stack_name
         self.poll_interval = poll_interval

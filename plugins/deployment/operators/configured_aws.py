@@ -21,13 +21,14 @@ class ConfiguredAwsOperator(AwsBaseOperator[HookT]):
     Its AWS calls go through this process's shared hook (:meth:`shared_hook`), the one the
     deployment record and the ``deployment.aws`` helpers use too, not through ``self.hook``,
     which would build a second client of the same service on the same connection.
-
-    :param aws_conn_id: the Airflow connection to AWS; None (the default): the config's
-        ``connections.aws``, read when the task runs.
-    :param region_name: the AWS region; None (the default): the config's ``region``.
     """
 
     def __init__(self, *, aws_conn_id: str | None = None, **kwargs: Any) -> None:
+        """
+        :param aws_conn_id: the Airflow connection to AWS; None: the config's ``connections.aws``,
+            read when the task runs.
+        :param region_name: the AWS region; None: the config's ``region``.
+        """
         super().__init__(aws_conn_id=aws_conn_id, **kwargs)
         if self.verify is not None or self.botocore_config is not None:
             raise ValueError(

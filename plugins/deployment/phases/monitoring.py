@@ -35,6 +35,8 @@ class GuardedMonitorOperator(MonitorReleaseOperator):
     """
 
     def __init__(self, **kwargs: Any) -> None:
+        """``MonitorReleaseOperator``'s arguments; retries default to ``MONITOR_RETRIES``, the delay
+        5 s and doubling."""
         kwargs.setdefault("retries", MONITOR_RETRIES)
         kwargs.setdefault("retry_delay", timedelta(seconds=5))
         kwargs.setdefault("retry_exponential_backoff", 2.0)
