@@ -314,6 +314,11 @@ def assert_rolled_back(
         assert changes == [], f"the traffic router must not be touched before traffic moved: {changes}"
         assert section["steps"]["traffic"]["status"] == "not_needed"
 
+    if "stack" in undone:  # the build the restored stack runs: named, proven, and read back from Lambda
+        build = section["steps"]["verify"]["checks"]["build"]
+        assert build["ok"] and build["objects"] and build["functions"], build
+        assert all(f["code_sha256"] == f["expected_code_sha256"] for f in build["functions"]), build
+
     notices = world.urgent_notices()
     assert all(len(found) >= 1 for found in notices.values()), notices
     assert_data_kept(release, items, section)
