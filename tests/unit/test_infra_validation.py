@@ -6,7 +6,7 @@ import pytest
 from _release import COMMIT, RUN_ID, VERSION
 
 from deployment.aws.artifacts import ArtifactError
-from deployment.aws.cloudformation import compare, ensure_change_set
+from deployment.aws.change_sets import compare, ensure_change_set
 from deployment.checks import template as iv
 
 

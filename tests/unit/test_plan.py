@@ -271,7 +271,7 @@ def _described(logical_id, action="Modify", replacement="False", properties=(), 
 
 
 def _from_aws(*described):
-    from deployment.aws.cloudformation import summarize
+    from deployment.aws.change_sets import summarize
 
     return _change_set(*summarize(list(described)))
 

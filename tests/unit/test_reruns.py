@@ -36,7 +36,8 @@ def _take_backup(cfg, ledger):
 
 def _deploy(cfg, aws, ledger, purpose="deploy"):
     """What deploy_infrastructure does: this run's change set for the release, executed."""
-    from deployment.aws.cloudformation import ensure_change_set, release_template
+    from deployment.aws.change_sets import ensure_change_set
+    from deployment.aws.cloudformation import release_template
 
     change_set = ensure_change_set(
         cfg, VERSION, RUN_ID, purpose, ledger=ledger, poll=0.1, packaged=release_template(cfg, ledger)

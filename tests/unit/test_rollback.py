@@ -32,7 +32,7 @@ def _take_backup(cfg, ledger):
 
 
 def _deploy_new_version(cfg, aws, ledger):
-    from deployment.aws.cloudformation import ensure_change_set
+    from deployment.aws.change_sets import ensure_change_set
 
     change_set = ensure_change_set(cfg, VERSION, RUN_ID, "deploy", ledger=ledger, poll=0.1)
     aws["cfn"].execute_change_set(StackName=cfg.stack.name, ChangeSetName=change_set["name"])

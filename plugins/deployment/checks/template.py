@@ -86,7 +86,7 @@ def report_problems(report: dict[str, Any]) -> list[str]:
 
 def verify_change_set(cfg: DeploymentConfig, ledger: Ledger) -> dict[str, Any]:
     """Make the deploy change set and compare it, in effect, with the one in the approved plan."""
-    from deployment.aws.cloudformation import compare, ensure_change_set
+    from deployment.aws.change_sets import compare, ensure_change_set
 
     plan = ledger.read("plan")
     if plan is None:

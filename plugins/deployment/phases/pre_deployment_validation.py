@@ -220,7 +220,8 @@ def pre_deployment_validation_group(config: DeploymentConfig) -> TaskGroup:
         @task(task_id="generate_plan", trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
         def generate_plan() -> str:
             """Change-set preview + plan (JSON and Markdown) into the record; returns the Markdown."""
-            from deployment.aws.cloudformation import deployed_version, ensure_change_set
+            from deployment.aws.change_sets import ensure_change_set
+            from deployment.aws.cloudformation import deployed_version
             from deployment.gate.plan import build_plan, render_markdown
             from deployment.ledger import now_iso
             from deployment.traffic import router_for

@@ -156,6 +156,7 @@ def restore_stack(
     rerun waits for its own redeploy instead of cancelling it; a change set already spent
     (executed, failed, obsolete) is never reused: the next one gets a new name.
     """
+    from deployment.aws import change_sets
     from deployment.aws import cloudformation as cf
 
     timeout = timeout if timeout is not None else cfg.timings.stack_timeout_seconds
@@ -176,14 +177,18 @@ def restore_stack(
         actions.append("the stack equals the backup: nothing to redeploy")
         return {**result, "status": status, "redeployed": False}
 
-    base = cf.change_set_name(backup_version(cfg, backup) or "previous", run_id, f"rollback-a{attempt}")
+    base = change_sets.change_set_name(
+        backup_version(cfg, backup) or "previous", run_id, f"rollback-a{attempt}"
+    )
     change_set, described = _usable_change_set(cfg, cfn, base, backed_up, timeout, poll)
+    no_changes = described is None or change_sets.is_no_changes(described)
+    described = described or {}
     result["change_set"] = {
         "name": change_set,
         "id": described.get("ChangeSetId"),
-        "changes": cf.summarize(described.get("Changes", [])),
+        "changes": change_sets.summarize(described.get("Changes", [])),
     }
-    if described.get("NoResourceChanges"):
+    if no_changes:
         # No resource changes, yet the parameters differ: update them in place.
         _update_parameters(cfg, cfn, backed_up, actions)
     elif described.get("ExecutionStatus") == "AVAILABLE":
@@ -216,12 +221,33 @@ MAX_CHANGE_SETS = 5
 
 def _usable_change_set(
     cfg: DeploymentConfig, cfn: Any, base: str, backed_up: dict[str, Any], timeout: float, poll: float
-) -> tuple[str, dict[str, Any]]:
-    """The first of ``base``, ``base-2``, ... that is not spent, created and described."""
+) -> tuple[str, dict[str, Any] | None]:
+    """The first of ``base``, ``base-2``, ... that is not spent, found or created, and described
+    (None: CloudFormation refused to create it, nothing would change)."""
+    from deployment.aws.change_sets import MAX_TEMPLATE_BODY, find_or_create, is_no_changes
+
+    def submission() -> dict[str, Any]:
+        body = backed_up["template_body"]
+        if len(body.encode()) > MAX_TEMPLATE_BODY:
+            raise RollbackError(
+                f"the backed-up template is over {MAX_TEMPLATE_BODY} bytes; "
+                "redeploy it from its S3 copy by hand"
+            )
+        return {
+            "TemplateBody": body,
+            "Parameters": _parameter_list(backed_up["parameters"]),
+            "Capabilities": list(cfg.stack.capabilities),
+            "Description": "rollback to the backed-up template and parameters",
+        }
+
     for number in range(1, MAX_CHANGE_SETS + 1):
         name = base if number == 1 else f"{base}-{number}"
-        described = _ensure_rollback_change_set(cfg, cfn, name, backed_up, timeout, poll)
-        if described.get("NoResourceChanges") or described.get("ExecutionStatus") not in SPENT:
+        # A failed one is made again, even one that found nothing to change: the stack still
+        # differs from the backup. One executed stays, and the next name is tried.
+        described = find_or_create(
+            cfn, cfg.stack.name, name, submission, timeout=timeout, poll=poll, replace=_failed
+        )
+        if described is None or is_no_changes(described) or described.get("ExecutionStatus") not in SPENT:
             return name, described
     raise RollbackError(
         f"{MAX_CHANGE_SETS} rollback change sets ({base}...) are spent and the stack still "
@@ -229,12 +255,16 @@ def _usable_change_set(
     )
 
 
+def _failed(described: dict[str, Any]) -> bool:
+    return described["Status"] == "FAILED"
+
+
 def _update_parameters(
     cfg: DeploymentConfig, cfn: Any, backed_up: dict[str, Any], actions: list[str]
 ) -> None:
     from botocore.exceptions import ClientError
 
-    from deployment.aws.cloudformation import NO_CHANGES_MARKERS
+    from deployment.aws.change_sets import NO_CHANGES_MARKERS
 
     try:
         cfn.update_stack(
@@ -257,56 +287,3 @@ def _parameter_list(parameters: dict[str, str]) -> list[dict[str, Any]]:
         else {"ParameterKey": k, "ParameterValue": v}
         for k, v in sorted(parameters.items())
     ]
-
-
-def _ensure_rollback_change_set(
-    cfg: DeploymentConfig, cfn: Any, name: str, backed_up: dict[str, Any], timeout: float, poll: float
-) -> dict[str, Any]:
-    """This run's rollback change set, created if missing; waits until it is described."""
-    from botocore.exceptions import ClientError
-
-    from deployment.aws.cloudformation import MAX_TEMPLATE_BODY, NO_CHANGES_MARKERS
-
-    stack = cfg.stack.name
-
-    def describe() -> dict[str, Any] | None:
-        try:
-            return cfn.describe_change_set(StackName=stack, ChangeSetName=name)
-        except ClientError as err:
-            if err.response["Error"].get("Code") == "ChangeSetNotFound" or "does not exist" in str(err):
-                return None
-            raise
-
-    described = describe()
-    if described is not None and described.get("Status") == "FAILED":
-        cfn.delete_change_set(StackName=stack, ChangeSetName=name)
-        described = None
-    if described is None:
-        body = backed_up["template_body"]
-        if len(body.encode()) > MAX_TEMPLATE_BODY:
-            raise RollbackError(
-                f"the backed-up template is over {MAX_TEMPLATE_BODY} bytes; "
-                "redeploy it from its S3 copy by hand"
-            )
-        cfn.create_change_set(
-            StackName=stack,
-            ChangeSetName=name,
-            ChangeSetType="UPDATE",
-            TemplateBody=body,
-            Parameters=_parameter_list(backed_up["parameters"]),
-            Capabilities=list(cfg.stack.capabilities),
-            Description="rollback to the backed-up template and parameters",
-        )
-    deadline = time.monotonic() + timeout
-    while True:
-        described = describe() or {}
-        if described.get("Status") not in ("CREATE_PENDING", "CREATE_IN_PROGRESS"):
-            break
-        if time.monotonic() > deadline:
-            raise RollbackError(f"change set {name} still {described.get('Status')} after {timeout:.0f} s")
-        time.sleep(poll)
-    if described.get("Status") == "FAILED":
-        if any(marker in (described.get("StatusReason") or "") for marker in NO_CHANGES_MARKERS):
-            return {**described, "NoResourceChanges": True}
-        raise RollbackError(f"rollback change set {name} FAILED: {described.get('StatusReason')}")
-    return described
