@@ -34,23 +34,11 @@ from airflow_stack.client import AirflowClient, stack_clients  # noqa: E402
 from airflow_stack.env import ADMIN, APPROVERS, CI_USER, DAG_ID, passwords  # noqa: E402
 from airflow_stack.sandbox_process import SandboxError  # noqa: E402
 from airflow_stack.supervisor import StackError  # noqa: E402
+from deployment.release.phase_registry import GROUP_IDS  # noqa: E402
 
 TRIGGER_SCRIPT = ROOT / "scripts" / "trigger_release.py"
-PHASES = (
-    "record_release",
-    "announce_emergency",
-    "pre_deployment_validation",
-    "approval_gate",
-    "backup",
-    "validate_infrastructure",
-    "deploy_infrastructure",
-    "deploy_frontend",
-    "smoke_tests",
-    "monitoring",
-    "notify",
-    "rollback",
-    "record_outcome",
-)
+# The release's task groups, with the tasks and the rollback group beside them, as the run shows them.
+PHASES = ("record_release", "announce_emergency", *GROUP_IDS, "rollback", "record_outcome")
 ACTIVE = {"running", "queued", "scheduled", "up_for_retry", "up_for_reschedule", "restarting"}
 
 

@@ -84,13 +84,14 @@ def sort_key(item: dict[str, Any]) -> str:
 def timeline(record: Record, started_at: str | None) -> list[dict[str, Any]]:
     """The phases as (name, start, end, seconds): the recorded ``metrics`` when written, else measured
     from the sections the same way deployment_metrics measures them; the rollback's steps after."""
-    from deployment.release.phase_metrics import PHASES, phase_durations
+    from deployment.release.phase_metrics import phase_durations
+    from deployment.release.phase_registry import MEASURED
 
     phases = record.section("metrics").get("phases")
     if not isinstance(phases, dict) or not phases:
         start = parse_time(started_at)
         boundaries = {}
-        for _, name in PHASES:
+        for name in (phase.section for phase in MEASURED):
             if name not in record.sections:
                 continue
             body = record.section(name)

@@ -8,18 +8,10 @@ import pytest
 from airflow.dag_processing.dagbag import DagBag
 from airflow.sdk import TriggerRule
 
+from deployment.release.phase_registry import GROUP_IDS
+
 DAGS_DIR = Path(__file__).resolve().parents[2] / "dags"
-PHASES = [
-    "pre_deployment_validation",
-    "approval_gate",
-    "backup",
-    "validate_infrastructure",
-    "deploy_infrastructure",
-    "deploy_frontend",
-    "smoke_tests",
-    "monitoring",
-    "notify",
-]
+PHASES = list(GROUP_IDS)
 CHANGING = PHASES[2:8]
 
 

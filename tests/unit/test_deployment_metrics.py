@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from deployment.release import phase_metrics as dm
+from deployment.release.phase_registry import MEASURED
 
 T0 = datetime(2026, 1, 2, 3, 0, tzinfo=UTC)
 
@@ -72,3 +73,24 @@ def test_record_metrics_measures_the_record_and_publishes_once(cfg, aws, ledger)
         Statistics=["SampleCount"],
     )
     assert sum(p["SampleCount"] for p in stats["Datapoints"]) == 1
+
+
+def test_the_recorded_phase_and_metric_names_stay_what_dashboards_and_the_view_read():
+    """``metrics.phases``' keys and the CloudWatch metric names are read outside the DAG: renaming
+    one in the phase registry breaks the dashboards and the Deployments view."""
+    assert [(p.group_id, p.measured_as, p.section, p.metric) for p in MEASURED] == [
+        ("pre_deployment_validation", "pre_deployment_validation", "plan", "PreDeploymentValidationDuration"),
+        ("approval_gate", "approval_wait", "approvals", "ApprovalWaitDuration"),
+        ("backup", "backup", "backup", "BackupDuration"),
+        (
+            "validate_infrastructure",
+            "infrastructure_validation",
+            "validation",
+            "InfrastructureValidationDuration",
+        ),
+        ("deploy_infrastructure", "infrastructure", "infrastructure", "InfrastructureDuration"),
+        ("deploy_frontend", "frontend", "frontend", "FrontendDuration"),
+        ("smoke_tests", "smoke_tests", "smoke_tests", "SmokeTestsDuration"),
+        ("monitoring", "monitoring", "monitoring", "MonitoringDuration"),
+    ]
+    assert dm.METRIC_NAMES["total"] == "TotalDuration"

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from deployment.release.phase_metrics import parse_time
+from deployment.release.phase_registry import MEASURED
 
 RECORDS = Path(__file__).resolve().parent / "deployments_view_records" / "records"
 USERS = "admin:admin,viewer:viewer,nobody:"  # ``nobody`` has no role: SimpleAuthManager grants it nothing
@@ -162,16 +163,7 @@ def test_releases_newest_first_with_who_what_and_links(view):
 def test_one_release_timeline_plan_approvals_watches_and_smoke_tests(view):
     release = ok(view(f"/api/releases/{SUCCESS}"))
     phases = [bar["phase"] for bar in release["timeline"]]
-    assert phases == [
-        "pre_deployment_validation",
-        "approval_wait",
-        "backup",
-        "infrastructure_validation",
-        "infrastructure",
-        "frontend",
-        "smoke_tests",
-        "monitoring",
-    ]
+    assert phases == [phase.measured_as for phase in MEASURED]
     assert all(bar["seconds"] >= 0 for bar in release["timeline"])
     assert release["plan"]["change_set"]["name"] == RUNS[SUCCESS]["plan"]["change_set"]["name"]
     assert release["plan"]["risk"]["level"] == RUNS[SUCCESS]["plan"]["risk"]["level"]

@@ -1,1 +1,1 @@
-"""The release's outcome: its summary and the per-phase deployment metrics."""
+"""The release: the registry of its phases, its outcome summary and the per-phase deployment metrics."""

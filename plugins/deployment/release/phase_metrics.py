@@ -15,32 +15,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from deployment.release.phase_registry import MEASURED, TOTAL, TOTAL_METRIC
+
 if TYPE_CHECKING:
     from deployment.config import DeploymentConfig
     from deployment.ledger import Ledger
 
-# (phase, section whose last write ends it), in release order; the first starts at conf.started_at.
-PHASES: tuple[tuple[str, str], ...] = (
-    ("pre_deployment_validation", "plan"),
-    ("approval_wait", "approvals"),
-    ("backup", "backup"),
-    ("infrastructure_validation", "validation"),
-    ("infrastructure", "infrastructure"),
-    ("frontend", "frontend"),
-    ("smoke_tests", "smoke_tests"),
-    ("monitoring", "monitoring"),
-)
-METRIC_NAMES = {
-    "pre_deployment_validation": "PreDeploymentValidationDuration",
-    "approval_wait": "ApprovalWaitDuration",
-    "backup": "BackupDuration",
-    "infrastructure_validation": "InfrastructureValidationDuration",
-    "infrastructure": "InfrastructureDuration",
-    "frontend": "FrontendDuration",
-    "smoke_tests": "SmokeTestsDuration",
-    "monitoring": "MonitoringDuration",
-    "total": "TotalDuration",
-}
+METRIC_NAMES = {**{phase.measured_as: phase.metric for phase in MEASURED}, TOTAL: TOTAL_METRIC}
 
 
 def parse_time(value: Any) -> datetime | None:
@@ -66,20 +47,20 @@ def phase_durations(
     """
     phases: dict[str, Any] = {}
     previous_end = started_at
-    for phase, section in PHASES:
-        times = boundaries.get(section)
+    for phase in MEASURED:
+        times = boundaries.get(phase.section)
         if not times or times.get("ended") is None:
-            phases[phase] = None
+            phases[phase.measured_as] = None
             continue
         start = times.get("started") or previous_end
         ended = times["ended"]
-        phases[phase] = {
+        phases[phase.measured_as] = {
             "started_at": start.isoformat(),
             "ended_at": ended.isoformat(),
             "seconds": round(max((ended - start).total_seconds(), 0.0), 3),
         }
         previous_end = ended
-    phases["total"] = {
+    phases[TOTAL] = {
         "started_at": started_at.isoformat(),
         "ended_at": end.isoformat(),
         "seconds": round(max((end - started_at).total_seconds(), 0.0), 3),
@@ -90,7 +71,7 @@ def phase_durations(
 def section_boundaries(ledger: Ledger, record: dict[str, Any]) -> dict[str, dict[str, datetime | None]]:
     """Each phase section's start (its ``started_at``, if any) and end (last write to S3)."""
     boundaries = {}
-    for _, section in PHASES:
+    for section in (phase.section for phase in MEASURED):
         if section not in record:
             continue
         body = record[section] if isinstance(record[section], dict) else {}

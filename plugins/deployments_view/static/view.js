@@ -3,8 +3,6 @@
 "use strict";
 
 const main = document.getElementById("main");
-const PHASE_ORDER = ["pre_deployment_validation", "approval_wait", "backup", "infrastructure_validation",
-  "infrastructure", "frontend", "smoke_tests", "monitoring"];
 
 function el(tag, attrs, ...children) {
   const node = document.createElement(tag);
