@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 
 import pytest
 from _release import COMMIT, PREVIOUS, RUN_ID, VERSION
@@ -140,6 +141,24 @@ def test_failed_change_set_is_made_again(cfg, aws, monkeypatch):
     result = cs.ensure_change_set(cfg, VERSION, RUN_ID, "plan", packaged=aws["builds"][VERSION], poll=0)
     assert deleted == [name]
     assert result["status"] == "CREATE_COMPLETE"
+
+
+def test_a_change_set_still_being_made_at_the_timeout_is_an_error(cfg, aws, monkeypatch):
+    """The wait takes our poll interval and timeout, not botocore's (30 s apart, for an hour)."""
+    client = cf.client(cfg)
+
+    def still_in_progress(parsed, **_):
+        if "Status" in parsed:
+            parsed["Status"] = "CREATE_IN_PROGRESS"
+
+    client.meta.events.register("after-call.cloudformation.DescribeChangeSet", still_in_progress)
+    monkeypatch.setattr(cf, "client", lambda _cfg: client)
+    started = time.monotonic()
+    with pytest.raises(cf.CloudFormationError, match="still CREATE_IN_PROGRESS after 1 s"):
+        cs.ensure_change_set(
+            cfg, VERSION, RUN_ID, "plan", packaged=aws["builds"][VERSION], timeout=1, poll=0.1
+        )
+    assert 1 <= time.monotonic() - started < 5
 
 
 def test_summarize_normalizes_and_orders():

@@ -73,20 +73,18 @@ class WrongCommit(RuntimeError):
 
 def find_release_job(cfg: DeploymentConfig, branch: str, marker: str, amplify: Any) -> dict | None:
     """The newest job on ``branch`` carrying ``marker`` that is running or succeeded."""
-    token = None
-    while True:
-        kwargs = {"appId": cfg.amplify.app_id, "branchName": branch, "maxResults": 50}
-        response = amplify.list_jobs(**kwargs, **({"nextToken": token} if token else {}))
-        for job in response.get("jobSummaries", []):  # newest first
+    pages = amplify.get_paginator("list_jobs").paginate(
+        appId=cfg.amplify.app_id, branchName=branch, PaginationConfig={"PageSize": 50}
+    )
+    for page in pages:
+        for job in page.get("jobSummaries", []):  # newest first
             if (
                 job.get("commitMessage") == marker
                 and job["jobType"] == "RELEASE"
                 and job["status"] not in FAILED
             ):
                 return job
-        token = response.get("nextToken")
-        if not token:
-            return None
+    return None
 
 
 def start_release(

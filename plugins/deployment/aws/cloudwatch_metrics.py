@@ -18,6 +18,7 @@ The whole-environment sample of staging and the rollback's check (:func:`fetch_s
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -127,15 +128,19 @@ def _sums(
 ) -> dict[str, float | None]:
     queries = queries or _metric_data_queries(query, (end - start).total_seconds())
     sums: dict[str, float | None] = {q["Id"]: None for q in queries}
-    kwargs: dict[str, Any] = {"MetricDataQueries": queries, "StartTime": start, "EndTime": end}
-    while True:  # one call unless CloudWatch pages (far more datapoints than a poll window holds)
-        response = cloudwatch.get_metric_data(**kwargs)
-        for result in response["MetricDataResults"]:
+    # One page unless CloudWatch pages (far more datapoints than a poll window holds).
+    for page in _metric_data_pages(cloudwatch, queries, start, end):
+        for result in page["MetricDataResults"]:
             if result["Values"]:
                 sums[result["Id"]] = (sums[result["Id"]] or 0.0) + float(sum(result["Values"]))
-        if not response.get("NextToken"):
-            return sums
-        kwargs["NextToken"] = response["NextToken"]
+    return sums
+
+
+def _metric_data_pages(
+    cloudwatch: Any, queries: list[dict[str, Any]], start: datetime, end: datetime
+) -> Iterable[dict[str, Any]]:
+    paginator = cloudwatch.get_paginator("get_metric_data")
+    return paginator.paginate(MetricDataQueries=queries, StartTime=start, EndTime=end)
 
 
 def firing_alarms(cloudwatch: Any, prefix: str) -> list[dict[str, Any]]:
@@ -219,18 +224,14 @@ def window_queries(
 def _results(cloudwatch: Any, queries: list[dict[str, Any]], start: datetime, end: datetime) -> dict:
     """``{id: [(timestamp, value), ...]}`` of one GetMetricData call (all its pages)."""
     found: dict[str, list[tuple[datetime, float]]] = {q["Id"]: [] for q in queries}
-    kwargs: dict[str, Any] = {"MetricDataQueries": queries, "StartTime": start, "EndTime": end}
-    while True:
-        response = cloudwatch.get_metric_data(**kwargs)
-        for result in response["MetricDataResults"]:
+    for page in _metric_data_pages(cloudwatch, queries, start, end):
+        for result in page["MetricDataResults"]:
             found[result["Id"]] += [
                 (stamp, float(value))
                 for stamp, value in zip(result.get("Timestamps", []), result["Values"], strict=False)
                 if value is not None
             ]
-        if not response.get("NextToken"):
-            return found
-        kwargs["NextToken"] = response["NextToken"]
+    return found
 
 
 def _window_series(found: dict[str, list[tuple[datetime, float]]], prefix: str) -> Series:

@@ -78,15 +78,11 @@ def _dynamodb(cfg: DeploymentConfig) -> Any:
 
 
 def _find_backup(ddb: Any, table: str, name: str) -> str | None:
-    kwargs: dict[str, Any] = {"TableName": table, "BackupType": "USER"}
-    while True:
-        page = ddb.list_backups(**kwargs)
+    for page in ddb.get_paginator("list_backups").paginate(TableName=table, BackupType="USER"):
         for summary in page.get("BackupSummaries", []):
             if summary["BackupName"] == name and summary.get("BackupStatus") != "DELETED":
                 return summary["BackupArn"]
-        if not page.get("LastEvaluatedBackupArn"):
-            return None
-        kwargs["ExclusiveStartBackupArn"] = page["LastEvaluatedBackupArn"]
+    return None
 
 
 def _wait_available(ddb: Any, table: str, arn: str, timeout: float, poll: float) -> dict[str, Any]:
@@ -137,16 +133,15 @@ def backup_tables(
 # ------------------------------------------------------------------------- Amplify
 def latest_succeeded_job(amplify: Any, app_id: str, branch: str) -> dict[str, Any] | None:
     """The branch's newest SUCCEED job: the build it serves."""
-    kwargs: dict[str, Any] = {"appId": app_id, "branchName": branch, "maxResults": 50}
+    pages = amplify.get_paginator("list_jobs").paginate(
+        appId=app_id, branchName=branch, PaginationConfig={"PageSize": 50}
+    )
     best = None
-    while True:
-        page = amplify.list_jobs(**kwargs)
+    for page in pages:
         for job in page.get("jobSummaries", []):
             if job["status"] == "SUCCEED" and (best is None or job["startTime"] > best["startTime"]):
                 best = job
-        if not page.get("nextToken"):
-            return best
-        kwargs["nextToken"] = page["nextToken"]
+    return best
 
 
 ENVIRONMENTS_PREFIX = "backups/amplify-environments"
