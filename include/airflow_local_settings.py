@@ -19,8 +19,12 @@ import sys
 PARSE = (
     "airflow.providers.standard.operators.hitl",
     "airflow.providers.standard.operators.python",
+    "airflow.providers.standard.decorators.python",
+    "airflow.providers.standard.decorators.branch_python",
     "airflow.providers.standard.sensors.date_time",
     "airflow.providers.amazon.aws.links.base_aws",
+    # the base of the operators that call AWS: it imports boto3 and botocore
+    "airflow.providers.amazon.aws.operators.base_aws",
 )
 # What the tasks import: the providers' hooks and the libraries behind them.
 TASKS = (
