@@ -66,9 +66,11 @@ def _cancel_restores(release: Release, world, instant: str, before: dict[str, in
     print(f"cancel {instant}: traffic back on blue {restored_after:.1f} s after the run was marked")
     let_stopped_tasks_end(release.users["admin"], [release.run_id])
     assert world.weights() == STABLE, "a task killed by the cancel moved traffic again"
+    # The record is written once the front door serves the restore (after any propagation lag), and
+    # the notice after the record, from the same thread: wait for each, not for a fixed time.
+    _wait_until(lambda: release.record("cancellation") is not None, "the cancellation record", timeout=60)
     cancellation = release.section("cancellation")
     assert cancellation["weights_before"] == before, cancellation
-    # The notice follows the record's write, from the same thread: wait for it, not for a fixed time.
     _wait_until(
         lambda: any(
             "was cancelled while traffic was" in m["text"] and release.run_id in m["text"]
