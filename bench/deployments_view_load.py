@@ -2,7 +2,7 @@
 """The Deployments view with 500 recorded releases: ``.venv/bin/python bench/deployments_view_load.py``.
 
 Generates N release records from the ones real sandbox releases wrote
-(``tests/unit/deployments_view_records``): each a copy of the successful release, the
+(``tests/unit/deployments_view/captured``): each a copy of the successful release, the
 canary breach rolled back, or the manual rollback, with its version, run and times moved
 back along a year (one release every ~17 h for 500), and the summary ``record_outcome``
 would write for it (``deployment.release.summary.build`` of those sections), put into a
@@ -39,7 +39,7 @@ from typing import Any
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
-RECORDS = ROOT / "tests" / "unit" / "deployments_view_records" / "records" / "deployments"
+RECORDS = ROOT / "tests" / "unit" / "deployments_view" / "captured" / "records" / "deployments"
 sys.path[:0] = [str(ROOT / "include"), str(ROOT / "plugins")]
 TARGET_SECONDS = 1.0
 WARM_REPEATS = 5

@@ -59,7 +59,7 @@ def test_the_outcome_sees_every_task_but_the_failure_notice_beside_it(dag):
 
 
 def test_a_release_never_runs_beside_a_rollback(dag):
-    # record_release refuses while a manual rollback runs (tests/unit/test_reruns_tasks.py)
+    # record_release refuses while a manual rollback runs (tests/unit/deployment/phases/test_reruns_tasks.py)
     assert [t.task_id for t in dag.roots] == ["record_release"]
     assert dag.max_active_runs == 1
 

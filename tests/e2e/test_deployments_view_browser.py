@@ -6,7 +6,7 @@ that the releases table, one release's phase timeline and its traffic-step chart
 the sandbox's data. No release is run for it: the sandbox is reseeded with no run active (an
 active run left by an earlier test would add records while the page loads), and its artifacts
 bucket then holds the records captured from real sandbox releases
-(``tests/unit/deployments_view_records``). Screenshots go to
+(``tests/unit/deployments_view/captured``). Screenshots go to
 ``$DEPLOYMENTS_VIEW_SCREENSHOTS`` (default: the test's temporary directory).
 """
 
@@ -33,7 +33,7 @@ CHROMIUM_FLAGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-RECORDS = Path(__file__).resolve().parents[1] / "unit" / "deployments_view_records" / "records"
+RECORDS = Path(__file__).resolve().parents[1] / "unit" / "deployments_view" / "captured" / "records"
 CREDENTIALS = {"aws_access_key_id": "sandbox", "aws_secret_access_key": "sandbox"}
 
 

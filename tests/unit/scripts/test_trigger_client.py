@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "trigger_release.py"
+SCRIPT = Path(__file__).resolve().parents[3] / "scripts" / "trigger_release.py"
 SHA = "0123456789abcdef0123456789abcdef01234567"
 
 

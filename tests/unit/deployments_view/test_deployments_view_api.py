@@ -1,7 +1,7 @@
 """The Deployments view's JSON endpoints on records that real sandbox releases wrote, behind Airflow's auth.
 
-The records under ``deployments_view_records/records`` were captured by
-``deployments_view_records/capture.py`` from runs on the real engine (sandbox + LocalExecutor
+The records under ``captured/records`` were captured by
+``captured/capture.py`` from runs on the real engine (sandbox + LocalExecutor
 stack): a release of v1.1.0 that succeeded, a manual rollback to v1.0.0 after it, and a
 release whose canary breached at 10 % and was rolled back automatically, each with the
 summary its last task wrote (``summaries/``). They are put into moto's S3 and read by the
@@ -22,7 +22,7 @@ import pytest
 from deployment.release.phase_metrics import parse_time
 from deployment.release.phase_registry import MEASURED
 
-RECORDS = Path(__file__).resolve().parent / "deployments_view_records" / "records"
+RECORDS = Path(__file__).resolve().parent / "captured" / "records"
 USERS = "admin:admin,viewer:viewer,nobody:"  # ``nobody`` has no role: SimpleAuthManager grants it nothing
 UNTIL = "2026-12-03T00:00:00+00:00"  # after the captured runs: the DORA window holds all of them
 
@@ -290,7 +290,7 @@ def test_the_plugin_manager_executes_only_the_plugin_file():
     """Every component (task processes too) executes what the plugin manager finds: one small file."""
     from airflow._shared.module_loading import find_path_from_directory
 
-    plugins = Path(__file__).resolve().parents[2] / "plugins"
+    plugins = Path(__file__).resolve().parents[3] / "plugins"
     found = [
         Path(p).relative_to(plugins).as_posix()
         for p in find_path_from_directory(str(plugins), ".airflowignore", "glob")

@@ -9,7 +9,7 @@ and the summaries ``record_outcome`` writes under ``summaries/``) is copied to `
 here, keyed as in S3. Rerun it when the record's sections change; it runs a real-engine
 stack, so under the team's lock:
 
-    flock /work/team/real-engine.lock .venv/bin/python tests/unit/deployments_view_records/capture.py
+    flock /work/team/real-engine.lock .venv/bin/python tests/unit/deployments_view/captured/capture.py
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[2]
+ROOT = HERE.parents[3]
 OUT = HERE / "records"
 sys.path[:0] = [str(ROOT / p) for p in ("include", "plugins", "tests", "tests/e2e", "tests/integration")]
 os.environ.setdefault("DEPLOYMENT_CONFIG", "sandbox")

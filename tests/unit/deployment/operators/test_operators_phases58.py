@@ -14,7 +14,7 @@ from deployment.operators.analysis import MetricsUnhealthy, MonitorReleaseOperat
 from deployment.traffic.route53 import set_weights, weights
 from tests.unit import _fixtures_phases58 as fx
 from tests.unit._fixtures_phases58 import PARAMS, RUN_ID, VERSION
-from tests.unit.test_canary_watch import HEALTHY_BLUE, HEALTHY_GREEN, ColourFeeder
+from tests.unit.deployment.operators.test_canary_watch import HEALTHY_BLUE, HEALTHY_GREEN, ColourFeeder
 
 moto_url = fx.moto_url
 aws_server = fx.aws_server

@@ -11,12 +11,12 @@ from _release import PREVIOUS, RUN_ID, VERSION
 from airflow.sdk import DAG
 from airflow.sdk.exceptions import AirflowFailException
 from airflow.sdk.execution_time.context import set_current_context
-from test_reruns import _deploy, _release_live, _stack_version, _take_backup
 
 from deployment import guards
 from deployment.phases.outcome import finalize_task
 from deployment.phases.rollback import rollback_group
 from deployment.traffic.route53 import set_weights, weights
+from tests.unit.deployment.rollback.test_reruns import _deploy, _release_live, _stack_version, _take_backup
 
 
 class _Ti:

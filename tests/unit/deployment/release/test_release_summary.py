@@ -1,6 +1,6 @@
 """The run summary (deployment.release.summary): built from the captured records, written by the last task.
 
-``build`` is checked on the records real sandbox releases wrote (``deployments_view_records``);
+``build`` is checked on the records real sandbox releases wrote (``tests/unit/deployments_view/captured``);
 ``record_outcome`` and the manual rollback's last task are run as tasks of the real DAG code
 (moto, the Amplify emulator), and ``release_notes`` against the GitHub emulator.
 """
@@ -14,14 +14,14 @@ import pytest
 from _release import PREVIOUS, RUN_ID, VERSION
 from airflow.sdk import DAG
 from airflow.sdk.execution_time.context import set_current_context
-from test_deployments_view_api import BREACH, MANUAL, RUNS, SUCCESS, SUMMARIES
 from test_notifications import CONF, repo  # noqa: F401 - fixture
-from test_reruns import _release_live, _take_backup
 from test_reruns_tasks import _approved, _run
 
 from deployment.release import summary as release_summary
 from deployment.release.phase_metrics import parse_time
 from deployment.release.summary import build
+from tests.unit.deployment.rollback.test_reruns import _release_live, _take_backup
+from tests.unit.deployments_view.test_deployments_view_api import BREACH, MANUAL, RUNS, SUCCESS, SUMMARIES
 
 
 def _built(run_id: str) -> dict:
