@@ -25,6 +25,8 @@ import pytest
 from _e2e import let_stopped_tasks_end
 from _matrix import NEW, RELEASE_TIMEOUT, Release
 
+from tests.sandbox._poll import poll
+
 pytestmark = pytest.mark.integration
 
 MONITOR = "monitoring.watch_metrics"
@@ -50,13 +52,6 @@ def _wait_weights(world, wanted: dict[str, int], since: float, bound: float) -> 
     return time.monotonic() - since
 
 
-def _wait_until(condition, what: str, timeout: float = RELEASE_TIMEOUT) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"never saw {what}"
-        time.sleep(0.1)
-
-
 def _cancel_restores(release: Release, world, instant: str, before: dict[str, int]) -> None:
     """Mark the run failed with ``before`` served; stable must be back within one poll + 3 s, stay
     there, and the cancel be recorded and announced."""
@@ -68,15 +63,12 @@ def _cancel_restores(release: Release, world, instant: str, before: dict[str, in
     assert world.weights() == STABLE, "a task killed by the cancel moved traffic again"
     # The record is written once the front door serves the restore (after any propagation lag), and
     # the notice after the record, from the same thread: wait for each, not for a fixed time.
-    _wait_until(lambda: release.record("cancellation") is not None, "the cancellation record", timeout=60)
+    poll(lambda: release.record("cancellation"), lambda found: found is not None, timeout=60)
     cancellation = release.section("cancellation")
     assert cancellation["weights_before"] == before, cancellation
-    _wait_until(
-        lambda: any(
-            "was cancelled while traffic was" in m["text"] and release.run_id in m["text"]
-            for m in world.recorded("slack")
-        ),
-        "the cancellation notice",
+    poll(
+        lambda: [m["text"] for m in world.recorded("slack")],
+        lambda texts: any("was cancelled while traffic was" in t and release.run_id in t for t in texts),
         timeout=30,
     )
 
@@ -88,9 +80,10 @@ def test_a_run_cancelled_while_its_weights_propagate_goes_back_to_the_stable_col
     release = Release.trigger(local, world, "cancel-propagating")
     release.approve()
     # The store has the 10 % split; the step waits for the edges to serve it.
-    _wait_until(
-        lambda: world.weights() == TEN and release.task(SHIFT_10)["state"] == "running",
-        "the 10 % weights written while the step waits for them",
+    poll(
+        world.weights,
+        lambda weights: weights == TEN and release.task(SHIFT_10)["state"] == "running",
+        timeout=RELEASE_TIMEOUT,
     )
     _cancel_restores(release, world, "while the weights propagate", TEN)
     assert release.section("cancellation")["task_id"] in (SHIFT_10, "the run")
