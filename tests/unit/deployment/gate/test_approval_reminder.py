@@ -11,7 +11,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 from _fixtures_notify import smtp  # noqa: F401 - fixture
-from _release import AUTHOR, COMMIT, RUN_ID, VERSION
+from _release import PARAMS, RUN_ID, RunTI
 from airflow.sdk import DAG
 from airflow.sdk.exceptions import TaskDeferred
 from airflow.sdk.execution_time.context import set_current_context
@@ -19,18 +19,7 @@ from airflow.sdk.execution_time.context import set_current_context
 from deployment.phases.approval_gate import approval_gate_group
 from deployment.triggers.gate_reminder import GateReminderTrigger
 
-PARAMS = {"version": VERSION, "commit_sha": COMMIT, "author": AUTHOR, "emergency": {}}
 FIRST = "approval_gate.first_approval"
-
-
-class RunTI:
-    dag_id = "deploy_production"
-
-    def __init__(self, states: dict[str, str]) -> None:
-        self.states = states
-
-    def get_task_states(self, dag_id, run_ids):
-        return {RUN_ID: self.states}
 
 
 def _run(cfg, states: dict[str, str], event=None):

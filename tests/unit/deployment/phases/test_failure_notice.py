@@ -4,25 +4,13 @@ from __future__ import annotations
 
 import pytest
 from _fixtures_notify import statuspage  # noqa: F401,F811 - fixture
-from _release import AUTHOR, COMMIT, RUN_ID, VERSION
+from _release import PARAMS, RUN_ID, VERSION, RunTI
 from airflow.sdk import DAG
 from airflow.sdk.exceptions import AirflowSkipException
 from airflow.sdk.execution_time.context import set_current_context
 
 from deployment.config import load_config
 from deployment.phases.notify import announce_failure
-
-PARAMS = {"version": VERSION, "commit_sha": COMMIT, "author": AUTHOR, "emergency": {}}
-
-
-class RunTI:
-    dag_id = "deploy_production"
-
-    def __init__(self, states: dict[str, str]) -> None:
-        self.states = states
-
-    def get_task_states(self, dag_id, run_ids):
-        return {RUN_ID: self.states}
 
 
 def _run(states: dict[str, str]):
