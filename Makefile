@@ -23,7 +23,7 @@ STAMP := $(VENV)/.installed
 help:
 	@echo 'make demo           a full release on the local sandbox, triggered and approved over REST (~3 min)'
 	@echo 'make demo-rollback  a release whose smoke tests fail, rolled back (~3 min)'
-	@echo 'make test           lint and every test tier (~20-25 min)'
+	@echo 'make test           lint and every test tier (~27 min)'
 	@echo 'make test-fast      lint, unit and sandbox tiers (~5 min)'
 	@echo 'make lint           ruff and the production image checks (~1 min)'
 	@echo 'make check-deploy   hadolint, the image build replayed, the Helm values (~45 s)'

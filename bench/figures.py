@@ -476,10 +476,17 @@ def restore(
     }
     to_traffic, to_verified = _delta(fault_at, traffic_at), _delta(fault_at, verified_at)
     rollback = ledger.get("rollback") or {}
+    # The API canary's alias: back on the previous version in the watch's own restore (one
+    # UpdateAlias), against the stack's restore by CloudFormation, which ends rollback.stack.
+    restored_change = (_watch_record(ledger, watched).get("traffic_restored") or {}).get("change") or {}
+    api_at = ts((restored_change.get("api") or {}).get("at"))
+    stack_at = ts((ledger.get("rollback.stack") or {}).get("finished_at"))
     return {
         "watched_task": watched,
         "poll_interval_seconds": poll_interval,
         "fault_to_traffic_restored_seconds": to_traffic,
+        "fault_to_api_alias_restored_seconds": _delta(fault_at, api_at),
+        "fault_to_stack_restored_seconds": _delta(fault_at, stack_at),
         "fault_to_rollback_verified_seconds": to_verified,
         "traffic_restored_in_polls": round(to_traffic / poll_interval, 2) if to_traffic is not None else None,
         "verified_in_polls": round(to_verified / poll_interval, 2) if to_verified is not None else None,

@@ -131,6 +131,16 @@ def _summary(results: dict[str, Any], engines: dict[str, dict[str, Any]]) -> lis
             ),
         )
         per_engine(
+            f"fault during `{point}` → API alias on the previous version (the watch's UpdateAlias) "
+            "/ stack restored by CloudFormation, seconds",
+            lambda e, r=r: (
+                f"{_n(r.get('fault_to_api_alias_restored_seconds'))} / "
+                f"{_n(r.get('fault_to_stack_restored_seconds'))}"
+                if e.get("restores")
+                else ""
+            ),
+        )
+        per_engine(
             f"fault during `{point}` → rollback verified, in poll intervals",
             lambda e, r=r: (
                 f"{_n(r['verified_in_polls'])} ({_n(r['fault_to_rollback_verified_seconds'])} s)"

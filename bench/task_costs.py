@@ -10,9 +10,11 @@ each and in a task's order:
 
 1. ``dags/deploy_production.py`` imported: our modules, the configuration (YAML, pydantic),
    the 54 tasks built (a task process parses the file so);
-2. the run context (``deployment.run_context.release``): the deployment record located, its
-   config snapshot read from S3 and validated, the S3 hook and client built on first use;
-3. one more section of the record read (one S3 GET on the client already built);
+2. the run context (``deployment.run_context.release``): the deployment record located and its
+   config snapshot taken from the machine's local cache, where the release's tasks left it in the
+   stack's home (``deployment.local_cache``), or else read from S3 and validated, which builds the
+   S3 hook and client;
+3. one more section of the record read (one S3 GET, and the S3 client when step 2 built none);
 4. a second AWS hook and its client (CloudFormation), as the tasks that call it build one;
 5. a third (Amplify).
 
@@ -33,8 +35,8 @@ from types import SimpleNamespace
 ROOT = Path(__file__).resolve().parents[1]
 STEPS = (
     "parse dags/deploy_production.py (our modules, the configuration, 54 tasks)",
-    "run context: the record located, its config snapshot read and validated, the S3 client",
-    "one more section of the record read (S3 GET)",
+    "run context: the record located, its config snapshot (local cache, else S3 and validated)",
+    "one more section of the record read (S3 GET; the S3 client if not built yet)",
     "a second AWS hook and client (CloudFormation)",
     "a third AWS hook and client (Amplify)",
 )

@@ -203,15 +203,23 @@ def test_restore_measures_from_the_fault_to_route53_and_to_verification():
 
 
 def test_restore_by_the_watching_step_is_the_first_change_after_the_fault():
-    restored = {"colour": "blue", "at": iso(5.8)}
+    api = {
+        "before": {"version": "1", "weights": {"2": 0.1}},
+        "after": {"version": "1", "weights": {}},
+        "at": iso(5.6),
+    }
+    restored = {"colour": "blue", "at": iso(5.8), "change": {"api": api}}
     watch = {"verdicts": [verdict("healthy", 3), verdict("breach", 5)]}
     step = {"watch": watch, "traffic_restored": restored}
-    ledger = {**LEDGER, "frontend": {"steps": {"10": step}}}
+    ledger = {**LEDGER, "frontend": {"steps": {"10": step}}, "rollback.stack": {"finished_at": iso(25)}}
     requests = [*REQUESTS[:-1], {"service": "route53", "action": CHANGE, "status": 200, "time": T0 + 5.9}]
     spells = figures.state_intervals(RESTORE_EVENTS)
     result = figures.restore(T0 + 2, 2.0, requests, ledger, spells, "deploy_frontend.shift_traffic_10")
     assert result["fault_to_traffic_restored_seconds"] == 3.9
     assert result["chain"]["breach_poll_to_traffic_restored_by_the_watch"] == 0.8
+    # the API's alias went back in the watch's restore; CloudFormation restored the stack much later
+    assert result["fault_to_api_alias_restored_seconds"] == 3.6
+    assert result["fault_to_stack_restored_seconds"] == 23
 
 
 def test_api_calls_count_the_watch_window_without_the_simulator():

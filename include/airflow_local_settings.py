@@ -12,11 +12,16 @@ task always runs the code on disk; only third-party and Airflow provider modules
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import sys
+from typing import Any
 
 # What the DAG file imports (the Airflow building blocks of the task groups): every fork parses it.
 PARSE = (
+    # the task runner's parse (BundleDagBag), with its table printer tabulate and wcwidth: ~30-40 ms
+    # of every task process's start on the 2-core machine when a fork imports it
+    "airflow.dag_processing.dagbag",
     "airflow.providers.standard.operators.hitl",
     "airflow.providers.standard.operators.python",
     "airflow.providers.standard.decorators.python",
@@ -65,10 +70,20 @@ AWS_MODELS = {
 }
 
 
+# The components that validate Params: the executors' forks run tasks (each resolves the DAG's
+# Params), the API server validates a new run's conf.
+SCHEMA_CHECKS = (("scheduler",), ("celery", "worker"), ("api-server",))
+
+
 def _component(argv: list[str], table: dict[tuple[str, ...], tuple[str, ...]]) -> tuple[str, ...] | None:
     """The entry of ``table`` for the component that ``argv`` (``sys.argv``) starts, None if it has none."""
     words = tuple(a for a in argv[1:] if not a.startswith("-"))
     return next((value for component, value in table.items() if words[: len(component)] == component), None)
+
+
+def is_component(argv: list[str], components: tuple[tuple[str, ...], ...]) -> bool:
+    """Whether ``argv`` (``sys.argv``) starts one of ``components``."""
+    return _component(argv, dict.fromkeys(components, ())) is not None
 
 
 def modules_for(argv: list[str]) -> tuple[str, ...]:
@@ -102,11 +117,98 @@ def share_aws_models(services: tuple[str, ...] = ()) -> None:
     botocore.session.create_loader = lambda search_path_string=None: (
         default(search_path_string) if search_path_string else loader
     )
+    remember_session_checks()
     session = boto3.session.Session(
         region_name="us-east-1", aws_access_key_id="preload", aws_secret_access_key="preload"
     )
     for service in services:
         session.client(service)
+
+
+def remember_session_checks() -> None:
+    """What botocore works out again for every session and client, remembered for the process.
+
+    A new session registers botocore's ~140 built-in event handlers; for each it checks that the
+    handler accepts keyword arguments (``inspect.getfullargspec``) and maps the event's name through
+    its aliases, and each client does the same for its own. The answers never change (a function's
+    signature; one fixed alias table), yet they were 15-25 ms of every session on the 2-core
+    machine, and the provider's hooks open one session per hook. Only the default alias table is
+    shared. A plain function's answer is kept by its code, another handler's by the handler itself
+    while it lives (one that cannot be weakly referenced is checked each time).
+    """
+    import types
+    import weakref
+
+    import botocore.compat
+    import botocore.hooks
+
+    if getattr(botocore.hooks.accepts_kwargs, "remembered", False):
+        return
+    by_code: dict[types.CodeType, bool] = {}
+    by_handler: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+    def accepts_kwargs(handler) -> bool:
+        target = getattr(handler, "__func__", handler)  # a bound method: its function
+        answers: Any = by_handler
+        if isinstance(target, types.FunctionType) and not hasattr(target, "__signature__"):
+            # A plain function's signature is its code's: the closures one ``def`` makes share it.
+            answers, target = by_code, target.__code__
+        with contextlib.suppress(KeyError, TypeError):
+            return answers[target]
+        answer = botocore.compat.accepts_kwargs(handler)
+        with contextlib.suppress(TypeError):
+            answers[target] = answer
+        return answer
+
+    accepts_kwargs.remembered = True
+    botocore.hooks.accepts_kwargs = accepts_kwargs
+
+    aliases: dict[str, str] = {}
+    aliaser_init = botocore.hooks.EventAliaser.__init__
+
+    def init(self, event_emitter, event_aliases=None) -> None:
+        aliaser_init(self, event_emitter, event_aliases)
+        if self._event_aliases == botocore.hooks.EVENT_ALIASES:
+            self._alias_name_cache = aliases
+
+    botocore.hooks.EventAliaser.__init__ = init
+
+
+def remember_valid_schemas() -> None:
+    """jsonschema's ``validate`` first checks the schema itself against its metaschema, and Airflow
+    validates every Param so whenever it resolves one: 7 times in each deploy_production task process,
+    10-20 ms on the 2-core machine (``emergency``'s allOf/if/then is most of it). A schema that passed
+    passes again, so the built-in validators remember, for the process, each schema (by its JSON text)
+    that passed their check; an invalid one is checked, and refused, every time."""
+    import json
+
+    from jsonschema import validators
+
+    for validator in (
+        validators.Draft3Validator,
+        validators.Draft4Validator,
+        validators.Draft6Validator,
+        validators.Draft7Validator,
+        validators.Draft201909Validator,
+        validators.Draft202012Validator,
+    ):
+        if getattr(validator.check_schema, "remembered", False):
+            continue
+        passed: set[str] = set()
+
+        def check_schema(schema, *args, _check=validator.check_schema, _passed=passed, **kwargs) -> None:
+            try:
+                text = None if args or kwargs else json.dumps(schema, sort_keys=True)
+            except (TypeError, ValueError):
+                text = None
+            if text is not None and text in _passed:
+                return
+            _check(schema, *args, **kwargs)
+            if text is not None:
+                _passed.add(text)
+
+        check_schema.remembered = True
+        validator.check_schema = staticmethod(check_schema)
 
 
 def preload(modules: tuple[str, ...]) -> list[str]:
@@ -122,5 +224,7 @@ def preload(modules: tuple[str, ...]) -> list[str]:
 
 
 preload(modules_for(sys.argv))
+if is_component(sys.argv, SCHEMA_CHECKS):
+    remember_valid_schemas()
 if (_services := _component(sys.argv, AWS_MODELS)) is not None:
     share_aws_models(_services)

@@ -119,6 +119,9 @@ class AirflowClient:
     def dag(self) -> dict:
         return self.request("GET", self._dag)
 
+    def pause(self) -> dict:
+        return self.request("PATCH", self._dag, json={"is_paused": True})
+
     def unpause(self) -> dict:
         return self.request("PATCH", self._dag, json={"is_paused": False})
 

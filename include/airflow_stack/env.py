@@ -196,6 +196,8 @@ def airflow_settings(stack: Stack) -> dict[str, str]:
         "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(stack.worker_log_port),
         "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(stack.trigger_log_port),
         "DEPLOYMENT_CONFIG": stack.deployment_config,
+        # What one task process leaves for the next (deployment.local_cache): the stack's own.
+        "DEPLOYMENT_CACHE_DIR": str(stack.home / "deployment-cache"),
         "PYTHONPATH": os.pathsep.join([str(root / "plugins"), str(root / "include")]),
     }
     if stack.executor == "CeleryExecutor":

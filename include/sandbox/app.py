@@ -38,19 +38,25 @@ keep their one-second ticks under a slow colour;
 that does not answer); ``smoke_failure`` (optional matcher ``check``) answers 500 on
 that check's endpoint, or on every check endpoint when it names no check. Every
 request is recorded (colour, version, method, path, json with any password masked, status).
+What the API does with a request (everything but ``/health``) is :class:`ApiHandler`'s, shared
+with the API function's versions when they are invoked directly (``sandbox.lambda_invoke``),
+there with the faults matched by ``backend_version`` and ``function_version`` instead.
 
 ``simulate_request(faults, colour, version, rng)`` is the same behaviour without
 HTTP, for the traffic simulator, which publishes its results per colour: baseline
 ``BASELINE_ERROR_PERCENT`` errors (each request an independent draw, so counts are
 binomial) and about ``BASELINE_LATENCY_MS`` latency with Gaussian jitter and a tail
 of ``SLOW_PERCENT`` % slow requests (1.5-3 times slower), plus the ``error_rate``,
-``latency`` and ``latency_tail`` faults matched by colour, version or ``function_version`` (the
-Lambda version that executed the request, when the simulator routes by an alias) (``smoke_failure``
+``latency`` and ``latency_tail`` faults matched by colour, version, ``function_version`` (the
+Lambda version that executed the request, when the simulator routes by an alias) or
+``backend_version`` (the release that version runs) (``smoke_failure``
 only breaks the checked endpoints, not user traffic). ``latency_tail`` makes exactly
 ``percent`` % of the requests, evenly spaced, ``ms`` slower and the others faster by as much
 in all, so the mean stays where it was and only the tail moves (at 2 %, p99 and not p95).
 Under ``stall`` a request gets no answer (``None``): the function never ran to the end, so it
-published nothing.
+published nothing. ``simulate_call`` gives, beside the page's outcome, what the request's API call
+did: a fault matched by ``colour`` or ``version`` is the frontend's, and leaves the function's
+invocation (Lambda's own metrics) alone.
 """
 
 from __future__ import annotations
@@ -63,6 +69,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -83,38 +90,81 @@ DEFAULT_CHECKS: dict[str, str] = {
 }
 
 
+Outcome = tuple[int, float]
+
+
+@dataclass(frozen=True)
+class Call:
+    """One simulated user request: what the page got (``None``: no answer) and, when the page
+    called the API function (``invoked``), what the function's invocation did. The two differ under
+    a fault of the frontend (matched by ``colour`` or ``version``): it breaks or slows the page,
+    never the function; every other fault is the function's, and reaches both."""
+
+    page: Outcome | None
+    invocation: Outcome | None
+    invoked: bool
+
+
 def simulate_request(
+    faults: Faults | None, colour: str, version: str | None, rng: random.Random
+) -> Outcome | None:
+    """The (HTTP status, latency in ms) of one simulated user request to ``colour``; ``None``
+    when it got no answer (``stall``)."""
+    return simulate_call(faults, colour, version, rng).page
+
+
+def simulate_call(
     faults: Faults | None,
     colour: str,
     version: str | None,
     rng: random.Random,
     function_version: str | None = None,
-) -> tuple[int, float] | None:
-    """The (HTTP status, latency in ms) of one simulated user request to ``colour``; ``None``
-    when it got no answer (``stall``). ``function_version`` is the Lambda version that executed
-    it (None: the function's unqualified code), for the faults matched by it."""
+    backend_version: str | None = None,
+) -> Call:
+    """One simulated user request to ``colour`` (:func:`simulate_request`), with what its API
+    call did apart from the page's own faults (:class:`Call`). ``function_version`` is the Lambda
+    version that executed it (None: the function's unqualified code) and ``backend_version`` the
+    release that version runs, for the faults matched by them."""
     latency = max(rng.gauss(BASELINE_LATENCY_MS, LATENCY_JITTER_MS), 5.0)
     if rng.random() * 100 < SLOW_PERCENT:
         latency *= rng.uniform(1.5, 3.0)
     if version is None:
-        return 503, latency
+        return Call((503, latency), None, invoked=False)
+    invocation_latency = latency
+    failing = failing_backend = None
     if faults is not None:
-        context = {"colour": colour, "version": version, "function_version": function_version}
-        if faults.find("stall", **context):
-            return None
-        slow = faults.find("latency", **context)
+        backend = {"function_version": function_version, "backend_version": backend_version}
+        page = {"colour": colour, "version": version, **backend}
+        stalled, stalled_backend = _found(faults, "stall", page, backend)
+        if stalled_backend:
+            return Call(None, None, invoked=True)
+        if stalled:
+            return Call(None, None, invoked=False)
+        slow, slow_backend = _found(faults, "latency", page, backend)
         if slow:
             latency += float(slow.get("ms", 0))
-        tail = faults.find("latency_tail", **context)
+            invocation_latency += float(slow.get("ms", 0)) if slow_backend else 0.0
+        tail, tail_backend = _found(faults, "latency_tail", page, backend)
         if tail:
             percent, ms = float(tail.get("percent", 1)), float(tail.get("ms", 0))
-            latency = _with_tail(latency, percent, ms, faults.tally(tail["id"]))
-        failing = faults.find("error_rate", **context)
+            tailed = _with_tail(latency, percent, ms, faults.tally(tail["id"]))
+            invocation_latency += (tailed - latency) if tail_backend else 0.0
+            latency = tailed
+        failing, failing_backend = _found(faults, "error_rate", page, backend)
         if failing and _fails(failing, faults, rng):
-            return 500, latency
-    if rng.random() * 100 < BASELINE_ERROR_PERCENT:
-        return 500, latency
-    return 200, latency
+            return Call((500, latency), (500 if failing_backend else 200, invocation_latency), invoked=True)
+    status = 500 if rng.random() * 100 < BASELINE_ERROR_PERCENT else 200
+    return Call((status, latency), (status, invocation_latency), invoked=True)
+
+
+def _found(
+    faults: Faults, kind: str, page: dict[str, Any], backend: dict[str, Any]
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """The fault of ``kind`` that reaches the page and, when it is the function's (it names no
+    frontend matcher), the same fault again: the function's faults are looked up first, so one
+    of them wins over a frontend fault of the same kind."""
+    function_fault = faults.find(kind, **backend)
+    return (function_fault or faults.find(kind, **page)), function_fault
 
 
 def _fails(fault: dict[str, Any], faults: Faults, rng: random.Random) -> bool:
@@ -205,95 +255,76 @@ class DynamoContentStore:
         client.put_item(TableName=self.table, Item=record)
 
 
-class ColourApp:
-    """The WSGI app serving one colour (blue or green)."""
+class Stalled(Exception):
+    """The request got no answer: the function ran until its timeout (a ``stall`` fault)."""
+
+
+class Failed(Exception):
+    """The function failed on the request (an ``error_rate`` fault)."""
+
+
+class ApiHandler:
+    """What the API does with one request, whoever serves it: a colour's app (:class:`ColourApp`) or
+    a version of the API function invoked directly (``sandbox.lambda_invoke``)."""
 
     def __init__(
         self,
-        colour: str,
-        version_of: Callable[[str], str | None],
         *,
         faults: Faults | None = None,
-        recorder: Recorder | None = None,
         content_store: ContentStore | None = None,
         check_names: Mapping[str, str] | None = None,
         users: Mapping[str, str] | None = None,
         seed: int | None = None,
     ) -> None:
-        self.colour = colour
-        self.version_of = version_of
         self.faults = faults or Faults()
-        self.recorder = recorder if recorder is not None else Recorder()
         self.content_store = content_store or MemoryContentStore()
         self.check_names = dict(DEFAULT_CHECKS if check_names is None else check_names)
         self.users = None if users is None else dict(users)
         self._rng = random.Random(seed)
         self._rng_lock = threading.Lock()
-        self._routes: dict[tuple[str, str], Callable[[dict[str, Any]], tuple[int, dict[str, Any]]]] = {
+        self._routes: dict[tuple[str, str], Callable[..., tuple[int, dict[str, Any]]]] = {
             ("POST", "/api/auth/session"): self._session,
             ("POST", "/api/content"): self._content,
             ("POST", "/api/ai/generate"): self._generate,
             ("POST", "/api/payments/intent"): self._payment,
         }
 
-    def __call__(self, environ: dict, start_response: Any) -> Any:
-        request = Request(environ)
-        version = self.version_of(self.colour)
-        status, body = self._handle(request, version)
-        raw = request.get_data(as_text=True)
-        try:
-            payload: Any = json.loads(raw) if raw else None
-        except ValueError:
-            payload = raw
-        if isinstance(payload, dict) and "password" in payload:
-            payload["password"] = "***"  # the smoke-test account's secret stays out of the record
-        self.recorder.record(
-            colour=self.colour,
-            version=version,
-            method=request.method,
-            path=request.path,
-            json=payload,
-            status=status,
-        )
-        response = Response(json.dumps(body), status=status, content_type="application/json")
-        return response(environ, start_response)
-
-    def _handle(self, request: Request, version: str | None) -> tuple[int, dict[str, Any]]:
-        if version is None:
-            return 503, {"error": f"no version is deployed on the {self.colour} branch"}
-        context = {"colour": self.colour, "version": version}
-        if request.path == "/health" and request.method == "GET":
-            return 200, {"status": "ok", **context}
+    def answer(
+        self, method: str, path: str, body: str, *, release: str, colour: str, context: dict[str, Any]
+    ) -> tuple[int, dict[str, Any]]:
+        """(status, JSON body) of a request other than ``/health`` to the API of ``release``, with the
+        faults matching ``context`` applied; :class:`Stalled` or :class:`Failed` when one of them
+        takes the request (the server in front decides what its client sees)."""
         # A latency fault that names a check slows only that check's endpoint, never user traffic.
-        slow = self.faults.find("latency", check=self.check_names.get(request.path), **context)
+        slow = self.faults.find("latency", check=self.check_names.get(path), **context)
         if slow:
             time.sleep(float(slow.get("ms", 0)) / 1000)
-        route = self._routes.get((request.method, request.path))
+        route = self._routes.get((method, path))
         if route is None:
-            known = {path for _, path in self._routes} | {"/health"}
-            if request.path in known:
-                return 405, {"error": f"method {request.method} not allowed on {request.path}"}
-            return 404, {"error": f"no such endpoint {request.path}"}
+            known = {known_path for _, known_path in self._routes} | {"/health"}
+            if path in known:
+                return 405, {"error": f"method {method} not allowed on {path}"}
+            return 404, {"error": f"no such endpoint {path}"}
         if self.faults.find("stall", **context):
-            return 504, {"error": "the function did not answer", **context}
+            raise Stalled
         failing = self.faults.find("error_rate", **context)
         if failing:
             with self._rng_lock:
                 fails = _fails(failing, self.faults, self._rng)
             if fails:
-                return 500, {"error": "internal server error", **context}
-        check = self.check_names.get(request.path)
+                raise Failed
+        check = self.check_names.get(path)
         if check is not None and self.faults.find("smoke_failure", check=check, **context):
-            return 500, {"error": f"{check} is broken in {version} (injected smoke_failure)", **context}
+            return 500, {"error": f"{check} is broken in {release} (injected smoke_failure)", **context}
         try:
-            data = json.loads(request.get_data(as_text=True) or "null")
+            data = json.loads(body or "null")
         except ValueError:
             return 400, {"error": "the request body is not valid JSON"}
         if not isinstance(data, dict):
             return 400, {"error": "the request body must be a JSON object"}
-        return route(data)
+        return route(data, release=release, colour=colour)
 
-    def _session(self, data: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    def _session(self, data: dict[str, Any], **_: str) -> tuple[int, dict[str, Any]]:
         missing = [k for k in ("username", "password") if not isinstance(data.get(k), str) or not data[k]]
         if missing:
             return 400, {"error": f"missing {', '.join(missing)}"}
@@ -301,7 +332,7 @@ class ColourApp:
             return 401, {"error": "invalid username or password"}
         return 200, {"token": secrets.token_urlsafe(24), "username": data["username"]}
 
-    def _content(self, data: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    def _content(self, data: dict[str, Any], *, release: str, colour: str) -> tuple[int, dict[str, Any]]:
         missing = [k for k in ("title", "body") if not isinstance(data.get(k), str) or not data[k]]
         if missing:
             return 400, {"error": f"missing {', '.join(missing)}"}
@@ -309,8 +340,8 @@ class ColourApp:
             "id": str(uuid.uuid4()),
             "title": data["title"],
             "body": data["body"],
-            "version": self.version_of(self.colour) or "",
-            "colour": self.colour,
+            "version": release,
+            "colour": colour,
             "created_at": datetime.now(UTC).isoformat(),
         }
         try:
@@ -319,13 +350,13 @@ class ColourApp:
             return 500, {"error": f"content store unavailable: {err}"}
         return 201, {"id": item["id"]}
 
-    def _generate(self, data: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    def _generate(self, data: dict[str, Any], **_: str) -> tuple[int, dict[str, Any]]:
         prompt = data.get("prompt")
         if not isinstance(prompt, str) or not prompt:
             return 400, {"error": "missing prompt"}
         return 200, {"completion": f"sandbox completion for: {prompt[:200]}"}
 
-    def _payment(self, data: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    def _payment(self, data: dict[str, Any], **_: str) -> tuple[int, dict[str, Any]]:
         amount, currency = data.get("amount"), data.get("currency")
         if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
             return 400, {"error": "amount must be a positive integer (minor units)"}
@@ -333,3 +364,61 @@ class ColourApp:
             return 400, {"error": "currency must be a three-letter code"}
         intent = f"pi_{secrets.token_hex(12)}"
         return 200, {"id": intent, "client_secret": f"{intent}_secret_{secrets.token_hex(12)}"}
+
+
+class ColourApp(ApiHandler):
+    """The WSGI app serving one colour (blue or green)."""
+
+    def __init__(
+        self,
+        colour: str,
+        version_of: Callable[[str], str | None],
+        *,
+        recorder: Recorder | None = None,
+        **api: Any,
+    ) -> None:
+        super().__init__(**api)
+        self.colour = colour
+        self.version_of = version_of
+        self.recorder = recorder if recorder is not None else Recorder()
+
+    def __call__(self, environ: dict, start_response: Any) -> Any:
+        request = Request(environ)
+        version = self.version_of(self.colour)
+        raw = request.get_data(as_text=True)
+        status, body = self._handle(request.method, request.path, raw, version)
+        self.recorder.record(
+            colour=self.colour,
+            version=version,
+            method=request.method,
+            path=request.path,
+            json=masked_json(raw),
+            status=status,
+        )
+        response = Response(json.dumps(body), status=status, content_type="application/json")
+        return response(environ, start_response)
+
+    def _handle(self, method: str, path: str, body: str, version: str | None) -> tuple[int, dict[str, Any]]:
+        if version is None:
+            return 503, {"error": f"no version is deployed on the {self.colour} branch"}
+        context = {"colour": self.colour, "version": version}
+        if path == "/health" and method == "GET":
+            return 200, {"status": "ok", **context}
+        try:
+            return self.answer(method, path, body, release=version, colour=self.colour, context=context)
+        except Stalled:
+            return 504, {"error": "the function did not answer", **context}
+        except Failed:
+            return 500, {"error": "internal server error", **context}
+
+
+def masked_json(raw: str) -> Any:
+    """A request body as recorded: its JSON, any password masked (the smoke-test account's secret stays
+    out of the record); the text when it is not JSON."""
+    try:
+        payload: Any = json.loads(raw) if raw else None
+    except ValueError:
+        return raw
+    if isinstance(payload, dict) and "password" in payload:
+        payload["password"] = "***"
+    return payload

@@ -25,6 +25,12 @@ re-applied through moto's own ``ResourceMap.update``. A fault with
 ContinueUpdateRollback. CancelUpdateStack rolls an update in progress back the
 same way.
 
+The stack's ``AWS::Lambda::Version`` and ``AWS::Lambda::Alias`` resources are
+``sandbox.lambda_stack``'s models (installed by the front), reconciled after every update
+moto applies (the layer's rollbacks included): a Lambda refusal fails the update. The layer
+also answers drift detection for them (``sandbox.stack_drift``). Lambda's Invoke is answered
+by ``sandbox.lambda_invoke`` (moto would start a container).
+
 moto's Lambda reads a function's code object at the key's newest version whatever
 ``S3ObjectVersion`` names; Lambda reads the version named. :func:`honour_code_versions`
 makes moto read that version (the front installs it), so a release that pins its code
@@ -39,29 +45,34 @@ import json
 import logging
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
-from xml.sax.saxutils import escape
 
 from moto.cloudformation.models import ChangeSet, Stack, cloudformation_backends
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
+from sandbox import cfn_xml, lambda_stack, stack_drift
 from sandbox.amplify import AmplifyEmulator
+from sandbox.cfn_xml import WsgiResult
 from sandbox.cloudwatch_faults import failure_response as cloudwatch_failure_response
 from sandbox.cloudwatch_faults import honour_percentiles
 from sandbox.faults import Faults
 from sandbox.kvs import KeyValueStoreEmulator
+from sandbox.lambda_invoke import LambdaInvoke, is_invoke
+from sandbox.stack_drift import DriftDetector, DriftError
 
 log = logging.getLogger(__name__)
 
-CFN_NS = "http://cloudformation.amazonaws.com/doc/2010-05-15/"
-LAYER_ACTIONS = {"UpdateStack", "ExecuteChangeSet", "CancelUpdateStack", "ContinueUpdateRollback"}
-
-WsgiResult = tuple[str, list[tuple[str, str]], bytes]
+LAYER_ACTIONS = {
+    "UpdateStack",
+    "ExecuteChangeSet",
+    "CancelUpdateStack",
+    "ContinueUpdateRollback",
+    *stack_drift.ACTIONS,
+}
 
 
 def credential_scope(environ: dict[str, Any]) -> tuple[str | None, str | None]:
@@ -159,14 +170,17 @@ class AwsFront:
         faults: Faults,
         *,
         kvs: KeyValueStoreEmulator | None = None,
+        invoke: LambdaInvoke | None = None,
         version_parameter: str = "AppVersion",
         update_seconds: float = 2.0,
     ) -> None:
         self.amplify = amplify
         self.kvs = kvs
+        self.invoke = invoke
         self.faults = faults
         honour_code_versions()
         honour_percentiles()
+        lambda_stack.install()
         self.moto = DomainDispatcherApplication(create_backend_app)
         self.cloudformation = CloudFormationLayer(
             faults, version_parameter=version_parameter, update_seconds=update_seconds
@@ -187,6 +201,9 @@ class AwsFront:
         failing = self.faults.find("cloudwatch_failure", action=action) if service == "monitoring" else None
         if failing:
             status, headers, body = cloudwatch_failure_response(environ, failing)
+        elif service == "lambda" and self.invoke is not None and is_invoke(environ):
+            status, headers, body = self.invoke.invoke(environ, region or "us-east-1")
+            action = "Invoke"
         else:
             status, headers, body = call_wsgi(app, environ)
         action = environ.get("sandbox.action") or action
@@ -229,14 +246,18 @@ class _Update:
     parameters: dict[str, Any]
     input_parameters: dict[str, Any]
     changed_resource: str
+    versions: dict[str, lambda_stack.StackVersion] = field(default_factory=dict)
     version: str | None = None
     change_set: ChangeSet | None = None
     failure: dict[str, Any] | None = None
+    # Lambda refused a version or alias of the update: it fails (and rolls back) when it ends
+    refused: lambda_stack.ReconcileError | None = None
     timer: threading.Timer | None = field(default=None, repr=False)
 
 
 class CloudFormationLayer:
-    """Slow stack updates, injected update failures, CancelUpdateStack and ContinueUpdateRollback."""
+    """Slow stack updates, injected update failures, CancelUpdateStack, ContinueUpdateRollback and
+    drift detection."""
 
     def __init__(self, faults: Faults, *, version_parameter: str, update_seconds: float) -> None:
         self.faults = faults
@@ -244,6 +265,7 @@ class CloudFormationLayer:
         self.update_seconds = update_seconds
         self._lock = threading.RLock()
         self._updates: dict[str, _Update] = {}
+        self.drift = DriftDetector()
 
     def app(self, action: str, region: str, moto: Callable) -> Callable:
         def wsgi(environ: dict[str, Any], start_response: Callable) -> list[bytes]:
@@ -264,11 +286,17 @@ class CloudFormationLayer:
                 if update.timer:
                     update.timer.cancel()
             self._updates.clear()
+        self.drift.reset()
 
     def _handle(
         self, action: str, params: dict[str, str], region: str, moto: Callable, environ: dict[str, Any]
     ) -> WsgiResult:
         backend = cloudformation_backends[DEFAULT_ACCOUNT_ID][region]
+        if action in stack_drift.ACTIONS:
+            try:
+                return self.drift.handle(action, params, lambda name: _stack(backend, name))
+            except DriftError as err:
+                raise _CfnError(str(err)) from None
         if action == "CancelUpdateStack":
             stack = _stack(backend, params.get("StackName"))
             if stack.status != "UPDATE_IN_PROGRESS" or stack.stack_id not in self._updates:
@@ -278,7 +306,7 @@ class CloudFormationLayer:
             update = self._updates[stack.stack_id]
             update.timer.cancel()
             self._start_rollback(update, "User Initiated", rollback_fails=False)
-            return _empty_response(action)
+            return cfn_xml.response(action)
         if action == "ContinueUpdateRollback":
             stack = _stack(backend, params.get("StackName"))
             if stack.status != "UPDATE_ROLLBACK_FAILED" or stack.stack_id not in self._updates:
@@ -286,7 +314,7 @@ class CloudFormationLayer:
                     f"ContinueUpdateRollback cannot be called from current stack status {stack.status}"
                 )
             self._start_rollback(self._updates[stack.stack_id], "User Initiated", rollback_fails=False)
-            return _empty_response(action, result=True)
+            return cfn_xml.response(action, {})
 
         change_set = None
         if action == "ExecuteChangeSet":
@@ -312,6 +340,7 @@ class CloudFormationLayer:
             input_parameters=dict(stack.resource_map.input_parameters),
             changed_resource=stack.name,
             change_set=change_set,
+            versions=lambda_stack.versions(stack.resource_map),
         )
         old_resources = dict(stack.template_dict.get("Resources", {}))
         events_before = len(stack.events)
@@ -333,6 +362,8 @@ class CloudFormationLayer:
         new_resources = stack.template_dict.get("Resources", {})
         changed = [name for name, res in new_resources.items() if old_resources.get(name) != res]
         update.changed_resource = (changed or list(new_resources) or [stack.name])[0]
+        update.refused = lambda_stack.refused(stack.resource_map)
+        stack.output_map = stack._create_output_map()
         self._updates[stack.stack_id] = update
         self._schedule(update, self._finish_update)
         return status, headers, body
@@ -355,6 +386,8 @@ class CloudFormationLayer:
     def _finish_update(self, update: _Update) -> None:
         stack = update.stack
         fault = self.faults.find("stack_update_failure", stack=stack.name, version=update.version)
+        if update.refused is not None:
+            fault = {"reason": update.refused.reason, "resource": update.refused.logical_id}
         if fault is None:
             stack._add_stack_event("UPDATE_COMPLETE_CLEANUP_IN_PROGRESS")
             stack._add_stack_event("UPDATE_COMPLETE")
@@ -391,7 +424,11 @@ class CloudFormationLayer:
         stack = update.stack
         stack.template = update.template
         stack._parse_template()
+        lambda_stack.restore(stack.resource_map, update.versions)
         stack.resource_map.update(stack.template_dict, update.input_parameters)
+        refused = lambda_stack.refused(stack.resource_map)
+        if refused is not None:
+            raise refused  # the rollback fails (UPDATE_ROLLBACK_FAILED)
         stack.output_map = stack._create_output_map()
         stack.parameters = update.parameters
         stack._add_stack_event("UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS")
@@ -406,21 +443,7 @@ class _CfnError(Exception):
         self.message, self.code = message, code
 
     def response(self) -> WsgiResult:
-        body = (
-            f'<ErrorResponse xmlns="{CFN_NS}"><Error><Type>Sender</Type><Code>{self.code}</Code>'
-            f"<Message>{escape(self.message)}</Message></Error><RequestId>{uuid.uuid4()}</RequestId>"
-            "</ErrorResponse>"
-        ).encode()
-        return "400 Bad Request", [("Content-Type", "text/xml"), ("Content-Length", str(len(body)))], body
-
-
-def _empty_response(action: str, *, result: bool = False) -> WsgiResult:
-    inner = f"<{action}Result/>" if result else ""
-    body = (
-        f'<{action}Response xmlns="{CFN_NS}">{inner}<ResponseMetadata><RequestId>{uuid.uuid4()}'
-        f"</RequestId></ResponseMetadata></{action}Response>"
-    ).encode()
-    return "200 OK", [("Content-Type", "text/xml"), ("Content-Length", str(len(body)))], body
+        return cfn_xml.error(self.message, self.code)
 
 
 def _stack(backend: Any, name: str | None) -> Stack:

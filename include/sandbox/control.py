@@ -11,8 +11,10 @@ serves: through the front door, what its function reads, and the last tick's vie
 colour); ``POST /traffic/router {"router": "keyvaluestore"|"route53"}`` (how the
 simulated viewers are routed from now on); ``POST /alarms/{name}
 {"state", "reason"?}``; ``GET /requests?since=<epoch>&service=<signing name>`` (the
-AWS request log); ``GET /recorded/{service}`` (github, slack, statuspage, smtp, app,
-traffic). Errors are ``{"error": "..."}`` with 400 or 404. See README.md.
+AWS request log); ``GET /recorded/{service}`` (github, slack, statuspage, pagerduty, smtp,
+app_blue, app_green, lambda (the API function's invocations), traffic). Fault matchers are
+``sandbox.faults.MATCHERS`` (``backend_version`` among them: the release a Lambda version of the
+API runs). Errors are ``{"error": "..."}`` with 400 or 404. See README.md.
 """
 
 from __future__ import annotations

@@ -3,10 +3,12 @@
 A fault is a kind plus matchers and settings, for example
 ``{"kind": "error_rate", "version": "v1.1.0", "percent": 30}``. It applies to a
 request when every matcher the fault names (``version``, ``colour``, ``function_version``,
-``check``, ``service``, ``branch``, ``stack``, ``action``) equals the request's own value; a
-fault that names no matcher applies to every request of its kind. ``version`` is the release
-the colour serves (``v1.1.0``), ``function_version`` the Lambda version of the API function
-that executed the request (``"2"``), known only when the traffic simulator routes by an alias.
+``backend_version``, ``check``, ``service``, ``branch``, ``stack``, ``action``) equals the
+request's own value; a fault that names no matcher applies to every request of its kind.
+``version`` is the release the colour's frontend serves (``v1.1.0``), ``function_version`` the
+Lambda version of the API function that executed the request (``"2"``) and ``backend_version``
+the release that version runs (its ``APP_VERSION``, ``v1.1.0``): both known when the traffic
+simulator routes by the alias, and for a direct Invoke of the function.
 A fault with ``seconds`` lasts that long from when it was added, then no longer applies.
 """
 
@@ -20,10 +22,10 @@ from typing import Any
 KINDS = frozenset(
     {
         "smoke_failure",  # matchers: version|colour, check
-        "error_rate",  # matchers: version|colour|function_version; settings: percent, spacing (random|even)
-        "latency",  # matchers: version|colour|function_version, check (one smoke check only); settings: ms
-        "latency_tail",  # matchers: version|colour|function_version; settings: percent, ms (the mean kept)
-        "stall",  # matchers: version|colour|function_version: user requests get no answer
+        "error_rate",  # matchers: version|colour|function_version|backend_version; settings: percent, spacing
+        "latency",  # matchers: version|colour|function_version|backend_version, check; settings: ms
+        "latency_tail",  # matchers: version|colour|function_version|backend_version; settings: percent, ms
+        "stall",  # matchers: version|colour|function_version|backend_version: no answer
         "metrics_delay",  # settings: ms (the simulator's metrics reach CloudWatch that late)
         "kvs_propagation",  # settings: ms (the front door reads the KeyValueStore as it was ms ago)
         "amplify_job_failure",  # matchers: branch|version; settings: reason
@@ -33,7 +35,17 @@ KINDS = frozenset(
     }
 )
 MATCHERS = frozenset(
-    {"version", "colour", "function_version", "check", "service", "branch", "stack", "action"}
+    {
+        "version",
+        "colour",
+        "function_version",
+        "backend_version",
+        "check",
+        "service",
+        "branch",
+        "stack",
+        "action",
+    }
 )
 
 

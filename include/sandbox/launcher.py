@@ -24,13 +24,14 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from deployment.config import DeploymentConfig
 from sandbox.amplify import AmplifyEmulator
-from sandbox.app import ColourApp, DynamoContentStore
+from sandbox.app import ApiHandler, ColourApp, DynamoContentStore
 from sandbox.aws import AwsFront
 from sandbox.control import ControlApi
 from sandbox.faults import Faults
 from sandbox.frontdoor import FrontDoor, FunctionRunner
 from sandbox.github import GitHubEmulator
 from sandbox.kvs import KeyValueStoreEmulator
+from sandbox.lambda_invoke import LambdaInvoke
 from sandbox.pagerduty import PagerDutyEvents
 from sandbox.recorder import Recorder
 from sandbox.seed import CREDENTIALS, STABLE_COLOUR, route53_weights, seed_aws, seed_front_door, seed_github
@@ -120,10 +121,12 @@ class Sandbox:
         )
         self.kvs = KeyValueStoreEmulator()
         self._function: FunctionRunner | None = None
+        self.lambda_invoke = LambdaInvoke(ApiHandler(faults=self.faults, **self._api_settings()))
         self.aws = AwsFront(
             self.amplify,
             self.faults,
             kvs=self.kvs,
+            invoke=self.lambda_invoke,
             version_parameter=cfg.stack.version_parameter,
             update_seconds=update_seconds,
         )
@@ -212,6 +215,7 @@ class Sandbox:
             "smtp": self._smtp,
             "app_blue": self.apps.get("blue"),
             "app_green": self.apps.get("green"),
+            "lambda": self.lambda_invoke,
             "traffic": self.traffic,
         }
         return {name: emulator.recorder for name, emulator in emulators.items() if emulator is not None}
@@ -372,17 +376,17 @@ class Sandbox:
         )
 
     def _colour_app(self, colour: str) -> ColourApp:
-        store = DynamoContentStore(
-            self.cfg.dynamodb.tables[0], endpoint_url=self.endpoints["aws"], region=self.cfg.region
-        )
-        return ColourApp(
-            colour,
-            self.version_of,
-            faults=self.faults,
-            content_store=store,
-            check_names={c.path: c.name for c in self.cfg.smoke_tests.checks},
-            users={SMOKE_ACCOUNT["login"]: SMOKE_ACCOUNT["password"]},
-        )
+        return ColourApp(colour, self.version_of, faults=self.faults, **self._api_settings())
+
+    def _api_settings(self) -> dict[str, Any]:
+        """What the API needs, whoever serves it: a colour's app or the function invoked directly."""
+        return {
+            "content_store": DynamoContentStore(
+                self.cfg.dynamodb.tables[0], endpoint_url=self.endpoints["aws"], region=self.cfg.region
+            ),
+            "check_names": {c.path: c.name for c in self.cfg.smoke_tests.checks},
+            "users": {SMOKE_ACCOUNT["login"]: SMOKE_ACCOUNT["password"]},
+        }
 
     @property
     def kvs_arn(self) -> str:
@@ -420,11 +424,14 @@ class Sandbox:
 
     def _start_traffic(self) -> None:
         through_door = self.traffic_router == "keyvaluestore"
+        backend = self.cfg.backend
         self.traffic = TrafficSimulator(
             self.cfg,
             endpoint_url=self.endpoints["aws"],
             version_of=self.version_of,
             faults=self.faults,
             front_door_url=self.endpoints["frontdoor"] if through_door else None,
+            function_name=backend.function_name if backend else None,
+            alias_name=backend.alias if backend else None,
         )
         self.traffic.start()

@@ -140,6 +140,35 @@ def _seed_stack(cfg: DeploymentConfig, cloudformation: Any, s3: Any, commit: str
     status = cloudformation.describe_stacks(StackName=cfg.stack.name)["Stacks"][0]["StackStatus"]
     if status != "CREATE_COMPLETE":
         raise RuntimeError(f"seeding stack {cfg.stack.name} ended {status}")
+    adopt_api_alias(cfg, cloudformation)
+
+
+def adopt_api_alias(cfg: DeploymentConfig, cloudformation: Any, timeout: float = 60) -> None:
+    """Write the version the stack's alias serves into ``backend.version_parameter``, as a team does
+    once when it adopts the API canary (a release's sync does it after each release). A stack
+    created with the parameter empty points the alias at the version it published; a restore of
+    such a stack's backup would point it at the copy the restore publishes, not at that version."""
+    from deployment.traffic.api_stack import sync_parameters
+
+    stack = cloudformation.describe_stacks(StackName=cfg.stack.name)["Stacks"][0]
+    parameters = {p["ParameterKey"]: p.get("ParameterValue", "") for p in stack.get("Parameters", [])}
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+    if cfg.backend is None or parameters.get(cfg.backend.version_parameter, "x") != "":
+        return
+    update = sync_parameters(cfg, parameters, outputs[cfg.backend.version_output])
+    cloudformation.update_stack(
+        StackName=cfg.stack.name,
+        UsePreviousTemplate=True,
+        Parameters=update,
+        Capabilities=list(cfg.stack.capabilities),
+    )
+    deadline = time.monotonic() + timeout
+    while (
+        status := cloudformation.describe_stacks(StackName=cfg.stack.name)["Stacks"][0]["StackStatus"]
+    ) != ("UPDATE_COMPLETE"):
+        if status.endswith("FAILED") or "ROLLBACK" in status or time.monotonic() > deadline:
+            raise RuntimeError(f"adopting the API alias in stack {cfg.stack.name}: the update is {status}")
+        time.sleep(0.2)
 
 
 def _seed_tables(cfg: DeploymentConfig, dynamodb: Any) -> None:

@@ -52,19 +52,23 @@ sets, so CloudWatch's percentiles (p95, p99) can be asked of the latency. A
 request that got no answer (the ``stall`` fault) publishes nothing, as a
 function that never finished would not. Under the ``metrics_delay`` fault the
 tick's metrics reach CloudWatch ``ms`` late (their timestamps unchanged),
-as EMF documents do when CloudWatch Logs is slow to extract them.
+as EMF documents do when CloudWatch Logs is slow to extract them; the simulator's thread sends
+them when due, between ticks.
 
 Lambda alias (``function_name`` and ``alias_name``; without them, as before): each tick reads
 the alias of the API function from the sandbox's Lambda (GetAlias) and runs each API request
 of a colour's page on the version the alias routes it to, drawn by its weights as Lambda does
 (``sandbox.lambda_alias``; from a generator of its own, so the requests' draws do not move).
-Faults matched by ``function_version`` apply to that version's requests alone. The
-invocations are published beside the application's metrics as Lambda publishes them
-(``AWS/Lambda``: Invocations, Errors, Throttles, Duration per function, per alias and per
-``ExecutedVersion``), in a second ``put_metric_data`` call (one namespace a call), and the
-tick's record gains ``alias`` (weight per version) and ``executed`` (invocations per
-version). A missing alias (or function) routes nothing: the function's unqualified code serves,
-no ``function_version`` fault matches and nothing is published to ``AWS/Lambda``.
+Faults matched by ``function_version`` apply to that version's requests alone, and those matched
+by ``backend_version`` to the requests of the versions that run that release; those matched by
+``colour`` or ``version`` are the frontend's, seen in the application's per-colour metrics and
+not in the function's (``sandbox.app.simulate_call``). The invocations are published beside the
+application's metrics as Lambda publishes them (``AWS/Lambda``: Invocations, Errors, Throttles,
+Duration per function, per alias and per ``ExecutedVersion``), in a second ``put_metric_data``
+call (one namespace a call), and the tick's record gains ``alias`` (weight per version) and
+``executed`` (invocations per version). A missing alias (or function) routes nothing: the
+function's unqualified code serves, no ``function_version`` or ``backend_version`` fault matches
+and nothing is published to ``AWS/Lambda``.
 
 Alarm (``evaluate_alarms``): CloudWatch in moto does not evaluate alarms, so
 the simulator sets ``<alarms.prefix>5xx-errors`` itself. It is edge-triggered:
@@ -97,7 +101,7 @@ import boto3
 import requests
 from botocore.exceptions import ClientError
 
-from sandbox.app import simulate_request
+from sandbox.app import simulate_call, simulate_request
 from sandbox.faults import Faults
 from sandbox.lambda_alias import AliasReader, AliasRouting, Invocation, Sample, invocation_samples
 from sandbox.recorder import Recorder
@@ -147,15 +151,15 @@ def emf_samples(documents: list[dict[str, Any]]) -> Iterator[Sample]:
                         dims,
                         stamp,
                     )
-                    yield key, float(document[metric["Name"]])
+                    yield key, float(document[metric["Name"]]), 1
 
 
 def metric_data(samples: Iterable[Sample]) -> dict[str, list[dict[str, Any]]]:
     """``{namespace: MetricData}``: one datum per metric, dimension set and second, its values with
     their counts (at most ``MAX_VALUES`` each)."""
     grouped: dict[tuple, Counter[float]] = {}
-    for key, value in samples:
-        grouped.setdefault(key, Counter())[value] += 1
+    for key, value, count in samples:
+        grouped.setdefault(key, Counter())[value] += count
     data: dict[str, list[dict[str, Any]]] = {}
     for (namespace, name, unit, resolution, dims, stamp), histogram in grouped.items():
         values = sorted(histogram)
@@ -256,13 +260,24 @@ class TrafficSimulator:
 
     def _run(self) -> None:
         while not self._stopping.is_set():
-            started = time.monotonic()
+            next_tick = time.monotonic() + self.tick_seconds
             try:
                 self.tick()
+                self._between_ticks(next_tick)
             except Exception as err:  # keep simulating through a transient failure, but say so
                 log.exception("traffic simulator tick failed")
                 self.recorder.record(error=f"{type(err).__name__}: {err}")
-            self._stopping.wait(max(self.tick_seconds - (time.monotonic() - started), 0))
+            self._stopping.wait(max(next_tick - time.monotonic(), 0))
+
+    def _between_ticks(self, next_tick: float) -> None:
+        """Until ``next_tick``, send delayed metric data when it is due (``metrics_delay``), as
+        CloudWatch shows late data once it arrives, not at the simulator's next tick."""
+        while not self._stopping.is_set():
+            with self._tick_lock:
+                due_in = self._send_due()
+            if due_in is None or time.monotonic() + due_in >= next_tick:
+                return
+            self._stopping.wait(max(due_in, 0.0))
 
     # --------------------------------------------------------------------- tick
     def tick(self) -> dict[str, Any]:
@@ -343,16 +358,20 @@ class TrafficSimulator:
         invocations: list[Invocation],
     ) -> list[tuple[int, float]]:
         """``count`` API requests of ``colour``'s page, the answered ones. Under an alias each runs
-        on the Lambda version the alias routes it to, and is added to ``invocations``; a colour
-        with nothing deployed has no page to call the function."""
+        on the Lambda version the alias routes it to, and is added to ``invocations`` as the
+        function ran it (a frontend's fault is not the function's); a colour with nothing deployed,
+        or a stalled page, has no page to call the function."""
         answered = []
         for _ in range(count):
             executed = routing.pick(self._alias_rng) if routing and version is not None else None
-            outcome = simulate_request(faults, colour, version, self._rng, function_version=executed)
-            if executed is not None:
-                invocations.append((executed, outcome))
-            if outcome is not None:
-                answered.append(outcome)
+            backend = routing.releases.get(executed) if executed is not None else None
+            call = simulate_call(
+                faults, colour, version, self._rng, function_version=executed, backend_version=backend
+            )
+            if executed is not None and call.invoked:
+                invocations.append((executed, call.invocation))
+            if call.page is not None:
+                answered.append(call.page)
         return answered
 
     def _outcome_summary(self, outcomes: list[tuple[int, float]]) -> dict[str, Any]:
@@ -474,10 +493,15 @@ class TrafficSimulator:
         delay = self.faults.find("metrics_delay")
         due = time.time() + (float(delay.get("ms", 0)) / 1000 if delay else 0.0)
         self._pending.extend((due, ns, data) for ns, data in metric_data(samples).items())
+        self._send_due()
+
+    def _send_due(self) -> float | None:
+        """Send the metric data whose time has come; the seconds until the next batch is due."""
         while self._pending and self._pending[0][0] <= time.time():
             _, namespace, data = self._pending.popleft()
             for first in range(0, len(data), 1000):  # PutMetricData takes at most 1000 metrics
                 self._cloudwatch.put_metric_data(Namespace=namespace, MetricData=data[first : first + 1000])
+        return self._pending[0][0] - time.time() if self._pending else None
 
     def _evaluate_alarm(self, requests: int, errors: int) -> str | None:
         self._window.append((requests, errors))

@@ -6,6 +6,12 @@ prefix, written by exactly one task. Sections never race, a rerun of a task
 overwrites its own section, and the record outlives Airflow's database.
 
 Layout: ``s3://<bucket>/<prefix>/<version>/<run key>/<section>.json``.
+
+Sections are read and written with one ``GetObject`` or ``PutObject`` on the hook's client. The
+provider's ``load_string`` and ``read_key`` cost several times that in every task process: the
+upload goes through S3 transfer's thread pool, the first one also initialises Airflow's hook
+lineage (the project registers no lineage reader, so it records nothing), and ``read_key`` builds a
+boto3 resource and sends a ``HeadObject`` before the ``GetObject``.
 """
 
 from __future__ import annotations
@@ -80,12 +86,12 @@ class Ledger:
     def write(self, section: str, value: Any) -> str:
         """Store ``value`` as the section ``section`` (replacing it); returns its S3 URI."""
         body = json.dumps(value, indent=2, sort_keys=True, default=str)
-        self.hook.load_string(body, key=self.key(section), bucket_name=self.bucket, replace=True)
+        put_text(self.hook, self.bucket, self.key(section), body)
         return self.uri(section)
 
     def write_text(self, name: str, text: str, suffix: str) -> str:
         """Store a non-JSON artifact (a Markdown plan, a template) beside the record."""
-        self.hook.load_string(text, key=self.key(name, suffix), bucket_name=self.bucket, replace=True)
+        put_text(self.hook, self.bucket, self.key(name, suffix), text)
         return self.uri(name, suffix)
 
     def read(self, section: str, default: Any = None) -> Any:
@@ -93,13 +99,14 @@ class Ledger:
         return default if text is None else json.loads(text)
 
     def read_text(self, name: str, suffix: str) -> str:
-        return self.hook.read_key(self.key(name, suffix), bucket_name=self.bucket)
+        """A non-JSON artifact's text; raises the client's ``NoSuchKey`` when the record has none."""
+        return read_object(self.hook, self.bucket, self.key(name, suffix))
 
     def record(self) -> dict[str, Any]:
         """Every JSON section of this run's record, by section name."""
         keys = self.hook.list_keys(bucket_name=self.bucket, prefix=f"{self.prefix}/") or []
         return {
-            key.rsplit("/", 1)[1].removesuffix(".json"): json.loads(self.hook.read_key(key, self.bucket))
+            key.rsplit("/", 1)[1].removesuffix(".json"): json.loads(read_object(self.hook, self.bucket, key))
             for key in sorted(keys)
             if key.endswith(".json")
         }
@@ -111,11 +118,25 @@ def _s3_hook(config: DeploymentConfig) -> S3Hook:
     return hook_for(config, S3Hook)
 
 
+def put_text(hook: S3Hook, bucket: str, key: str, text: str) -> None:
+    """Store ``text`` (UTF-8) as the object ``key``, replacing it: one PutObject."""
+    hook.conn.put_object(Bucket=bucket, Key=key, Body=text.encode())
+
+
+def read_object(hook: S3Hook, bucket: str, key: str) -> str:
+    """The object's text: one GetObject; raises the client's ``NoSuchKey`` when there is none."""
+    return _body(hook.conn, bucket, key)
+
+
+def _body(client: Any, bucket: str, key: str) -> str:
+    return client.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
+
+
 def _get(hook: S3Hook, bucket: str, key: str) -> str | None:
     """The object's text, or None when there is none: one GetObject (a missing section is common)."""
     client = hook.conn
     try:
-        return client.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
+        return _body(client, bucket, key)
     except client.exceptions.NoSuchKey:
         return None
 

@@ -5,6 +5,15 @@ deployment record and task states. Groups and operators build on it; it imports 
 record (``config``: the settings and their SHA-256), and every later task of the run uses that
 snapshot, so an edit of the YAML during a release changes neither its thresholds nor its checks.
 Only where the record is (``artifacts`` and ``connections.aws``) is read from the file, to find it.
+
+**The snapshot, once per machine.** The record is the truth, but every task of a run is a new
+process, and reading the snapshot from S3 in each one built the S3 client even in tasks that call
+nothing else there, and validated it again. The first process on a machine to read it (or
+``record_release``, which writes it) leaves the snapshot and the model validated from it in the local
+cache (:mod:`deployment.local_cache`) under the record's location (AWS connection, region, bucket,
+and the run's folder, which names the version and the run's identity) and the models' code; the next
+ones use it after checking the settings' SHA-256 against the digest the record gave them. Any other
+entry, or none, is a miss, and the record is read again.
 """
 
 from __future__ import annotations
@@ -45,17 +54,60 @@ class Release:
 
 
 CONFIG_SECTION = "config"
+SNAPSHOT_CACHE = "config-snapshot"
 _snapshots: dict[str, DeploymentConfig] = {}
+
+
+def settings_digest(settings: dict[str, Any]) -> str:
+    """The SHA-256 of a snapshot's settings (JSON, keys sorted), as the ``config`` section holds it."""
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
 
 
 def config_snapshot(cfg: DeploymentConfig) -> dict[str, Any]:
     """The ``config`` section: the validated settings and their digest."""
-    import hashlib
-    import json
-
     settings = cfg.model_dump(mode="json", by_alias=True)
-    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
-    return {"sha256": digest, "settings": settings}
+    return {"sha256": settings_digest(settings), "settings": settings}
+
+
+def _snapshot_key(ledger: Ledger) -> tuple[str, ...]:
+    """Where a run's snapshot is (AWS connection and region, bucket, the run's folder), and the
+    models' code that validated it."""
+    from deployment.config import MODELS_DIGEST
+
+    config = ledger.config
+    return (MODELS_DIGEST, config.connections.aws, config.region, ledger.bucket, ledger.prefix)
+
+
+def remember_snapshot(ledger: Ledger, snapshot: dict[str, Any]) -> DeploymentConfig:
+    """The configuration of the run's ``config`` section, as the record holds it, validated and left
+    for this machine's next tasks."""
+    from deployment.config import DeploymentConfig
+    from deployment.local_cache import write_pickle
+
+    cfg = DeploymentConfig.model_validate(snapshot["settings"])
+    key = _snapshot_key(ledger)
+    entry = {"key": key, "sha256": snapshot.get("sha256"), "settings": snapshot["settings"], "config": cfg}
+    write_pickle(SNAPSHOT_CACHE, key, entry)
+    return cfg
+
+
+def _remembered_snapshot(ledger: Ledger) -> DeploymentConfig | None:
+    """The run's snapshot from the local cache: only an entry for this very record whose settings
+    still have the digest the record gave them; None otherwise."""
+    from deployment.config import DeploymentConfig
+    from deployment.local_cache import read_pickle
+
+    key = _snapshot_key(ledger)
+    entry = read_pickle(SNAPSHOT_CACHE, key)
+    if not isinstance(entry, dict) or entry.get("key") != key:
+        return None
+    settings, cfg = entry.get("settings"), entry.get("config")
+    if not isinstance(settings, dict) or not isinstance(cfg, DeploymentConfig):
+        return None
+    return cfg if entry.get("sha256") == settings_digest(settings) else None
 
 
 def _run_after(context: Any) -> Any:
@@ -64,18 +116,19 @@ def _run_after(context: Any) -> Any:
 
 def release(context: Any) -> Release:
     """The run's config (its snapshot once ``record_release`` took it), params and record."""
-    from deployment.config import DeploymentConfig, load_config
+    from deployment.config import load_config
     from deployment.ledger import Ledger
 
     params = dict(context["params"])
     version, run_id = params["version"], context["run_id"]
     located = Ledger(load_config(), version, run_id, _run_after(context))
-    cfg = _snapshots.get(located.prefix)
+    cfg = _snapshots.get(located.prefix) or _remembered_snapshot(located)
     if cfg is None:
         snapshot = located.read(CONFIG_SECTION)
         if snapshot is None:
             return Release(located.config, params, version, run_id, located)
-        cfg = _snapshots[located.prefix] = DeploymentConfig.model_validate(snapshot["settings"])
+        cfg = remember_snapshot(located, snapshot)
+    _snapshots[located.prefix] = cfg
     return Release(cfg, params, version, run_id, Ledger(cfg, version, run_id, _run_after(context)))
 
 

@@ -14,7 +14,8 @@ if TYPE_CHECKING:
 
 
 def live_now(config: DeploymentConfig) -> dict[str, Any]:
-    """The stack's version and status, the router's weights, and each colour's branch version."""
+    """The stack's version and status, the router's weights, the API alias (``{"version", "weights"}``,
+    with ``backend``), and each colour's branch version."""
     from deployment.aws import amplify, cloudformation
     from deployment.traffic import router_for
 
@@ -35,6 +36,13 @@ def live_now(config: DeploymentConfig) -> dict[str, Any]:
         found["weights"] = dict(router_for(config).weights())
     except Exception as err:
         found["errors"].append(f"traffic router ({config.traffic.router}): {err}")
+    if config.backend is not None:
+        from deployment.traffic.api_alias import backup_state
+
+        try:
+            found["api_alias"] = backup_state(config)
+        except Exception as err:
+            found["errors"].append(f"Lambda alias {config.backend.alias}: {err}")
     try:
         client = amplify.client(config)
         for colour, branch in config.amplify.branches.items():

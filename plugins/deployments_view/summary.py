@@ -183,9 +183,34 @@ def polls(watch: Any) -> list[dict[str, Any]]:
                 "detail": verdict.get("detail"),
                 "reasons": verdict.get("reasons") or verdict.get("notes") or [],
                 "alarms_firing": sample.get("alarms_firing") or [],
+                "api": _api_verdict(verdict.get("api")),
             }
         )
     return points
+
+
+def _api_verdict(verdict: Any) -> dict[str, Any] | None:
+    """The API half of a paired verdict (the new version against the previous), or None."""
+    if not isinstance(verdict, dict):
+        return None
+    sample = verdict.get("sample") if isinstance(verdict.get("sample"), dict) else {}
+    canary = _series(sample, "canary")
+    return {
+        "outcome": verdict.get("outcome"),
+        "version": sample.get("canary_colour"),
+        "previous_version": sample.get("stable_colour"),
+        "error_rate_percent": verdict.get("error_rate_percent"),
+        "stable_error_rate_percent": verdict.get("stable_error_rate_percent"),
+        "p99_ms": _rate(canary.get("p99_ms")),
+        "detail": verdict.get("detail"),
+    }
+
+
+def _api_weights(body: dict[str, Any]) -> dict[str, Any] | None:
+    """The alias as the step left it: ``{"version", "weights"}`` from its routing change."""
+    change = body.get("routing_change")
+    api = change.get("api") if isinstance(change, dict) else None
+    return api.get("after") if isinstance(api, dict) else None
 
 
 def _watch_view(name: str, body: dict[str, Any], config: DeploymentConfig) -> dict[str, Any]:
@@ -194,6 +219,7 @@ def _watch_view(name: str, body: dict[str, Any], config: DeploymentConfig) -> di
         "name": name,
         "weight": body.get("weight"),
         "weights": body.get("weights"),
+        "api_weights": _api_weights(body),
         "outcome": body.get("outcome"),
         "reason": body.get("reason") or (body.get("watch") or {}).get("reason"),
         "started_at": body.get("applied_at") or body.get("started_at"),

@@ -95,3 +95,26 @@ def test_only_emergency_users_may_set_flags():
         check_emergency_allowed(["alice"], flagged, "ci")
     with pytest.raises(EmergencyNotAllowed):
         check_emergency_allowed(["alice"], flagged, None)
+
+
+def test_copies_of_the_params_share_each_schema_but_not_the_values():
+    params = ParamsDict(release_params())
+    copied = copy.deepcopy(params)
+    for name in params:
+        assert copied.get_param(name).schema is params.get_param(name).schema
+    assert copied.get_param("emergency").value == params.get_param("emergency").value
+    assert copied.get_param("emergency").value is not params.get_param("emergency").value
+    copied["emergency"] = {"force_deploy": True, "reason": "a long enough reason"}
+    assert params["emergency"]["force_deploy"] is False
+
+
+def test_the_shared_schemas_serialize_as_the_plain_schemas_did():
+    from airflow.sdk import Param
+    from airflow.serialization.serialized_objects import BaseSerialization
+
+    shared = release_params()
+    plain = {k: Param(p.value, p.description, schema=dict(p.schema)) for k, p in shared.items()}
+    serialized = BaseSerialization._serialize_params_dict(shared)
+    assert serialized == BaseSerialization._serialize_params_dict(plain)
+    assert [key for key, _ in serialized] == ["version", "commit_sha", "author", "emergency"]
+    assert serialized[3][1]["schema"]["__var"]["title"] == "Emergency flags"

@@ -43,7 +43,10 @@ def stop_stack(supervisor: Supervisor) -> None:
 
 def fresh_world(admin: AirflowClient, sandbox: SandboxProcess) -> None:
     """No active run left by an earlier test (max_active_runs=1 would queue ours), sandbox reseeded:
-    its viewers routed by the configured router (the front door by default), all on blue."""
+    its viewers routed by the configured router (the front door by default), all on blue. A DAG an
+    earlier test paused (and failed before unpausing) is unpaused."""
+    if admin.dag().get("is_paused"):
+        admin.unpause()
     stopped = [run["dag_run_id"] for run in admin.runs(states=("queued", "running"))]
     for run_id in stopped:
         admin.request("PATCH", f"/dags/{admin.dag_id}/dagRuns/{run_id}", json={"state": "failed"})

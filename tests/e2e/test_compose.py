@@ -141,6 +141,7 @@ def _site_specific(key: str) -> bool:
         for word in (
             "HOME",
             "FOLDER",
+            "_DIR",
             "CONN",
             "URL",
             "PORT",

@@ -44,7 +44,10 @@ def test_a_gate_marked_open_by_hand_changes_nothing_and_is_recorded(local, sandb
     ci.wait_for_task(run_id, FIRST, {"awaiting_input"}, timeout=RELEASE_TIMEOUT, poll=0.25)
     # The author and CI's account may not mark anything (FAB: 403); the admin may, and does: once
     # as one PATCH (audit-logged by Airflow), once through the bulk PATCH (which Airflow logs nothing
-    # for: the hand-marks listener does).
+    # for: the hand-marks listener does). The DAG is paused between the two marks, so the scheduler
+    # does not start verify_gate on the first mark alone (it ran, and failed, before the second
+    # landed, leaving the backups upstream_failed rather than refusing on their own).
+    admin.pause()
     _mark(admin, run_id, "approval_gate.wait_timer")
     admin.request(
         "PATCH",
@@ -58,6 +61,7 @@ def test_a_gate_marked_open_by_hand_changes_nothing_and_is_recorded(local, sandb
             ]
         },
     )
+    admin.unpause()
     for task_id in BACKUP:
         ci.wait_for_task(run_id, task_id, {"failed"}, timeout=RELEASE_TIMEOUT)
 

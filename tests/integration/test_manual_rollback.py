@@ -83,6 +83,15 @@ def test_a_release_then_a_manual_rollback_puts_the_previous_version_back(
     assert all(check["ok"] for check in section["steps"]["verify"]["checks"].values())
     plan = world.record(RECORD_FOLDER, run_id, "rollback.plan")
     assert plan["previous_version"] == OLD and plan["rolled_back_version"] == NEW
+    # The API's alias back on the version OLD ran, alone, and the restored stack names it (#29).
+    released_api = release.section("infrastructure")["api"]
+    assert plan["api"]["previous"] == released_api["previous"] != released_api["new"], plan["api"]
+    backend = world.cfg.backend
+    live = world.client("lambda").get_alias(FunctionName=backend.function_name, Name=backend.alias)
+    assert live["FunctionVersion"] == released_api["previous"] and not (live.get("RoutingConfig") or {}).get(
+        "AdditionalVersionWeights"
+    ), live
+    assert section["steps"]["verify"]["checks"]["api_alias"]["ok"], section["steps"]["verify"]["checks"]
     # requested_by is the user Airflow authenticated for the trigger, not a name in the conf
     assert plan["reason"] == REASON and plan["requested_by"] == "erin"
     assert plan["build"]["version"] == OLD and len(plan["build"]["commit_sha"]) == 40, "OLD's recorded build"

@@ -10,9 +10,11 @@ import sys
 from pathlib import Path
 
 import boto3
+import requests
 
 from sandbox.launcher import PORT_OFFSETS
 from sandbox.testing import free_base_port
+from tests.sandbox._poll import poll
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -67,7 +69,11 @@ def test_start_serves_seeded_production_and_stop_leaves_nothing(tmp_path):
             aws_access_key_id="any", aws_secret_access_key="any",
         )  # fmt: skip
         stack = cloudformation.describe_stacks(StackName="bayon-coagent-production")["Stacks"][0]
-        assert stack["StackStatus"] == "CREATE_COMPLETE"
+        assert stack["StackStatus"] == "UPDATE_COMPLETE"  # created, then its API alias adopted
+        # the simulated API requests run on the versions alias live routes them to (config backend)
+        recorded = f"{endpoints['control']}/recorded/traffic"
+        ticks = poll(lambda: [t for t in requests.get(recorded, timeout=5).json() if "alias" in t], bool, 30)
+        assert ticks[-1][-1]["alias"] == {"1": 1.0} and set(ticks[-1][-1]["executed"]) == {"1"}
         assert _sandbox("start", "--base-port", str(base), "--state-dir", str(state)).returncode == 1
     finally:
         stopped = _sandbox("stop", "--state-dir", str(state))

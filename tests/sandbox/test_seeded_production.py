@@ -12,14 +12,47 @@ import requests
 def test_stack_at_previous_version(sandbox, aws):
     cfg = sandbox.cfg
     stack = aws("cloudformation").describe_stacks(StackName=cfg.stack.name)["Stacks"][0]
-    assert stack["StackStatus"] == "CREATE_COMPLETE"
+    # created, then adopted: LiveVersion names the version its alias serves (seed.adopt_api_alias)
+    assert stack["StackStatus"] == "UPDATE_COMPLETE"
     params = {p["ParameterKey"]: p["ParameterValue"] for p in stack["Parameters"]}
-    assert params == {**cfg.stack.parameters, cfg.stack.version_parameter: "v1.0.0"}
+    assert params == {
+        **cfg.stack.parameters,
+        cfg.stack.version_parameter: "v1.0.0",
+        cfg.backend.version_parameter: "1",
+    }
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
     assert outputs["AppVersion"] == "v1.0.0"
     resources = aws("cloudformation").list_stack_resources(StackName=cfg.stack.name)["StackResourceSummaries"]
     tables = {r["PhysicalResourceId"] for r in resources if r["ResourceType"] == "AWS::DynamoDB::Table"}
     assert tables == set(cfg.dynamodb.tables)
+
+
+def test_the_api_function_is_served_through_alias_live_on_version_1(sandbox, aws):
+    cfg, cloudformation, lam = sandbox.cfg, aws("cloudformation"), aws("lambda")
+    function = cfg.backend.function_name
+    alias = lam.get_alias(FunctionName=function, Name=cfg.backend.alias)
+    assert (alias["FunctionVersion"], alias.get("RoutingConfig")) == ("1", None)
+    published = lam.get_function_configuration(FunctionName=function, Qualifier="1")
+    assert published["Environment"]["Variables"]["APP_VERSION"] == "v1.0.0"
+    resources = cloudformation.list_stack_resources(StackName=cfg.stack.name)["StackResourceSummaries"]
+    owned = {
+        r["ResourceType"]: r["PhysicalResourceId"]
+        for r in resources
+        if r["ResourceType"].startswith("AWS::Lambda::")
+    }
+    assert owned == {
+        "AWS::Lambda::Function": function,
+        "AWS::Lambda::Version": published["FunctionArn"],
+        "AWS::Lambda::Alias": alias["AliasArn"],
+    }
+    outputs = {
+        o["OutputKey"]: o["OutputValue"]
+        for o in cloudformation.describe_stacks(StackName=cfg.stack.name)["Stacks"][0]["Outputs"]
+    }
+    assert (outputs["ApiFunctionVersion"], outputs["ApiAliasArn"]) == ("1", alias["AliasArn"])
+    detection = cloudformation.detect_stack_drift(StackName=cfg.stack.name)["StackDriftDetectionId"]
+    status = cloudformation.describe_stack_drift_detection_status(StackDriftDetectionId=detection)
+    assert status["StackDriftStatus"] == "IN_SYNC"
 
 
 def test_tables_have_items_and_bucket_keeps_versions(sandbox, aws):

@@ -212,6 +212,27 @@ def test_thread_ticks_until_stopped(aws) -> None:
     assert all("requests" in t for t in sim.recorder.list())
 
 
+def test_delayed_metrics_arrive_when_due_not_at_the_next_tick(aws) -> None:
+    """Under ``metrics_delay`` the thread sends a tick's data once it is due, between ticks (a
+    watch reading late data waits for the delay, not for the delay rounded up to a tick)."""
+    faults = Faults()
+    faults.add("metrics_delay", ms=300)
+    start = datetime.now(UTC) - timedelta(seconds=1)
+    sim = simulator(aws, faults, tick_seconds=30, requests_per_tick=20)
+    sim.start()
+    try:
+        deadline = time.monotonic() + 10
+        seen = 0.0
+        while not seen and time.monotonic() < deadline:
+            time.sleep(0.1)
+            seen = published(
+                aws["cloudwatch"], CONFIG.metrics.requests_metric, CONFIG.metrics.dimensions, start
+            )
+        assert len(sim.recorder) == 1 and seen == sim.recorder.list()[0]["requests"]
+    finally:
+        sim.stop()
+
+
 def test_split_follows_weights() -> None:
     assert _split(200, {"blue": 90, "green": 10}) == {"blue": 180, "green": 20}
     assert _split(201, {"blue": 50, "green": 50}) in (
@@ -321,8 +342,9 @@ FUNCTION, ALIAS = "bayon-coagent-production-api", "live"
 
 @pytest.fixture
 def alias(aws):
-    """The API function with versions 1 and 2 (other code) and the alias ``live`` on version 1;
-    ``route(weight)`` sends that share of the alias to version 2, as the release's UpdateAlias does.
+    """The API function with versions 1 (v1.0.0) and 2 (v1.1.0, other code) and the alias ``live`` on
+    version 1; ``route(weight)`` sends that share of the alias to version 2, as the release's
+    UpdateAlias does.
     The sandbox's percentiles are installed, as its AWS endpoint does, for the judge's Duration p99."""
     import io
     import zipfile
@@ -351,9 +373,13 @@ def alias(aws):
         Handler="index.handler",
         Timeout=10,
         Code={"ZipFile": code("v1")},
+        Environment={"Variables": {"APP_VERSION": "v1.0.0"}},
     )
     lam.publish_version(FunctionName=FUNCTION)
     lam.update_function_code(FunctionName=FUNCTION, ZipFile=code("v2"))
+    lam.update_function_configuration(
+        FunctionName=FUNCTION, Environment={"Variables": {"APP_VERSION": "v1.1.0"}}
+    )
     lam.publish_version(FunctionName=FUNCTION)
     lam.create_alias(FunctionName=FUNCTION, Name=ALIAS, FunctionVersion="1")
 
@@ -421,10 +447,12 @@ def test_same_seed_same_routing(aws, alias) -> None:
     assert first == second
 
 
-def test_a_fault_matched_by_function_version_hits_that_version_alone(aws, alias) -> None:
+@pytest.mark.parametrize("matcher", [{"function_version": "2"}, {"backend_version": "v1.1.0"}])
+def test_a_fault_matched_by_function_version_hits_that_version_alone(aws, alias, matcher) -> None:
+    """By the version, or by the release it runs (version 2 runs v1.1.0)."""
     faults = Faults()
-    faults.add("error_rate", function_version="2", percent=50)
-    faults.add("latency", function_version="2", ms=300)
+    faults.add("error_rate", percent=50, **matcher)
+    faults.add("latency", ms=300, **matcher)
     alias["route"](0.5)
     start = datetime.now(UTC) - timedelta(seconds=1)
     sim = aliased(aws, faults, seed=2)
@@ -443,6 +471,31 @@ def test_a_fault_matched_by_function_version_hits_that_version_alone(aws, alias)
     errors = published_sum(cloudwatch, CONFIG.metrics.errors_metric, CONFIG.metrics.dimensions, start)
     assert errors == sum(t["errors"] for t in ticks)
     assert 0.2 < errors / sum(t["requests"] for t in ticks) < 0.3
+
+
+@pytest.mark.parametrize("matcher", [{"colour": "blue"}, {"version": "v1.0.0"}])
+def test_a_fault_of_the_frontend_is_not_the_functions(aws, alias, matcher) -> None:
+    """A colour's broken or slow page shows in the application's per-colour metrics; the function's
+    invocations behind it ran as usual (Lambda's Errors and Duration), and a page that never
+    answered called nothing."""
+    faults = Faults()
+    faults.add("error_rate", percent=50, **matcher)
+    faults.add("latency", ms=300, **matcher)
+    alias["route"](0.5)
+    start = datetime.now(UTC) - timedelta(seconds=1)
+    ticks = [aliased(aws, faults, seed=2).tick() for _ in range(5)]
+    assert 0.4 < sum(t["errors"] for t in ticks) / sum(t["requests"] for t in ticks) < 0.6
+
+    cloudwatch = aws["cloudwatch"]
+    for v in ("1", "2"):
+        calls = lambda_metric(cloudwatch, "Invocations", executed(v), start)
+        assert calls > 0 and lambda_metric(cloudwatch, "Errors", executed(v), start) < 0.02 * calls
+        assert lambda_metric(cloudwatch, "Duration", executed(v), start, "Average") < 130
+
+    faults.clear()
+    faults.add("stall", **matcher)
+    tick = aliased(aws, faults, seed=3).tick()
+    assert tick["requests"] == 0 and tick["executed"] == {}
 
 
 def test_a_stalled_version_times_out_as_lambda_counts_it(aws, alias) -> None:
@@ -484,3 +537,4 @@ def test_alias_routing_draws_only_between_two_versions() -> None:
     assert {AliasRouting(FUNCTION, ALIAS, "3", {"4": 0.0}).pick(rng) for _ in range(50)} == {"3"}
     assert {AliasRouting(FUNCTION, ALIAS, "3", {"4": 1.0}).pick(rng) for _ in range(50)} == {"4"}
     assert parse_fault({"kind": "latency", "function_version": "4", "ms": 100})["function_version"] == "4"
+    assert parse_fault({"kind": "stall", "backend_version": "v1.1.0"})["backend_version"] == "v1.1.0"

@@ -6,13 +6,19 @@ audit-log shapes), from what a test puts in ``state``.
 
 from __future__ import annotations
 
+import base64
+import itertools
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlparse
 
-TOKEN = "unit-token"
 USER_IDS = {"admin": "1", "alice": "2", "bob": "3", "carol": "4", "dave": "5", "ci": "6", "erin": "7"}
+
+
+def _b64(data: dict) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
 
 
 class FakeAirflowApi:
@@ -21,8 +27,26 @@ class FakeAirflowApi:
         self.hitl: dict[str, list[dict]] = {}  # task id -> its tries' HITL details, oldest first
         self.event_logs: list[dict] = []
         self.requests: list[str] = []
+        self.logins = 0
+        self.token_seconds: float | None = 86400  # the JWT's lifetime; None: a token without ``exp``
+        self.tokens: set[str] = set()  # the tokens it takes
+        self._serial = itertools.count(1)
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def issue_token(self) -> str:
+        """A JWT-shaped token (unsigned) with the lifetime ``token_seconds``, as Airflow's ``exp``."""
+        claims = {"sub": "pipeline", "n": next(self._serial)}
+        if self.token_seconds is not None:
+            claims["exp"] = int(time.time() + self.token_seconds)
+        token = f"{_b64({'alg': 'none'})}.{_b64(claims)}.unsigned"
+        self.tokens.add(token)
+        return token
+
+    def restart(self) -> None:
+        """Refuse every token issued so far, as an API server started with a new JWT secret does
+        (403 "Invalid JWT token")."""
+        self.tokens.clear()
 
     @property
     def connection_uri(self) -> str:
@@ -69,14 +93,22 @@ class FakeAirflowApi:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length) or b"{}")
                 if self.path == "/auth/token" and body.get("username") == "pipeline":
-                    return self._send(201, {"access_token": TOKEN})
+                    api.logins += 1
+                    return self._send(201, {"access_token": api.issue_token()})
                 return self._send(401, {"detail": "Invalid credentials"})
 
             def do_GET(self) -> None:
                 url = urlparse(self.path)
                 api.requests.append(url.path)
-                if self.headers.get("Authorization") != f"Bearer {TOKEN}":
+                # As Airflow 3.3.2's resolve_user_from_token: no token is 401, a token its JWT
+                # secret does not verify (issued before a restart with a new secret) is 403.
+                token = (self.headers.get("Authorization") or "").removeprefix("Bearer ")
+                if not token:
                     return self._send(401, {"detail": "Not authenticated"})
+                if token not in api.tokens:
+                    return self._send(403, {"detail": "Invalid JWT token"})
+                if url.path == "/api/v2/forbidden":  # a route the pipeline's role may not read
+                    return self._send(403, {"detail": "Forbidden"})
                 query = parse_qs(url.query)
                 parts = [unquote(p) for p in url.path.split("/")]
                 if url.path == "/deployments-view/api/identities":

@@ -24,6 +24,9 @@ PARAMS = {"version": VERSION, "commit_sha": "a" * 40, "author": "carol", "emerge
 
 @pytest.fixture(scope="module")
 def moto_url():
+    from sandbox.lambda_stack import install
+
+    install()  # the template's Lambda version and alias, as the sandbox's CloudFormation keeps them
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()

@@ -52,6 +52,14 @@ def _sandbox_routes_by_route53(_unit_config_dir, monkeypatch):
     monkeypatch.setattr(config_module, "CONFIG_DIR", _unit_config_dir)
 
 
+@pytest.fixture(autouse=True)
+def _own_task_cache(tmp_path, monkeypatch):
+    """Each test its own local cache (``deployment.local_cache``): the tests share run ids and versions."""
+    from deployment.local_cache import CACHE_DIR_ENV_VAR
+
+    monkeypatch.setenv(CACHE_DIR_ENV_VAR, str(tmp_path / "deployment-cache"))
+
+
 @pytest.fixture
 def cfg():
     cfg = load_config("sandbox")
@@ -85,6 +93,9 @@ def moto(cfg, monkeypatch):
     import boto3
     from moto import mock_aws
 
+    from sandbox.lambda_stack import install
+
+    install()  # the template's Lambda version and alias, as the sandbox's CloudFormation keeps them
     aws_connection(cfg, monkeypatch, service_config={})
     with mock_aws():
         session = boto3.session.Session(region_name=cfg.region)
@@ -98,6 +109,7 @@ def moto(cfg, monkeypatch):
 def aws(cfg, moto, amplify_emulator, monkeypatch):
     """The seeded production in moto + the Amplify emulator; yields boto3 clients and the emulator."""
     from deployment.aws.cloudformation import template_body
+    from sandbox.seed import adopt_api_alias
 
     aws_connection(cfg, monkeypatch, service_config={"amplify": {"endpoint_url": amplify_emulator["url"]}})
     session = moto
@@ -109,6 +121,7 @@ def aws(cfg, moto, amplify_emulator, monkeypatch):
         Parameters=_stack_parameters(cfg, PREVIOUS),
         Capabilities=list(cfg.stack.capabilities),
     )
+    adopt_api_alias(cfg, cfn)
     route53 = session.client("route53")
     zone = route53.create_hosted_zone(Name=cfg.traffic.hosted_zone, CallerReference="unit")["HostedZone"]
     route53.change_resource_record_sets(

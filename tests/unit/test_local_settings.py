@@ -37,7 +37,7 @@ def test_every_preloaded_module_is_installed():
 
 def test_a_scheduler_process_has_them_before_it_forks():
     # Airflow imports airflow_local_settings while `import airflow` initialises its settings.
-    wanted = ("boto3", "cfnlint.api", "airflow.providers.standard.operators.hitl")
+    wanted = ("boto3", "cfnlint.api", "airflow.providers.standard.operators.hitl", "tabulate")
     probe = (
         f"import sys; sys.argv = ['airflow', 'scheduler']; import airflow; "
         f"print(all(m in sys.modules for m in {wanted!r}))"
@@ -111,3 +111,81 @@ def test_every_session_reads_the_aws_models_through_one_loader(monkeypatch):
     custom = botocore.session.get_session()
     custom.set_config_variable("data_path", "/tmp/aws-models")
     assert "/tmp/aws-models" in custom.get_component("data_loader").search_paths, "AWS_DATA_PATH is honoured"
+
+
+def test_a_new_session_reuses_the_handler_checks_and_event_aliases(monkeypatch):
+    import boto3
+    import botocore.compat
+    import botocore.hooks
+
+    local_settings.remember_session_checks()
+    local_settings.remember_session_checks()  # once is enough; a second call changes nothing
+    boto3.session.Session(region_name="eu-west-1").client("s3", endpoint_url="http://127.0.0.1:9")
+    checked = []
+    real = botocore.compat.accepts_kwargs
+    monkeypatch.setattr(
+        botocore.compat, "accepts_kwargs", lambda handler: checked.append(handler) or real(handler)
+    )
+    session = boto3.session.Session(region_name="eu-west-1")
+    session.client("s3", endpoint_url="http://127.0.0.1:9")
+    assert checked == [], "the built-in handlers' signatures were inspected again"
+
+    def positional_only(model):
+        return None
+
+    with pytest.raises(ValueError, match="must accept keyword arguments"):
+        session.events.register("before-call.s3", positional_only)
+    with pytest.raises(ValueError, match="must accept keyword arguments"):
+        session.events.register("before-call.s3", positional_only)  # refused again, from memory
+    assert len(checked) == 1
+
+    own_table = botocore.hooks.EventAliaser(
+        botocore.hooks.HierarchicalEmitter(), {"apigateway": "api-gateway"}
+    )
+    shared = session._session._events
+    for name in ("before-call.apigateway.GetRestApi", "needs-retry.s3.GetObject"):
+        assert shared._alias_event_name(name) == own_table._alias_event_name(name)
+    assert shared._alias_name_cache is not own_table._alias_name_cache
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["airflow", "scheduler"], True),
+        (["airflow", "celery", "worker", "--queues", "default"], True),
+        (["airflow", "api-server", "--port", "8080"], True),
+        (["airflow", "dag-processor"], False),
+        (["airflow", "triggerer"], False),
+    ],
+)
+def test_the_components_that_validate_params_remember_valid_schemas(argv, expected):
+    assert local_settings.is_component(argv, local_settings.SCHEMA_CHECKS) is expected
+
+
+def test_a_schema_that_passed_its_check_is_not_checked_again(monkeypatch):
+    import jsonschema
+    from jsonschema import validators
+
+    checked = []
+    for validator in (validators.Draft7Validator, validators.Draft202012Validator):
+        real = validator.check_schema
+        monkeypatch.setattr(
+            validator,
+            "check_schema",
+            staticmethod(lambda schema, _real=real: checked.append(1) or _real(schema)),
+        )
+    local_settings.remember_valid_schemas()
+    local_settings.remember_valid_schemas()  # once is enough
+    schema = {"type": "object", "properties": {"n": {"type": "integer", "minimum": 1}}, "required": ["n"]}
+    for _ in range(3):
+        jsonschema.validate({"n": 2}, dict(schema))
+        with pytest.raises(jsonschema.ValidationError, match="0 is less than the minimum of 1"):
+            jsonschema.validate({"n": 0}, dict(reversed(schema.items())))
+    assert len(checked) == 1, "a schema that passed was checked against the metaschema again"
+    jsonschema.validate({"n": 2}, {**schema, "$schema": "http://json-schema.org/draft-07/schema#"})
+    assert len(checked) == 2, "each draft's validator checks a schema once"
+    broken = {"type": "object", "properties": {"n": {"type": "integer", "minimum": "one"}}}
+    for _ in range(2):
+        with pytest.raises(jsonschema.SchemaError, match="'one' is not of type 'number'"):
+            jsonschema.validate({"n": 2}, broken)
+    assert len(checked) == 4, "a schema that failed is checked, and refused, every time"

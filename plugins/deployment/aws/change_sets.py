@@ -171,7 +171,9 @@ def ensure_change_set(
             raise CloudFormationError("a change set needs the packaged template or the run's record")
         packaged = cf.release_template(cfg, ledger)
     body = cf.template_body(cfg, version, packaged)
-    parameters = cf.release_parameters(cfg, version)
+    from deployment.aws.lambda_alias import live_version_parameter
+
+    parameters = {**cf.release_parameters(cfg, version), **live_version_parameter(cfg, packaged)}
 
     def submission() -> dict[str, Any]:
         return {

@@ -35,6 +35,7 @@ _WINDOW_STATS = (
     ("p99_ms", "latency_metric", "p99"),
 )
 SERIES_PREFIXES = {"c_": "canary", "s_": "stable", "t_": "total"}
+THROTTLES = "throttles"
 
 if TYPE_CHECKING:
     from deployment.config import DeploymentConfig
@@ -60,6 +61,8 @@ class MetricQuery:
     alarm_prefix: str | None = None
     lag_seconds: int = 0
     colour_dimension: str = "Colour"
+    # Requests refused before they ran (Lambda's ``Throttles``): counted as requests and as errors.
+    throttles_metric: str | None = None
 
     def window_end(self, end: datetime | None = None) -> datetime:
         """``end``, or now less the lag with which CloudWatch publishes datapoints."""
@@ -79,6 +82,22 @@ class MetricQuery:
             colour_dimension=m.colour_dimension,
             # The alarm prefix names production's alarms; staging is judged on its metrics alone.
             alarm_prefix=None if staging else cfg.alarms.prefix,
+        )
+
+    @classmethod
+    def lambda_alias(cls, function: str, alias: str, *, period_seconds: int, lag_seconds: int) -> MetricQuery:
+        """The invocations of ``function`` through ``alias``, per version that ran them: Lambda's
+        own ``AWS/Lambda`` metrics under the dimensions it publishes for an alias."""
+        return cls(
+            namespace="AWS/Lambda",
+            dimensions={"FunctionName": function, "Resource": f"{function}:{alias}"},
+            requests_metric="Invocations",
+            errors_metric="Errors",
+            latency_metric="Duration",
+            period_seconds=period_seconds,
+            lag_seconds=lag_seconds,
+            colour_dimension="ExecutedVersion",
+            throttles_metric="Throttles",
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -211,13 +230,16 @@ def window_queries(
     query: MetricQuery, window_seconds: float, canary: str, stable: str
 ) -> list[dict[str, Any]]:
     """The fifteen queries of one window, each one bucket: canary, stable and total (ids ``c_``,
-    ``s_``, ``t_`` + the Series field)."""
+    ``s_``, ``t_`` + the Series field); three more with ``throttles_metric``."""
     period = max(1, int(window_seconds))
     colours = {"c_": canary, "s_": stable, "t_": None}
+    stats = _WINDOW_STATS
+    if query.throttles_metric:
+        stats += ((THROTTLES, "throttles_metric", "Sum"),)
     return [
         _stat_query(query, prefix + name, metric_field, stat, period, colours[prefix])
         for prefix in SERIES_PREFIXES
-        for name, metric_field, stat in _WINDOW_STATS
+        for name, metric_field, stat in stats
     ]
 
 
@@ -246,6 +268,10 @@ def _window_series(found: dict[str, list[tuple[datetime, float]]], prefix: str) 
             fields[name] = float(sum(values))
         else:
             fields[name] = round(max(values), 3)
+    throttled = sum(v for _, v in found.get(prefix + THROTTLES, ()))
+    if throttled:
+        fields["requests"] = (fields["requests"] or 0.0) + throttled
+        fields["errors"] = (fields["errors"] or 0.0) + throttled
     return Series(**fields)
 
 

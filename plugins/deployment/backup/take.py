@@ -54,12 +54,16 @@ def backup_stack(cfg: DeploymentConfig, ledger: Ledger) -> dict[str, Any]:
             f"stack {cfg.stack.name} is {live['status']}; "
             f"a backup needs one of {sorted(STABLE_STACK_STATUSES)}"
         )
+    from deployment.traffic.api_alias import backup_state
+
     body = live.pop("template_body")
     suffix = "json" if body.lstrip().startswith("{") else "yaml"
     snapshot = {
         **live,
         "stack_name": cfg.stack.name,
         "version": live["parameters"].get(cfg.stack.version_parameter),
+        # the API alias the release starts from: what a rollback puts back (traffic.api_alias)
+        "api_alias": backup_state(cfg),
         "template_uri": ledger.write_text("backup-template", body, suffix),
         "template_key": ledger.key("backup-template", suffix),
         "captured_at": _now(),

@@ -101,6 +101,38 @@ def data_compatibility(change_set: dict[str, Any]) -> dict[str, Any]:
     return {"compatible": not reasons, "reasons": reasons}
 
 
+def api_canary(
+    cfg: DeploymentConfig, change_set: dict[str, Any], data: dict[str, Any]
+) -> dict[str, Any] | None:
+    """How the API function goes live (README "The API canary"); None without ``backend``."""
+    if cfg.backend is None:
+        return None
+    live = change_set.get("parameters", {}).get(cfg.backend.version_parameter)
+    if live is None:
+        return {
+            "canaried": False,
+            "detail": f"the build's template declares no {cfg.backend.version_parameter}: the stack update "
+            f"serves every API request with the new code at once",
+        }
+    backend = cfg.backend
+    if not live:
+        detail = f"alias {backend.alias} does not exist yet: the stack creates it on the version it publishes"
+    else:
+        detail = (
+            f"the stack publishes a new version of {backend.function_name}; alias {backend.alias} stays on "
+            f"version {live}, the new version passes the smoke checks by qualifier, then the alias moves "
+            "with the frontend's steps and is judged per version"
+        )
+    if not data.get("compatible", True):
+        detail += "; the data change is not undone by moving the alias back"
+    return {
+        "canaried": bool(live),
+        "function": cfg.backend.function_name,
+        "from_version": live,
+        "detail": detail,
+    }
+
+
 def emergency_items(emergency: dict[str, Any] | None) -> dict[str, Any]:
     """The run's emergency flags that are set, each a high-risk item saying what it skips.
 
@@ -218,6 +250,7 @@ def build_plan(
         "rollback_plan": rollback_plan(cfg, previous_version, live_colour),
         "change_set": change_set,
         "data_compatibility": data,
+        "api": api_canary(cfg, change_set, data),
         "emergency": emergency,
         "risk": risk,
     }
@@ -302,6 +335,13 @@ def _data_md(data: dict[str, Any] | None) -> list[str]:
     ]
 
 
+def _api_md(api: dict[str, Any] | None) -> list[str]:
+    if api is None:
+        return []
+    heading = "## API canary" if api["canaried"] else "## API canary: NOT canaried"
+    return [heading, api["detail"] + ".", ""]
+
+
 def _checks_md(checks: dict[str, Any]) -> list[str]:
     from deployment.notifications.base import md_escape
 
@@ -359,6 +399,7 @@ def render_markdown(plan: dict[str, Any]) -> str:
         "",
         *_emergency_md(plan.get("emergency")),
         *_data_md(plan.get("data_compatibility")),
+        *_api_md(plan.get("api")),
         "## Pre-deployment checks",
         *_checks_md(plan["checks"]),
         "",

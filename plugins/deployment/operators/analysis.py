@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -45,6 +46,7 @@ class _MetricWatchOperator(BaseOperator):
         """Defer to a watch fixed in absolute time: data from ``data_since`` (rounded up to the metric
         period) for ``hold`` seconds and at least one full poll, decided by an absolute deadline."""
         from deployment.aws.cloudwatch_metrics import MetricQuery
+        from deployment.traffic.api_alias import api_versions
         from deployment.traffic.router import other
         from deployment.triggers.analysis import MetricWatchTrigger
 
@@ -59,6 +61,7 @@ class _MetricWatchOperator(BaseOperator):
         # Room for the polls the extend policy may add, CloudWatch's lag, and API retries.
         extra = poll * (cfg.thresholds.max_insufficient_polls + 2) + cfg.metrics.lag_seconds + 30
         deadline = hold_until + timedelta(seconds=extra)
+        api = api_versions(cfg, rel.ledger)
         self.defer(
             trigger=MetricWatchTrigger(
                 aws_conn_id=cfg.connections.aws,
@@ -74,6 +77,7 @@ class _MetricWatchOperator(BaseOperator):
                 hold_until=hold_until.isoformat(),
                 deadline=deadline.isoformat(),
                 ignore_alarms=sorted(rel.emergency.get("ignore_alarms") or []),
+                api=api.to_dict() if api is not None else None,
             ),
             method_name="execute_complete",
             timeout=deadline - datetime.now(UTC) + timedelta(seconds=30),
@@ -83,13 +87,14 @@ class _MetricWatchOperator(BaseOperator):
         """After a breach, make sure all traffic is on the stable colour: the trigger did it already
         unless its call failed; restoring is idempotent, so doing it again is harmless."""
         from deployment.traffic import router_for
+        from deployment.traffic.api_alias import api_versions
 
         if event.get("status") != "breach":
             return None
         restored = dict(event.get("traffic_restored") or {})
         stable = event.get("stable_colour")
         if stable and (not restored or restored.get("error")):
-            change = router_for(rel.cfg).restore(stable)
+            change = router_for(rel.cfg, api_versions(rel.cfg, rel.ledger)).restore(stable)
             restored = {
                 **restored,
                 "colour": stable,
@@ -159,6 +164,7 @@ class TrafficShiftOperator(_MetricWatchOperator):
         from deployment.ledger import now_iso
         from deployment.run_context import release, update_section
         from deployment.traffic import router_for
+        from deployment.traffic.api_alias import api_versions
         from deployment.traffic.router import other
 
         rel = release(context)
@@ -178,10 +184,11 @@ class TrafficShiftOperator(_MetricWatchOperator):
         earlier = steps.get(str(weight))
         wanted = {target: weight, other(target): 100 - weight}
         # Held healthy, and Route 53 still says so: a rollback since would have moved traffic back.
-        router = router_for(rel.cfg)
+        router = router_for(rel.cfg, api_versions(rel.cfg, rel.ledger))
         current = router.weights()
         if earlier and earlier.get("outcome") == HEALTHY and current == wanted:
             self.log.info("Step %s %% is done already (%s): nothing to do", weight, earlier["outcome"])
+            self._sync_stack(rel, weight)
             return {"weight": weight, "outcome": earlier["outcome"], "already_done": True}
         attempt = current_attempt(rel.ledger)
         refuse_step_after_stop(earlier, attempt, current, wanted)
@@ -245,7 +252,73 @@ class TrafficShiftOperator(_MetricWatchOperator):
         update_section(rel.ledger, "frontend", steps=steps, **completion)
         if result["outcome"] != HEALTHY:
             raise MetricsUnhealthy(f"traffic step {weight} %: {result['outcome']}: {result['reason']}")
+        self._sync_stack(rel, weight)
         return {"weight": weight, "outcome": HEALTHY}
+
+    def _sync_stack(self, rel: Any, weight: int) -> None:
+        """After the 100 % step, the stack takes the API version now live (``traffic.api_stack``):
+        deferred while CloudFormation updates, or recorded at once when the stack names it already."""
+        import hashlib
+
+        from deployment.run_context import update_section
+        from deployment.traffic.api_alias import api_versions
+        from deployment.traffic.api_stack import start_sync
+        from deployment.triggers.cloudformation import StackUpdateTrigger
+
+        api = api_versions(rel.cfg, rel.ledger) if weight == 100 else None
+        if api is None:
+            return
+        token = "sync-" + hashlib.sha256(f"{rel.run_key}/{api.new}".encode()).hexdigest()[:40]
+        started = start_sync(rel.cfg, api.new, token)
+        if started is None:
+            self._record_sync(rel, {"version": api.new, "status": "in_sync_already"})
+            return
+        update_section(rel.ledger, "frontend", api_stack_sync={**started, "status": "UPDATING"})
+        timeout = rel.cfg.timings.stack_timeout_seconds
+        poll = float(self.poll_interval or rel.cfg.timings.poll_interval_seconds)
+        self.defer(
+            trigger=StackUpdateTrigger(
+                stack_name=rel.cfg.stack.name,
+                aws_conn_id=rel.cfg.connections.aws,
+                region_name=rel.cfg.region,
+                poll_interval=poll,
+                deadline=time.time() + timeout,
+                since=started["started_at"],
+            ),
+            method_name="sync_complete",
+            timeout=timedelta(seconds=timeout + 5 * poll),
+        )
+
+    def sync_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
+        from deployment.run_context import release
+        from deployment.triggers.events import resumed_event
+
+        event = resumed_event(event, "status")
+        rel = release(context)
+        synced = (rel.ledger.read("frontend") or {}).get("api_stack_sync") or {}
+        status = {"status": event.get("stack_status"), "error": event.get("message")}
+        if event["status"] != "success":
+            self._record_sync(rel, {**synced, **status}, drift=False)
+            raise MetricsUnhealthy(
+                f"the stack could not take the live API version {synced.get('version')}: "
+                f"{event.get('message')}"
+            )
+        self._record_sync(rel, {**synced, **status})
+        return {"weight": int(self.weight), "outcome": HEALTHY}
+
+    def _record_sync(self, rel: Any, synced: dict[str, Any], *, drift: bool = True) -> None:
+        """Record the sync with the alias's drift as CloudFormation detects it now."""
+        from deployment.ledger import now_iso
+        from deployment.run_context import update_section
+        from deployment.traffic.api_stack import alias_drift
+
+        if drift:
+            try:
+                synced["drift"] = alias_drift(rel.cfg)
+            except Exception as err:  # drift is evidence, not a gate: a healthy release stays released
+                synced["drift"] = {"status": "UNKNOWN", "reason": f"{type(err).__name__}: {err}"}
+            self.log.info("API alias drift after the sync: %s", synced["drift"])
+        update_section(rel.ledger, "frontend", api_stack_sync={**synced, "finished_at": now_iso()})
 
 
 def _completion(weight: int, outcome: str, target: str | None) -> dict[str, Any]:

@@ -114,17 +114,46 @@ class ExecuteChangeSetOperator(ConfiguredAwsOperator[CloudFormationHook]):
         from deployment.checks.running_build import read_back_release
         from deployment.rollback.ownership import template_sha256
         from deployment.run_context import update_section
+        from deployment.traffic.api_alias import versions_after_update
 
         running = read_back_release(rel.cfg, rel.ledger, self._settings(rel.cfg)[0])
         # What this attempt's update left: a later rollback of this run undoes the stack only while
         # it still runs this template (deployment.rollback.ownership).
-        left = template_sha256(live_stack(rel.cfg)["template_body"])
-        update_section(rel.ledger, SECTION, running_build=running, stack_template_sha256=left)
+        stack = live_stack(rel.cfg)
+        left = template_sha256(stack["template_body"])
+        parameters = change_set_to_execute(rel.ledger.read("validation"), "").get("parameters") or {}
+        api = versions_after_update(rel.cfg, parameters, stack["outputs"])
+        update_section(rel.ledger, SECTION, running_build=running, stack_template_sha256=left, api=api)
         if not running["ok"]:
             raise AirflowFailException(
                 "production does not run the approved build: " + "; ".join(running["problems"])
             )
+        if api is not None and not api["ok"]:
+            raise AirflowFailException(
+                f"the stack update moved alias {api['alias']}: it serves {api['alias_after_update']}, "
+                f"not version {api['previous']} alone, before any traffic step"
+            )
         self.log.info("Read back: %d function(s) run the approved build", len(running["functions"]))
+        if api is not None and api["new"] != api["previous"]:
+            self._smoke_new_version(rel, api["new"])
+
+    def _smoke_new_version(self, rel: Any, version: str) -> None:
+        """The smoke checks against the new API version by its qualifier, before it gets any share."""
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from deployment.checks.api_smoke import run_api_checks
+        from deployment.run_context import update_section
+        from deployment.traffic import router_for
+
+        smoke = run_api_checks(rel.cfg, version, router_for(rel.cfg).live_colour())
+        update_section(rel.ledger, SECTION, api_smoke=smoke)
+        if not smoke["ok"]:
+            failed = [f"{r['name']}: {r.get('error')}" for r in smoke["results"] if not r["ok"]]
+            raise AirflowFailException(
+                f"the new API version {version} failed its smoke checks before any traffic: "
+                + "; ".join(failed)
+            )
+        self.log.info("API version %s passed %d smoke checks by qualifier", version, len(smoke["results"]))
 
     def _prove_build(self, rel: Any) -> dict[str, Any]:
         """The approved build proven again (pinned versions, their bytes); fails the task otherwise."""

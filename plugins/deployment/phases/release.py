@@ -32,7 +32,7 @@ def record_release():
         from deployment.config import load_config
         from deployment.guards import refuse_concurrent_run
         from deployment.ledger import Ledger, now_iso
-        from deployment.run_context import CONFIG_SECTION, config_snapshot
+        from deployment.run_context import CONFIG_SECTION, config_snapshot, remember_snapshot
         from deployment.run_contract import ROLLBACK_DAG_ID, check_emergency_allowed
 
         context = get_current_context()
@@ -42,8 +42,11 @@ def record_release():
         check_emergency_allowed(cfg.emergency_users, context["params"], triggered_by)
         info = release_info(context["params"], context["run_id"])
         ledger = Ledger(cfg, info["version"], info["run_id"], context["dag_run"].run_after)
-        if ledger.read(CONFIG_SECTION) is None:
-            ledger.write(CONFIG_SECTION, config_snapshot(cfg))
+        snapshot = ledger.read(CONFIG_SECTION)
+        if snapshot is None:
+            snapshot = config_snapshot(cfg)
+            ledger.write(CONFIG_SECTION, snapshot)
+        remember_snapshot(ledger, snapshot)
         existing = ledger.read("conf")
         info["started_at"] = existing["started_at"] if existing else now_iso()
         info["environment"] = cfg.environment

@@ -120,6 +120,7 @@ def last_resort_task() -> dict[str, Any]:
     from deployment.rollback.plan import last_resort_colour
     from deployment.rollback.steps import restore_traffic, summarize
     from deployment.traffic import router_for
+    from deployment.traffic.api_alias import rollback_versions
 
     context = get_current_context()
     cfg = run_config(context)
@@ -135,8 +136,9 @@ def last_resort_task() -> dict[str, Any]:
             "neither the record, the backup nor the router names the colour live before "
             "the release: put traffic back by hand"
         )
-    traffic = restore_traffic(cfg, colour)
     backup = record.get("backup") or {}
+    api = rollback_versions(cfg, backup, colour, (record.get("infrastructure") or {}).get("api"))
+    traffic = restore_traffic(cfg, colour, api=api)
     plan = {
         "needed": True,
         "undo": {"traffic": True, "stack": True, "frontend": True},
@@ -196,7 +198,7 @@ def restore_traffic_task() -> dict[str, Any]:
 
         if not plan["undo"]["traffic"]:
             return _not_needed("traffic (Route 53 untouched)")
-        return {"status": "done", **restore_traffic(cfg, plan["stable_colour"])}
+        return {"status": "done", **restore_traffic(cfg, plan["stable_colour"], api=plan.get("api"))}
 
     return _step("traffic", action)
 
@@ -267,6 +269,7 @@ def verify_task() -> dict[str, Any]:
                 check_stack=plan["undo"]["stack"],
                 since=since,
                 ignore_alarms=emergency_flags(context["params"])["ignore_alarms"],
+                api=plan.get("api"),
             ),
         }
 

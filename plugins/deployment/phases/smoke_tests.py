@@ -60,13 +60,34 @@ def run_one(cfg: DeploymentConfig, ledger: Ledger, name: str) -> dict[str, Any]:
     )
     colour = release_colour(cfg, ledger, f"smoke check {name}")
     (result,) = run_smoke_checks(cfg, colour, [name])
+    api = _through_alias(cfg, ledger, name, colour)
+    if api is not None:
+        result = {**result, "api": api, "ok": result["ok"] and api["ok"]}
     ledger.write(check_section(name), result)
     if not result["ok"]:
+        failed = result if not result.get("api") or result["api"]["ok"] else result["api"]
+        where = f"the API alias {failed['qualifier']}" if failed is not result else colour
         raise SmokeTestsFailed(
-            f"smoke check {name} failed on {colour} ({result['method']} {result['path']}): {result['error']}"
-            + (f"; response: {result['response_excerpt'][:200]}" if result.get("response_excerpt") else "")
+            f"smoke check {name} failed on {where} ({failed['method']} {failed['path']}): {failed['error']}"
+            + (f"; response: {failed['response_excerpt'][:200]}" if failed.get("response_excerpt") else "")
         )
     return {k: result[k] for k in ("name", "colour", "status", "latency_ms", "ok")}
+
+
+def _through_alias(cfg: DeploymentConfig, ledger: Ledger, name: str, colour: str) -> dict[str, Any] | None:
+    """The check ``name`` through the API alias too, once it serves the new version alone (None
+    without an API canary)."""
+    from airflow.sdk import BaseHook
+
+    from deployment.aws.lambda_alias import lambda_client
+    from deployment.checks.api_smoke import invoke_check
+    from deployment.traffic.api_alias import api_versions
+
+    if api_versions(cfg, ledger) is None:
+        return None
+    check = next(c for c in cfg.smoke_tests.checks if c.name == name)
+    connection = BaseHook.get_connection(cfg.connections.app(colour))
+    return invoke_check(cfg, lambda_client(cfg), cfg.backend.alias, check, connection)
 
 
 def gather(cfg: DeploymentConfig, ledger: Ledger, check_tasks: set[str] | None = None) -> dict[str, Any]:

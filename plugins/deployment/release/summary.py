@@ -284,13 +284,15 @@ def record_summary(ledger: Ledger, outcome: Mapping[str, Any]) -> str | None:
     try:
         import json
 
+        from deployment.ledger import put_text, read_object
+
         hook, bucket = ledger.hook, ledger.bucket
         names = {
             k.rsplit("/", 1)[-1].removesuffix(".json")
             for k in hook.list_keys(bucket_name=bucket, prefix=f"{ledger.prefix}/") or []
         }
         sections: dict[str, Any] = {
-            name: json.loads(hook.read_key(ledger.key(name), bucket_name=bucket))
+            name: json.loads(read_object(hook, bucket, ledger.key(name)))
             for name in SECTIONS
             if name in names and name != "outcome"
         }
@@ -298,9 +300,7 @@ def record_summary(ledger: Ledger, outcome: Mapping[str, Any]) -> str | None:
         run = ledger.run_key
         summary = build(sections, ledger.version, run)
         target = key(ledger.config.artifacts.prefix, ledger.version, run)
-        hook.load_string(
-            json.dumps(summary, indent=1, sort_keys=True), key=target, bucket_name=bucket, replace=True
-        )
+        put_text(hook, bucket, target, json.dumps(summary, indent=1, sort_keys=True))
         return f"s3://{bucket}/{target}"
     except Exception:
         log.exception(

@@ -37,18 +37,26 @@ def restore_after_cancel(
     from deployment.ledger import find_run, now_iso
     from deployment.notifications.base import send_once
     from deployment.traffic import router_for
+    from deployment.traffic.api_alias import api_versions, serves_only
     from deployment.traffic.router import full
 
     current = router_for(cfg).weights()
-    if (split_only and min(current.values()) == 0) or current == full(stable):
-        return None
-    traffic = restore_traffic(cfg, stable)
+    traffic = None
+    if not ((split_only and min(current.values()) == 0) or current == full(stable)):
+        traffic = restore_traffic(cfg, stable)  # viewers first, before the record is even looked up
     ledger = ledger or find_run(cfg, run_id)  # find_run lists every record: callers that have it pass it
+    versions = api_versions(cfg, ledger) if ledger is not None else None
+    alias = serves_only(cfg, versions, stable) if versions is not None else None
+    if alias is not None and not alias["ok"] and (alias["state"]["weights"] or not split_only):
+        traffic = restore_traffic(cfg, stable, api=versions.to_dict())
+    if traffic is None:
+        return None
     section = {
         "task_id": task_id,
         "run_id": run_id,
         "stable_colour": stable,
         "weights_before": current,
+        "api_alias_before": alias["state"] if alias is not None else None,
         "traffic": traffic,
         "restored_at": now_iso(),
     }

@@ -83,6 +83,7 @@ def manual_plan(cfg: DeploymentConfig, target: str | None, reason: str, requeste
     release it anew.
     """
     from deployment.aws.cloudformation import deployed_version
+    from deployment.traffic.api_alias import backup_state, rollback_versions
     from deployment.traffic.router import other
 
     current = deployed_version(cfg)
@@ -108,6 +109,7 @@ def manual_plan(cfg: DeploymentConfig, target: str | None, reason: str, requeste
         "stable_colour": stable,
         "idle_colour": other(stable),
         "backup": backup,
+        "api": rollback_versions(cfg, backup, stable, {"new": (backup_state(cfg) or {}).get("version")}),
         "build": build,
         "previous_version": target,
         "rolled_back_version": current,

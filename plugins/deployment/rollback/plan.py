@@ -37,6 +37,7 @@ def plan_from_record(
     validation, approval, backup or before the change set ran), and then nothing is
     touched and nobody is paged.
     """
+    from deployment.traffic.api_alias import rollback_versions
     from deployment.traffic.router import full, other
 
     backup = record.get("backup") or {}
@@ -46,6 +47,10 @@ def plan_from_record(
     stable = frontend.get("live_colour_before") or backup_live_colour(backup)
     reasons = []
     traffic_off = bool(live.get("weights")) and stable in COLOURS and live["weights"] != full(stable)
+    api = rollback_versions(cfg, backup, stable, infrastructure.get("api"))
+    alias = live.get("api_alias")
+    alias_off = bool(api and alias) and alias != {"version": api["previous"], "weights": {}}
+    traffic_off = traffic_off or alias_off
     undo = {
         "traffic": bool(frontend.get("traffic_moved")) or traffic_off,
         "stack": bool(infrastructure.get("changed")) or bool(live.get("stack_differences")),
@@ -53,8 +58,10 @@ def plan_from_record(
     }
     if frontend.get("traffic_moved"):
         reasons.append("frontend.traffic_moved: the weights were changed")
-    if traffic_off:
+    if traffic_off and not alias_off:
         reasons.append(f"live now: traffic is {live['weights']}, not all on {stable}")
+    if alias_off:
+        reasons.append(f"live now: the API alias serves {alias}, not version {api['previous']} alone")
     if infrastructure.get("changed"):
         reasons.append("infrastructure.changed: the change set was executed")
     if live.get("stack_differences"):
@@ -75,24 +82,27 @@ def plan_from_record(
         "stable_colour": stable,
         "idle_colour": other(stable) if stable in COLOURS else frontend.get("target_colour"),
         "backup": backup,
+        "api": api,
         "previous_version": backup_version(cfg, backup) if backup else None,
         "dynamodb_backups": dynamodb_backups(backup),
     }
 
 
 def live_differences(cfg: DeploymentConfig, backup: dict[str, Any]) -> dict[str, Any]:
-    """Production now against the backup: the router's weights and how the stack differs."""
+    """Production now against the backup: the router's weights, the API alias and how the stack differs."""
     from deployment.aws import cloudformation as cf
     from deployment.traffic import router_for
+    from deployment.traffic.api_alias import backup_state
 
     weights = router_for(cfg).weights()
+    alias = backup_state(cfg)
     if not (backup.get("stack") or {}).get("template_uri"):
-        return {"weights": weights, "stack_differences": []}
+        return {"weights": weights, "api_alias": alias, "stack_differences": []}
     live = cf.live_stack(cfg)
     differences = stack_differences(live, load_backed_up_stack(cfg, backup))
     if live["status"].endswith("_IN_PROGRESS") or live["status"] == "UPDATE_ROLLBACK_FAILED":
         differences.append(f"the stack is {live['status']}")
-    return {"weights": weights, "stack_differences": differences}
+    return {"weights": weights, "api_alias": alias, "stack_differences": differences}
 
 
 def last_resort_colour(record: dict[str, Any], live_colour: str | None) -> str | None:

@@ -29,12 +29,17 @@ AMPLIFY_IN_FLIGHT = {"CREATED", "PENDING", "PROVISIONING", "RUNNING"}
 
 
 # ------------------------------------------------------------------- 1. traffic
-def restore_traffic(cfg: DeploymentConfig, stable: Colour, *, wait_seconds: float = 60) -> dict[str, Any]:
-    """Every viewer to ``stable`` at once; waits (briefly) for the change to be applied."""
+def restore_traffic(
+    cfg: DeploymentConfig, stable: Colour, *, api: dict[str, Any] | None = None, wait_seconds: float = 60
+) -> dict[str, Any]:
+    """Every viewer to ``stable`` at once, and with ``api`` (``ApiVersions.to_dict()``) the API's alias
+    to ``stable``'s version alone, in the same change; waits (briefly) for it to be applied."""
     from deployment.traffic import router_for
+    from deployment.traffic.api_alias import ApiVersions, serves_only
     from deployment.traffic.router import full
 
-    router = router_for(cfg)
+    versions = ApiVersions.from_dict(api) if api else None
+    router = router_for(cfg, versions)
     before = router.weights()
     wanted = full(stable)
     change = router.restore(stable)
@@ -48,9 +53,15 @@ def restore_traffic(cfg: DeploymentConfig, stable: Colour, *, wait_seconds: floa
     after = router.weights()
     if after != wanted:
         raise RollbackError(f"traffic weights are {after} after setting {wanted}")
+    alias = serves_only(cfg, versions, stable) if versions is not None else None
+    if alias is not None and not alias["ok"]:
+        raise RollbackError(
+            f"the API alias serves {alias['state']} after restoring version {alias['version']}"
+        )
     return {
         "before": before,
         "after": after,
+        "api": alias,
         "change_id": change.change_id if change else None,
         "changed": change is not None,
         "insync": insync,
@@ -155,9 +166,11 @@ def verify(
     check_stack: bool,
     since: datetime | None = None,
     ignore_alarms: list[str] | tuple[str, ...] = (),
+    api: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Check production is back: traffic, stack = backup, smoke tests on the stable colour, metrics
-    (``ignore_alarms`` as in :func:`metrics_health`)."""
+    """Check production is back: traffic (and with ``api``, the API alias on the stable colour's
+    version alone), stack = backup, smoke tests on the stable colour, metrics (``ignore_alarms`` as
+    in :func:`metrics_health`)."""
     from deployment.aws import cloudformation as cf
     from deployment.checks.smoke import run_smoke_checks
     from deployment.traffic import router_for
@@ -167,6 +180,10 @@ def verify(
     if stable in COLOURS:
         current = router_for(cfg).weights()
         checks["traffic"] = {"ok": current == full(stable), "weights": current}
+        if api:
+            from deployment.traffic.api_alias import ApiVersions, serves_only
+
+            checks["api_alias"] = serves_only(cfg, ApiVersions.from_dict(api), stable)
         smoke = run_smoke_checks(cfg, stable)
         checks["smoke_tests"] = {"ok": all(r.get("ok") for r in smoke), "colour": stable, "results": smoke}
     if check_stack:

@@ -174,6 +174,9 @@ class KeyValueStoreRouter:
             self._arn = store_arn(self.cfg)
         return self._arn
 
+    def prepare(self) -> None:
+        _ = self.kvs, self.arn  # the lazy client and the store's ARN, built now
+
     def routing(self) -> tuple[dict[str, Any], str]:
         """The stored routing and the store's ETag (read first, so a write after it is detected);
         TrafficRoutingError when the key is absent or the function would not use it."""

@@ -142,3 +142,6 @@ class Route53Router:
 
     def restore(self, colour: Colour) -> RoutingChange | None:
         return self.set_weights(full(colour))
+
+    def prepare(self) -> None:
+        client(self.cfg)  # this process's hook, kept for the calls to come

@@ -54,6 +54,8 @@ class RoutingChange:
     requested_at: str = field(default_factory=now_iso)
     epoch: int | None = None
     applied_at: str | None = None
+    # The API alias's change made with it (``traffic.api_alias``): {"before", "after", "at"}.
+    api: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -78,6 +80,10 @@ class TrafficRouter(Protocol):
 
     def restore(self, colour: Colour) -> RoutingChange | None:
         """100 % to ``colour`` for every viewer at once; None when already so."""
+
+    def prepare(self) -> None:
+        """Build what a write needs (clients, resolved names) ahead of it, so that a restore at a
+        breach pays only for its own calls."""
 
 
 class TrafficRoutingError(RuntimeError):

@@ -26,11 +26,14 @@ import asyncio
 import math
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import TriggerEvent
 
 from deployment.triggers._base import FieldsTrigger, call, client_in_thread
+
+if TYPE_CHECKING:
+    from deployment.traffic.router import TrafficRouter
 
 RETRY_FIRST_SECONDS = 0.5
 
@@ -57,12 +60,25 @@ def last_window(data_since: datetime, hold_until: datetime, poll: float) -> int:
     return max(1, math.ceil((hold_until - data_since).total_seconds() / poll - 1e-9))
 
 
-def restore_traffic(stable_colour: str) -> dict[str, Any]:
-    """All traffic to ``stable_colour`` through the router (idempotent); what happened, for the record."""
+def restore_router(api: dict[str, Any] | None = None) -> TrafficRouter:
+    """The router a breach restores through (paired with the API's alias when ``api`` is given),
+    its clients built: the watch builds it before its first wait, so a restore pays only for its
+    own calls."""
     from deployment.config import load_config
     from deployment.traffic import router_for
+    from deployment.traffic.api_alias import ApiVersions
 
-    change = router_for(load_config()).restore(stable_colour)
+    router = router_for(load_config(), ApiVersions.from_dict(api) if api else None)
+    router.prepare()
+    return router
+
+
+def restore_traffic(
+    stable_colour: str, api: dict[str, Any] | None = None, router: TrafficRouter | None = None
+) -> dict[str, Any]:
+    """All traffic to ``stable_colour`` through ``router`` (built now when None) (idempotent), the
+    API's alias with it when ``api`` is given; what happened, for the record."""
+    change = (router or restore_router(api)).restore(stable_colour)
     return {
         "colour": stable_colour,
         "at": datetime.now(UTC).isoformat(),
@@ -96,9 +112,21 @@ class MetricWatchTrigger(FieldsTrigger):
     :param hold_until: ISO time (data time) the watch must cover.
     :param deadline: ISO wall-clock time by which the watch decides, whatever happens.
     :param restore: on a breach, put all traffic on ``stable_colour`` before yielding.
+    :param api: the API canary's versions (``ApiVersions.to_dict()``): each poll also judges the new
+        version's invocations against the previous version's (Lambda's metrics by ``ExecutedVersion``),
+        either half's breach breaches, and a restore moves the alias back with the colours.
     """
 
-    fields = ("aws_conn_id", "region_name", "query", "thresholds", "poll_interval", *EVENT_FIELDS, "restore")
+    fields = (
+        "aws_conn_id",
+        "region_name",
+        "query",
+        "thresholds",
+        "poll_interval",
+        *EVENT_FIELDS,
+        "restore",
+        "api",
+    )
 
     def __init__(
         self,
@@ -117,6 +145,7 @@ class MetricWatchTrigger(FieldsTrigger):
         deadline: str,
         ignore_alarms: list[str] | None = None,
         restore: bool = True,
+        api: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.aws_conn_id = aws_conn_id
@@ -133,16 +162,26 @@ class MetricWatchTrigger(FieldsTrigger):
         self.deadline = deadline
         self.ignore_alarms = list(ignore_alarms or [])
         self.restore = restore
+        self.api = api
 
     async def run(self) -> AsyncIterator[TriggerEvent]:  # noqa: C901 - the poll loop, read top to bottom
         from deployment.aws.cloudwatch_metrics import MetricQuery, fetch_colour_sample
         from deployment.config import Thresholds
         from deployment.hooks.aws import CloudWatchHook
         from deployment.judge.canary import judge
+        from deployment.judge.paired import PairedVerdict
         from deployment.judge.verdicts import BREACH, Watch
 
         thresholds = Thresholds.model_validate(self.thresholds)
         query = MetricQuery(**self.query)
+        api_query = None
+        if self.api:
+            api_query = MetricQuery.lambda_alias(
+                self.api["function"],
+                self.api["alias"],
+                period_seconds=query.period_seconds,
+                lag_seconds=query.lag_seconds,
+            )
         poll, lag = float(self.poll_interval), float(query.lag_seconds)
         since = datetime.fromisoformat(self.data_since)
         until = datetime.fromisoformat(self.hold_until)
@@ -176,6 +215,12 @@ class MetricWatchTrigger(FieldsTrigger):
             client = await client_in_thread(CloudWatchHook, self.aws_conn_id, self.region_name)
         except Exception:  # built again in the loop, where a failure is retried and recorded
             client = None
+        router = None
+        if self.restore:
+            try:  # likewise, so that a breach's restore pays only for its writes
+                router = await call(restore_router, self.api)
+            except Exception as err:  # built again at the restore, which records a failure
+                self.log.warning("%s: the restore's router is built at a breach: %s", self.label, err)
         backoff = RETRY_FIRST_SECONDS
         while True:
             start, end = window_bounds(since, poll, k)
@@ -196,17 +241,37 @@ class MetricWatchTrigger(FieldsTrigger):
             try:
                 if client is None:
                     client = await client_in_thread(CloudWatchHook, self.aws_conn_id, self.region_name)
-                sample, published = await call(
-                    fetch_colour_sample,
-                    client,
-                    query,
-                    canary=self.canary_colour,
-                    stable=self.stable_colour,
-                    since=since,
-                    start=start,
-                    end=end,
-                    ignore_alarms=self.ignore_alarms,
-                )
+                reads = [
+                    call(
+                        fetch_colour_sample,
+                        client,
+                        query,
+                        canary=self.canary_colour,
+                        stable=self.stable_colour,
+                        since=since,
+                        start=start,
+                        end=end,
+                        ignore_alarms=self.ignore_alarms,
+                    )
+                ]
+                if api_query is not None:  # read side by side: the poll waits for the slower one only
+                    reads.append(
+                        call(
+                            fetch_colour_sample,
+                            client,
+                            api_query,
+                            canary=self.api["new"],
+                            stable=self.api["previous"],
+                            since=since,
+                            start=start,
+                            end=end,
+                        )
+                    )
+                (sample, published), *api_read = await asyncio.gather(*reads)
+                api_sample = None
+                if api_read:
+                    api_sample, api_published = api_read[0]
+                    published = min(published, api_published) if published and api_published else None
             except Exception as err:  # an API failure is not a breach: retry this window until the deadline
                 errors.append(
                     {
@@ -234,13 +299,15 @@ class MetricWatchTrigger(FieldsTrigger):
                 await asyncio.sleep(max(0.0, min(publish_retry(poll), remaining)))
                 continue  # past the deadline, the loop's top ends the watch
             verdict = judge(sample, thresholds, self.baseline_rps)
+            if api_sample is not None:
+                verdict = PairedVerdict(verdict, judge(api_sample, thresholds, check_band=False))
             self.log.info(
                 "%s window %d [%s, %s]: %s (%s)", self.label, k, start, end, verdict.outcome, verdict.detail
             )
             outcome = watch.add(verdict)
             if outcome == BREACH and self.restore:
                 try:
-                    restored = await call(restore_traffic, self.stable_colour)
+                    restored = await call(restore_traffic, self.stable_colour, self.api, router)
                 except Exception as err:  # the task restores again when it resumes; say why here
                     restored = {"colour": self.stable_colour, "error": f"{type(err).__name__}: {err}"}
                 yield event(outcome, traffic_restored=restored)

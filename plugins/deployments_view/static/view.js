@@ -138,6 +138,9 @@ function liveSection(live) {
         el("div", { class: "value", id: "live-weights" },
           live.weights ? Object.entries(live.weights).map(([c, w]) => `${c} ${w}`).join(" / ") : "—"),
         el("div", { class: "muted" }, live.in_flight ? "a release is shifting traffic" : `live: ${live.live_colour || "—"}`)),
+      live.api_alias ? el("div", { class: "card" }, el("div", { class: "label" }, "API alias"),
+        el("div", { class: "value", id: "live-api-alias" }, aliasText(live.api_alias)),
+        el("div", { class: "muted" }, "Lambda versions")) : null,
       colours),
     (live.errors || []).map((e) => el("p", { class: "error" }, e)));
 }
@@ -246,16 +249,37 @@ function planSection(plan) {
     el("h3", {}, "Rollback plan"), el("ol", {}, (plan.rollback_plan || []).map((s) => el("li", {}, s))));
 }
 
+function aliasText(alias) {
+  const shares = Object.entries(alias.weights || {});
+  if (!shares.length) return `version ${alias.version} 100`;
+  const moved = shares.reduce((sum, [, w]) => sum + w, 0);
+  return [`version ${alias.version} ${Math.round((1 - moved) * 100)}`,
+    ...shares.map(([v, w]) => `version ${v} ${Math.round(w * 100)}`)].join(" / ");
+}
+
+function apiVerdicts(watch) {
+  const polls = watch.polls.filter((p) => p.api);
+  if (!polls.length) return null;
+  return el("table", { class: "api-verdicts" },
+    el("thead", {}, el("tr", {}, ["poll", "API verdict", "new version", "errors", "previous", "p99"].map((h) => el("th", {}, h)))),
+    el("tbody", {}, polls.map((p) => el("tr", {}, el("td", {}, when(p.at)), el("td", {}, badge(p.api.outcome)),
+      el("td", {}, p.api.version ?? "—"), el("td", {}, p.api.error_rate_percent === null ? "—" : `${p.api.error_rate_percent} %`),
+      el("td", {}, p.api.stable_error_rate_percent === null ? `v${p.api.previous_version}: —` : `v${p.api.previous_version}: ${p.api.stable_error_rate_percent} %`),
+      el("td", {}, p.api.p99_ms === null ? "—" : `${p.api.p99_ms} ms`)))));
+}
+
 function watchSection(watch) {
   const breach = watch.polls.some((p) => p.outcome === "breach");
   const reasons = watch.polls.filter((p) => p.outcome !== "healthy").map((p) =>
     el("li", {}, `${when(p.at)}: ${p.outcome} — ${p.detail || ""}`));
   return el("div", { class: `watch ${breach ? "breach" : ""}`, "data-watch": watch.name },
     el("h3", {}, `${watch.name} `, badge(watch.outcome || (watch.skipped ? "skipped" : "—")),
-      watch.weights ? el("span", { class: "muted" }, ` weights ${JSON.stringify(watch.weights)}`) : null),
+      watch.weights ? el("span", { class: "muted" }, ` weights ${JSON.stringify(watch.weights)}`) : null,
+      watch.api_weights ? el("span", { class: "muted api-weights" }, ` · API ${aliasText(watch.api_weights)}`) : null),
     el("div", { class: "reasons" }, watch.reason || "", reasons.length ? el("ul", {}, reasons) : null),
     watch.skipped ? el("p", { class: "muted" }, "skipped (emergency flag)")
       : watch.outcome === "applied" ? null : watchCharts(watch),
+    apiVerdicts(watch),
     (watch.previous_attempts || []).length ? el("p", { class: "muted" },
       `${watch.previous_attempts.length} earlier attempt(s): ${watch.previous_attempts.map((a) => `${a.outcome} (${a.reason})`).join("; ")}`) : null);
 }

@@ -24,7 +24,7 @@ from deployment.release.phase_registry import MEASURED
 
 RECORDS = Path(__file__).resolve().parent / "captured" / "records"
 USERS = "admin:admin,viewer:viewer,nobody:"  # ``nobody`` has no role: SimpleAuthManager grants it nothing
-UNTIL = "2026-12-03T00:00:00+00:00"  # after the captured runs: the DORA window holds all of them
+UNTIL = "2026-12-08T00:00:00+00:00"  # after the captured runs (2026-12-07): the DORA window holds all of them
 
 
 def captured() -> tuple[dict[str, dict], dict[str, dict]]:
@@ -186,6 +186,12 @@ def test_one_release_timeline_plan_approvals_watches_and_smoke_tests(view):
         poll = watch["polls"][0]
         assert poll["at"] and poll["error_rate_percent"] is not None and poll["latency_ms"] > 0
         assert poll["requests_per_second"] > 0
+        # The API canary beside the colours: the alias's weights, each poll's verdict per version.
+        api = RUNS[SUCCESS]["infrastructure"]["api"]
+        assert watch["api_weights"] == {"version": api["previous"], "weights": {api["new"]: int(key) / 100}}
+        assert all(p["api"]["version"] == api["new"] for p in watch["polls"]), watch["polls"]
+        assert all(p["api"]["previous_version"] == api["previous"] for p in watch["polls"])
+    assert watches["traffic 100 %"]["api_weights"] == {"version": api["new"], "weights": {}}
     assert len(watches["monitoring"]["polls"]) == len(RUNS[SUCCESS]["monitoring"]["watch"]["verdicts"])
     smoke = release["smoke_tests"]
     assert smoke["passed"] is True and {c["name"] for c in smoke["checks"]} == set(
@@ -223,6 +229,7 @@ def test_live_now_from_the_stack_route53_and_amplify(view, aws):
     assert live["stack"]["version"] == "v1.0.0"  # the aws fixture's production
     assert live["weights"] == {"blue": 100, "green": 0} and live["live_colour"] == "blue"
     assert live["colours"]["blue"]["version"] == "v1.0.0" and live["colours"]["blue"]["weight"] == 100
+    assert live["api_alias"] == {"version": "1", "weights": {}}  # the API alias on the seeded version
 
 
 def test_live_weights_come_through_the_configured_router(view, aws, monkeypatch):

@@ -30,8 +30,13 @@ def test_template_body_is_the_packaged_sam_template_in_production(cfg, aws):
 
 def test_live_stack(cfg, aws):
     live = cf.live_stack(cfg)
-    assert live["status"] == "CREATE_COMPLETE"
+    assert live["status"] == "UPDATE_COMPLETE"  # created, then its API alias adopted (seed.adopt_api_alias)
     assert live["parameters"][cfg.stack.version_parameter] == PREVIOUS
+    assert (
+        live["parameters"][cfg.backend.version_parameter]
+        == live["outputs"][cfg.backend.version_output]
+        == "1"
+    )
     assert live["outputs"]["AppVersion"] == PREVIOUS
     assert json.loads(live["template_body"])["Resources"]["ContentTable"]
     assert cf.deployed_version(cfg) == PREVIOUS

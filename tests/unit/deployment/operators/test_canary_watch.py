@@ -24,6 +24,16 @@ aws_server = fx.aws_server
 honour_percentiles()  # the threaded moto of these tests runs in this process
 
 
+class _NoRecord:
+    """A run's record before deploy_infrastructure wrote the API versions: no API canary."""
+
+    def read(self, section: str) -> None:
+        return None
+
+
+NO_RECORD = _NoRecord()
+
+
 def put_values(cloudwatch, cfg, *, at, dimensions=None, requests, errors, latency_ms) -> None:
     """One second of traffic as the app publishes it: values (so percentiles work), not statistic sets."""
     m = cfg.metrics
@@ -113,11 +123,16 @@ def first_event(trigger) -> tuple[dict[str, Any], float]:
 
 
 class Router:
-    """The router seam as the watch sees it: counts the restores it is asked for."""
+    """The router seam as the watch sees it: counts the restores it is asked for, and the times it
+    was prepared (its clients built)."""
 
     def __init__(self, fail: bool = False) -> None:
         self.restored: list[str] = []
+        self.prepared = 0
         self.fail = fail
+
+    def prepare(self) -> None:
+        self.prepared += 1
 
     def restore(self, colour: str):
         self.restored.append(colour)
@@ -129,7 +144,7 @@ class Router:
 @pytest.fixture
 def router(monkeypatch) -> Router:
     router = Router()
-    monkeypatch.setattr("deployment.traffic.router_for", lambda cfg: router)
+    monkeypatch.setattr("deployment.traffic.router_for", lambda cfg, api=None: router)
     return router
 
 
@@ -253,9 +268,10 @@ def test_a_canary_breach_restores_traffic_once_before_the_task_fails(aws_server,
     first_window_end = (since + timedelta(seconds=1) - datetime.now(UTC)).total_seconds() + elapsed
     assert elapsed - first_window_end < 1.5  # decided and restored right after the first window, not the hold
     assert router.restored == ["blue"] and payload["traffic_restored"]["colour"] == "blue"
+    assert router.prepared == 1  # built before the first poll; the restore only wrote
     # The task, resuming, records the restore and does not ask again.
     again = TrafficShiftOperator(task_id="shift_traffic_10", weight=10)._restore_on_breach(
-        type("Rel", (), {"cfg": cfg})(), payload
+        type("Rel", (), {"cfg": cfg, "ledger": NO_RECORD})(), payload
     )
     assert router.restored == ["blue"] and again == payload["traffic_restored"]
 
@@ -263,13 +279,13 @@ def test_a_canary_breach_restores_traffic_once_before_the_task_fails(aws_server,
 def test_the_task_restores_when_the_trigger_could_not(aws_server, monkeypatch):
     cfg = aws_server["cfg"]
     router = Router()
-    monkeypatch.setattr("deployment.traffic.router_for", lambda cfg: router)
+    monkeypatch.setattr("deployment.traffic.router_for", lambda cfg, api=None: router)
     event = {
         "status": "breach",
         "stable_colour": "blue",
         "traffic_restored": {"colour": "blue", "error": "x"},
     }
-    rel = type("Rel", (), {"cfg": cfg})()
+    rel = type("Rel", (), {"cfg": cfg, "ledger": NO_RECORD})()
     restored = TrafficShiftOperator(task_id="shift_traffic_10", weight=10)._restore_on_breach(rel, event)
     assert router.restored == ["blue"] and restored["by_task_at"]
     assert TrafficShiftOperator(task_id="t", weight=10)._restore_on_breach(rel, {"status": "healthy"}) is None
@@ -333,7 +349,7 @@ def test_a_step_reads_data_from_the_next_metric_period_after_its_change():
     from deployment.config import load_config
 
     cfg = load_config("production")
-    rel = type("Rel", (), {"cfg": cfg, "emergency": {"ignore_alarms": ["b", "a"]}})()
+    rel = type("Rel", (), {"cfg": cfg, "ledger": NO_RECORD, "emergency": {"ignore_alarms": ["b", "a"]}})()
     applied = (datetime.now(UTC) + timedelta(days=1)).replace(minute=7, second=7, microsecond=500000)
     with pytest.raises(TaskDeferred) as deferred:
         TrafficShiftOperator(task_id="shift_traffic_10", weight=10)._defer_watch(

@@ -114,6 +114,16 @@ def test_restore_moves_everyone_with_a_new_epoch_and_is_idempotent(door):
     assert stored(door)["epoch"] == 2
 
 
+def test_a_prepared_router_restores_with_its_own_client_and_store(door, monkeypatch):
+    """What the watch builds before its first poll: the breach's restore resolves nothing again."""
+    router = KeyValueStoreRouter(door["cfg"])
+    router.prepare()
+    router.set_weights({"blue": 90, "green": 10})
+    monkeypatch.setattr("deployment.traffic.front_door.client", lambda cfg: pytest.fail("client built again"))
+    monkeypatch.setattr("deployment.traffic.front_door.store_arn", lambda cfg: pytest.fail("ARN read again"))
+    assert router.restore("blue").after == {"blue": 100, "green": 0}
+
+
 def test_restore_writes_the_live_colour_with_the_routing_in_one_write(door):
     router = door["router"]
     router.wait_applied(router.set_weights({"blue": 0, "green": 100}), timeout=5)
