@@ -115,23 +115,46 @@ def stack_config(tmp_path_factory) -> StackConfig:
     return StackConfig(tmp_path_factory.mktemp("deployment-config"))
 
 
+@contextlib.contextmanager
+def _stack_database() -> Iterator[str | None]:
+    """A scratch PostgreSQL database for the session's stack (dropped afterwards), or None for SQLite
+    where this machine has no PostgreSQL (REQUIRE_CELERY_STACK=1, CI, makes that a failure).
+
+    SQLite lets one connection write at a time: on CI's slower 2 cores, with two stacks and their
+    tasks busy, an API write (a run's trigger, its PATCH to failed) waited past the client's 15 s
+    behind the scheduler's transaction. PostgreSQL is what a deployment runs on anyway."""
+    from _e2e import require_celery_stack
+
+    from airflow_stack.services import postgres_missing, postgres_url, scratch_database
+
+    if reason := postgres_missing():
+        if require_celery_stack():
+            pytest.fail(f"the real-engine tier's stack needs {reason} (REQUIRE_CELERY_STACK=1)")
+        yield None
+        return
+    with scratch_database("airflow_e2e_local") as (database, _token):
+        yield postgres_url(database)
+
+
 @pytest.fixture(scope="session")
 def local_stack(tmp_path_factory, sandbox, stack_config):
     from _e2e import start_stack, stop_stack
 
     from airflow_stack.env import Stack
 
-    stack = Stack.with_free_ports(
-        tmp_path_factory.mktemp("airflow-local"),
-        connections=sandbox.connections(),
-        deployment_config=str(stack_config.path),
-    )
-    supervisor = start_stack(stack)
-    SUPERVISORS[stack.home] = supervisor
-    try:
-        yield stack
-    finally:
-        stop_stack(supervisor)
+    with _stack_database() as database_url:
+        stack = Stack.with_free_ports(
+            tmp_path_factory.mktemp("airflow-local"),
+            connections=sandbox.connections(),
+            deployment_config=str(stack_config.path),
+            database_url=database_url,
+        )
+        supervisor = start_stack(stack)
+        SUPERVISORS[stack.home] = supervisor
+        try:
+            yield stack
+        finally:
+            stop_stack(supervisor)
 
 
 # The supervisor of each stack this session started, by its home: the kill matrix restarts components.

@@ -37,20 +37,25 @@ def celery_stack(home: Path, database: str, queue: str, connections: Mapping[str
     )
 
 
+def postgres_missing() -> str | None:
+    """Why this machine's PostgreSQL does not answer, or None when it does."""
+    import psycopg2
+
+    try:
+        psycopg2.connect(dbname="postgres", connect_timeout=3, **POSTGRES).close()
+    except psycopg2.Error as exc:
+        return (
+            f"PostgreSQL at {POSTGRES['host']}:{POSTGRES['port']} (user postgres, trust auth): "
+            f"{str(exc).strip()}"
+        )
+    return None
+
+
 def celery_services_missing() -> list[str]:
     """What of PostgreSQL and Redis does not answer here, described."""
     import socket
 
-    import psycopg2
-
-    missing = []
-    try:
-        psycopg2.connect(dbname="postgres", connect_timeout=3, **POSTGRES).close()
-    except psycopg2.Error as exc:
-        missing.append(
-            f"PostgreSQL at {POSTGRES['host']}:{POSTGRES['port']} (user postgres, trust auth): "
-            f"{str(exc).strip()}"
-        )
+    missing = [reason] if (reason := postgres_missing()) else []
     try:
         with socket.create_connection(REDIS, timeout=3) as sock:
             sock.sendall(b"PING\r\n")
