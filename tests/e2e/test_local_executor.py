@@ -1,4 +1,5 @@
-"""deploy_production on real components (LocalExecutor, PostgreSQL where the machine has it), driven only through the REST API."""
+"""deploy_production on real components (LocalExecutor, PostgreSQL where the machine has it), driven
+only through the REST API."""
 
 from __future__ import annotations
 
