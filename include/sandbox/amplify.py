@@ -25,11 +25,12 @@ gives the version a branch serves: that of its last SUCCEED job.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, unquote
@@ -195,6 +196,18 @@ class AmplifyEmulator:
     def reset(self) -> None:
         with self._lock:
             self._apps.clear()
+
+    @contextlib.contextmanager
+    def immediate(self) -> Iterator[None]:
+        """Jobs started meanwhile are done at once: the seed's job builds what production serves
+        before any test, and is not a pipeline's job to wait for."""
+        with self._lock:
+            slow, self.job_seconds = self.job_seconds, 0.0
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.job_seconds = slow
 
     def branch_domain(self, app_id: str, branch: str) -> str:
         """The default domain Amplify gives a branch: ``<branch>.<appId>.amplifyapp.com``."""

@@ -40,12 +40,13 @@ runs the pinned bytes here as in AWS.
 from __future__ import annotations
 
 import collections
+import contextlib
 import io
 import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
@@ -279,6 +280,18 @@ class CloudFormationLayer:
             return [body]
 
         return wsgi
+
+    @contextlib.contextmanager
+    def immediate(self) -> Iterator[None]:
+        """Stack updates started meanwhile end at once: the seed's own update builds the state
+        production is in before any test, and is not a pipeline's update to wait for."""
+        with self._lock:
+            slow, self.update_seconds = self.update_seconds, 0.0
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.update_seconds = slow
 
     def shutdown(self) -> None:
         with self._lock:

@@ -417,7 +417,8 @@ class Sandbox:
 
     def _seed(self) -> None:
         releases = seed_github(self.cfg, self.github, self.amplify)
-        seed_aws(self.cfg, self.endpoints["aws"], self.amplify, releases)
+        with self.aws.cloudformation.immediate(), self.amplify.immediate():
+            seed_aws(self.cfg, self.endpoints["aws"], self.amplify, releases)
         self._seed_front_door()
         if self._traffic_enabled:
             self._start_traffic()

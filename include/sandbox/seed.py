@@ -168,7 +168,7 @@ def adopt_api_alias(cfg: DeploymentConfig, cloudformation: Any, timeout: float =
     ) != ("UPDATE_COMPLETE"):
         if status.endswith("FAILED") or "ROLLBACK" in status or time.monotonic() > deadline:
             raise RuntimeError(f"adopting the API alias in stack {cfg.stack.name}: the update is {status}")
-        time.sleep(0.2)
+        time.sleep(0.05)
 
 
 def _seed_tables(cfg: DeploymentConfig, dynamodb: Any) -> None:

@@ -224,3 +224,15 @@ def test_release_job_of_an_unknown_commit_is_refused(sandbox, amplify, branch):
             appId=sandbox.cfg.amplify.app_id, branchName=branch, jobType="RELEASE", commitId="0" * 40
         )
     assert err.value.response["Error"]["Code"] == "BadRequestException"
+
+
+def test_the_seeds_job_is_done_at_once_and_the_pipelines_take_their_time():
+    now = 1000.0
+    emulator = AmplifyEmulator(Faults(), region="us-west-2", job_seconds=2.0, clock=lambda: now)
+    emulator.add_app("dx", "app")
+    emulator.add_branch("dx", "main", environment={"APP_VERSION": "v1.0.0"})
+    with emulator.immediate():
+        seeded = emulator.start_job("dx", "main", {"jobType": "RELEASE"})["jobSummary"]
+    released = emulator.start_job("dx", "main", {"jobType": "RELEASE"})["jobSummary"]
+    assert (seeded["status"], released["status"]) == ("SUCCEED", "PENDING")
+    assert emulator.job_seconds == 2.0

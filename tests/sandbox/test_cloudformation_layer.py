@@ -167,3 +167,16 @@ def test_sam_template_update_through_change_set(sandbox, cfn, aws):
     poll(lambda: _status(cfn, name), lambda s: s == "UPDATE_COMPLETE")
     function = aws("lambda").get_function(FunctionName="bayon-coagent-staging-api")
     assert function["Configuration"]["Environment"]["Variables"]["APP_VERSION"] == "v1.1.0"
+
+
+def test_the_seeds_updates_end_at_once_and_the_pipelines_stay_slow(sandbox, cfn, stack):
+    """The seed builds production's state with updates that do not wait (a reseed before each
+    real-engine test); an update started afterwards is in progress for the configured time again."""
+    layer = sandbox.aws.cloudformation
+    slow = layer.update_seconds
+    with layer.immediate():
+        cfn.update_stack(StackName=stack, TemplateBody=_template("seed"), Parameters=_version("v1.0.1"))
+        poll(lambda: _status(cfn, stack), lambda s: s == "UPDATE_COMPLETE")
+    assert layer.update_seconds == slow > 0
+    cfn.update_stack(StackName=stack, TemplateBody=_template("release"), Parameters=_version("v1.1.0"))
+    assert _describe(cfn, stack) == ("UPDATE_IN_PROGRESS", "v1.1.0")
