@@ -189,3 +189,51 @@ def test_a_schema_that_passed_its_check_is_not_checked_again(monkeypatch):
         with pytest.raises(jsonschema.SchemaError, match="'one' is not of type 'number'"):
             jsonschema.validate({"n": 2}, broken)
     assert len(checked) == 4, "a schema that failed is checked, and refused, every time"
+
+
+FORK_PROBE = """
+import os, sys
+from pathlib import Path
+sys.path.insert(0, {folder!r})
+import airflow_local_settings as local
+assert local.preload_own(("probe_pkg",)) == []
+print("parent", sys.modules["probe_pkg.rules"].VALUE, flush=True)
+{edit}
+pid = os.fork()
+if pid == 0:
+    from probe_pkg import rules
+    print("fork", rules.VALUE, "probe_pkg.rules" in sys.modules, flush=True)
+    os._exit(0)
+os.waitpid(pid, 0)
+"""
+
+
+def _fork_after(tmp_path: Path, edit: str) -> list[str]:
+    package = tmp_path / "probe_pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "rules.py").write_text("VALUE = 'old'\n")
+    probe = FORK_PROBE.format(folder=str(tmp_path), edit=edit)
+    env = {**os.environ, "PYTHONPATH": str(Path(local_settings.__file__).parent)}
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True, env=env
+    )
+    return out.stdout.split("\n")[:-1]
+
+
+def test_a_fork_runs_the_preloaded_package_while_its_files_are_unchanged(tmp_path):
+    assert _fork_after(tmp_path, "") == ["parent old", "fork old True"]
+
+
+def test_a_fork_imports_the_package_again_once_a_file_changed_on_disk(tmp_path):
+    """A new version of the package deployed beside a running scheduler: its next task runs it."""
+    rules = tmp_path / "probe_pkg" / "rules.py"
+    edit = f"Path({str(rules)!r}).write_text(\"VALUE = 'new, longer'\\n\")"
+    assert _fork_after(tmp_path, edit) == ["parent old", "fork new, longer True"]
+
+
+def test_the_scheduler_and_celery_workers_preload_the_package():
+    for argv in (["airflow", "scheduler"], ["airflow", "celery", "worker", "--queues", "default"]):
+        assert local_settings.is_component(argv, local_settings.OWN_PRELOADS)
+    for argv in (["airflow", "dag-processor"], ["airflow", "triggerer"], ["airflow", "api-server"]):
+        assert not local_settings.is_component(argv, local_settings.OWN_PRELOADS)
