@@ -16,6 +16,17 @@ log = logging.getLogger(__name__)
 
 
 # ---------------------------------------------------------------- cancellation
+def _after_earlier(earlier: dict[str, Any] | None, section: dict[str, Any]) -> dict[str, Any]:
+    """The cancellation record once ``section`` is done: a restore that follows an earlier one of the
+    same run and attempt (the listener's later look found a move of a task not yet killed) is
+    listed after it, and the record keeps what production served when the cancel began."""
+    same = ("run_id", "attempt")
+    if not earlier or [earlier.get(k) for k in same] != [section[k] for k in same]:
+        return section
+    later = {k: section[k] for k in ("weights_before", "api_alias_before", "traffic", "restored_at")}
+    return {**earlier, "later_restores": [*earlier.get("later_restores", []), later]}
+
+
 def restore_after_cancel(
     cfg: DeploymentConfig,
     run_id: str,
@@ -64,7 +75,7 @@ def restore_after_cancel(
         log.warning("no record of run %s: traffic restored to %s, not recorded", run_id, stable)
         return section
     section["attempt"] = current_attempt(ledger)
-    ledger.write("cancellation", section)
+    ledger.write("cancellation", _after_earlier(ledger.read("cancellation"), section))
 
     def announce() -> dict[str, Any]:
         from deployment.notifications.announce import announce_team

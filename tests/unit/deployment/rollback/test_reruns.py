@@ -297,6 +297,26 @@ def test_a_step_cancelled_while_traffic_is_split_puts_it_all_back(cfg, aws, ledg
     assert len(sent) == 1 and "back on blue" in sent[0]
 
 
+def test_a_later_look_that_restores_again_keeps_what_the_cancel_found_first(cfg, aws, ledger, monkeypatch):
+    """The cancel listener looks again after its first restore: a task not yet killed may have moved
+    traffic (or the API alias) meanwhile. Its second restore is listed; the record keeps what
+    production served when the cancel began."""
+    monkeypatch.setattr("deployment.notifications.announce.announce_team", lambda cfg, text: None)
+    _take_backup(cfg, ledger)
+    ledger.write("conf", {"version": VERSION, "run_id": RUN_ID})
+    step = "deploy_frontend.shift_traffic_10"
+    set_weights(cfg, {"blue": 90, "green": 10})
+    cancel.restore_after_cancel(cfg, RUN_ID, step, "blue", split_only=False)
+    set_weights(cfg, {"blue": 50, "green": 50})  # the killed task's last move
+
+    cancel.restore_after_cancel(cfg, RUN_ID, step, "blue", split_only=False)
+
+    assert weights(cfg) == {"blue": 100, "green": 0}
+    record = ledger.read("cancellation")
+    assert record["weights_before"] == {"blue": 90, "green": 10}
+    assert [r["weights_before"] for r in record["later_restores"]] == [{"blue": 50, "green": 50}]
+
+
 def test_a_cancelled_monitoring_leaves_a_release_at_100_percent_alone(cfg, aws, ledger):
     set_weights(cfg, {"blue": 0, "green": 100})
     assert cancel.restore_after_cancel(cfg, RUN_ID, "monitoring.watch_metrics", "blue") is None
