@@ -86,16 +86,22 @@ class AirflowClient:
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
         """Call ``/api/v2{path}``; the decoded JSON body, or ApiError. A read that times out or
         loses its connection is asked again (the API server can stall for seconds on a loaded
-        machine); a write is not, since it may have been applied."""
-        attempts, attempt = (READ_ATTEMPTS if method == "GET" else 1), 1
+        machine); a write is not, since it may have been applied. Any call that Airflow answered
+        500 "Database error" is asked again: its transaction was rolled back (on PostgreSQL, a
+        deadlock's victim), so nothing of it was applied."""
+        attempt = 1
         while True:
             try:
                 return self._request_once(method, path, **kwargs)
             except (requests.Timeout, requests.ConnectionError):
-                if attempt >= attempts:
+                if method != "GET" or attempt >= READ_ATTEMPTS:
                     raise
-                time.sleep(attempt)
-                attempt += 1
+            except ApiError as err:
+                if not _rolled_back(err) or attempt >= READ_ATTEMPTS:
+                    raise
+                print(f"{err} (asked again)", flush=True)
+            time.sleep(attempt)
+            attempt += 1
 
     def _request_once(self, method: str, path: str, **kwargs: Any) -> Any:
         if self._token is None:
@@ -307,6 +313,11 @@ def stack_clients(stack: Stack) -> dict[str, AirflowClient]:
         user: AirflowClient(stack.api_url, user, secret, parked=parked)
         for user, secret in passwords().items()
     }
+
+
+def _rolled_back(err: ApiError) -> bool:
+    """Airflow's answer to a failed database statement or commit (its SQLAlchemyError handler)."""
+    return err.status == 500 and isinstance(err.detail, dict) and err.detail.get("reason") == "Database error"
 
 
 def _detail(response: requests.Response) -> Any:

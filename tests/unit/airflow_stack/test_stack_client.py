@@ -1,5 +1,6 @@
-"""The stack's REST client asks a stalled read again, never repeats a write, and answers an approval
-only once the scheduler has processed its parking."""
+"""The stack's REST client asks a stalled read again, never repeats a write that may have been
+applied (only one Airflow rolled back), and answers an approval only once the scheduler has
+processed its parking."""
 
 from __future__ import annotations
 
@@ -52,6 +53,35 @@ def test_a_write_that_times_out_is_not_repeated():
         with pytest.raises(requests.Timeout):
             client.request("PATCH", "/dags/deploy_production/dagRuns/r1", json={"state": "failed"})
     assert api.calls == {"PATCH /api/v2/dags/deploy_production/dagRuns/r1": 1}
+
+
+class RolledBackApi:
+    """Answers a token, then the first call of each path as Airflow 3.3.2 answers a failed statement."""
+
+    def __init__(self) -> None:
+        self.calls: dict[str, int] = {}
+
+    def __call__(self, environ, start_response):
+        request = Request(environ)
+        if request.path == "/auth/token":
+            body, status = {"access_token": "t"}, 201
+        else:
+            key = f"{request.method} {request.path}"
+            self.calls[key] = self.calls.get(key, 0) + 1
+            body, status = {"state": "failed"}, 200
+            if self.calls[key] == 1:
+                reason = {"reason": "Database error", "statement": "hidden", "orig_error": "hidden"}
+                body, status = {"detail": {**reason, "message": "Serious error ..."}}, 500
+        return Response(json.dumps(body), status, mimetype="application/json")(environ, start_response)
+
+
+def test_a_write_airflow_rolled_back_is_asked_again():
+    api = RolledBackApi()
+    with serving(api) as url:
+        client = AirflowClient(url, "ci", "ci-pass", timeout=5)
+        done = client.request("PATCH", "/dags/deploy_production/dagRuns/r1", json={"state": "failed"})
+    assert done == {"state": "failed"}
+    assert api.calls == {"PATCH /api/v2/dags/deploy_production/dagRuns/r1": 2}
 
 
 # The line a real-engine stack's scheduler wrote when it processed the parking of an approval.
