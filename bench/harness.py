@@ -37,7 +37,13 @@ from airflow_stack.client import TERMINAL_RUN_STATES, AirflowClient, stack_clien
 from airflow_stack.env import ADMIN, APPROVERS, CI_USER, DAG_ID, ROOT, Stack, passwords
 from airflow_stack.sandbox_process import SandboxProcess
 from airflow_stack.scheduler_log import SchedulerLog
-from airflow_stack.services import celery_services_missing, celery_stack, postgres_admin
+from airflow_stack.services import (
+    celery_services_missing,
+    celery_stack,
+    postgres_admin,
+    postgres_missing,
+    postgres_url,
+)
 from airflow_stack.supervisor import Supervisor
 from deployment.config import DeploymentConfig, load_file
 
@@ -132,6 +138,10 @@ class Engine:
         return self.stack.executor
 
     @property
+    def database_kind(self) -> str:
+        return "PostgreSQL" if self.database else "SQLite"
+
+    @property
     def ci(self) -> AirflowClient:
         return self.users[CI_USER]
 
@@ -203,14 +213,21 @@ def start_engine(executor: str, workdir: Path, box: BenchSandbox, log: Log) -> E
     write_config(config_file, SANDBOX_CONFIG)
     common = {"connections": box.connections(), "deployment_config": str(config_file)}
     database = None
+    token = secrets.token_hex(4)
     if executor == "CeleryExecutor":
         if missing := celery_services_missing():
             raise BenchError("CeleryExecutor needs " + "; ".join(missing))
-        token = secrets.token_hex(4)
         database = f"airflow_bench_{token}"
         postgres_admin(f"CREATE DATABASE {database}")
         stack = celery_stack(home, database, f"bench-{token}", **common)
+    elif postgres_missing() is None:
+        # The database a deployment runs on (docker-compose.yaml, the Helm chart); SQLite, one
+        # writer at a time, is the fallback where this machine has no PostgreSQL.
+        database = f"airflow_bench_local_{token}"
+        postgres_admin(f"CREATE DATABASE {database}")
+        stack = Stack.with_free_ports(home, database_url=postgres_url(database), **common)
     else:
+        log("no PostgreSQL on 127.0.0.1:5432: LocalExecutor runs on SQLite")
         stack = Stack.with_free_ports(home, **common)
     supervisor = Supervisor(stack)
     supervisor.env.update(ENGINE_SETTINGS)

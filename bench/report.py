@@ -225,7 +225,8 @@ def _overhead_section(engines: dict[str, dict[str, Any]]) -> list[str]:
         out += [
             f"### {name}",
             "",
-            f"Stack start to healthy with the DAG parsed: {_n(engine.get('start_seconds'))} s.",
+            (f"Database: {engine['database']}. " if engine.get("database") else "")
+            + f"Stack start to healthy with the DAG parsed: {_n(engine.get('start_seconds'))} s.",
             "",
         ]
         rows = []

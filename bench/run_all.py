@@ -216,6 +216,7 @@ class Runner:
         found: dict[str, Any] = {}
         engine = harness.start_engine(executor, self.workdir, box, log)
         found["start_seconds"] = round(engine.start_seconds, 1)
+        found["database"] = engine.database_kind
         try:
             repeats = 0 if self.args.restore_only else 1 if quick or executor == "CeleryExecutor" else 2
             found["releases"] = [
