@@ -18,12 +18,14 @@ from airflow_stack.scheduler_log import SchedulerLog
 from tests.sandbox._servers import serving
 
 
-class StallingApi:
-    """Answers a token, then stalls the first ``stalls`` calls of each path past the client's timeout."""
+class CountingApi:
+    """Answers a token, and counts the calls of each path; ``answer`` says what the n-th one gets."""
 
-    def __init__(self, stalls: int) -> None:
-        self.stalls = stalls
+    def __init__(self) -> None:
         self.calls: dict[str, int] = {}
+
+    def answer(self, n: int) -> tuple[dict, int]:
+        raise NotImplementedError
 
     def __call__(self, environ, start_response):
         request = Request(environ)
@@ -32,10 +34,21 @@ class StallingApi:
         else:
             key = f"{request.method} {request.path}"
             self.calls[key] = self.calls.get(key, 0) + 1
-            if self.calls[key] <= self.stalls:
-                time.sleep(0.6)
-            body, status = {"state": "running"}, 200
+            body, status = self.answer(self.calls[key])
         return Response(json.dumps(body), status, mimetype="application/json")(environ, start_response)
+
+
+class StallingApi(CountingApi):
+    """Stalls the first ``stalls`` calls of each path past the client's timeout."""
+
+    def __init__(self, stalls: int) -> None:
+        super().__init__()
+        self.stalls = stalls
+
+    def answer(self, n: int) -> tuple[dict, int]:
+        if n <= self.stalls:
+            time.sleep(0.6)
+        return {"state": "running"}, 200
 
 
 def test_a_read_that_times_out_is_asked_again():
@@ -55,24 +68,14 @@ def test_a_write_that_times_out_is_not_repeated():
     assert api.calls == {"PATCH /api/v2/dags/deploy_production/dagRuns/r1": 1}
 
 
-class RolledBackApi:
-    """Answers a token, then the first call of each path as Airflow 3.3.2 answers a failed statement."""
+class RolledBackApi(CountingApi):
+    """Answers the first call of each path as Airflow 3.3.2 answers a failed statement."""
 
-    def __init__(self) -> None:
-        self.calls: dict[str, int] = {}
-
-    def __call__(self, environ, start_response):
-        request = Request(environ)
-        if request.path == "/auth/token":
-            body, status = {"access_token": "t"}, 201
-        else:
-            key = f"{request.method} {request.path}"
-            self.calls[key] = self.calls.get(key, 0) + 1
-            body, status = {"state": "failed"}, 200
-            if self.calls[key] == 1:
-                reason = {"reason": "Database error", "statement": "hidden", "orig_error": "hidden"}
-                body, status = {"detail": {**reason, "message": "Serious error ..."}}, 500
-        return Response(json.dumps(body), status, mimetype="application/json")(environ, start_response)
+    def answer(self, n: int) -> tuple[dict, int]:
+        if n == 1:
+            reason = {"reason": "Database error", "statement": "hidden", "orig_error": "hidden"}
+            return {"detail": {**reason, "message": "Serious error ..."}}, 500
+        return {"state": "failed"}, 200
 
 
 def test_a_write_airflow_rolled_back_is_asked_again():
