@@ -23,8 +23,12 @@ def _after_earlier(earlier: dict[str, Any] | None, section: dict[str, Any]) -> d
     same = ("run_id", "attempt")
     if not earlier or [earlier.get(k) for k in same] != [section[k] for k in same]:
         return section
-    later = {k: section[k] for k in ("weights_before", "api_alias_before", "traffic", "restored_at")}
-    return {**earlier, "later_restores": [*earlier.get("later_restores", []), later]}
+    keys = ("observed_at", "weights_before", "api_alias_before", "traffic", "restored_at")
+    restores = [{k: earlier.get(k) for k in keys}, *earlier.get("later_restores", [])]
+    restores.append({k: section[k] for k in keys})
+    # Two restorers may run together (the listener's looks): the first to look, not to write, saw it.
+    first, *later = sorted(restores, key=lambda r: r.get("observed_at") or r.get("restored_at") or "")
+    return {**earlier, **first, "later_restores": later}
 
 
 def restore_after_cancel(
@@ -51,6 +55,7 @@ def restore_after_cancel(
     from deployment.traffic.api_alias import api_versions, serves_only
     from deployment.traffic.router import full
 
+    observed_at = now_iso()
     current = router_for(cfg).weights()
     traffic = None
     if not ((split_only and min(current.values()) == 0) or current == full(stable)):
@@ -66,6 +71,7 @@ def restore_after_cancel(
         "task_id": task_id,
         "run_id": run_id,
         "stable_colour": stable,
+        "observed_at": observed_at,
         "weights_before": current,
         "api_alias_before": alias["state"] if alias is not None else None,
         "traffic": traffic,

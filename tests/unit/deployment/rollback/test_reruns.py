@@ -317,6 +317,19 @@ def test_a_later_look_that_restores_again_keeps_what_the_cancel_found_first(cfg,
     assert [r["weights_before"] for r in record["later_restores"]] == [{"blue": 50, "green": 50}]
 
 
+def test_of_two_restorers_the_record_keeps_what_the_first_to_look_saw():
+    """Two restorers at once (the listener's looks): the one that looked first, at the split,
+    writes its record last."""
+    step = {"run_id": RUN_ID, "attempt": 1, "traffic": {}, "api_alias_before": None, "restored_at": None}
+    wrote_first = {**step, "observed_at": "20:17:58.2", "weights_before": {"blue": 100, "green": 0}}
+    looked_first = {**step, "observed_at": "20:17:57.9", "weights_before": {"blue": 0, "green": 100}}
+
+    record = cancel._after_earlier(wrote_first, looked_first)
+
+    assert record["weights_before"] == {"blue": 0, "green": 100}
+    assert [r["weights_before"] for r in record["later_restores"]] == [{"blue": 100, "green": 0}]
+
+
 def test_a_cancelled_monitoring_leaves_a_release_at_100_percent_alone(cfg, aws, ledger):
     set_weights(cfg, {"blue": 0, "green": 100})
     assert cancel.restore_after_cancel(cfg, RUN_ID, "monitoring.watch_metrics", "blue") is None
