@@ -4,6 +4,7 @@ recorded and announced once per attempt."""
 from __future__ import annotations
 
 import logging
+import threading
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -13,6 +14,9 @@ if TYPE_CHECKING:
 from deployment.rollback.steps import restore_traffic
 
 log = logging.getLogger(__name__)
+# One restore at a time in a process: the cancel listener hears a run's cancel more than once, and two
+# restorers reading the record together lost the first one's (what production served before it).
+_RESTORING = threading.Lock()
 
 
 # ---------------------------------------------------------------- cancellation
@@ -31,7 +35,13 @@ def _after_earlier(earlier: dict[str, Any] | None, section: dict[str, Any]) -> d
     return {**earlier, **first, "later_restores": later}
 
 
-def restore_after_cancel(
+def restore_after_cancel(*args: Any, **kwargs: Any) -> dict | None:
+    """:func:`_restore_after_cancel`, one at a time in this process."""
+    with _RESTORING:
+        return _restore_after_cancel(*args, **kwargs)
+
+
+def _restore_after_cancel(
     cfg: DeploymentConfig,
     run_id: str,
     task_id: str,
