@@ -35,13 +35,7 @@ def _after_earlier(earlier: dict[str, Any] | None, section: dict[str, Any]) -> d
     return {**earlier, **first, "later_restores": later}
 
 
-def restore_after_cancel(*args: Any, **kwargs: Any) -> dict | None:
-    """:func:`_restore_after_cancel`, one at a time in this process."""
-    with _RESTORING:
-        return _restore_after_cancel(*args, **kwargs)
-
-
-def _restore_after_cancel(
+def restore_after_cancel(
     cfg: DeploymentConfig,
     run_id: str,
     task_id: str,
@@ -58,54 +52,55 @@ def _restore_after_cancel(
     (``deployment.rollback.cancel_listener``) restores whatever is not all on ``stable``. What was done goes
     to the ``cancellation`` section and the team channel (once per attempt).
     """
-    from deployment.guards import current_attempt
-    from deployment.ledger import find_run, now_iso
-    from deployment.notifications.base import send_once
-    from deployment.traffic import router_for
-    from deployment.traffic.api_alias import api_versions, serves_only
-    from deployment.traffic.router import full
+    with _RESTORING:  # one restore at a time in this process
+        from deployment.guards import current_attempt
+        from deployment.ledger import find_run, now_iso
+        from deployment.notifications.base import send_once
+        from deployment.traffic import router_for
+        from deployment.traffic.api_alias import api_versions, serves_only
+        from deployment.traffic.router import full
 
-    observed_at = now_iso()
-    current = router_for(cfg).weights()
-    traffic = None
-    if not ((split_only and min(current.values()) == 0) or current == full(stable)):
-        traffic = restore_traffic(cfg, stable)  # viewers first, before the record is even looked up
-    ledger = ledger or find_run(cfg, run_id)  # find_run lists every record: callers that have it pass it
-    versions = api_versions(cfg, ledger) if ledger is not None else None
-    alias = serves_only(cfg, versions, stable) if versions is not None else None
-    if alias is not None and not alias["ok"] and (alias["state"]["weights"] or not split_only):
-        traffic = restore_traffic(cfg, stable, api=versions.to_dict())
-    if traffic is None:
-        return None
-    section = {
-        "task_id": task_id,
-        "run_id": run_id,
-        "stable_colour": stable,
-        "observed_at": observed_at,
-        "weights_before": current,
-        "api_alias_before": alias["state"] if alias is not None else None,
-        "traffic": traffic,
-        "restored_at": now_iso(),
-    }
-    if ledger is None:
-        log.warning("no record of run %s: traffic restored to %s, not recorded", run_id, stable)
+        observed_at = now_iso()
+        current = router_for(cfg).weights()
+        traffic = None
+        if not ((split_only and min(current.values()) == 0) or current == full(stable)):
+            traffic = restore_traffic(cfg, stable)  # viewers first, before the record is even looked up
+        ledger = ledger or find_run(cfg, run_id)  # find_run lists every record: callers that have it pass it
+        versions = api_versions(cfg, ledger) if ledger is not None else None
+        alias = serves_only(cfg, versions, stable) if versions is not None else None
+        if alias is not None and not alias["ok"] and (alias["state"]["weights"] or not split_only):
+            traffic = restore_traffic(cfg, stable, api=versions.to_dict())
+        if traffic is None:
+            return None
+        section = {
+            "task_id": task_id,
+            "run_id": run_id,
+            "stable_colour": stable,
+            "observed_at": observed_at,
+            "weights_before": current,
+            "api_alias_before": alias["state"] if alias is not None else None,
+            "traffic": traffic,
+            "restored_at": now_iso(),
+        }
+        if ledger is None:
+            log.warning("no record of run %s: traffic restored to %s, not recorded", run_id, stable)
+            return section
+        section["attempt"] = current_attempt(ledger)
+        ledger.write("cancellation", _after_earlier(ledger.read("cancellation"), section))
+
+        def announce() -> dict[str, Any]:
+            from deployment.notifications.announce import announce_team
+
+            announce_team(
+                cfg,
+                f":rotating_light: {cfg.application} {ledger.version}: {task_id} was cancelled "
+                f"while traffic was {current}; all traffic is back on {stable} "
+                f"(run {run_id}).",
+            )
+            return {"colour": stable}
+
+        try:
+            send_once(ledger, f"cancellation.notice.a{section['attempt']}", announce)
+        except Exception:  # the traffic is back, which is what matters; the notice failure is recorded
+            log.exception("could not announce the cancellation")
         return section
-    section["attempt"] = current_attempt(ledger)
-    ledger.write("cancellation", _after_earlier(ledger.read("cancellation"), section))
-
-    def announce() -> dict[str, Any]:
-        from deployment.notifications.announce import announce_team
-
-        announce_team(
-            cfg,
-            f":rotating_light: {cfg.application} {ledger.version}: {task_id} was cancelled "
-            f"while traffic was {current}; all traffic is back on {stable} "
-            f"(run {run_id}).",
-        )
-        return {"colour": stable}
-
-    try:
-        send_once(ledger, f"cancellation.notice.a{section['attempt']}", announce)
-    except Exception:  # the traffic is back, which is what matters; the notice failure is recorded
-        log.exception("could not announce the cancellation")
-    return section
