@@ -55,6 +55,7 @@ class AirflowClient:
         dag_id: str = DAG_ID,
         timeout: float = 15,
         parked: Callable[[dict], bool] | None = None,
+        on_stall: Callable[[], str] | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.username = username
@@ -62,12 +63,19 @@ class AirflowClient:
         self.dag_id = dag_id
         self.timeout = timeout
         self._parked = parked
+        self._on_stall = on_stall
         self._session = requests.Session()
         self._token: str | None = None
 
     def as_user(self, username: str, password: str) -> AirflowClient:
         return AirflowClient(
-            self.base_url, username, password, dag_id=self.dag_id, timeout=self.timeout, parked=self._parked
+            self.base_url,
+            username,
+            password,
+            dag_id=self.dag_id,
+            timeout=self.timeout,
+            parked=self._parked,
+            on_stall=self._on_stall,
         )
 
     # --- plumbing -------------------------------------------------------------------------------
@@ -88,12 +96,19 @@ class AirflowClient:
         loses its connection is asked again (the API server can stall for seconds on a loaded
         machine); a write is not, since it may have been applied. Any call that Airflow answered
         500 "Database error" is asked again: its transaction was rolled back (on PostgreSQL, a
-        deadlock's victim), so nothing of it was applied."""
+        deadlock's victim), so nothing of it was applied. Each call that gets no answer in time
+        prints what the server was doing (``on_stall``); the last one's error carries its digest."""
         attempt = 1
         while True:
             try:
                 return self._request_once(method, path, **kwargs)
-            except (requests.Timeout, requests.ConnectionError):
+            except requests.Timeout as err:
+                stall = self._stalled(method, path, attempt)
+                if method != "GET" or attempt >= READ_ATTEMPTS:
+                    if stall is None:
+                        raise
+                    raise type(err)(f"{err} | the server's threads then: {stall}") from err
+            except requests.ConnectionError:
                 if method != "GET" or attempt >= READ_ATTEMPTS:
                     raise
             except ApiError as err:
@@ -102,6 +117,16 @@ class AirflowClient:
                 print(f"{err} (asked again)", flush=True)
             time.sleep(attempt)
             attempt += 1
+
+    def _stalled(self, method: str, path: str, attempt: int) -> str | None:
+        """Print what the server was doing when ``method path`` got no answer; its digest."""
+        if self._on_stall is None:
+            return None
+        from airflow_stack.stall_report import digest
+
+        report = self._on_stall()
+        print(f"{method} {path}: no answer in {self.timeout:g} s (attempt {attempt})\n{report}", flush=True)
+        return digest(report)
 
     def _request_once(self, method: str, path: str, **kwargs: Any) -> Any:
         if self._token is None:
@@ -308,9 +333,11 @@ class AirflowClient:
 def stack_clients(stack: Stack) -> dict[str, AirflowClient]:
     """A client per user (``ci``, the approvers, ``dave``, ``admin``) of a stack this machine runs:
     their approvals read the stack's scheduler log to answer as soon as it is safe."""
+    from airflow_stack.stall_report import stall_report
+
     parked = SchedulerLog(stack.logs_dir / "scheduler.log").parked
     return {
-        user: AirflowClient(stack.api_url, user, secret, parked=parked)
+        user: AirflowClient(stack.api_url, user, secret, parked=parked, on_stall=lambda: stall_report(stack))
         for user, secret in passwords().items()
     }
 

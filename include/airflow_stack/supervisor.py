@@ -173,7 +173,8 @@ class Supervisor:
         with log.open("ab") as out:
             proc = subprocess.Popen(
                 argv,
-                env=self.env,
+                # What a component prints (its thread dump on SIGQUIT, stall_report) lands at once.
+                env={**self.env, "PYTHONUNBUFFERED": "1"},
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
