@@ -45,6 +45,8 @@ def server_dump(stack: Stack, wait: float = DUMP_WAIT_SECONDS) -> str:
     log = Path(proc["log"])
     size = log.stat().st_size if log.exists() else 0
     requests = [line for line in _tail(log, 400) if "request finished" in line][-REQUEST_LINES:]
+    if not _catches(proc["pid"], signal.SIGQUIT):  # its default action would end the server
+        return f"{COMPONENT} (pid {proc['pid']}) does not catch SIGQUIT: no thread dump asked for"
     try:
         os.kill(proc["pid"], signal.SIGQUIT)
     except OSError as exc:
@@ -95,6 +97,16 @@ def database_sessions(url: str) -> str:
     states = Counter(row[1] for row in rows)
     busy = [" | ".join(str(v) for v in row) for row in rows if row[1] != "idle"]
     return "\n".join([f"--- database sessions of {parsed.database}: {dict(states)} ---", *busy])
+
+
+def _catches(pid: int, sig: int) -> bool:
+    """Whether process ``pid`` has a handler for ``sig`` (its SigCgt mask in /proc)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    caught = next((line.split()[1] for line in status.splitlines() if line.startswith("SigCgt:")), "0")
+    return bool(int(caught, 16) >> (sig - 1) & 1)
 
 
 def _grown(log: Path, since: int, wait: float) -> str:

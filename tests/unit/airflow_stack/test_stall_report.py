@@ -81,6 +81,22 @@ def test_a_read_with_no_answer_prints_the_report_and_its_error_says_where_the_th
     assert printed.count("in wait_for_the_pool") == 3  # a dump at each attempt
 
 
+def test_a_process_that_does_not_catch_sigquit_is_not_sent_it(tmp_path):
+    """SIGQUIT's default action ends a process: only a component that installed Airflow's handler
+    is asked for its threads."""
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (tmp_path / "stack.json").write_text(
+            json.dumps({"processes": {"api-server": {"pid": proc.pid, "log": str(tmp_path / "a.log")}}})
+        )
+        report = stall_report(SimpleNamespace(home=tmp_path, db_url="sqlite:///unused.db"))
+        assert "does not catch SIGQUIT" in report
+        assert proc.poll() is None
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 def test_a_server_not_on_record_is_said(tmp_path):
     report = stall_report(SimpleNamespace(home=tmp_path, db_url="sqlite:///unused.db"))
     assert report.startswith("no api-server process on record")
