@@ -101,7 +101,7 @@ import boto3
 import requests
 from botocore.exceptions import ClientError
 
-from sandbox.app import simulate_call, simulate_request
+from sandbox.app import EvenlySpaced, simulate_call, simulate_request
 from sandbox.faults import Faults
 from sandbox.lambda_alias import AliasReader, AliasRouting, Invocation, Sample, invocation_samples
 from sandbox.recorder import Recorder
@@ -211,6 +211,8 @@ class TrafficSimulator:
         self.recorder = recorder if recorder is not None else Recorder()
         self.alarm_name = f"{config.alarms.prefix}{ERROR_ALARM_SUFFIX}"
         self._rng = random.Random(seed)
+        # One stream of baseline errors for all users' requests, one for staging's (EvenlySpaced).
+        self._baseline, self._staging_baseline = EvenlySpaced(), EvenlySpaced()
         self._window: deque[tuple[int, int]] = deque(maxlen=alarm_ticks)
         # Metric data waiting for its time (``metrics_delay``): (due, namespace, MetricData).
         self._pending: deque[tuple[float, str, list[dict[str, Any]]]] = deque()
@@ -303,7 +305,7 @@ class TrafficSimulator:
             for colour, count in _split(total, weights).items():
                 by_colour[colour] = self._serve(faults, colour, versions[colour], count, routing, invocations)
             outcomes = [outcome for sample in by_colour.values() for outcome in sample]
-            staging = _answered(simulate_request(None, "staging", "staging", self._rng) for _ in range(total))
+            staging = self._staging(total)
             self._publish(by_colour, staging, at=at, routing=routing, invocations=invocations)
             return self.recorder.record(
                 weights=weights,
@@ -330,7 +332,7 @@ class TrafficSimulator:
                     self._serve(faults, colour, versions[colour], per_viewer[viewer], alias, invocations)
                 )
             outcomes = [outcome for sample in by_colour.values() for outcome in sample]
-            staging = _answered(simulate_request(None, "staging", "staging", self._rng) for _ in range(total))
+            staging = self._staging(total)
             self._publish(
                 {c: s for c, s in by_colour.items() if c in COLOURS},
                 staging,
@@ -347,6 +349,12 @@ class TrafficSimulator:
                 **self._outcome_summary(outcomes),
                 **_executed(alias, invocations),
             )
+
+    def _staging(self, total: int) -> list[tuple[int, float]]:
+        """Staging's ``total`` requests of a tick, the answered ones (nothing is deployed there by
+        the release: no faults)."""
+        spaced, rng = self._staging_baseline, self._rng
+        return _answered(simulate_request(None, "staging", "staging", rng, spaced) for _ in range(total))
 
     def _serve(
         self,
@@ -366,7 +374,13 @@ class TrafficSimulator:
             executed = routing.pick(self._alias_rng) if routing and version is not None else None
             backend = routing.releases.get(executed) if executed is not None else None
             call = simulate_call(
-                faults, colour, version, self._rng, function_version=executed, backend_version=backend
+                faults,
+                colour,
+                version,
+                self._rng,
+                function_version=executed,
+                backend_version=backend,
+                baseline=self._baseline,
             )
             if executed is not None and call.invoked:
                 invocations.append((executed, call.invocation))
