@@ -121,12 +121,18 @@ def hold_ends(step: dict) -> float:
 
 def applied_step(release: Release, weight: int, timeout: float = 600) -> dict:
     """A step's record as soon as its weights are applied: read from the record (the sandbox's S3),
-    not from Airflow's API, whose task states lag seconds behind on a loaded machine."""
-    deadline = time.time() + timeout
+    not from Airflow's API, whose task states lag seconds behind on a loaded machine (which is
+    asked only whether the run ended meanwhile: then the step will never come)."""
+    deadline, looked = time.time() + timeout, time.time()
     while time.time() < deadline:
-        step = ((release.record("frontend") or {}).get("steps") or {}).get(str(weight)) or {}
+        frontend = release.record("frontend") or {}
+        step = (frontend.get("steps") or {}).get(str(weight)) or {}
         if step.get("applied_at") and step.get("outcome") == "watching":
             return step
+        if time.time() - looked > 5:
+            looked = time.time()
+            if (state := release.ci.run(release.run_id)["state"]) in ("success", "failed"):
+                raise AssertionError(f"the run {state} before its {weight} % step was applied: {frontend}")
         time.sleep(0.1)
     raise AssertionError(f"the {weight} % step was not applied within {timeout} s")
 
