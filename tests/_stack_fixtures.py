@@ -125,14 +125,14 @@ def _stack_database() -> Iterator[str | None]:
     behind the scheduler's transaction. PostgreSQL is what a deployment runs on anyway."""
     from _e2e import require_celery_stack
 
-    from airflow_stack.services import postgres_missing, postgres_url, scratch_database
+    from airflow_stack.services import analyzed, postgres_missing, postgres_url, scratch_database
 
     if reason := postgres_missing():
         if require_celery_stack():
             pytest.fail(f"the real-engine tier's stack needs {reason} (REQUIRE_CELERY_STACK=1)")
         yield None
         return
-    with scratch_database("airflow_e2e_local") as (database, _token):
+    with scratch_database("airflow_e2e_local") as (database, _token), analyzed(database):
         yield postgres_url(database)
 
 

@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import contextlib
 import secrets
+import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 from airflow_stack.env import Stack
 
 POSTGRES = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}  # trust authentication
 REDIS = ("127.0.0.1", 6379)
 REDIS_URL = f"redis://{REDIS[0]}:{REDIS[1]}/0"
+# How often a scratch database is analyzed where autovacuum is off (``analyzed``).
+ANALYZE_SECONDS = 20.0
 
 
 def postgres_url(database: str) -> str:
@@ -66,17 +70,49 @@ def celery_services_missing() -> list[str]:
     return missing
 
 
-def postgres_admin(sql: str) -> None:
-    """Run one statement on the ``postgres`` database, outside a transaction (CREATE/DROP DATABASE)."""
+def postgres_admin(sql: str, database: str = "postgres") -> Any:
+    """Run one statement on ``database`` outside a transaction (CREATE/DROP DATABASE, ANALYZE); its
+    first row, if it returns rows."""
     import psycopg2
 
-    conn = psycopg2.connect(dbname="postgres", **POSTGRES)
+    conn = psycopg2.connect(dbname=database, **POSTGRES)
     conn.autocommit = True
     try:
         with conn.cursor() as cur:
             cur.execute(sql)
+            return cur.fetchone() if cur.description else None
     finally:
         conn.close()
+
+
+@contextlib.contextmanager
+def analyzed(database: str, every: float = ANALYZE_SECONDS) -> Iterator[None]:
+    """Keep ``database``'s planner statistics fresh while it is in use, as autovacuum does.
+
+    This machine's PostgreSQL (and CI's) runs with autovacuum off, so a scratch database's tables
+    were never analyzed: once a test stack's audit log and task tables had grown over a session,
+    Airflow's audit-log query (``GET /eventLogs``) ran in PostgreSQL for over 30 s (the stall
+    report of a CI replay: the statement active, waiting on nothing). Where autovacuum is on,
+    nothing is added."""
+    import psycopg2
+
+    if postgres_admin("SHOW autovacuum")[0] == "on":
+        yield
+        return
+    stop = threading.Event()
+
+    def analyze() -> None:
+        while not stop.wait(every):
+            with contextlib.suppress(psycopg2.Error):
+                postgres_admin("ANALYZE", database)
+
+    thread = threading.Thread(target=analyze, name=f"analyze-{database}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 @contextlib.contextmanager
