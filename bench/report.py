@@ -106,7 +106,7 @@ def _summary(results: dict[str, Any], engines: dict[str, dict[str, Any]]) -> lis
         2,
     )
     per_release_median(
-        "… also less the sandbox's emulated stack update and Amplify build, s",
+        "… also less the sandbox's emulated stack updates and Amplify build, s",
         "net_overhead_per_task_seconds",
         2,
     )

@@ -90,6 +90,9 @@ def analyse(rec: harness.RunRecord, box: harness.BenchSandbox) -> dict[str, Any]
         "deploy_infrastructure.execute_change_set": box.update_seconds,
         "deploy_frontend.start_amplify_job": box.job_seconds,
     }
+    if ((rec.ledger.get("frontend") or {}).get("api_stack_sync") or {}).get("started_at"):
+        # the 100 % step's stack update that writes the live API version into the template
+        emulated["deploy_frontend.shift_traffic_100"] = box.update_seconds
     result: dict[str, Any] = {
         "run_id": rec.run_id,
         "run_after": rec.run.get("run_after"),

@@ -15,6 +15,7 @@ from datetime import timedelta
 from airflow.sdk import chain, dag
 
 from deployment.config import load_config
+from deployment.dag_reuse import reuse_or_build
 from deployment.docs import dag_doc
 from deployment.phases.approval_gate import GATE_TASK_ID, approval_gate_group
 from deployment.phases.backup import backup_group
@@ -75,4 +76,5 @@ def deploy_production():
     [notify, rollback, emergency, approval] >> finalize_task(CONFIG)
 
 
-deploy_production()
+# Built once where task processes are forked, not in each (deployment.dag_reuse).
+DAG = reuse_or_build(__file__, CONFIG, deploy_production)

@@ -10,6 +10,7 @@ from datetime import timedelta
 from airflow.sdk import Param, dag
 
 from deployment.config import load_config
+from deployment.dag_reuse import reuse_or_build
 from deployment.docs import dag_doc
 from deployment.phases.manual_rollback import manual_outcome_task, manual_plan_task
 from deployment.phases.rollback import rollback_steps
@@ -48,4 +49,5 @@ def rollback_production():
     rollback_steps(plan) >> manual_outcome_task()
 
 
-rollback_production()
+# Built once where task processes are forked, not in each (deployment.dag_reuse).
+DAG = reuse_or_build(__file__, CONFIG, rollback_production)

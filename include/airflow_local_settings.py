@@ -57,6 +57,8 @@ PRELOADS = {("scheduler",): PARSE + TASKS, ("celery", "worker"): PARSE + TASKS, 
 # Our own packages, preloaded where task processes are forked (``preload_own``).
 OWN_PACKAGES = ("deployment",)
 OWN_PRELOADS = (("scheduler",), ("celery", "worker"))
+# Our DAG files (in the DAGs folder), built where task processes are forked (``build_before_fork``).
+OWN_DAG_FILES = ("deploy_production.py", "rollback_production.py")
 # The AWS services the tasks and triggers call.
 AWS_SERVICES = (
     "cloudformation",
@@ -285,9 +287,29 @@ def preload_own(packages: tuple[str, ...]) -> list[str]:
     return failed
 
 
+def build_before_fork(dag_files: list[str]) -> None:
+    """Have this process build ``dag_files``' DAGs before each fork, for the fork's parse to take
+    (``deployment.dag_reuse``): once, and again only when what one was built from changed."""
+
+    def build() -> None:
+        dag_reuse = sys.modules.get("deployment.dag_reuse")
+        if dag_reuse is not None:
+            dag_reuse.warm(dag_files)
+
+    os.register_at_fork(before=build)
+
+
+def own_dag_files() -> list[str]:
+    from airflow.configuration import conf
+
+    folder = conf.get("core", "dags_folder")
+    return [path for name in OWN_DAG_FILES if os.path.isfile(path := os.path.join(folder, name))]
+
+
 preload(modules_for(sys.argv))
 if is_component(sys.argv, OWN_PRELOADS):
     preload_own(OWN_PACKAGES)
+    build_before_fork(own_dag_files())
 if is_component(sys.argv, SCHEMA_CHECKS):
     remember_valid_schemas()
 if (_services := _component(sys.argv, AWS_MODELS)) is not None:

@@ -20,6 +20,7 @@ ALLOWED_TOP_LEVEL = (
     "deployment.run_contract",
     "deployment.phases",
     "deployment.dag_policy",
+    "deployment.dag_reuse",
 )
 
 

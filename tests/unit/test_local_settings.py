@@ -49,6 +49,33 @@ def test_a_scheduler_process_has_them_before_it_forks():
     assert out.stdout.strip().splitlines()[-1] == "True", out.stderr[-2000:]
 
 
+def test_a_scheduler_s_fork_parses_the_dag_its_parent_built_before_forking():
+    """The task runner's parse in a LocalExecutor worker's fork takes the DAG the worker built
+    (``deployment.dag_reuse``); the dag-processor, which runs no task, builds its own every time."""
+    root = Path(local_settings.__file__).parents[1]
+    probe = (
+        "import os, sys; sys.argv = ['airflow', {component!r}]; import airflow; "
+        "from airflow.dag_processing.dagbag import DagBag; from deployment import dag_reuse; "
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        f"    bag = DagBag({str(root / 'dags' / 'deploy_production.py')!r})\n"
+        "    built = dag_reuse._BUILT[bag.dags['deploy_production'].fileloc]\n"
+        "    print('reused' if built.built_in != os.getpid() else 'built', flush=True); os._exit(0)\n"
+        "os.waitpid(pid, 0)"
+    )
+    env = {**os.environ, "PYTHONPATH": f"{root / 'include'}:{root / 'plugins'}"}
+    for component, expected in (("scheduler", "reused"), ("dag-processor", "built")):
+        out = subprocess.run(
+            [sys.executable, "-c", probe.format(component=component)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=env,
+        )
+        assert out.returncode == 0, out.stderr[-2000:]
+        assert out.stdout.strip().splitlines()[-1] == expected, (component, out.stderr[-2000:])
+
+
 def test_a_dag_processor_fork_parses_the_dags_without_importing_boto3_again():
     """What the DAG files import at parse time is preloaded: a parse imports none of the heavy
     third-party libraries (botocore alone is 0.3-0.8 s of a fork's CPU on the 2-core machine)."""
