@@ -125,7 +125,7 @@ test-fast: lint test-unit test-sandbox
 
 # The unit tier is CPU-bound (moto in-process, DAG parses): two xdist workers on 2 cores.
 test-unit: install
-	$(TIMED) $(BIN)/python -m pytest -n $(TEST_WORKERS) tests/unit tests/dags bench/test_figures.py
+	$(TIMED) $(BIN)/python -m pytest -n $(TEST_WORKERS) tests/unit tests/dags bench/test_figures.py bench/test_cpu.py
 
 # The sandbox tier mostly waits on its emulators' threads: two workers, a sandbox each.
 test-sandbox: install

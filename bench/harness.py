@@ -31,6 +31,7 @@ from typing import Any
 from urllib.parse import quote
 
 import boto3
+import cpu
 import requests
 
 from airflow_stack.client import TERMINAL_RUN_STATES, AirflowClient, stack_clients
@@ -131,6 +132,7 @@ class Engine:
     config_file: Path
     start_seconds: float
     database: str | None = None
+    sandbox_pid: int | None = None
     _tasks: list[dict[str, Any]] | None = None
 
     @property
@@ -140,6 +142,11 @@ class Engine:
     @property
     def database_kind(self) -> str:
         return "PostgreSQL" if self.database else "SQLite"
+
+    def cpu_roots(self) -> dict[str, int | None]:
+        """The process trees whose CPU a run is charged: each component, PostgreSQL, the sandbox."""
+        roots: dict[str, int | None] = {name: r.pid for name, r in self.supervisor.running.items()}
+        return {**roots, "postgres": cpu.postmaster(), "sandbox": self.sandbox_pid}
 
     @property
     def ci(self) -> AirflowClient:
@@ -245,7 +252,8 @@ def start_engine(executor: str, workdir: Path, box: BenchSandbox, log: Log) -> E
     seconds = time.monotonic() - started
     log(f"{executor} healthy after {seconds:.0f} s at {stack.api_url}")
     users = stack_clients(stack)
-    return Engine(stack, supervisor, users, config_file, seconds, database)
+    sandbox_pid = int((box.state_dir / "sandbox.pid").read_text())
+    return Engine(stack, supervisor, users, config_file, seconds, database, sandbox_pid)
 
 
 def stop_engine(engine: Engine, log: Log) -> None:
@@ -291,6 +299,7 @@ class RunRecord(Run):
     fault_at: float | None = None
     fault: Fault | None = None
     logs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    cpu: dict[str, Any] = field(default_factory=dict)
 
     def dump(self, path: Path) -> None:
         """The raw material, for a second look at a figure."""
@@ -326,6 +335,7 @@ def release(
         "author": AUTHOR,
     }
     since = time.time() - 1
+    before, started = cpu.snapshot(engine.cpu_roots()), time.monotonic()
     run_id = engine.ci.trigger(conf)["dag_run_id"]
     log(f"  triggered {run_id}")
     approve(engine, run_id, approval_hold, log)
@@ -342,8 +352,10 @@ def release(
         fault_at = (before + time.time()) / 2
         log(f"  fault #{fault_id} {fault.kind} {fault.fields} injected while {fault.task_id} watches")
     run = engine.ci.wait_for_run(run_id, TERMINAL_RUN_STATES, timeout=timeout, poll=1.0)
+    used = cpu.usage(before, cpu.snapshot(engine.cpu_roots()), time.monotonic() - started)
     log(f"  run ended {run['state']}")
     record = collect(engine, box, run_id, cfg, since, fault, fault_at)
+    record.cpu = used
     if with_logs:
         record.logs = task_logs(engine.ci, run_id, record.tis)
     if victims := race_victims(record.events):
@@ -477,6 +489,7 @@ class FloorRecord(Run):
     dag_id: str
     logs: dict[str, list[dict[str, Any]]]
     shape: dict[str, Any]
+    cpu: dict[str, Any] = field(default_factory=dict)
 
     def dump(self, path: Path) -> None:
         path.write_text(json.dumps(self.__dict__, indent=1, default=str))
@@ -535,6 +548,7 @@ def floor_run(
     client = floor_client(engine, dag_id)
     for run in client.runs(states=("queued", "running")):
         client.request("PATCH", f"/dags/{dag_id}/dagRuns/{run['dag_run_id']}", json={"state": "failed"})
+    before, started = cpu.snapshot(engine.cpu_roots()), time.monotonic()
     run_id = client.trigger({})["dag_run_id"]
     log(f"  triggered {dag_id} {run_id}")
     ids = expected_floor_ids(shape, parked=dag_id == FLOOR_SHAPED)
@@ -543,6 +557,7 @@ def floor_run(
         client.wait_for_task(run_id, task_id, {"awaiting_input"}, timeout=timeout, poll=0.25)
         client.respond(run_id, task_id, "Approve")
     run = client.wait_for_run(run_id, TERMINAL_RUN_STATES, timeout=timeout, poll=1.0)
+    used = cpu.usage(before, cpu.snapshot(engine.cpu_roots()), time.monotonic() - started)
     log(f"  {dag_id} ended {run['state']}")
     deadline = time.monotonic() + 30
     while True:
@@ -565,6 +580,7 @@ def floor_run(
         hitl={t: client.hitl_detail(run_id, t) for t in inputs if t in tis},
         logs=task_logs(client, run_id, tis, dag_id),
         shape=shape,
+        cpu=used,
     )
 
 

@@ -630,6 +630,13 @@ def _floor_section(engines: dict[str, dict[str, Any]]) -> list[str]:
             ]
         release = next((r for r in _releases(engine) if r.get("segments")), None)
         shaped = (floor.get("shaped") or [None])[0]
+        out += _cpu_table(
+            [
+                ("release", release),
+                ("floor, release's shape", shaped),
+                ("floor, plain chain", (floor.get("chain") or [None])[0]),
+            ]
+        )
         if release and shaped:
             rs, fs = release["segments"], shaped["segments"]
             out += [
@@ -683,3 +690,30 @@ def _floor_section(engines: dict[str, dict[str, Any]]) -> list[str]:
                 ),
             ]
     return out
+
+
+def _cpu_table(sides: list[tuple[str, dict[str, Any] | None]]) -> list[str]:
+    """CPU seconds each process tree spent during each run (trigger to end), and how busy the machine was."""
+    sides = [(label, run["cpu"]) for label, run in sides if run and run.get("cpu")]
+    if not sides:
+        return []
+    names = list(dict.fromkeys(name for _, used in sides for name in used["seconds"]))
+    rows = [
+        ["wall time, s", *[_n(u["wall_seconds"], 1) for _, u in sides]],
+        ["machine busy, share of all cores", *[_n(u["machine_busy_share"], 2) for _, u in sides]],
+        ["machine busy, core-seconds", *[_n(u["machine_busy_seconds"], 1) for _, u in sides]],
+        *[
+            [f"… {name} (with its forks), s", *[_n(u["seconds"].get(name), 1) for _, u in sides]]
+            for name in names
+        ],
+        ["… anything else on the machine, s", *[_n(u["other_seconds"], 1) for _, u in sides]],
+    ]
+    cores = sides[0][1].get("cores")
+    return [
+        f"CPU during each run, from its trigger to its end ({cores} cores; a component's seconds include "
+        "every process it forked: the executor's task processes are the scheduler's or the Celery "
+        "worker's):",
+        "",
+        *_table(["figure", *[label for label, _ in sides]], rows),
+        "",
+    ]

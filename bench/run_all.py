@@ -108,6 +108,7 @@ def analyse(rec: harness.RunRecord, box: harness.BenchSandbox) -> dict[str, Any]
             rec.run, spells, {**dict.fromkeys((*harness.GATES, *emulated)), **imposed}
         ),
         "api_calls": figures.api_calls(rec.aws_requests, spells, rec.ledger, poll),
+        "cpu": rec.cpu,
     }
     calls = result["api_calls"]
     production_poll = float(load_file(PRODUCTION_CONFIG).timings.poll_interval_seconds)
@@ -152,6 +153,7 @@ def analyse_floor(rec: harness.FloorRecord) -> dict[str, Any]:
         "overhead": found,
         "resumptions": figures.resumptions(found["critical_path"], spells),
         "segments": figures.path_segments(path, rec.logs, spells),
+        "cpu": rec.cpu,
     }
 
 
