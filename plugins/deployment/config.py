@@ -211,6 +211,9 @@ class Timings(_Model):
     approval_timeout_seconds: int = Field(gt=0)
     wait_timer_seconds: int = Field(ge=0)
     poll_interval_seconds: int = Field(gt=0)
+    # How often a wait for AWS work (a stack update or change set, the Amplify job, a table backup,
+    # drift detection) asks for its status; the metric watches judge every poll_interval_seconds.
+    status_poll_seconds: float = Field(default=5, gt=0)
     monitoring_seconds: int = Field(ge=0)
     staging_window_seconds: int = Field(gt=0)
     baseline_window_seconds: int = Field(gt=0)

@@ -147,7 +147,7 @@ def ensure_change_set(
     ledger: Ledger | None = None,
     packaged: str | None = None,
     timeout: float | None = None,
-    poll: float = 5.0,
+    poll: float | None = None,
 ) -> dict[str, Any]:
     """Create (or find, on a rerun) this run's change set for ``purpose`` from the ``packaged`` template
     (default: the build ``pre_deployment_validation`` verified, read through ``ledger``).
@@ -184,6 +184,7 @@ def ensure_change_set(
         }
 
     timeout = timeout if timeout is not None else cfg.timings.stack_timeout_seconds
+    poll = poll if poll is not None else cfg.timings.status_poll_seconds
     described = find_or_create(cfn, stack, name, submission, timeout=timeout, poll=poll)
     return _result(name, described, parameters, packaged, body)
 

@@ -37,7 +37,7 @@ def backup_id(version: str, run_id: str) -> str:
 
 
 def _poll(cfg: DeploymentConfig) -> float:
-    return float(min(cfg.timings.poll_interval_seconds, 10))
+    return float(cfg.timings.status_poll_seconds)
 
 
 # ------------------------------------------------------------------ CloudFormation

@@ -77,7 +77,7 @@ class AmplifyReleaseOperator(ConfiguredAwsOperator[AmplifyHook]):
     def __init__(self, *, poll_interval: float | None = None, **kwargs: Any) -> None:
         """
         :param poll_interval: seconds between two looks at the Amplify job, in the triggerer; None:
-            the config's ``timings.poll_interval_seconds``.
+            the config's ``timings.status_poll_seconds``.
         """
         super().__init__(**kwargs)
         self.poll_interval = poll_interval
@@ -90,7 +90,7 @@ class AmplifyReleaseOperator(ConfiguredAwsOperator[AmplifyHook]):
         rel = release(context)
         cfg = rel.cfg
         conn_id, region = self.aws_settings(cfg)
-        poll = float(self.poll_interval or cfg.timings.poll_interval_seconds)
+        poll = float(self.poll_interval or cfg.timings.status_poll_seconds)
         target = prepare_idle(cfg, rel.ledger, rel.version)["target_colour"]
         hook = self.shared_hook(cfg)
         commit_sha = rel.params["commit_sha"]

@@ -275,7 +275,7 @@ class TrafficShiftOperator(_MetricWatchOperator):
             return
         update_section(rel.ledger, "frontend", api_stack_sync={**started, "status": "UPDATING"})
         timeout = rel.cfg.timings.stack_timeout_seconds
-        poll = float(self.poll_interval or rel.cfg.timings.poll_interval_seconds)
+        poll = float(rel.cfg.timings.status_poll_seconds)
         self.defer(
             trigger=StackUpdateTrigger(
                 stack_name=rel.cfg.stack.name,

@@ -83,7 +83,7 @@ class ExecuteChangeSetOperator(ConfiguredAwsOperator[CloudFormationHook]):
         """
         :param stack_name: the stack to update; None: the config's ``stack.name``.
         :param poll_interval: seconds between two looks at the stack, in the triggerer; None: the
-            config's ``timings.poll_interval_seconds``.
+            config's ``timings.status_poll_seconds``.
         """
         super().__init__(**kwargs)
         self.stack_name = stack_name
@@ -93,7 +93,7 @@ class ExecuteChangeSetOperator(ConfiguredAwsOperator[CloudFormationHook]):
         return (
             self.stack_name or cfg.stack.name,
             *self.aws_settings(cfg),
-            float(self.poll_interval or cfg.timings.poll_interval_seconds),
+            float(self.poll_interval or cfg.timings.status_poll_seconds),
         )
 
     def execute(self, context: Any) -> dict[str, Any] | None:

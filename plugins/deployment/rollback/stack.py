@@ -146,7 +146,7 @@ def restore_stack(
     run_id: str,
     *,
     timeout: float | None = None,
-    poll: float = 5.0,
+    poll: float | None = None,
     attempt: int = 1,
     ledger: Ledger | None = None,
 ) -> dict[str, Any]:
@@ -160,6 +160,7 @@ def restore_stack(
     from deployment.aws import cloudformation as cf
 
     timeout = timeout if timeout is not None else cfg.timings.stack_timeout_seconds
+    poll = poll if poll is not None else cfg.timings.status_poll_seconds
     cfn = cf.client(cfg)
     name = cfg.stack.name
     backed_up = load_backed_up_stack(cfg, backup)

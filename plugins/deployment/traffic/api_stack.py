@@ -52,11 +52,12 @@ def start_sync(cfg: DeploymentConfig, version: str, token: str) -> dict[str, Any
     return {"version": version, "started_at": since, "status_before": live["status"]}
 
 
-def alias_drift(cfg: DeploymentConfig, *, timeout: float = 60, poll: float = 1) -> dict[str, Any]:
+def alias_drift(cfg: DeploymentConfig, *, timeout: float = 60, poll: float | None = None) -> dict[str, Any]:
     """Drift detection on the stack, as CloudFormation reports it for the alias:
     ``{"status": IN_SYNC | MODIFIED | DELETED | NOT_CHECKED | UNKNOWN, "differences": [...]}``."""
     from deployment.aws import cloudformation as cf
 
+    poll = poll if poll is not None else cfg.timings.status_poll_seconds
     cfn = cf.client(cfg)
     detection = cfn.detect_stack_drift(StackName=cfg.stack.name)["StackDriftDetectionId"]
     deadline = time.monotonic() + timeout

@@ -128,6 +128,9 @@ def test_change_set_executed_once_and_recorded(aws_server, ledger, builds):
     operator = ExecuteChangeSetOperator(task_id="execute_change_set", do_xcom_push=False)
     with pytest.raises(TaskDeferred) as deferred:
         operator.execute(context)
+    # the stack's status is asked for at the status cadence, not at the metric watches' poll
+    assert deferred.value.trigger.poll_interval == cfg.timings.status_poll_seconds
+    assert cfg.timings.status_poll_seconds < cfg.timings.poll_interval_seconds
     section = ledger.read("infrastructure")
     assert section["changed"] is True and section["executed_at"]
     approved = ledger.read("artifact")
