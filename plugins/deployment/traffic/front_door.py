@@ -181,13 +181,16 @@ class KeyValueStoreRouter:
         """The stored routing and the store's ETag (read first, so a write after it is detected);
         TrafficRoutingError when the key is absent or the function would not use it."""
         etag = self.kvs.describe_key_value_store(KvsARN=self.arn)["ETag"]
+        return self._stored_routing(), etag
+
+    def _stored_routing(self) -> dict[str, Any]:
         value = self._get(self.door.key)
         if value is None:
             raise TrafficRoutingError(
                 f"the KeyValueStore {self.arn} has no key {self.door.key!r}: the front door serves the "
                 f"last live colour ({self.live()!r}, else its built-in one); restore a colour to write it"
             )
-        return parse_routing(value), etag
+        return parse_routing(value)
 
     def live(self) -> Colour | None:
         """The ``live`` key's colour, None when it is absent or not a colour."""
@@ -195,7 +198,8 @@ class KeyValueStoreRouter:
         return value if value in COLOURS else None
 
     def weights(self) -> dict[Colour, int]:
-        return routing_weights(self.routing()[0])
+        # A read needs no ETag (only a write's IfMatch does): one GetKey, no DescribeKeyValueStore.
+        return routing_weights(self._stored_routing())
 
     def live_colour(self) -> Colour:
         return live_of(self.weights())

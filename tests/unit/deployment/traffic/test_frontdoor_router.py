@@ -26,7 +26,13 @@ def _ok(environ, start_response):
 def door(monkeypatch):
     emulator = KeyValueStoreEmulator()
     emulator.create(ARN)
-    with FunctionRunner() as runner, serving(emulator) as kvs_url, serving(_ok) as app_url:
+    calls: list[tuple[str, str]] = []
+
+    def recorded(environ, start_response):
+        calls.append((environ["REQUEST_METHOD"], environ["PATH_INFO"]))
+        return emulator(environ, start_response)
+
+    with FunctionRunner() as runner, serving(recorded) as kvs_url, serving(_ok) as app_url:
         base = load_config("sandbox")
         declared = dict.fromkeys(origins(base).values(), app_url)
         front = FrontDoor(runner, lambda: emulator.snapshot(ARN), declared, app_url)
@@ -53,7 +59,7 @@ def door(monkeypatch):
             router = router_for(cfg)
             assert isinstance(router, KeyValueStoreRouter)
             router.seed("blue")
-            yield {"cfg": cfg, "router": router, "kvs": emulator}
+            yield {"cfg": cfg, "router": router, "kvs": emulator, "calls": calls}
 
 
 def stored(door):
@@ -72,6 +78,14 @@ def test_seeded_at_production_state_with_colours_only(door):
         LIVE_KEY: "blue",
     }
     assert router.live() == "blue"
+
+
+def test_reading_the_weights_is_one_get_key(door):
+    """Only a write needs the store's ETag (UpdateKeys' IfMatch): a read asks for the key alone."""
+    door["calls"].clear()
+    assert door["router"].weights() == {"blue": 100, "green": 0}
+    assert len(door["calls"]) == 1 and door["calls"][0][0] == "GET"
+    assert door["calls"][0][1].endswith("/keys/routing")
 
 
 def test_a_release_shifts_keeps_the_epoch_and_waits_at_the_front_door(door):
