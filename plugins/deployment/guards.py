@@ -110,7 +110,7 @@ def production_state(cfg: DeploymentConfig) -> dict[str, Any]:
     from deployment.aws.cloudformation import live_stack
     from deployment.traffic import router_for
 
-    stack = live_stack(cfg)
+    stack = live_stack(cfg, template=False)
     return {
         "weights": router_for(cfg).weights(),
         "version": stack["parameters"].get(cfg.stack.version_parameter),

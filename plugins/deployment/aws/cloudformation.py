@@ -45,22 +45,25 @@ def describe_stack(cfg: DeploymentConfig, cfn: Any = None) -> dict[str, Any] | N
         raise
 
 
-def live_stack(cfg: DeploymentConfig, cfn: Any = None) -> dict[str, Any]:
-    """The live stack's status, parameters, outputs and original template body (as text)."""
+def live_stack(cfg: DeploymentConfig, cfn: Any = None, *, template: bool = True) -> dict[str, Any]:
+    """The live stack's status, parameters, outputs and (``template``) original template body (as
+    text): one ``DescribeStacks``, and a ``GetTemplate`` for the body."""
     cfn = cfn or client(cfg)
     stack = describe_stack(cfg, cfn)
     if stack is None:
         raise CloudFormationError(f"stack {cfg.stack.name!r} does not exist in {cfg.region}")
-    body = cfn.get_template(StackName=cfg.stack.name, TemplateStage="Original")["TemplateBody"]
-    if not isinstance(body, str):  # botocore decodes JSON template bodies into dicts
-        body = json.dumps(body, indent=2)
-    return {
+    found = {
         "stack_id": stack["StackId"],
         "status": stack["StackStatus"],
         "parameters": {p["ParameterKey"]: p.get("ParameterValue", "") for p in stack.get("Parameters", [])},
         "outputs": {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])},
-        "template_body": body,
     }
+    if template:
+        body = cfn.get_template(StackName=cfg.stack.name, TemplateStage="Original")["TemplateBody"]
+        if not isinstance(body, str):  # botocore decodes JSON template bodies into dicts
+            body = json.dumps(body, indent=2)
+        found["template_body"] = body
+    return found
 
 
 def deployed_version(cfg: DeploymentConfig, cfn: Any = None) -> str | None:

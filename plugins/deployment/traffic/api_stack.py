@@ -37,7 +37,7 @@ def start_sync(cfg: DeploymentConfig, version: str, token: str) -> dict[str, Any
 
     from deployment.aws import cloudformation as cf
 
-    live = cf.live_stack(cfg)
+    live = cf.live_stack(cfg, template=False)
     parameters = sync_parameters(cfg, live["parameters"], version)
     if parameters is None:
         return None

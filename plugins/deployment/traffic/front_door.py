@@ -79,7 +79,7 @@ def store_arn(cfg: DeploymentConfig) -> str:
         return door.key_value_store_arn
     from deployment.aws.cloudformation import live_stack
 
-    outputs = live_stack(cfg)["outputs"]
+    outputs = live_stack(cfg, template=False)["outputs"]
     if door.key_value_store_output not in outputs:
         raise TrafficRoutingError(
             f"stack {cfg.stack.name} has no output {door.key_value_store_output!r} with the front door's "

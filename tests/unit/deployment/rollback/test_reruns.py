@@ -172,6 +172,27 @@ def test_the_guard_passes_only_while_the_release_is_live(cfg, aws, ledger):
         guards.check_release_live(cfg, ledger, "monitoring")
 
 
+def test_the_guard_reads_the_stack_s_state_not_its_template(cfg, aws, ledger):
+    """Every notice and smoke check asks the guard: DescribeStacks, never GetTemplate (a large
+    template's body is not needed to know the version and status)."""
+    from deployment.aws import cloudformation as cf
+
+    _take_backup(cfg, ledger)
+    _release_live(cfg, aws, ledger)
+    called: list[str] = []
+
+    def record(model, **_):
+        called.append(model.name)
+
+    events = cf.client(cfg).meta.events
+    events.register("before-call.cloudformation", record)
+    try:
+        assert guards.release_problems(cfg, ledger) == []
+    finally:
+        events.unregister("before-call.cloudformation", record)
+    assert called == ["DescribeStacks"]
+
+
 def test_a_monitoring_rerun_after_a_rollback_is_refused(cfg, aws, ledger):
     """Rolled back, then only monitoring cleared, at the task level: the rerun is refused."""
     from airflow.sdk.exceptions import AirflowFailException
