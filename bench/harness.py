@@ -335,7 +335,7 @@ def release(
         "author": AUTHOR,
     }
     since = time.time() - 1
-    before, started = cpu.snapshot(engine.cpu_roots()), time.monotonic()
+    cpu_before, started = cpu.snapshot(engine.cpu_roots()), time.monotonic()
     run_id = engine.ci.trigger(conf)["dag_run_id"]
     log(f"  triggered {run_id}")
     approve(engine, run_id, approval_hold, log)
@@ -352,7 +352,7 @@ def release(
         fault_at = (before + time.time()) / 2
         log(f"  fault #{fault_id} {fault.kind} {fault.fields} injected while {fault.task_id} watches")
     run = engine.ci.wait_for_run(run_id, TERMINAL_RUN_STATES, timeout=timeout, poll=1.0)
-    used = cpu.usage(before, cpu.snapshot(engine.cpu_roots()), time.monotonic() - started)
+    used = cpu.usage(cpu_before, cpu.snapshot(engine.cpu_roots()), time.monotonic() - started)
     log(f"  run ended {run['state']}")
     record = collect(engine, box, run_id, cfg, since, fault, fault_at)
     record.cpu = used
@@ -548,7 +548,7 @@ def floor_run(
     client = floor_client(engine, dag_id)
     for run in client.runs(states=("queued", "running")):
         client.request("PATCH", f"/dags/{dag_id}/dagRuns/{run['dag_run_id']}", json={"state": "failed"})
-    before, started = cpu.snapshot(engine.cpu_roots()), time.monotonic()
+    cpu_before, started = cpu.snapshot(engine.cpu_roots()), time.monotonic()
     run_id = client.trigger({})["dag_run_id"]
     log(f"  triggered {dag_id} {run_id}")
     ids = expected_floor_ids(shape, parked=dag_id == FLOOR_SHAPED)
@@ -557,7 +557,7 @@ def floor_run(
         client.wait_for_task(run_id, task_id, {"awaiting_input"}, timeout=timeout, poll=0.25)
         client.respond(run_id, task_id, "Approve")
     run = client.wait_for_run(run_id, TERMINAL_RUN_STATES, timeout=timeout, poll=1.0)
-    used = cpu.usage(before, cpu.snapshot(engine.cpu_roots()), time.monotonic() - started)
+    used = cpu.usage(cpu_before, cpu.snapshot(engine.cpu_roots()), time.monotonic() - started)
     log(f"  {dag_id} ended {run['state']}")
     deadline = time.monotonic() + 30
     while True:

@@ -5,11 +5,11 @@ Run by ``run_all.py`` after the releases, on the same stack (its environment: co
 deployment config, PYTHONPATH) against the record a release left in the sandbox's S3:
 ``python bench/task_costs.py <run_id> <version> <run_after>``. The process first does what the
 scheduler does before it forks a task (``airflow_local_settings``: Airflow's building blocks of
-the DAG file, the providers' hooks and libraries, botocore's service models), then times, once
-each and in a task's order:
+the DAG file, the providers' hooks and libraries, botocore's service models, our package, our DAGs
+built before the fork), then forks, and the fork times, once each and in a task's order:
 
-1. ``dags/deploy_production.py`` imported: our modules, the configuration (YAML, pydantic),
-   the 54 tasks built (a task process parses the file so);
+1. ``dags/deploy_production.py`` imported as a task process parses it (the DAG its worker built
+   before the fork is taken when the file, the configuration and the docs are unchanged);
 2. the run context (``deployment.run_context.release``): the deployment record located and its
    config snapshot taken from the machine's local cache, where the release's tasks left it in the
    stack's home (``deployment.local_cache``), or else read from S3 and validated, which builds the
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import sys
 import time
 from datetime import datetime
@@ -34,7 +35,7 @@ from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parents[1]
 STEPS = (
-    "parse dags/deploy_production.py (our modules, the configuration, 54 tasks)",
+    "parse dags/deploy_production.py as a task process does (the DAG built before the fork, if current)",
     "run context: the record located, its config snapshot (local cache, else S3 and validated)",
     "one more section of the record read (S3 GET; the S3 client if not built yet)",
     "a second AWS hook and client (CloudFormation)",
@@ -47,6 +48,33 @@ def measure(run_id: str, version: str, run_after: str) -> dict[str, float]:
 
     local.preload(local.PARSE + local.TASKS)
     local.share_aws_models(local.AWS_SERVICES)
+    local.preload_own(local.OWN_PACKAGES)
+    local.build_before_fork(local.own_dag_files())
+    return in_a_fork(lambda: _steps(run_id, version, run_after))
+
+
+def in_a_fork(measure_steps) -> dict[str, float]:
+    """``measure_steps()`` in a fork of this process, as a task process is one of its worker's."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read)
+        try:
+            os.write(write, json.dumps(measure_steps()).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        text = pipe.read()
+    _, status = os.waitpid(pid, 0)
+    if not text:
+        raise RuntimeError(
+            f"the measuring fork ended without figures (exit {os.waitstatus_to_exitcode(status)})"
+        )
+    return json.loads(text)
+
+
+def _steps(run_id: str, version: str, run_after: str) -> dict[str, float]:
     seconds: dict[str, float] = {}
 
     def step(name: str, call):

@@ -5,9 +5,9 @@
 
 Starts a sandbox in this process (no traffic simulator), writes a release record with its
 configuration snapshot to the sandbox's S3, and exports ``--base`` with ``git archive``. Then it
-runs fresh interpreters, round-robin, each set up as a scheduler's fork is (``airflow_local_settings``
-as ``airflow scheduler`` loads it, the scheduler's and the task runner's own imports, ``gc.freeze()``)
-and timing, once each and in a task's order:
+runs fresh interpreters, round-robin, each set up as a scheduler is (``airflow_local_settings``
+as ``airflow scheduler`` loads it, the scheduler's and the task runner's own imports, ``gc.freeze()``),
+each forking a task process that times, once each and in a task's order:
 
 1. ``dags/deploy_production.py`` parsed as the task runner does (``BundleDagBag``);
 2. the task's Params resolved as its template context does (``process_params``);
@@ -54,6 +54,12 @@ PROBE = textwrap.dedent(
     import airflow.executors.local_executor, airflow.jobs.scheduler_job_runner  # noqa: F401
     import airflow.sdk.execution_time.supervisor, airflow.sdk.execution_time.task_runner  # noqa: F401
     gc.freeze()
+    # The task process is a fork of the executor's worker: what the worker does before it forks
+    # (airflow_local_settings.build_before_fork, where the tree has it) is not the task's time.
+    pid = os.fork()
+    if pid:
+        _, status = os.waitpid(pid, 0)
+        sys.exit(os.waitstatus_to_exitcode(status))
     tree, out = os.environ["PROBE_TREE"], {{}}
 
     def step(name, call):
@@ -95,7 +101,8 @@ PROBE = textwrap.dedent(
     from deployment.gate.proof import prove_gate
 
     assert step("gate proof", lambda: prove_gate(context))["proven"]
-    print("PROBE", json.dumps(out))
+    print("PROBE", json.dumps(out), flush=True)
+    os._exit(0)
     """
 )
 
@@ -124,6 +131,7 @@ def _probe(tree: Path, env: dict[str, str], cache: Path, attempt: int) -> dict[s
         **env,
         "PROBE_TRY": str(attempt),
         "PROBE_TREE": str(tree),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(tree / "dags"),
         "PYTHONPATH": os.pathsep.join([str(tree / "plugins"), str(tree / "include")]),
         "DEPLOYMENT_CACHE_DIR": str(cache),
     }
