@@ -4,9 +4,10 @@
 Run by ``run_all.py`` after the releases, on the same stack (its environment: connections, the
 deployment config, PYTHONPATH) against the record a release left in the sandbox's S3:
 ``python bench/task_costs.py <run_id> <version> <run_after>``. The process first does what the
-scheduler does before it forks a task (``airflow_local_settings``: Airflow's building blocks of
-the DAG file, the providers' hooks and libraries, botocore's service models, our package, our DAGs
-built before the fork), then forks, and the fork times, once each and in a task's order:
+scheduler does before it forks a task (Airflow's settings, with ``airflow_local_settings`` as the
+scheduler loads it: Airflow's building blocks of the DAG file, the providers' hooks and libraries,
+botocore's service models, our package, our DAGs built before the fork), then forks, and the fork
+times, once each and in a task's order:
 
 1. ``dags/deploy_production.py`` imported as a task process parses it (the DAG its worker built
    before the fork is taken when the file, the configuration and the docs are unchanged);
@@ -24,6 +25,7 @@ task logs instead (``figures.path_segments``).
 
 from __future__ import annotations
 
+import gc
 import importlib.util
 import json
 import os
@@ -44,12 +46,13 @@ STEPS = (
 
 
 def measure(run_id: str, version: str, run_after: str) -> dict[str, float]:
-    import airflow_local_settings as local
+    sys.argv = ["airflow", "scheduler"]  # airflow_local_settings preloads and builds as the scheduler does
+    import airflow  # noqa: F401 (initialises Airflow's settings, which imports airflow_local_settings)
+    import airflow.executors.local_executor  # noqa: F401
+    import airflow.sdk.execution_time.supervisor  # noqa: F401
+    import airflow.sdk.execution_time.task_runner  # noqa: F401
 
-    local.preload(local.PARSE + local.TASKS)
-    local.share_aws_models(local.AWS_SERVICES)
-    local.preload_own(local.OWN_PACKAGES)
-    local.build_before_fork(local.own_dag_files())
+    gc.freeze()
     return in_a_fork(lambda: _steps(run_id, version, run_after))
 
 
