@@ -49,8 +49,8 @@ def snapshot(roots: dict[str, int | None]) -> dict[str, float]:
 
 
 def usage(before: dict[str, float], after: dict[str, float], wall: float) -> dict[str, Any]:
-    """CPU seconds per tree between two snapshots, each as a share of the machine's busy seconds,
-    and how busy the machine was (busy ÷ total, all cores)."""
+    """CPU seconds per tree between two snapshots, the machine's busy seconds that no tree accounts
+    for, and how busy the machine was (busy ÷ total, all cores)."""
     spent = {name: round(after[name] - before[name], 2) for name in before if name in after}
     busy = spent.pop("machine busy")
     total = spent.pop("machine total")
