@@ -1,7 +1,7 @@
 """A DAG file's tasks built once in the process that forks task processes, not again in each of them.
 
 Every task process parses its DAG file (Airflow's task runner, ``BundleDagBag``), and building
-``deploy_production``'s 60-odd operators is most of that parse: Airflow copies the DAG's Params
+``deploy_production``'s 54 operators is most of that parse: Airflow copies the DAG's Params
 and default arguments into every operator. The executor's workers (LocalExecutor's forks of the
 scheduler, a Celery worker's pool processes) run no task themselves; ``airflow_local_settings``
 has them build our DAG files just before each fork (:func:`warm`), and the fork's own parse takes
