@@ -48,7 +48,7 @@ print("parent parse", parse(files[0], Path(files[0]).stem)[0], flush=True)
 
 @pytest.fixture
 def dags(tmp_path) -> Path:
-    """A copy of the DAG files and of the sandbox configuration, free to change."""
+    """A copy of the two DAG files, free to change."""
     folder = tmp_path / "dags"
     folder.mkdir()
     for name in ("deploy_production.py", "rollback_production.py"):
@@ -72,14 +72,15 @@ def probe(dags: Path, edit: str = "", config: Path | None = None) -> list[str]:
     return out.stdout.splitlines()
 
 
-def counts(lines: list[str]) -> dict[str, str]:
+def fork_lines(lines: list[str]) -> dict[str, str]:
+    """The fork's line for each DAG id: ``fork <dag id> reused|built <tags> then reused|built``."""
     return {line.split()[1]: line for line in lines if line.startswith("fork ")}
 
 
 def test_a_fork_takes_the_dags_built_before_it_once(dags):
     lines = probe(dags)
     assert lines[0] == "parent built ['deploy_production.py', 'rollback_production.py']"
-    forks = counts(lines)
+    forks = fork_lines(lines)
     assert forks["deploy_production"].split()[2] == "reused"
     assert forks["rollback_production"].split()[2] == "reused"
     # a second parse in the same process builds its own: nobody sees another's changes to a DAG
@@ -91,7 +92,7 @@ def test_a_fork_takes_the_dags_built_before_it_once(dags):
 def test_a_fork_builds_its_own_once_the_dag_file_changed(dags):
     target = dags / "deploy_production.py"
     edit = f"Path({str(target)!r}).write_text(Path({str(target)!r}).read_text() + '\\n# edited\\n')"
-    forks = counts(probe(dags, edit))
+    forks = fork_lines(probe(dags, edit))
     assert forks["deploy_production"].split()[2] == "built"
     assert forks["rollback_production"].split()[2] == "reused"
 
@@ -104,8 +105,8 @@ def test_a_fork_builds_its_own_once_the_configuration_changed(dags, tmp_path):
         "import time; time.sleep(0.01); "
         f"Path({str(config)!r}).write_text(Path({str(config)!r}).read_text() + 'application: renamed-app\\n')"
     )
-    before = counts(probe(dags, config=config))
-    after = counts(probe(dags, edit, config=config))
+    before = fork_lines(probe(dags, config=config))
+    after = fork_lines(probe(dags, edit, config=config))
     assert before["deploy_production"].split()[2] == "reused"
     assert after["deploy_production"].split()[2:4] == ["built", "deployment,production,renamed-app"]
 
