@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from github import GithubException
 
+from deployment.hooks.github import repository
+
 if TYPE_CHECKING:
     from deployment.config import DeploymentConfig
 
@@ -19,12 +21,6 @@ if TYPE_CHECKING:
 def rc_tag(cfg: DeploymentConfig, version: str) -> str:
     """``v1.2.3`` → ``rc-1.2.3`` (with the configured prefix)."""
     return f"{cfg.github.rc_tag_prefix}{version.removeprefix('v')}"
-
-
-def _repository(cfg: DeploymentConfig) -> Any:
-    from airflow.providers.github.hooks.github import GithubHook
-
-    return GithubHook(github_conn_id=cfg.connections.github).get_conn().get_repo(cfg.github.repository)
 
 
 def _github_error(err: GithubException) -> str:
@@ -37,7 +33,7 @@ def check_rc_release(cfg: DeploymentConfig, version: str) -> dict[str, Any]:
     tag = rc_tag(cfg, version)
     result: dict[str, Any] = {"check": "rc_release", "tag": tag, "repository": cfg.github.repository}
     try:
-        release = _repository(cfg).get_release(tag)
+        release = repository(cfg).get_release(tag)
     except GithubException as err:
         if err.status == 404:
             detail = (
@@ -64,7 +60,7 @@ def check_staging_workflow(cfg: DeploymentConfig, commit_sha: str) -> dict[str, 
     workflow = cfg.github.staging_workflow
     result: dict[str, Any] = {"check": "staging_workflow", "workflow": workflow, "commit_sha": commit_sha}
     try:
-        runs = _repository(cfg).get_workflow(workflow).get_runs(head_sha=commit_sha)
+        runs = repository(cfg).get_workflow(workflow).get_runs(head_sha=commit_sha)
         latest = next(iter(runs), None)
     except GithubException as err:
         detail = f"could not list runs of {workflow} for commit {commit_sha}: {_github_error(err)}"
@@ -110,8 +106,8 @@ def check_tags(cfg: DeploymentConfig, version: str, commit_sha: str) -> dict[str
     rc = rc_tag(cfg, version)
     result: dict[str, Any] = {"check": "tags", "commit_sha": commit_sha, "repository": cfg.github.repository}
     try:
-        repository = _repository(cfg)
-        tags = {rc: tag_commit(repository, rc), version: tag_commit(repository, version)}
+        repo = repository(cfg)
+        tags = {rc: tag_commit(repo, rc), version: tag_commit(repo, version)}
     except GithubException as err:
         detail = (
             f"could not read the tags {rc!r} and {version!r} of {cfg.github.repository}: {_github_error(err)}"
@@ -144,7 +140,7 @@ def check_staging_build(cfg: DeploymentConfig, commit_sha: str, build: dict[str,
             f"it was not published by {workflow}",
         }
     try:
-        run = _repository(cfg).get_workflow_run(run_id)
+        run = repository(cfg).get_workflow_run(run_id)
         facts = {"head_sha": run.head_sha, "path": run.path, "conclusion": run.conclusion}
     except GithubException as err:
         return {

@@ -42,12 +42,12 @@ class ApprovalRefused(AirflowFailException):
 # ------------------------------------------------------------------- identities
 def rc_creator(cfg: DeploymentConfig, version: str) -> str | None:
     """The GitHub login that created the rc release of ``version`` (GitHub's ``author.login``)."""
-    from airflow.providers.github.hooks.github import GithubHook
     from github import UnknownObjectException
 
     from deployment.checks.github import rc_tag
+    from deployment.hooks.github import repository
 
-    repo = GithubHook(github_conn_id=cfg.connections.github).get_conn().get_repo(cfg.github.repository)
+    repo = repository(cfg)
     try:
         release = repo.get_release(rc_tag(cfg, version))
     except UnknownObjectException:

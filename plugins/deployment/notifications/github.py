@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from deployment.config import DeploymentConfig
+from deployment.hooks.github import repository
 from deployment.notifications.base import render
 from deployment.notifications.messages import active_flags, approver_names
 
@@ -15,12 +16,6 @@ VERSION_TAG = re.compile(r"^v\d+\.\d+\.\d+$")
 
 
 # --------------------------------------------------------------------- GitHub
-def _repo(cfg: DeploymentConfig):
-    from airflow.providers.github.hooks.github import GithubHook
-
-    return GithubHook(github_conn_id=cfg.connections.github).client.get_repo(cfg.github.repository)
-
-
 def previous_production_tag(cfg: DeploymentConfig, version: str, backup: dict | None = None) -> str | None:
     """The version production ran before ``version``.
 
@@ -36,7 +31,7 @@ def previous_production_tag(cfg: DeploymentConfig, version: str, backup: dict | 
     for release in find_releases(cfg, "succeeded"):
         if release.get("version") != version and VERSION_TAG.match(str(release.get("version", ""))):
             return release["version"]
-    for release in _repo(cfg).get_releases():
+    for release in repository(cfg).get_releases():
         tag = release.tag_name
         if not release.draft and not release.prerelease and tag != version and VERSION_TAG.match(tag):
             return tag
@@ -60,7 +55,7 @@ def release_notes(
     release's first commit was made (``first_commit_at``: DORA's lead time starts there)."""
     from datetime import UTC
 
-    repo = _repo(cfg)
+    repo = repository(cfg)
     version = conf["version"]
     head = version if _ref_exists(repo, version) else conf["commit_sha"]
     commits: list[dict[str, str]] = []
@@ -103,7 +98,7 @@ def publish_github_release(
     """Create, or update in place, the published GitHub release ``version`` with ``notes``."""
     from github import UnknownObjectException
 
-    repo = _repo(cfg)
+    repo = repository(cfg)
     try:
         release = repo.get_release(version)
     except UnknownObjectException:
