@@ -27,6 +27,10 @@ class FakeAirflowApi:
         self.hitl: dict[str, list[dict]] = {}  # task id -> its tries' HITL details, oldest first
         self.event_logs: list[dict] = []
         self.requests: list[str] = []
+        self.queries: dict[str, list[dict[str, list[str]]]] = {}  # path -> each request's query
+        # When set, each audit-log read and each latest-try HITL read waits at it (a test's
+        # rendezvous: the reads only pass it if they are in flight together).
+        self.rendezvous: threading.Barrier | None = None
         self.logins = 0
         self.token_seconds: float | None = 86400  # the JWT's lifetime; None: a token without ``exp``
         self.tokens: set[str] = set()  # the tokens it takes
@@ -110,16 +114,25 @@ class FakeAirflowApi:
                 if url.path == "/api/v2/forbidden":  # a route the pipeline's role may not read
                     return self._send(403, {"detail": "Forbidden"})
                 query = parse_qs(url.query)
+                api.queries.setdefault(url.path, []).append(query)
                 parts = [unquote(p) for p in url.path.split("/")]
+                if api.rendezvous is not None and (
+                    url.path == "/api/v2/eventLogs" or ("hitlDetails" in parts and "tries" not in parts)
+                ):
+                    try:
+                        api.rendezvous.wait()
+                    except threading.BrokenBarrierError:
+                        pass
                 if url.path == "/deployments-view/api/identities":
                     names = query.get("username", [])
                     return self._send(
                         200, {"identities": [{"username": n, "id": api.users.get(n)} for n in names]}
                     )
                 if url.path == "/api/v2/eventLogs":
-                    return self._send(
-                        200, {"event_logs": api.event_logs, "total_entries": len(api.event_logs)}
-                    )
+                    # As Airflow's route: ``included_events`` (repeated) keeps only those events.
+                    wanted = set(query.get("included_events", []))
+                    logs = [e for e in api.event_logs if not wanted or e.get("event") in wanted]
+                    return self._send(200, {"event_logs": logs, "total_entries": len(logs)})
                 if "hitlDetails" in parts:
                     task_id = parts[parts.index("taskInstances") + 1]
                     tries = api.hitl.get(task_id) or []

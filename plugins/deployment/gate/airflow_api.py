@@ -14,7 +14,9 @@ leaves its token in the local cache (:mod:`deployment.local_cache`, a 0700 folde
 user) for the next task processes on the machine, keyed by the API's URL, the user and a digest of
 the password. A stored token is used for at most ``TOKEN_REUSE_SECONDS`` and never within a minute of
 the expiry the token itself states; the API refusing it (401, or 403 "Invalid JWT token" from an API
-server restarted with a new JWT secret) drops it and logs in again.
+server restarted with a new JWT secret) drops it and logs in again. A reader may be used from several
+threads at once (the gate proof reads its records together): one of them logs in, the others wait for
+its token.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import threading
 import time
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import quote
 
@@ -52,6 +56,7 @@ class AirflowReader:
         self._session = requests.Session()
         self._token: str | None = None
         self._token_was_stored = False
+        self._token_lock = threading.Lock()
 
     @classmethod
     def from_connection(cls, conn_id: str) -> AirflowReader:
@@ -110,34 +115,44 @@ class AirflowReader:
         return token
 
     def _authorization(self) -> dict[str, str]:
-        if self._token is None:
-            self._token = self._stored_token()
-            self._token_was_stored = self._token is not None
+        with self._token_lock:
             if self._token is None:
-                self._token = self._log_in()
-        return {"Authorization": f"Bearer {self._token}"}
+                self._token = self._stored_token()
+                self._token_was_stored = self._token is not None
+                if self._token is None:
+                    self._token = self._log_in()
+            return {"Authorization": f"Bearer {self._token}"}
 
-    def _send(self, path: str, params: Any) -> requests.Response:
+    def _replaced(self, refused: str) -> bool:
+        """Whether there is a token to try instead of ``refused``: one another thread logged in for
+        since, or (``refused`` having come from the local cache) a new login's, the stored one dropped."""
+        from deployment.local_cache import drop_entry
+
+        with self._token_lock:
+            if self._token != refused:
+                return True
+            if not self._token_was_stored:
+                return False
+            drop_entry(TOKEN_CACHE, self._token_key)
+            self._token, self._token_was_stored = self._log_in(), False
+            return True
+
+    def _send(self, path: str, params: Any, authorization: dict[str, str]) -> requests.Response:
         try:
             return self._session.get(
-                f"{self.base_url}{path}",
-                params=params,
-                headers=self._authorization(),
-                timeout=TIMEOUT_SECONDS,
+                f"{self.base_url}{path}", params=params, headers=authorization, timeout=TIMEOUT_SECONDS
             )
         except requests.RequestException as err:
             raise AirflowApiError(f"GET {path} failed: {err}") from err
 
     def get(self, path: str, params: Any = None, *, missing_ok: bool = False) -> Any:
         """The JSON of ``GET path``; None for a 404 when ``missing_ok``."""
-        from deployment.local_cache import drop_entry
-
-        response = self._send(path, params)
-        if _refused_token(response) and self._token_was_stored:
-            # A stored token the API no longer takes (restarted with a new secret, expired): log in.
-            drop_entry(TOKEN_CACHE, self._token_key)
-            self._token, self._token_was_stored = self._log_in(), False
-            response = self._send(path, params)
+        authorization = self._authorization()
+        response = self._send(path, params, authorization)
+        refused = authorization["Authorization"].removeprefix("Bearer ")
+        # A stored token the API no longer takes (restarted with a new secret, expired): log in.
+        if _refused_token(response) and self._replaced(refused):
+            response = self._send(path, params, self._authorization())
         if response.status_code == 404 and missing_ok:
             return None
         if response.status_code != 200:
@@ -163,9 +178,12 @@ class AirflowReader:
         earlier = [self.hitl_detail(dag_id, run_id, task_id, n) for n in range(1, current)]
         return [*(d for d in earlier if d), latest]
 
-    def event_logs(self, dag_id: str, run_id: str, limit: int = 100) -> list[dict]:
-        """The audit log's entries for one run, oldest first."""
+    def event_logs(
+        self, dag_id: str, run_id: str, limit: int = 100, events: Iterable[str] | None = None
+    ) -> list[dict]:
+        """The audit log's entries for one run, oldest first; only those of ``events`` when given."""
         entries: list[dict] = []
+        only = {"included_events": sorted(events)} if events is not None else {}
         while True:
             page = self.get(
                 "/api/v2/eventLogs",
@@ -175,6 +193,7 @@ class AirflowReader:
                     "order_by": "id",
                     "limit": limit,
                     "offset": len(entries),
+                    **only,
                 },
             )
             batch = page.get("event_logs") or []

@@ -26,6 +26,7 @@ not block). A task that cannot prove it fails without retry and changes nothing.
 
 from __future__ import annotations
 
+import functools
 import json
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -191,6 +192,7 @@ def prove_gate(context: Any) -> dict[str, Any]:
     from deployment.gate.airflow_api import AirflowApiError, AirflowReader
     from deployment.gate.approvers import approval_task_ids
     from deployment.ledger import now_iso
+    from deployment.read_together import read_together
     from deployment.run_context import release
     from deployment.run_contract import EmergencyNotAllowed, check_emergency_allowed
 
@@ -202,22 +204,34 @@ def prove_gate(context: Any) -> dict[str, Any]:
         # task does on resuming (judge, record, restore) changes production only back to stable.
         return earlier
     triggering_user = dag_run.triggering_user_name
-    gate = (rel.ledger.read("approvals") or {}).get("gate") or {}
-    problems: list[str] = []
-    approvers: list[dict[str, Any]] = []
+    approval_ids = approval_task_ids(rel.cfg)
     try:
         reader = AirflowReader.from_connection(rel.cfg.connections.airflow_api)
-        history = {
-            task_id: reader.hitl_history(ti.dag_id, rel.run_id, task_id)
-            for task_id in approval_task_ids(rel.cfg)
-        }
-        blocking, clears = classify_hand_changes(reader.event_logs(ti.dag_id, rel.run_id))
     except AirflowApiError as err:
         raise GateNotProven(f"cannot read Airflow's approval records, so nothing is changed: {err}") from err
-    record_hand_changes(rel, blocking, clears)
+    read = read_together(
+        {
+            "approvals": lambda: rel.ledger.read("approvals"),
+            HAND_CHANGES_SECTION: lambda: rel.ledger.read(HAND_CHANGES_SECTION),
+            "plan.md": lambda: rel.ledger.read_text("plan", "md"),
+            "plan": lambda: rel.ledger.read("plan"),
+            "audit log": lambda: reader.event_logs(ti.dag_id, rel.run_id, events=HAND_CHANGES | CLEARS),
+            **{
+                task_id: functools.partial(reader.hitl_history, ti.dag_id, rel.run_id, task_id)
+                for task_id in approval_ids
+            },
+        }
+    )
+    gate = (read["approvals"].result() or {}).get("gate") or {}
     try:
-        plan_markdown = rel.ledger.read_text("plan", "md")
-        plan = rel.ledger.read("plan") or {}
+        history = {task_id: read[task_id].result() for task_id in approval_ids}
+        blocking, clears = classify_hand_changes(read["audit log"].result())
+    except AirflowApiError as err:
+        raise GateNotProven(f"cannot read Airflow's approval records, so nothing is changed: {err}") from err
+    record_hand_changes(rel, blocking, clears, read[HAND_CHANGES_SECTION].result())
+    try:
+        plan_markdown = read["plan.md"].result()
+        plan = read["plan"].result() or {}
     except Exception as err:
         raise GateNotProven(f"the record holds no plan to prove the approvals against: {err}") from err
     approvers, problems = check_approvals(
@@ -257,12 +271,15 @@ def prove_gate(context: Any) -> dict[str, Any]:
     return proof
 
 
-def record_hand_changes(rel: Any, blocking: list[dict[str, Any]], clears: list[dict[str, Any]]) -> None:
-    """Keep every hand change and clear of the run in the record; announce each new one once."""
+def record_hand_changes(
+    rel: Any, blocking: list[dict[str, Any]], clears: list[dict[str, Any]], recorded: dict[str, Any] | None
+) -> None:
+    """Keep every hand change and clear of the run in the record (``recorded``: its section as read);
+    announce each new one once."""
     from deployment.notifications.announce import announce_team
     from deployment.notifications.base import slack_escape
 
-    section = rel.ledger.read(HAND_CHANGES_SECTION) or {"changes": [], "clears": [], "announced": []}
+    section = recorded or {"changes": [], "clears": [], "announced": []}
     new = [c for c in (*blocking, *clears) if c["id"] not in section.get("announced", [])]
     if not new and section.get("changes") == blocking and section.get("clears") == clears:
         return

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -86,3 +88,18 @@ def test_a_kept_token_is_used_for_an_hour_at_most(airflow_api, new_process, monk
     monkeypatch.setattr(reader_module.time, "time", lambda: later)
     _read()
     assert airflow_api.logins == 2
+
+
+def test_reads_from_several_threads_at_once_log_in_once(airflow_api, new_process):
+    reader = AirflowReader.from_connection("airflow_api")
+    start = threading.Barrier(4)
+
+    def read() -> dict:
+        start.wait(timeout=10)
+        return reader.get(PATH)
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        pages = list(pool.map(lambda _: read(), range(4)))
+
+    assert [page["total_entries"] for page in pages] == [0] * 4
+    assert airflow_api.logins == 1

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 import pytest
 from _release import AUTHOR, COMMIT, RUN_ID, VERSION
 
-from deployment.gate.proof import GateNotProven, classify_hand_changes, prove_gate, prove_rollback_requester
+from deployment.gate.proof import (
+    CLEARS,
+    HAND_CHANGES,
+    GateNotProven,
+    classify_hand_changes,
+    prove_gate,
+    prove_rollback_requester,
+)
 
 PARAMS = {"version": VERSION, "commit_sha": COMMIT, "author": AUTHOR}
 PLAN_MD = f"# Deployment plan: {VERSION}\n\n- Commit: `{COMMIT}`\n"
@@ -47,6 +55,26 @@ def test_two_approvals_in_airflows_records_prove_the_gate(record, approved):
     assert proof["proven"] and [a["name"] for a in proof["approvers"]] == ["bob", "carol"]
     assert record.read("proof.backup.backup_stack")["proven"] is True
     assert "/api/v2/eventLogs" in approved.requests  # hand changes looked for, every time
+
+
+def test_the_audit_log_is_asked_only_for_the_events_the_proof_judges(record, approved):
+    approved.event_logs = [
+        {"event_log_id": n, "event": event, "owner": "airflow", "when": _ago(9), "task_id": "record_release"}
+        for n, event in enumerate(["running", "success"] * 60, start=1)
+    ]
+
+    assert prove_gate(_context())["proven"]
+
+    [query] = approved.queries["/api/v2/eventLogs"]
+    assert sorted(query["included_events"]) == sorted(HAND_CHANGES | CLEARS)
+
+
+def test_airflows_records_are_read_at_once(record, approved):
+    approved.rendezvous = threading.Barrier(3, timeout=10)  # the audit log and both approvals' records
+
+    assert prove_gate(_context())["proven"]
+
+    assert not approved.rendezvous.broken  # each read waited for the other two, so none came alone
 
 
 def test_no_answers_in_airflow_prove_nothing_whatever_the_task_states_say(record, airflow_api):
