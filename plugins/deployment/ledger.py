@@ -16,6 +16,7 @@ boto3 resource and sends a ``HeadObject`` before the ``GetObject``.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -103,12 +104,17 @@ class Ledger:
         return read_object(self.hook, self.bucket, self.key(name, suffix))
 
     def record(self) -> dict[str, Any]:
-        """Every JSON section of this run's record, by section name."""
-        keys = self.hook.list_keys(bucket_name=self.bucket, prefix=f"{self.prefix}/") or []
+        """Every JSON section of this run's record, by section name (the sections read at once)."""
+        from deployment.read_together import read_together
+
+        keys = sorted(k for k in self.hook.list_keys(bucket_name=self.bucket, prefix=f"{self.prefix}/") or [])
+        client = self.hook.conn
+        read = read_together(
+            {key: functools.partial(_body, client, self.bucket, key) for key in keys if key.endswith(".json")}
+        )
         return {
-            key.rsplit("/", 1)[1].removesuffix(".json"): json.loads(read_object(self.hook, self.bucket, key))
-            for key in sorted(keys)
-            if key.endswith(".json")
+            key.rsplit("/", 1)[1].removesuffix(".json"): json.loads(body.result())
+            for key, body in read.items()
         }
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 
@@ -46,3 +48,25 @@ def test_the_whole_record_is_one_listing_and_one_get_per_section(record, request
     assert record.record() == {"conf": {"version": "v1.1.0"}, "plan": {"steps": []}}
     assert requests_sent == ["ListObjectsV2", "GetObject", "GetObject"]
     assert record.read("missing") is None and record.read("missing", {}) == {}
+
+
+def test_the_whole_records_sections_are_read_at_once(record):
+    sections = {f"step{n}": {"n": n} for n in range(4)}
+    for name, value in sections.items():
+        record.write(name, value)
+    together = threading.Barrier(len(sections), timeout=10)
+
+    def wait_for_the_others(model, **_):
+        if model.name == "GetObject":
+            try:
+                together.wait()
+            except threading.BrokenBarrierError:
+                pass
+
+    events = record.hook.conn.meta.events
+    events.register("before-call.s3", wait_for_the_others)
+    try:
+        assert record.record() == sections
+    finally:
+        events.unregister("before-call.s3", wait_for_the_others)
+    assert not together.broken  # each GetObject waited for the other three, so none was sent alone
