@@ -16,6 +16,7 @@ boto3 resource and sends a ``HeadObject`` before the ``GetObject``.
 
 from __future__ import annotations
 
+import copy
 import functools
 import hashlib
 import json
@@ -69,10 +70,20 @@ class Ledger:
         self.run_id = run_id
         self.run_key = key or run_key(run_id, run_after)
         self.prefix = f"{config.artifacts.prefix.strip('/')}/{version}/{self.run_key}"
+        self._pinned_hook: S3Hook | None = None
 
     @property
     def hook(self) -> S3Hook:
-        return _s3_hook(self.config)
+        return self._pinned_hook or _s3_hook(self.config)
+
+    def pinned(self) -> Ledger:
+        """This record on one S3 hook whose client is built, for reads on several threads at once: the
+        process's hook is renewed after its lifetime, and threads that met a new one together would
+        each build its client from the same session, which boto3 does not allow."""
+        pinned = copy.copy(self)
+        pinned._pinned_hook = self.hook
+        pinned._pinned_hook.conn  # noqa: B018 - the client, built on this thread
+        return pinned
 
     @property
     def bucket(self) -> str:
@@ -107,8 +118,9 @@ class Ledger:
         """Every JSON section of this run's record, by section name (the sections read at once)."""
         from deployment.read_together import read_together
 
-        keys = sorted(k for k in self.hook.list_keys(bucket_name=self.bucket, prefix=f"{self.prefix}/") or [])
-        client = self.hook.conn
+        hook = self.pinned().hook
+        keys = sorted(k for k in hook.list_keys(bucket_name=self.bucket, prefix=f"{self.prefix}/") or [])
+        client = hook.conn
         read = read_together(
             {key: functools.partial(_body, client, self.bucket, key) for key in keys if key.endswith(".json")}
         )

@@ -209,12 +209,13 @@ def prove_gate(context: Any) -> dict[str, Any]:
         reader = AirflowReader.from_connection(rel.cfg.connections.airflow_api)
     except AirflowApiError as err:
         raise GateNotProven(f"cannot read Airflow's approval records, so nothing is changed: {err}") from err
+    record = rel.ledger.pinned()
     read = read_together(
         {
-            "approvals": lambda: rel.ledger.read("approvals"),
-            HAND_CHANGES_SECTION: lambda: rel.ledger.read(HAND_CHANGES_SECTION),
-            "plan.md": lambda: rel.ledger.read_text("plan", "md"),
-            "plan": lambda: rel.ledger.read("plan"),
+            "approvals": lambda: record.read("approvals"),
+            HAND_CHANGES_SECTION: lambda: record.read(HAND_CHANGES_SECTION),
+            "plan.md": lambda: record.read_text("plan", "md"),
+            "plan": lambda: record.read("plan"),
             "audit log": lambda: reader.event_logs(ti.dag_id, rel.run_id, events=HAND_CHANGES | CLEARS),
             **{
                 task_id: functools.partial(reader.hitl_history, ti.dag_id, rel.run_id, task_id)

@@ -70,3 +70,16 @@ def test_the_whole_records_sections_are_read_at_once(record):
     finally:
         events.unregister("before-call.s3", wait_for_the_others)
     assert not together.broken  # each GetObject waited for the other three, so none was sent alone
+
+
+def test_a_pinned_record_keeps_its_hook_and_client_when_the_process_renews_its_hooks(record, monkeypatch):
+    from deployment.hooks import aws
+
+    pinned = record.pinned()
+    hook, client = pinned.hook, pinned.hook.conn
+    monkeypatch.setattr(aws, "HOOK_LIFETIME_SECONDS", -1.0)  # every lookup from now builds a new hook
+
+    assert record.hook is not hook
+    assert pinned.hook is hook and pinned.hook.conn is client
+    record.write("conf", {"version": "v1.1.0"})
+    assert pinned.read("conf") == {"version": "v1.1.0"}
