@@ -118,9 +118,9 @@ class Ledger:
         """Every JSON section of this run's record, by section name (the sections read at once)."""
         from deployment.read_together import read_together
 
-        hook = self.pinned().hook
+        hook = self.hook
         keys = sorted(k for k in hook.list_keys(bucket_name=self.bucket, prefix=f"{self.prefix}/") or [])
-        client = hook.conn
+        client = hook.conn  # built on this thread; the reads share it
         read = read_together(
             {key: functools.partial(_body, client, self.bucket, key) for key in keys if key.endswith(".json")}
         )
